@@ -1,0 +1,46 @@
+"""RQ jobs. They take ids (claim tokens), not objects, find the process's runtime themselves, and are safe
+to run twice: a second run of a batch finds its claim released and does nothing."""
+
+from __future__ import annotations
+
+import logging
+
+from rq import Queue
+
+from nurture import dispatch
+from nurture.runtime import Runtime, current_runtime
+
+log = logging.getLogger(__name__)
+
+
+def dispatch_queue(rt: Runtime) -> Queue:
+    return Queue(rt.settings.queue_name, connection=rt.redis_connection())
+
+
+def enqueue_batch(rt: Runtime, queue: Queue, token: str) -> None:
+    # The deterministic job id means a claim is queued at most once; the lease outlives the job timeout, so
+    # a job RQ kills for running too long has released nothing another worker could have claimed.
+    queue.enqueue(run_batch, token, job_id=f"batch-{token}",
+                  job_timeout=max(rt.settings.claim_lease_seconds - 30, 10),
+                  result_ttl=3600, failure_ttl=7 * 86400)
+
+
+def tick() -> int:
+    """Find due work and queue it in batches. Run every TICK_SECONDS by the worker's cron scheduler."""
+    rt = current_runtime()
+    rt.sequences.refresh()
+    queue = dispatch_queue(rt)
+    room = rt.settings.max_pending_batches - queue.count  # back-pressure: don't claim what nobody will run soon
+    if room <= 0:
+        return 0
+    claimed = dispatch.claim_batches(rt, lambda token: enqueue_batch(rt, queue, token), room)
+    if claimed:
+        log.info("tick: claimed %d due enrollments", claimed)
+    return claimed
+
+
+def run_batch(token: str) -> dict[str, int]:
+    rt = current_runtime()
+    report = dispatch.run_batch(rt, token)
+    log.info("batch %s: %s", token, report.counts)
+    return report.counts

@@ -1,0 +1,104 @@
+"""Building the bytes of an email: multipart/alternative, quoted-printable, the list headers.
+
+Assembled from stdlib primitives rather than `EmailMessage`: the latter costs ~2.4 ms per 5 KB message here
+(pure-Python quoted-printable and header folding), more than rendering and sending together. `binascii`'s
+QP encoder is C and also keeps every line under SMTP's 998-byte limit (it soft-wraps at 76). Tests parse
+the result with the `email` package to hold it to the standard.
+"""
+
+from __future__ import annotations
+
+import binascii
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
+
+from nurture.rendering import RenderedEmail
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """What a transport needs: the envelope and the finished bytes."""
+
+    envelope_from: str
+    recipient: str
+    message_id: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    mail_from: str  # "Name <addr>"
+    to_address: str
+    to_name: str
+    message_id: str
+    date: datetime
+    list_id: str
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | None = None
+
+
+def one_line(value: str) -> str:
+    """Collapse CR, LF and other line breaks: a name or subject must never start a new header."""
+    return " ".join(value.split())
+
+
+def _header_text(value: str) -> str:
+    value = one_line(value)
+    if value.isascii() and len(value) < 900:
+        return value
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    return Header(value, charset, maxlinelen=76).encode(linesep="\r\n")
+
+
+def _address(name: str, address: str) -> str:
+    return formataddr((one_line(name), one_line(address)), charset="utf-8")
+
+
+def _qp(text: str) -> bytes:
+    normalised = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+    return binascii.b2a_qp(normalised.encode("utf-8"), istext=True)
+
+
+def make_message_id(unique: str, domain: str) -> str:
+    return f"<{unique}.{secrets.token_hex(4)}@{domain}>"
+
+
+def build_email(envelope: Envelope, content: RenderedEmail) -> OutgoingEmail:
+    boundary = "=_nurture_" + secrets.token_hex(12)
+    headers = [
+        f"From: {_address(*parseaddr(envelope.mail_from))}",
+        f"To: {_address(envelope.to_name, envelope.to_address)}",
+        f"Subject: {_header_text(content.subject)}",
+        f"Date: {format_datetime(envelope.date)}",
+        f"Message-ID: {envelope.message_id}",
+        f"List-Id: {envelope.list_id}",
+    ]
+    if envelope.unsubscribe_url:
+        targets = [f"<{envelope.unsubscribe_url}>"]
+        if envelope.unsubscribe_mailto:
+            targets.append(f"<{envelope.unsubscribe_mailto}>")
+        headers += [f"List-Unsubscribe: {', '.join(targets)}", "List-Unsubscribe-Post: List-Unsubscribe=One-Click"]
+    headers += ["MIME-Version: 1.0", f'Content-Type: multipart/alternative; boundary="{boundary}"']
+    parts = [
+        (b"text/plain", _qp(content.text)),
+        (b"text/html", _qp(content.html)),
+    ]
+    body = [b"\r\n".join(h.encode("ascii") for h in headers), b"", b"This is a multipart message in MIME format."]
+    for content_type, payload in parts:
+        body += [
+            b"--" + boundary.encode(),
+            b'Content-Type: ' + content_type + b'; charset="utf-8"',
+            b"Content-Transfer-Encoding: quoted-printable",
+            b"",
+            payload,
+        ]
+    body += [b"--" + boundary.encode() + b"--", b""]
+    return OutgoingEmail(
+        envelope_from=parseaddr(envelope.mail_from)[1],
+        recipient=envelope.to_address,
+        message_id=envelope.message_id,
+        data=b"\r\n".join(body),
+    )

@@ -1,0 +1,93 @@
+"""Everything a process needs, built once from Settings and passed in: database engine, Redis, sequences,
+compiled templates, link signer, transport factory and the clock.
+
+Web, CLI and worker each build one `Runtime`; tests build their own with a fake clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+
+import jinja2
+from redis import Redis
+from sqlalchemy.engine import Engine
+
+from nurture.config import Settings, load_settings
+from nurture.db import make_engine
+from nurture.registry import SequenceRegistry
+from nurture.rendering import TemplateCatalog, make_environment
+from nurture.tokens import LinkSigner
+from nurture.transports import EmailTransport
+from nurture.transports.outbox import OutboxTransport
+from nurture.transports.smtp import SmtpTransport
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Engine
+    sequences: SequenceRegistry
+    catalog: TemplateCatalog
+    signer: LinkSigner
+    clock: Callable[[], datetime] = utc_now
+    redis: Redis | None = None
+    transport_factory: Callable[[], EmailTransport] | None = field(default=None)
+
+    @property
+    def env(self) -> jinja2.Environment:
+        return self.catalog.env
+
+    def email_transport(self) -> EmailTransport:
+        """A fresh transport (one SMTP connection, reused for a whole batch)."""
+        if self.transport_factory is not None:
+            return self.transport_factory()
+        if self.settings.email_backend == "smtp":
+            assert self.settings.smtp is not None  # load_settings guarantees it
+            return SmtpTransport(self.settings.smtp)
+        return OutboxTransport(self.settings.outbox_dir)
+
+    def redis_connection(self) -> Redis:
+        if self.redis is None:
+            if not self.settings.redis_url:
+                raise RuntimeError("REDIS_URL is not set: the worker and the scheduler need Redis")
+            self.redis = Redis.from_url(self.settings.redis_url)
+        return self.redis
+
+
+def build_runtime(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Runtime:
+    sequences = SequenceRegistry(settings.sequences_dir)
+    sequences.refresh()
+    return Runtime(
+        settings=settings,
+        db=make_engine(settings.database_url),
+        sequences=sequences,
+        catalog=TemplateCatalog(make_environment(settings.templates_dir)),
+        signer=LinkSigner(settings.secret_key),
+        clock=clock,
+    )
+
+
+_override: Runtime | None = None
+
+
+def use_runtime(runtime: Runtime | None) -> None:
+    """Make `runtime` the one jobs use in this process (tests; None to go back to the environment's)."""
+    global _override
+    _override = runtime
+
+
+@cache
+def _from_environment() -> Runtime:
+    return build_runtime(load_settings())
+
+
+def current_runtime() -> Runtime:
+    """The process's runtime, for RQ jobs (which take ids, not objects, and so must find it themselves)."""
+    return _override if _override is not None else _from_environment()

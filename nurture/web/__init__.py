@@ -1,0 +1,31 @@
+"""The Flask app factory. Blueprints turn domain errors into HTTP responses; the domain never aborts."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+
+from nurture.config import load_settings
+from nurture.db import upgrade
+from nurture.runtime import Runtime, build_runtime
+
+MAX_BODY = 64 * 1024  # a signup or API request is a few hundred bytes; anything near this is not one
+
+
+def create_app(runtime: Runtime | None = None) -> Flask:
+    """Build the web app. Without `runtime`, settings come from the environment (read once, strictly)."""
+    rt = runtime or build_runtime(load_settings())
+    if runtime is None:
+        upgrade(rt.db)
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=rt.settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY, JSON_SORT_KEYS=False)
+    app.extensions["nurture"] = rt
+
+    from nurture.web import api, public
+
+    app.register_blueprint(public.bp)
+    app.register_blueprint(api.bp)
+    return app
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["nurture"]

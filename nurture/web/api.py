@@ -1,0 +1,121 @@
+"""JSON API under /api, behind `Authorization: Bearer $API_KEY`."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from nurture.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert_contact
+from nurture.models import Contact, Enrollment
+from nurture.web import runtime
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+CONTACT_FIELDS = {"email", "first_name", "last_name", "phone", "timezone", "fields", "tags", "sequence", "source"}
+
+
+def error(status: int, message: str, field: str | None = None) -> tuple[Response, int]:
+    body: dict[str, Any] = {"error": message}
+    if field:
+        body["field"] = field
+    return jsonify(body), status
+
+
+@bp.before_request
+def require_api_key() -> tuple[Response, int] | None:
+    expected = runtime().settings.api_key
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        return error(401, "missing or wrong API key: send Authorization: Bearer <API_KEY>")
+    return None
+
+
+@bp.errorhandler(413)
+def too_large(_exc: Exception) -> tuple[Response, int]:
+    return error(413, "request body too large")
+
+
+def contact_json(contact: Contact, enrollments: list[Enrollment]) -> dict[str, Any]:
+    return {
+        "id": contact.id,
+        "email": contact.email,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "phone": contact.phone,
+        "timezone": contact.timezone,
+        "fields": contact.fields,
+        "tags": contact.tags,
+        "stage": contact.stage,
+        "email_status": contact.email_status,
+        "created_at": contact.created_at.isoformat(),
+        "enrollments": [
+            {"sequence": e.sequence_id, "status": e.status, "next_step": e.step_id,
+             "due_at": e.due_at.isoformat() if e.due_at else None}
+            for e in enrollments
+        ],
+    }
+
+
+def _input(body: dict[str, Any]) -> ContactInput:
+    unknown = set(body) - CONTACT_FIELDS
+    if unknown:
+        raise InvalidContact(sorted(unknown)[0], f"unknown field (allowed: {', '.join(sorted(CONTACT_FIELDS))})")
+    fields, tags = body.get("fields") or {}, body.get("tags") or []
+    if not isinstance(fields, dict):
+        raise InvalidContact("fields", "must be an object")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise InvalidContact("tags", "must be a list of strings")
+    for key in ("email", "first_name", "last_name", "phone", "timezone", "source"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise InvalidContact(key, "must be a string")
+    return ContactInput(email=body.get("email") or "", first_name=body.get("first_name") or "",
+                        last_name=body.get("last_name") or "", phone=body.get("phone"),
+                        timezone=body.get("timezone"), fields=fields, tags=tuple(tags),
+                        source=body.get("source") or "api")
+
+
+@bp.post("/contacts")
+def add_contact() -> tuple[Response, int]:
+    """Create or update a contact and optionally enroll it: 201 when created, 200 when it existed."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return error(400, "expected a JSON object body (Content-Type: application/json)")
+    rt = runtime()
+    sequence_id = body.get("sequence")
+    sequence = rt.sequences.get(sequence_id) if isinstance(sequence_id, str) else None
+    if sequence_id is not None and sequence is None:
+        return error(400, f"unknown sequence {sequence_id!r}", "sequence")
+    now = rt.clock()
+    with Session(rt.db) as session:
+        try:
+            contact, created = upsert_contact(session, _input(body), now)
+            if sequence is not None:
+                enroll(session, contact, sequence, now)
+            session.commit()
+        except InvalidContact as exc:
+            return error(400, exc.message, exc.field)
+        except IntegrityError:
+            session.rollback()  # a concurrent request created the same contact first: the same answer as a repeat
+            return error(409, "this contact is being created by another request; try again")
+        enrollments = list(session.exec(select(Enrollment).where(Enrollment.contact_id == contact.id)))
+        return jsonify(contact_json(contact, enrollments)), 201 if created else 200
+
+
+@bp.get("/contacts/<path:email>")
+def get_contact(email: str) -> tuple[Response, int]:
+    rt = runtime()
+    try:
+        address = normalise_email(email)
+    except InvalidContact as exc:
+        return error(400, exc.message, "email")
+    with Session(rt.db) as session:
+        contact = session.exec(select(Contact).where(Contact.email == address)).first()
+        if contact is None:
+            return error(404, "no such contact")
+        enrollments = list(session.exec(select(Enrollment).where(Enrollment.contact_id == contact.id)))
+        return jsonify(contact_json(contact, enrollments)), 200
