@@ -141,8 +141,11 @@ class _Checker:
             assert self.env.loader is not None
             source = flatten(name, lambda n: self.env.loader.get_source(self.env, n)[0])  # type: ignore[union-attr]
             tree = self.env.parse(source)
+        except jinja2.TemplateNotFound as exc:
+            self.add(path, 1, f"template {exc.name!r} not found (extended by {name})")
+            return
         except (jinja2.TemplateError, OSError):
-            return  # already reported as a syntax error or a missing layout
+            return  # a syntax error, already reported by check_source
         used = {name for name, _ in _names_used(tree)}
         for variable, message in REQUIRED_IN_EMAIL.items():
             if variable not in used:

@@ -84,7 +84,7 @@ def check_timezone(raw: str | None) -> str | None:
         return None
     try:
         ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name like "America" is a folder
         raise InvalidContact("timezone", f"{raw!r} is not an IANA timezone like Europe/Paris") from None
     return raw
 

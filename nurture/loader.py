@@ -92,7 +92,7 @@ class _FileReader:
             if required:
                 self.problem(parent, f"{what} is missing required key {key!r}")
             return ""
-        if not isinstance(node, ScalarNode) or node.value == "":
+        if not isinstance(node, ScalarNode) or node.value == "" or node.tag.endswith(":null"):
             self.problem(node, f"{key!r} must be a non-empty text")
             return ""
         return str(_value(node))
@@ -113,8 +113,11 @@ class _FileReader:
         parsed: dict[str, object] = {}
         for key, parse in (("wait", parse_duration), ("at", parse_clock), ("on", parse_days)):
             if key in fields:
+                node = fields[key]
+                # `at` is read from the raw text: YAML 1.1 turns an unquoted 25:00 into the number 1500.
+                raw = node.value if key == "at" and isinstance(node, ScalarNode) else _value(node)
                 try:
-                    parsed[key] = parse(_value(fields[key]))
+                    parsed[key] = parse(raw)
                 except ValueError as exc:
                     self.problem(fields[key], str(exc))
         return Wait(delay=parsed.get("wait", Delay()), at=parsed.get("at"), days=parsed.get("on"))

@@ -58,8 +58,9 @@ def _address(name: str, address: str) -> str:
 
 
 def _qp(text: str) -> bytes:
-    normalised = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
-    return binascii.b2a_qp(normalised.encode("utf-8"), istext=True)
+    # b2a_qp soft-wraps at 76 with bare LF when the input has no CRLF; SMTP wants CRLF everywhere.
+    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+    return binascii.b2a_qp(normalised.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
 def make_message_id(unique: str, domain: str) -> str:

@@ -23,6 +23,7 @@ LIFECYCLE_STAGES = (
 MESSAGE_KINDS = ("educate", "offer", "thank-you", "feedback", "referral-request", "upsell")
 CHANNELS = ("email",)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAY_SETS = {
     "weekdays": frozenset(range(5)),
     "weekends": frozenset({5, 6}),
@@ -79,7 +80,8 @@ def parse_days(value: object) -> frozenset[int]:
         raise ValueError("`on` takes weekdays, weekends, every day, or a list like [mon, wed, fri]")
     days = set()
     for name in names:
-        key = str(name).strip().lower()[:3]
+        key = str(name).strip().lower()
+        key = key[:3] if key in _DAY_NAMES else key
         if key not in WEEKDAYS:
             raise ValueError(f"unknown day {name!r}: use mon, tue, wed, thu, fri, sat, sun")
         days.add(WEEKDAYS.index(key))
@@ -88,7 +90,7 @@ def parse_days(value: object) -> frozenset[int]:
 
 def parse_clock(value: object) -> time:
     """'10:00' -> time(10, 0). YAML reads unquoted 10:00 as 600 (sexagesimal), so accept that too."""
-    if isinstance(value, int) and 0 <= value < 24 * 60:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
         return time(value // 60, value % 60)
     match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", str(value).strip())
     if not match:

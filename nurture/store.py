@@ -32,20 +32,19 @@ def _due_filter(now: datetime) -> tuple:
 def claim_due(session: Session, now: datetime, token: str, lease_until: datetime, limit: int) -> int:
     """Claim up to `limit` due, unclaimed enrollments for `token`. Returns how many this call got.
 
-    The outer WHERE repeats the conditions so that a row another worker claimed between our SELECT and our
-    UPDATE is not taken twice (PostgreSQL re-checks them after waiting on the row lock; SKIP LOCKED keeps
-    concurrent claimers from queueing behind each other at all). SQLite serialises writers anyway.
+    Two statements in one transaction, not UPDATE ... WHERE id IN (SELECT ... LIMIT): PostgreSQL may run
+    such a subquery more than once and claim past the limit. The SELECT locks its rows (SKIP LOCKED: a
+    concurrent claimer takes other rows instead of waiting); SQLite's BEGIN IMMEDIATE serialises claimers.
+    The UPDATE repeats the conditions, so a row claimed by someone else in between is not taken twice.
     """
-    due_ids = (
-        select(Enrollment.id)
-        .where(*_due_filter(now))
-        .order_by(Enrollment.due_at)
-        .limit(limit)
+    ids = session.execute(
+        select(Enrollment.id).where(*_due_filter(now)).order_by(Enrollment.due_at).limit(limit)
         .with_for_update(skip_locked=True)
-    )
+    ).scalars().all()
+    if not ids:
+        return 0
     result = session.execute(
-        update(Enrollment)
-        .where(Enrollment.id.in_(due_ids.scalar_subquery()), *_due_filter(now))
+        update(Enrollment).where(Enrollment.id.in_(ids), *_due_filter(now))
         .values(claim_token=token, claimed_until=lease_until)
         .execution_options(synchronize_session=False)
     )
@@ -60,7 +59,7 @@ def claimed(session: Session, token: str, now: datetime) -> list[tuple[Enrollmen
         .where(Enrollment.claim_token == token, Enrollment.claimed_until >= now)
         .order_by(Enrollment.due_at)
     )
-    return [(enrollment, contact) for enrollment, contact in rows.tuples()]
+    return [(enrollment, contact) for enrollment, contact in rows]
 
 
 def release(session: Session, enrollment_id: int, token: str) -> None:
@@ -109,15 +108,17 @@ def open_delivery(session: Session, enrollment: Enrollment, step_id: str, channe
                   sequence_id=enrollment.sequence_id, sequence_version=enrollment.sequence_version,
                   step_id=step_id, channel=channel, kind=kind, recipient=recipient, status="sending",
                   claim_token=token, attempts=0, created_at=now, updated_at=now)
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
     inserted = session.execute(
         _insert(session)(Delivery).values(**values)
         .on_conflict_do_nothing(index_elements=["enrollment_id", "step_id", "channel"])
-    ).rowcount
+        .returning(Delivery.id)
+    ).scalar_one_or_none()
     delivery = session.execute(
         select(Delivery).where(Delivery.enrollment_id == enrollment.id, Delivery.step_id == step_id,
                                Delivery.channel == channel)
     ).scalar_one()
-    if inserted:
+    if inserted is not None:
         return Opened(delivery, send=True)
     if delivery.status in FINAL:
         return Opened(delivery, send=False)

@@ -1,0 +1,334 @@
+"""`nurture check`: every problem in sequence files and templates, in one run, as `path:line: message`."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from nurture.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def settings_outside_the_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("SECRET_KEY", "x" * 32)
+    monkeypatch.setenv("API_KEY", "k" * 32)
+    for name in ("NURTURE_ROOT", "SEQUENCES_DIR", "TEMPLATES_DIR", "DATABASE_URL", "EMAIL_BACKEND", "SMTP_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run_check(root: Path) -> Result:
+    return CliRunner().invoke(main, ["check", "--root", str(root)])
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+
+
+def project(tmp_path: Path, with_starter_sequences: bool = False) -> Path:
+    """A project tree in tmp_path: the repo's templates, and an empty (or starter) sequences folder."""
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "email_templates", root / "email_templates")
+    if with_starter_sequences:
+        shutil.copytree(REPO / "sequences", root / "sequences")
+    else:
+        (root / "sequences").mkdir(parents=True)
+    return root
+
+
+def problem_lines(result: Result) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line]
+
+
+# --- clean trees ----------------------------------------------------------------------------------------------
+
+
+def test_the_real_repository_tree_passes_with_a_one_line_summary() -> None:
+    result = run_check(REPO)
+    assert result.exit_code == 0, result.output
+    lines = problem_lines(result)
+    assert len(lines) == 1
+    assert lines[0].startswith("ok:")
+    assert lines[0].endswith("no problems")
+
+
+def test_a_copy_of_the_starter_project_passes_and_counts_what_it_checked(tmp_path: Path) -> None:
+    root = project(tmp_path, with_starter_sequences=True)
+    result = run_check(root)
+    assert result.exit_code == 0, result.output
+    templates = len([p for p in (root / "email_templates").rglob("*") if p.suffix in (".html", ".txt")])
+    assert result.stdout == f"ok: 2 sequences, 8 steps, {templates} templates checked, no problems\n"
+
+
+def test_check_does_not_write_into_the_project_folder(tmp_path: Path) -> None:
+    root = project(tmp_path, with_starter_sequences=True)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    run_check(root)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+# --- a tree with many problems --------------------------------------------------------------------------------
+
+MAIN_SEQUENCE = """
+    id: main
+    name: Main
+    stage: nurture-prospects
+    steps:
+      - id: welcome
+        kind: educate
+        channel: email
+        template: lead/edu-1
+        subject: "Hi {{ contact.frist_name }}"
+      - id: missing
+        kind: educate
+        channel: email
+        template: lead/nope
+        subject: Hello
+      - id: welcome
+        kind: offer
+        channel: email
+        template: lead/edu-2
+        subject: Again
+      - id: slow
+        kind: educate
+        channel: email
+        wait: 2 days
+        template: lead/edu-3
+        subject: Later
+        colour: blue
+      - id: syntax
+        kind: educate
+        channel: email
+        template: custom/bad-syntax
+        subject: Syntax
+      - id: typo
+        kind: educate
+        channel: email
+        template: custom/typo
+        subject: Typo
+      - id: no-unsub
+        kind: educate
+        channel: email
+        template: custom/no-unsub
+        subject: No unsubscribe link
+      - id: no-address
+        kind: educate
+        channel: email
+        template: custom/no-address
+        subject: No postal address
+"""
+
+BROKEN_SEQUENCE = """
+    id: broken
+    name: Broken
+    stage: capture-leads
+    steps:
+      - id: a
+        subject: Hi: there
+"""
+
+BAD_SYNTAX_HTML = """
+    {% extends "_layout.html" %}
+    {% block content %}
+    <p>Hello</p>
+    {% iff contact.first_name %}<p>Hi</p>{% endif %}
+    {% endblock %}
+"""
+
+TYPO_TXT = """
+    {% extends "_layout.txt" %}
+    {% block content %}Hi {{ contact.first_name or "there" }},
+
+    We spelled your name {{ nme }}.
+    {% endblock %}
+"""
+
+# Neither extends the layout; each has one of the two required footer items but not the other.
+NO_UNSUBSCRIBE_HTML = """
+    <html><body>
+    <p>Hello {{ contact.first_name or "there" }}</p>
+    <p>{{ brand.name }}, {{ postal_address }}</p>
+    </body></html>
+"""
+
+NO_ADDRESS_TXT = """
+    Hello {{ contact.first_name or "there" }},
+
+    Unsubscribe: {{ unsubscribe_url }}
+"""
+
+EXTENDS_HTML = '{% extends "_layout.html" %}\n{% block content %}<p>ok</p>{% endblock %}\n'
+EXTENDS_TXT = '{% extends "_layout.txt" %}\n{% block content %}ok{% endblock %}\n'
+
+KNOWN = "brand, contact, postal_address, preferences_url, sequence, step, unsubscribe_url"
+
+EXPECTED_PROBLEMS = [
+    "email_templates/custom/bad-syntax.html:4: template syntax error: Encountered unknown tag 'iff'. "
+    "Jinja was looking for the following tags: 'endblock'. The innermost block that needs to be closed is "
+    "'block'.",
+    "email_templates/custom/no-address.txt:1: email template has no postal address ({{ postal_address }}); "
+    "CAN-SPAM requires one in every email",
+    "email_templates/custom/no-unsub.html:1: email template has no unsubscribe link ({{ unsubscribe_url }}); "
+    "every marketing email needs one",
+    f"email_templates/custom/typo.txt:4: undefined template variable 'nme' (known: {KNOWN})",
+    "sequences/broken.yaml:6: YAML syntax error: mapping values are not allowed here",
+    "sequences/main.yaml:9: step 'welcome': subject: undefined template variable 'contact.frist_name'",
+    "sequences/main.yaml:13: step 'missing': unknown template 'lead/nope' (no email_templates/lead/nope.html)",
+    "sequences/main.yaml:13: step 'missing': unknown template 'lead/nope' (no email_templates/lead/nope.txt)",
+    "sequences/main.yaml:15: duplicate step id 'welcome' (first used on line 5)",
+    "sequences/main.yaml:23: bad duration '2 days': use numbers with d, h, m or s, like '2d 4h' or '90m'",
+    "sequences/main.yaml:26: unknown key 'colour' in step "
+    "(allowed: at, channel, id, kind, on, subject, template, wait)",
+]
+
+
+def many_problems_tree(tmp_path: Path) -> Path:
+    root = project(tmp_path)
+    write(root / "sequences" / "main.yaml", MAIN_SEQUENCE)
+    write(root / "sequences" / "broken.yaml", BROKEN_SEQUENCE)
+    templates = root / "email_templates" / "custom"
+    write(templates / "bad-syntax.html", BAD_SYNTAX_HTML)
+    write(templates / "bad-syntax.txt", EXTENDS_TXT)
+    write(templates / "typo.html", EXTENDS_HTML)
+    write(templates / "typo.txt", TYPO_TXT)
+    write(templates / "no-unsub.html", NO_UNSUBSCRIBE_HTML)
+    write(templates / "no-unsub.txt", EXTENDS_TXT)
+    write(templates / "no-address.html", EXTENDS_HTML)
+    write(templates / "no-address.txt", NO_ADDRESS_TXT)
+    return root
+
+
+def test_every_problem_in_the_tree_is_reported_in_one_run(tmp_path: Path) -> None:
+    result = run_check(many_problems_tree(tmp_path))
+    assert result.exit_code != 0
+    assert sorted(problem_lines(result)) == sorted(EXPECTED_PROBLEMS)
+
+
+def test_problems_are_printed_in_path_then_line_order(tmp_path: Path) -> None:
+    result = run_check(many_problems_tree(tmp_path))
+    lines = problem_lines(result)
+
+    def key(line: str) -> tuple[str, int]:
+        path, number, _ = line.split(":", 2)
+        return path, int(number)
+
+    assert lines == sorted(lines, key=key)
+
+
+def test_a_failed_check_says_how_many_problems_on_stderr_and_exits_one(tmp_path: Path) -> None:
+    result = run_check(many_problems_tree(tmp_path))
+    assert result.exit_code == 1
+    assert result.stderr == f"nurture: {len(EXPECTED_PROBLEMS)} problem(s) found\n"
+    assert "ok:" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("template_file", "source", "expected"),
+    [
+        pytest.param(
+            "lead/edu-1.html",
+            EXTENDS_HTML.replace("<p>ok</p>", "\n<p>{{ contact.frist_name }}</p>\n"),
+            "email_templates/lead/edu-1.html:3: undefined template variable 'contact.frist_name'",
+            id="bad-attribute-in-template",
+        ),
+        pytest.param(
+            "lead/edu-1.txt",
+            "{% extends \"_layout.txt\" %}\n{% block content %}\n{% for x in items %}{{ x }}{% endfor %}\n"
+            "{% endblock %}\n",
+            f"email_templates/lead/edu-1.txt:3: undefined template variable 'items' (known: {KNOWN})",
+            id="undefined-loop-source",
+        ),
+        pytest.param(
+            "lead/edu-1.txt",
+            "{% extends \"_layout.txt\" %}\n{% block content %}{{ contact.first_name }\n{% endblock %}\n",
+            "email_templates/lead/edu-1.txt:2: template syntax error: unexpected '}'",
+            id="unclosed-expression",
+        ),
+    ],
+)
+def test_a_single_template_problem_is_reported_with_its_line(
+    tmp_path: Path, template_file: str, source: str, expected: str
+) -> None:
+    root = project(tmp_path, with_starter_sequences=True)
+    (root / "email_templates" / template_file).write_text(source, encoding="utf-8")
+    result = run_check(root)
+    assert result.exit_code != 0
+    assert problem_lines(result) == [expected]
+
+
+def test_variables_set_inside_a_template_are_not_reported(tmp_path: Path) -> None:
+    root = project(tmp_path, with_starter_sequences=True)
+    (root / "email_templates" / "lead" / "edu-1.txt").write_text(
+        "{% extends \"_layout.txt\" %}\n{% block content %}{% set greeting = 'Hi' %}{{ greeting }}\n"
+        "{% for tag in contact.tags %}{{ tag }}{% endfor %}\n{% endblock %}\n",
+        encoding="utf-8",
+    )
+    result = run_check(root)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_subject_syntax_error_is_reported_at_the_subject_line(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    write(root / "sequences" / "one.yaml", """
+        id: one
+        name: One
+        stage: capture-leads
+        steps:
+          - id: hello
+            kind: educate
+            channel: email
+            template: lead/edu-1
+            subject: "Hi {{ contact.first_name "
+    """)
+    result = run_check(root)
+    assert result.exit_code != 0
+    lines = problem_lines(result)
+    assert len(lines) == 1
+    assert lines[0].startswith("sequences/one.yaml:9: step 'hello': subject: template syntax error: ")
+
+
+def test_a_template_that_extends_a_missing_layout_is_reported(tmp_path: Path) -> None:
+    # Rendering would fail at send time (TemplateNotFound -> RenderError), so check must catch it first.
+    root = project(tmp_path)
+    write(root / "sequences" / "one.yaml", """
+        id: one
+        name: One
+        stage: capture-leads
+        steps:
+          - id: hello
+            kind: educate
+            channel: email
+            template: custom/orphan
+            subject: Hello
+    """)
+    write(root / "email_templates" / "custom" / "orphan.html", EXTENDS_HTML.replace("_layout.html", "_missing.html"))
+    write(root / "email_templates" / "custom" / "orphan.txt", EXTENDS_TXT)
+    result = run_check(root)
+    assert result.exit_code != 0, result.output
+    lines = problem_lines(result)
+    assert any(line.startswith("email_templates/custom/orphan.html:") and "_missing.html" in line for line in lines)
+
+
+def test_a_project_without_a_sequences_folder_is_a_problem(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    (root / "sequences").rmdir()
+    result = run_check(root)
+    assert result.exit_code != 0
+    assert problem_lines(result) == ["sequences:1: sequences directory not found"]
+
+
+def test_a_duplicate_sequence_id_across_files_fails_the_check(tmp_path: Path) -> None:
+    root = project(tmp_path, with_starter_sequences=True)
+    shutil.copy(root / "sequences" / "customer.yaml", root / "sequences" / "customer-copy.yaml")
+    result = run_check(root)
+    assert result.exit_code != 0
+    assert problem_lines(result) == [
+        "sequences/customer.yaml:1: sequence id 'customer' is already used by sequences/customer-copy.yaml"
+    ]

@@ -1,0 +1,177 @@
+"""At most once per contact and step, and nothing due skipped: batches run twice, racing workers, a worker
+killed mid-batch, Redis flushed. Real Redis, real RQ workers, a real SMTP server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq import Queue, SimpleWorker
+from sqlmodel import Session, select
+
+from nurture import dispatch, jobs
+from nurture.models import Event
+from nurture.runtime import use_runtime
+from tests.conftest import ROOT, FakeClock, Received, worker_env
+from tests.helpers import add_contact, deliveries, send_due
+
+
+@pytest.fixture
+def real_now(clock: FakeClock) -> FakeClock:
+    """Worker subprocesses read the real clock, so in these tests the injected clock starts at real time."""
+    clock.now = datetime.now(UTC)
+    return clock
+
+
+@pytest.fixture
+def rq_runtime(make_runtime, database_url, smtp_server, redis_url, real_now):  # noqa: ANN001, ANN201
+    rt = make_runtime(database_url, EMAIL_BACKEND="smtp", SMTP_URL=smtp_server.url, REDIS_URL=redis_url,
+                      BATCH_SIZE="5")
+    use_runtime(rt)
+    yield rt
+    use_runtime(None)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and its children (RQ's work horse runs in a session of its own, so killing the
+    worker's process group would leave the horse running; a crashed machine leaves neither)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    for victim in [pid, *children]:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def recipients(received: list[Received]) -> Counter[str]:
+    return Counter(r.rcpt_tos[0] for r in received)
+
+
+def enroll_many(rt, count: int, sequence: str = "customer") -> list[str]:  # noqa: ANN001
+    emails = [f"c{n:03d}@example.com" for n in range(count)]
+    for email in emails:
+        add_contact(rt, email, sequence)
+    return emails
+
+
+def test_running_a_batch_twice_sends_it_once(rq_runtime, smtp_server) -> None:
+    emails = enroll_many(rq_runtime, 12)
+    tokens: list[str] = []
+    dispatch.claim_batches(rq_runtime, tokens.append, max_batches=10)
+    for token in tokens + tokens:
+        dispatch.run_batch(rq_runtime, token)
+    assert recipients(smtp_server.received) == Counter(emails)
+
+
+def test_two_claimers_racing_never_share_a_contact(rq_runtime, smtp_server) -> None:
+    emails = enroll_many(rq_runtime, 40)
+    barrier = threading.Barrier(2)
+
+    def worker() -> None:
+        barrier.wait()
+        send_due(rq_runtime)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert recipients(smtp_server.received) == Counter(emails)
+    assert all(d.status == "sent" for d in deliveries(rq_runtime))
+
+
+def test_two_rq_worker_processes_deliver_each_step_once(rq_runtime, smtp_server, project, database_url) -> None:
+    emails = enroll_many(rq_runtime, 40)
+    assert jobs.tick() == 40  # 8 batches of 5, queued in the real Redis
+    assert Queue(rq_runtime.settings.queue_name, connection=rq_runtime.redis_connection()).count == 8
+    workers = _spawn_workers(rq_runtime, project, database_url, smtp_server, 2)
+    for process in workers:
+        assert process.wait(timeout=120) == 0, process.stderr.read().decode()[-2000:]
+    assert recipients(smtp_server.received) == Counter(emails)
+
+
+def _spawn_workers(rt, project: Path, database_url: str, smtp_server, count: int) -> list[subprocess.Popen]:  # noqa: ANN001
+    env = worker_env(project, database_url, EMAIL_BACKEND="smtp", SMTP_URL=smtp_server.url,
+                   REDIS_URL=rt.settings.redis_url, BATCH_SIZE="5")
+    return [subprocess.Popen([sys.executable, str(ROOT / "worker.py"), "--no-tick", "--burst"], env=env,
+                             cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for _ in range(count)]
+
+
+def test_a_worker_killed_mid_batch_resumes_without_duplicates_or_gaps(rq_runtime, smtp_server, project,
+                                                                     database_url, real_now) -> None:
+    emails = enroll_many(rq_runtime, 20)
+    jobs.tick()
+    seen = {"n": 0}
+    workers: list[subprocess.Popen] = []
+
+    def kill_on_the_seventh(_item: Received) -> str | None:
+        seen["n"] += 1
+        if seen["n"] == 7:
+            # The worker dies while the server holds message 7 and has not accepted it (no 250 sent).
+            kill_tree(workers[0].pid)
+            return "421 4.3.0 connection lost"
+        return None
+
+    smtp_server.handler.on_data = kill_on_the_seventh
+    workers += _spawn_workers(rq_runtime, project, database_url, smtp_server, 1)
+    workers[0].wait(timeout=120)
+    smtp_server.handler.on_data = None
+    assert len(smtp_server.received) == 6
+    statuses = Counter(d.status for d in deliveries(rq_runtime))
+    assert statuses["sent"] == 6 and statuses["sending"] == 1  # the one in flight when it died
+
+    # RQ retrying the dead worker's jobs before the claims expire sends nothing twice...
+    Redis.from_url(rq_runtime.settings.redis_url).flushall()
+    assert jobs.tick() == 0  # the dead worker's claims are still leased: nobody else may take them
+    # ...and once the lease has run out, the next tick picks everything up again.
+    real_now.advance(seconds=rq_runtime.settings.claim_lease_seconds + 1)
+    assert send_due(rq_runtime).get("sent") == 14
+    assert recipients(smtp_server.received) == Counter(emails)
+    with Session(rq_runtime.db) as session:  # the resend of message 7 is on record, not silent
+        assert len(session.exec(select(Event).where(Event.type == "email.interrupted")).all()) == 1
+
+
+def test_a_job_rerun_after_its_claim_was_retaken_does_nothing(rq_runtime, smtp_server, real_now) -> None:
+    emails = enroll_many(rq_runtime, 5)
+    tokens: list[str] = []
+    dispatch.claim_batches(rq_runtime, tokens.append, max_batches=10)
+    real_now.advance(seconds=rq_runtime.settings.claim_lease_seconds + 1)  # the worker holding it vanished
+    assert send_due(rq_runtime) == {"sent": 5}  # a later tick re-claimed and sent
+    for token in tokens:  # then RQ runs the stale job after all
+        assert dispatch.run_batch(rq_runtime, token).counts == {}
+    assert recipients(smtp_server.received) == Counter(emails)
+
+
+def test_a_flushed_redis_loses_no_due_work(rq_runtime, smtp_server, real_now) -> None:
+    emails = enroll_many(rq_runtime, 15)
+    assert jobs.tick() == 15
+    redis = Redis.from_url(rq_runtime.settings.redis_url)
+    redis.flushall()  # every queued batch is gone
+    queue = Queue(rq_runtime.settings.queue_name, connection=redis)
+    assert queue.count == 0
+    real_now.advance(seconds=rq_runtime.settings.claim_lease_seconds + 1)
+    assert jobs.tick() == 15  # the database still knows what is due
+    SimpleWorker([queue], connection=redis).work(burst=True)
+    assert recipients(smtp_server.received) == Counter(emails)
+
+
+def test_the_tick_holds_back_when_batches_pile_up(rq_runtime, smtp_server) -> None:
+    enroll_many(rq_runtime, 200)
+    assert jobs.tick() == rq_runtime.settings.max_pending_batches * 5
+    assert jobs.tick() == 0  # the queue is full: claim nothing more until workers catch up
