@@ -114,7 +114,8 @@ class _Checker:
         missing = False
         for suffix in TEMPLATE_SUFFIXES:
             if not (self.templates_dir / f"{step.template}{suffix}").is_file():
-                self.add(sequence_file, step.line_of("template"), f"step {step.id!r}: unknown template {step.template!r} "
+                self.add(sequence_file, step.line_of("template"),
+                         f"step {step.id!r}: unknown template {step.template!r} "
                          f"(no {_shown(self.templates_dir / (step.template + suffix), self.root)})")
                 missing = True
         self.check_subject(sequence_file, step.line_of("subject"), step.id, step.subject)

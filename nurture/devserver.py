@@ -98,8 +98,9 @@ def print_banner(settings: Settings, port: int, redis_url: str, private: bool) -
   nurture is running
     overview     {base}/
     health       {base}/healthz
-    API          curl -H "Authorization: Bearer $(cat {settings.var_dir}/api_key)" -H 'Content-Type: application/json' \\
-                      -d '{{"email": "ann@example.com", "first_name": "Ann", "sequence": "lead-nurture"}}' {base}/api/contacts
+    API          curl -H "Authorization: Bearer $(cat {settings.var_dir}/api_key)" \\
+                      -H 'Content-Type: application/json' {base}/api/contacts \\
+                      -d '{{"email": "ann@example.com", "first_name": "Ann", "sequence": "lead-nurture"}}'
     or           .venv/bin/nurture contacts add ann@example.com --name "Ann Lee" --sequence lead-nurture
     email        {"written to " + str(settings.outbox_dir) if settings.email_backend == "outbox" else "sent by SMTP"}
     database     {settings.database_url}

@@ -240,7 +240,8 @@ def test_the_outbox_backend_writes_eml_files(make_runtime, sqlite_url, project, 
     assert eml.name.startswith("ann@example.com--")
     from email import message_from_bytes, policy
 
-    assert message_from_bytes(eml.read_bytes(), policy=policy.default)["Subject"] == "You're booked! Here's what to bring"
+    subject = message_from_bytes(eml.read_bytes(), policy=policy.default)["Subject"]
+    assert subject == "You're booked! Here's what to bring"
 
 
 def test_every_send_lands_on_the_contacts_timeline(make_runtime, sqlite_url, smtp_server, clock) -> None:

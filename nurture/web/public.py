@@ -20,11 +20,11 @@ def overview() -> str:
         waiting = dict(session.execute(
             select(Enrollment.sequence_id + ":" + func.coalesce(Enrollment.step_id, ""), func.count())
             .where(Enrollment.status == "active").group_by(Enrollment.sequence_id, Enrollment.step_id)
-        ).tuples().all())
+        ).all())
         sent = dict(session.execute(
             select(Delivery.sequence_id + ":" + Delivery.step_id, func.count())
             .where(Delivery.status == "sent").group_by(Delivery.sequence_id, Delivery.step_id)
-        ).tuples().all())
+        ).all())
         contacts = session.execute(select(func.count()).select_from(Contact)).scalar_one()
     return render_template("overview.html", sequences=rt.sequences.all(), waiting=waiting, sent=sent,
                            contacts=contacts, settings=rt.settings)

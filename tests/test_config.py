@@ -1,0 +1,71 @@
+"""Settings are read once and strictly: a bad value stops start-up naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nurture.cli import main
+from nurture.config import ConfigError, load_settings, parse_smtp_url
+
+
+def env(tmp_path: Path, **values: str) -> dict[str, str]:
+    return {"VAR_DIR": str(tmp_path / "var"), "NURTURE_ROOT": str(tmp_path), **values}
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("EMAIL_BACKEND", "carrier-pigeon"),
+    ("TICK_SECONDS", "soon"),
+    ("BATCH_SIZE", "0"),
+    ("BASE_URL", "localhost:8000"),
+    ("MAIL_FROM", "not an address"),
+    ("DATABASE_URL", "mysql://x"),
+    ("SMTP_URL", "http://mail.example.com"),
+    ("SECRET_KEY", "short"),
+    ("RETRY_BACKOFF", "1,two"),
+])
+def test_a_bad_value_names_the_variable(tmp_path, name, value) -> None:
+    with pytest.raises(ConfigError, match=f"^{name}:"):
+        load_settings(env(tmp_path, **{name: value}))
+
+
+def test_smtp_backend_needs_an_smtp_url(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="^SMTP_URL: required"):
+        load_settings(env(tmp_path, EMAIL_BACKEND="smtp"))
+
+
+def test_the_defaults_are_the_embedded_setup(tmp_path) -> None:
+    settings = load_settings(env(tmp_path))
+    assert settings.database_url == f"sqlite:///{tmp_path / 'var' / 'nurture.db'}"
+    assert settings.email_backend == "outbox" and settings.outbox_dir == tmp_path / "var" / "outbox"
+    assert settings.base_url == "http://localhost:8000"
+    # Generated secrets survive a restart (unsubscribe links must keep working).
+    assert load_settings(env(tmp_path)).secret_key == settings.secret_key
+    assert load_settings(env(tmp_path)).api_key == settings.api_key
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("smtp://user:p%40ss@mail.example.com:587", ("mail.example.com", 587, "user", "p@ss", "starttls")),
+    ("smtps://mail.example.com", ("mail.example.com", 465, None, None, "ssl")),
+    ("smtp://127.0.0.1:2525", ("127.0.0.1", 2525, None, None, "plain")),
+    ("smtp://relay:25?starttls", ("relay", 25, None, None, "starttls")),
+])
+def test_smtp_urls_are_parsed(url, expected) -> None:
+    s = parse_smtp_url(url)
+    assert (s.host, s.port, s.username, s.password, s.security) == expected
+
+
+def test_a_postgres_url_uses_psycopg(tmp_path) -> None:
+    settings = load_settings(env(tmp_path, DATABASE_URL="postgresql://u@db/nurture"))
+    assert settings.database_url == "postgresql+psycopg://u@db/nurture"
+
+
+def test_the_cli_reports_a_config_error_in_one_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("EMAIL_BACKEND", "fax")
+    result = CliRunner().invoke(main, ["contacts", "add", "a@example.com"])
+    assert result.exit_code == 2
+    expected = "nurture: configuration error: EMAIL_BACKEND: expected one of outbox, smtp, got 'fax'"
+    assert result.output.strip() == expected
