@@ -11,12 +11,13 @@ from typing import Any
 import click
 from sqlmodel import Session, select
 
-from nurture import dispatch
+from nurture import dispatch, suppression
 from nurture.checker import check_tree
 from nurture.config import ConfigError, load_settings
 from nurture.contacts import ContactInput, InvalidContact, enroll, upsert_contact
 from nurture.db import upgrade
 from nurture.models import Contact, Delivery, Event
+from nurture.preferences import consent_history
 from nurture.runtime import Runtime, build_runtime
 
 
@@ -136,6 +137,55 @@ def contacts_show(rt: Runtime, email: str) -> None:
                        f"{' at ' + d.sent_at.isoformat() if d.sent_at else ''}{'  ' + d.error if d.error else ''}")
         for e in session.exec(select(Event).where(Event.contact_id == contact.id).order_by(Event.id)):
             click.echo(f"  {e.occurred_at:%Y-%m-%d %H:%M:%S}  {e.type}  {e.data}")
+        _print_consent(session, contact.id)
+
+
+def _print_consent(session: Session, contact_id: int) -> None:
+    records = consent_history(session, contact_id)
+    click.echo("  consent:" if records else "  consent: no records")
+    for c in records:
+        source = c.form_id and f"form {c.form_id}" or c.delivery_id and f"message {c.delivery_id}" or c.method
+        click.echo(f"  {c.created_at:%Y-%m-%d %H:%M:%S}  {c.channel} {c.action} ({c.scope}) via {c.method}"
+                   f" from {source}  ip={c.ip or '-'}  ua={c.user_agent or '-'}"
+                   f"{'  text#' + c.consent_hash[:12] if c.consent_hash else ''}")
+
+
+@main.command()
+@click.argument("address", required=False)
+@click.option("--import", "import_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV file: one address per row in the first column, optional reason in the second")
+@click.option("--list", "show_list", is_flag=True, help="print the suppression list")
+@click.option("--remove", is_flag=True, help="take ADDRESS off the list")
+@click.option("--reason", default="manual", show_default=True)
+@with_runtime
+def suppress(rt: Runtime, address: str | None, import_file: Path | None, show_list: bool, remove: bool,
+             reason: str) -> None:
+    """Add to, import into, list or remove from the global suppression list."""
+    now = rt.clock()
+    with Session(rt.db) as session:
+        if show_list:
+            for entry in suppression.listing(session):
+                click.echo(f"{entry.address}\t{entry.created_at:%Y-%m-%d %H:%M}\t{entry.reason}")
+        elif import_file:
+            report = suppression.import_csv(session, import_file, now)
+            session.commit()
+            for line, value, why in report.invalid:
+                click.echo(f"{import_file}:{line}: skipped {value!r}: {why}", err=True)
+            click.echo(f"suppressed {report.added} address(es)"
+                       f"{f', {len(report.invalid)} invalid row(s) skipped' if report.invalid else ''}")
+        elif address and remove:
+            removed = suppression.remove(session, address)
+            session.commit()
+            click.echo(f"removed {address}" if removed else f"{address} was not suppressed")
+        elif address:
+            try:
+                normalised = suppression.add(session, address, reason, now)
+            except InvalidContact as exc:
+                fail(str(exc))
+            session.commit()
+            click.echo(f"suppressed {normalised}")
+        else:
+            fail("give an ADDRESS, --import FILE.csv or --list")
 
 
 @main.command("send-due")

@@ -30,6 +30,13 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class DkimSettings:
+    selector: str
+    domain: str
+    private_key: bytes  # PEM
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     redis_url: str | None
@@ -46,6 +53,7 @@ class Settings:
     templates_dir: Path
     var_dir: Path
     outbox_dir: Path
+    dkim: DkimSettings | None = None
     queue_name: str = "nurture"
     tick_seconds: int = 5
     batch_size: int = 200
@@ -175,7 +183,28 @@ def load_settings(env: Mapping[str, str] | None = None, root: Path | None = None
         claim_lease_seconds=_int(env, "CLAIM_LEASE_SECONDS", 300, minimum=10),
         max_pending_batches=_int(env, "MAX_PENDING_BATCHES", 20, minimum=1),
         retry_backoff_seconds=_parse_backoff(backoff) if backoff else Settings.retry_backoff_seconds,
+        dkim=_dkim(env),
     )
+
+
+def _dkim(env: Mapping[str, str]) -> DkimSettings | None:
+    """All three of DKIM_SELECTOR, DKIM_DOMAIN, DKIM_PRIVATE_KEY (PEM text or a file path), or none."""
+    names = ("DKIM_SELECTOR", "DKIM_DOMAIN", "DKIM_PRIVATE_KEY")
+    given = {name: env.get(name) for name in names if env.get(name)}
+    if not given:
+        return None
+    if len(given) < 3:
+        missing = [name for name in names if name not in given]
+        raise ConfigError(f"{missing[0]}: required when {', '.join(given)} is set (DKIM needs all three)")
+    raw = given["DKIM_PRIVATE_KEY"]
+    if "-----BEGIN" not in raw:
+        try:
+            raw = Path(raw).read_text()
+        except OSError as exc:
+            raise ConfigError(f"DKIM_PRIVATE_KEY: neither a PEM key nor a readable file: {exc}") from None
+    if "PRIVATE KEY-----" not in raw:
+        raise ConfigError("DKIM_PRIVATE_KEY: not a PEM private key")
+    return DkimSettings(given["DKIM_SELECTOR"], given["DKIM_DOMAIN"], raw.encode())
 
 
 def _parse_backoff(raw: str) -> tuple[int, ...]:

@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from nurture import engine, store
 from nurture.contacts import record_event
-from nurture.mail import Envelope, OutgoingEmail, build_email
+from nurture.mail import Envelope, OutgoingEmail, build_email, dkim_sign
 from nurture.models import Contact, Enrollment
 from nurture.rendering import RenderError
 from nurture.runtime import Runtime
@@ -111,7 +111,7 @@ def _process(rt: Runtime, session: Session, transport: EmailTransport, token: st
 def _send_step(rt: Runtime, session: Session, transport: EmailTransport, token: str, enrollment: Enrollment,
                contact: Contact, sequence: Sequence, step: Step) -> str:
     now = rt.clock()
-    blocked = store.blocked_reason(session, contact)
+    blocked = store.blocked_reason(session, contact, enrollment)
     opened = store.open_delivery(session, enrollment, step.id, step.channel, step.kind, contact.email, token, now)
     delivery = opened.delivery
     if not opened.send:
@@ -236,7 +236,8 @@ def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step,
         unsubscribe_url=context["unsubscribe_url"],
         unsubscribe_mailto=f"mailto:{settings.support_email}?subject={quote('unsubscribe ' + token)}",
     )
-    return build_email(envelope, content)
+    message = build_email(envelope, content)
+    return dkim_sign(message, settings.dkim) if settings.dkim else message
 
 
 @dataclass(frozen=True)

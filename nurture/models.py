@@ -47,6 +47,7 @@ class Contact(SQLModel, table=True):
     tags: list = Field(default_factory=list, sa_column=_json_column())
     stage: str = Field(default="lead", max_length=32)
     email_status: str = Field(default="subscribed", max_length=16)  # subscribed | unsubscribed
+    sms_status: str = Field(default="none", max_length=16)  # none | subscribed | unsubscribed
     source: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
@@ -119,6 +120,28 @@ class Event(SQLModel, table=True):
     data: dict = Field(default_factory=dict, sa_column=_json_column())
     delivery_id: int | None = Field(default=None, foreign_key="delivery.id")
     occurred_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Consent(SQLModel, table=True):
+    """Proof of consent (GDPR Art. 7): every opt-in, confirmation and opt-out, per channel. Append-only.
+
+    Who (contact), when, how (`method`: form, one-click, preference-page, api, cli, sms-keyword...), from
+    which form or message, the exact consent text shown (and its hash), the IP and the user agent.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: str = Field(max_length=8)  # email | sms
+    action: str = Field(max_length=16)  # opt-in | confirm | opt-out
+    method: str = Field(max_length=32)
+    scope: str = Field(default="all", max_length=64)  # "all" marketing on the channel, or a sequence id
+    form_id: str | None = Field(default=None, max_length=64)
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id")
+    consent_text: str | None = Field(default=None, max_length=2000)
+    consent_hash: str | None = Field(default=None, max_length=64)
+    ip: str | None = Field(default=None, max_length=45)
+    user_agent: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 

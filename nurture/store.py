@@ -77,8 +77,10 @@ def move_enrollment(session: Session, enrollment_id: int, token: str, now: datet
                   claim_token=None, claimed_until=None, updated_at=now)
     if version:
         values["sequence_version"] = version
+    # status == active: an enrollment stopped meanwhile (the contact left the sequence) stays stopped.
     result = session.execute(
-        update(Enrollment).where(Enrollment.id == enrollment_id, Enrollment.claim_token == token).values(**values)
+        update(Enrollment).where(Enrollment.id == enrollment_id, Enrollment.claim_token == token,
+                                 Enrollment.status == "active").values(**values)
     )
     return result.rowcount == 1
 
@@ -145,8 +147,13 @@ def finish_delivery(session: Session, delivery_id: int, now: datetime, *, status
     session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
 
 
-def blocked_reason(session: Session, contact: Contact) -> str | None:
-    """Why this contact must not get marketing email right now, read fresh at send time."""
+def blocked_reason(session: Session, contact: Contact, enrollment: Enrollment) -> str | None:
+    """Why this contact must not get this marketing email right now, read fresh at send time — after the
+    batch claimed it, so an unsubscribe that landed meanwhile still wins."""
+    enrollment_status, stop_reason = session.execute(
+        select(Enrollment.status, Enrollment.stop_reason).where(Enrollment.id == enrollment.id)).one()
+    if enrollment_status != "active":
+        return stop_reason or f"enrollment {enrollment_status}"
     status = session.execute(select(Contact.email_status).where(Contact.id == contact.id)).scalar_one()
     if status != "subscribed":
         return f"contact is {status}"

@@ -20,10 +20,11 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.config.update(SECRET_KEY=rt.settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY, JSON_SORT_KEYS=False)
     app.extensions["nurture"] = rt
 
-    from nurture.web import api, public
+    from nurture.web import api, public, unsubscribe
 
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(unsubscribe.bp)
     return app
 
 

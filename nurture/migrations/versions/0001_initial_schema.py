@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 03:07:48.992384
+Create Date: 2026-11-23 03:19:32.169446
 """
 import sqlalchemy as sa
 import sqlmodel
@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.Column('tags', sa.JSON(), nullable=False),
     sa.Column('stage', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('email_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('sms_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('created_at', nurture.models.UTCDateTime(), nullable=False),
     sa.Column('updated_at', nurture.models.UTCDateTime(), nullable=False),
@@ -98,6 +99,27 @@ def upgrade() -> None:
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_delivery_contact_id'), ['contact_id'], unique=False)
 
+    op.create_table('consent',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('contact_id', sa.Integer(), nullable=False),
+    sa.Column('channel', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('method', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('scope', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('form_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('delivery_id', sa.Integer(), nullable=True),
+    sa.Column('consent_text', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('consent_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('ip', sqlmodel.sql.sqltypes.AutoString(length=45), nullable=True),
+    sa.Column('user_agent', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('created_at', nurture.models.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], ),
+    sa.ForeignKeyConstraint(['delivery_id'], ['delivery.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('consent', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consent_contact_id'), ['contact_id'], unique=False)
+
     op.create_table('event',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('contact_id', sa.Integer(), nullable=False),
@@ -124,6 +146,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_event_contact_id'))
 
     op.drop_table('event')
+    with op.batch_alter_table('consent', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consent_contact_id'))
+
+    op.drop_table('consent')
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_delivery_contact_id'))
 

@@ -1,0 +1,106 @@
+"""/u/<token>: one-click unsubscribe (RFC 8058) and the preference page behind the footer link.
+
+GET shows a page and changes nothing (link scanners and previews fetch links). POST with
+`List-Unsubscribe=One-Click`, as a mailbox provider sends it — no cookie, no session, no CSRF token, no
+Origin — unsubscribes from all marketing email and answers 200, never a redirect. The signed token in the
+URL is the only credential, so nothing here sets or reads a cookie.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from flask import Blueprint, Response, render_template, request
+from sqlmodel import Session
+
+from nurture import preferences
+from nurture.preferences import Origin, UnknownLink
+from nurture.tokens import BadToken
+from nurture.web import runtime
+
+bp = Blueprint("unsubscribe", __name__)
+
+ACTIONS = ("sequence", "all", "resubscribe", "sms-off", "sms-on")
+# Shown beside the button and stored verbatim in the consent record when texts are turned on.
+SMS_CONSENT = ("By turning texts on you agree to receive marketing text messages from {brand}. "
+               "Message and data rates may apply. Reply STOP to cancel, HELP for help.")
+
+
+def _page(template: str, status: int = 200, **context: object) -> tuple[str, int]:
+    brand = runtime().settings.brand_name
+    return render_template(template, brand=brand, sms_consent=SMS_CONSENT.format(brand=brand), **context), status
+
+
+def _bad_link() -> tuple[str, int]:
+    return _page("link_invalid.html", 400)
+
+
+def _origin(method: str, delivery_id: int) -> Origin:
+    return Origin(method=method, delivery_id=delivery_id, ip=request.remote_addr,
+                  user_agent=request.headers.get("User-Agent"))
+
+
+def mask(address: str) -> str:
+    """a***@example.com: enough for the owner to recognise, not much for whoever a link was forwarded to."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}{'*' * max(len(local) - 1, 2)}@{domain}"
+
+
+@bp.get("/u/<token>")
+def show(token: str) -> tuple[str, int]:
+    rt = runtime()
+    try:
+        delivery_id = rt.signer.delivery_id(token)
+        with Session(rt.db) as session:
+            target = preferences.resolve(session, delivery_id)
+            sequence = rt.sequences.get(target.delivery.sequence_id)
+            return _page("preferences.html", contact=target.contact, enrollment=target.enrollment,
+                         sequence_name=sequence.name if sequence else target.delivery.sequence_id,
+                         masked=mask(target.contact.email), done=None)
+    except (BadToken, UnknownLink):
+        return _bad_link()
+
+
+@bp.post("/u/<token>")
+def change(token: str) -> tuple[str, int] | Response:
+    rt = runtime()
+    try:
+        delivery_id = rt.signer.delivery_id(token)
+    except BadToken:
+        return _bad_link()
+    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    action = "all" if one_click else request.form.get("action", "")
+    if action not in ACTIONS:
+        return _page("link_invalid.html", 400, reason="That request was not understood.")
+    now = rt.clock()
+    with Session(rt.db) as session:
+        try:
+            target = preferences.resolve(session, delivery_id)
+        except UnknownLink:
+            return _bad_link()
+        origin = _origin("one-click" if one_click else "preference-page", delivery_id)
+        _apply(session, action, target, origin, now)
+        session.commit()
+        if one_click:
+            return Response("You have been unsubscribed from all marketing email.\n", 200, mimetype="text/plain")
+        session.refresh(target.contact)
+        if target.enrollment is not None:
+            session.refresh(target.enrollment)
+        sequence = rt.sequences.get(target.delivery.sequence_id)
+        return _page("preferences.html", contact=target.contact, enrollment=target.enrollment,
+                     sequence_name=sequence.name if sequence else target.delivery.sequence_id,
+                     masked=mask(target.contact.email), done=action)
+
+
+def _apply(session: Session, action: str, target: preferences.LinkTarget, origin: Origin, now) -> None:  # noqa: ANN001
+    contact = target.contact
+    if action == "all":
+        preferences.unsubscribe_all(session, contact, origin, now)
+    elif action == "sequence" and target.enrollment is not None:
+        preferences.leave_sequence(session, contact, target.enrollment, origin, now)
+    elif action == "resubscribe":
+        preferences.resubscribe(session, contact, origin, now)
+    elif action in ("sms-on", "sms-off"):
+        if action == "sms-on":
+            origin = replace(origin, consent_text=SMS_CONSENT.format(brand=runtime().settings.brand_name))
+        preferences.set_sms(session, contact, action == "sms-on", origin, now)
