@@ -23,7 +23,7 @@ CONTEXT_OBJECTS: dict[str, type] = {
     "sequence": SequenceView,
     "step": StepView,
 }
-CONTEXT_NAMES = set(CONTEXT_OBJECTS) | {"postal_address", "unsubscribe_url", "preferences_url"}
+CONTEXT_NAMES = set(CONTEXT_OBJECTS) | {"postal_address", "unsubscribe_url", "preferences_url", "confirm_url"}
 REQUIRED_IN_EMAIL = {
     "unsubscribe_url": "has no unsubscribe link ({{ unsubscribe_url }}); every marketing email needs one",
     "postal_address": "has no postal address ({{ postal_address }}); CAN-SPAM requires one in every email",

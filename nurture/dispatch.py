@@ -111,7 +111,7 @@ def _process(rt: Runtime, session: Session, transport: EmailTransport, token: st
 def _send_step(rt: Runtime, session: Session, transport: EmailTransport, token: str, enrollment: Enrollment,
                contact: Contact, sequence: Sequence, step: Step) -> str:
     now = rt.clock()
-    blocked = store.blocked_reason(session, contact, enrollment)
+    blocked = store.blocked_reason(session, contact, enrollment, sequence.transactional)
     opened = store.open_delivery(session, enrollment, step.id, step.channel, step.kind, contact.email, token, now)
     delivery = opened.delivery
     if not opened.send:
@@ -214,6 +214,7 @@ def template_context(rt: Runtime, contact: Contact, sequence: Sequence, step: St
         "postal_address": settings.postal_address,
         "unsubscribe_url": f"{settings.base_url}/u/{token}",
         "preferences_url": f"{settings.base_url}/u/{token}",
+        "confirm_url": f"{settings.base_url}/confirm/{rt.signer.confirm_token(contact.id)}",
         "sequence": SequenceView(sequence.id, sequence.name),
         "step": StepView(step.id, step.kind),
     }

@@ -29,7 +29,7 @@ from nurture.sequence import (
 )
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-SEQUENCE_KEYS = {"id", "name", "stage", "description", "steps"}
+SEQUENCE_KEYS = {"id", "name", "stage", "description", "transactional", "steps"}
 STEP_KEYS = {"id", "kind", "channel", "wait", "at", "on", "template", "subject"}
 
 
@@ -97,6 +97,16 @@ class _FileReader:
             return ""
         return str(_value(node))
 
+    def flag(self, fields: dict[str, Node], key: str) -> bool:
+        node = fields.get(key)
+        if node is None:
+            return False
+        value = _value(node)
+        if not isinstance(value, bool):
+            self.problem(node, f"{key!r} must be true or false")
+            return False
+        return value
+
     def identifier(self, fields: dict[str, Node], key: str, parent: Node, what: str) -> str:
         value = self.text(fields, key, parent, what)
         if value and not _ID.match(value):
@@ -161,6 +171,7 @@ class _FileReader:
             name=self.text(fields, "name", root, "sequence"),
             stage=self.choice(fields, "stage", root, "sequence", LIFECYCLE_STAGES),
             description=self.text(fields, "description", root, "sequence", required=False),
+            transactional=self.flag(fields, "transactional"),
             steps=tuple(steps),
             path=self.path,
             version=version,

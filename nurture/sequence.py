@@ -129,6 +129,9 @@ class Sequence:
     stage: str
     steps: tuple[Step, ...]
     description: str = ""
+    # Transactional sequences (the double opt-in confirmation) are sent to contacts who asked for them even
+    # before they have opted in to marketing; suppression still applies. Everything else is marketing.
+    transactional: bool = False
     path: str = ""
     version: str = ""
     _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)

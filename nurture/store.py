@@ -147,15 +147,17 @@ def finish_delivery(session: Session, delivery_id: int, now: datetime, *, status
     session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
 
 
-def blocked_reason(session: Session, contact: Contact, enrollment: Enrollment) -> str | None:
-    """Why this contact must not get this marketing email right now, read fresh at send time — after the
-    batch claimed it, so an unsubscribe that landed meanwhile still wins."""
+def blocked_reason(session: Session, contact: Contact, enrollment: Enrollment,
+                   transactional: bool = False) -> str | None:
+    """Why this contact must not get this email right now, read fresh at send time — after the batch
+    claimed it, so an unsubscribe that landed meanwhile still wins. A transactional message (one the
+    contact asked for, like the opt-in confirmation) ignores the marketing status, never suppression."""
     enrollment_status, stop_reason = session.execute(
         select(Enrollment.status, Enrollment.stop_reason).where(Enrollment.id == enrollment.id)).one()
     if enrollment_status != "active":
         return stop_reason or f"enrollment {enrollment_status}"
     status = session.execute(select(Contact.email_status).where(Contact.id == contact.id)).scalar_one()
-    if status != "subscribed":
+    if status != "subscribed" and not transactional:
         return f"contact is {status}"
     suppressed = session.execute(
         select(Suppression.reason).where(Suppression.address == contact.email)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from nurture.checker import CONTEXT_NAMES
 from nurture.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -167,7 +168,7 @@ NO_ADDRESS_TXT = """
 EXTENDS_HTML = '{% extends "_layout.html" %}\n{% block content %}<p>ok</p>{% endblock %}\n'
 EXTENDS_TXT = '{% extends "_layout.txt" %}\n{% block content %}ok{% endblock %}\n'
 
-KNOWN = "brand, contact, postal_address, preferences_url, sequence, step, unsubscribe_url"
+KNOWN = ", ".join(sorted(CONTEXT_NAMES))  # the names templates may use, as the message lists them
 
 EXPECTED_PROBLEMS = [
     "email_templates/custom/bad-syntax.html:4: template syntax error: Encountered unknown tag 'iff'. "

@@ -157,7 +157,7 @@ def test_each_step_remembers_the_line_of_each_key() -> None:
     [
         pytest.param(
             VALID_HEAD + "  - id: a\n    kind: educate\n    template: t\n    subject: s\ncolour: red\n",
-            "s.yaml:9: unknown key 'colour' in sequence (allowed: description, id, name, stage, steps)",
+            "s.yaml:9: unknown key 'colour' in sequence (allowed: description, id, name, stage, steps, transactional)",
             id="unknown-sequence-key",
         ),
         pytest.param(
@@ -365,7 +365,8 @@ def test_every_problem_in_a_file_is_reported_in_one_call() -> None:
         "sequences/many.yaml:1: id 'Bad_Id' must use lowercase letters, digits and dashes",
         "sequences/many.yaml:3: unknown stage 'nowhere' (expected one of: attract-traffic, capture-leads, "
         "nurture-prospects, convert-sales, deliver-satisfy, upsell-customers, get-referrals)",
-        "sequences/many.yaml:4: unknown key 'colour' in sequence (allowed: description, id, name, stage, steps)",
+        "sequences/many.yaml:4: unknown key 'colour' in sequence "
+        "(allowed: description, id, name, stage, steps, transactional)",
         "sequences/many.yaml:9: bad duration '2 days': use numbers with d, h, m or s, like '2d 4h' or '90m'",
         "sequences/many.yaml:10: bad time of day 'noon': use HH:MM, like \"10:00\"",
         "sequences/many.yaml:11: unknown day 'funday': use mon, tue, wed, thu, fri, sat, sun",
