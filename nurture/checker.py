@@ -11,7 +11,7 @@ import jinja2
 import jinja2.meta
 from jinja2 import nodes
 
-from nurture.dispatch import BrandView, ContactView, SequenceView, StepView
+from nurture.context import BrandView, ContactView, SequenceView, StepView
 from nurture.loader import Problem, load_sequences
 from nurture.rendering import _BLOCK, _EXTENDS, flatten, make_environment
 from nurture.sequence import Sequence

@@ -8,7 +8,7 @@ interpret calendar days, clock times and weekdays.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nurture.sequence import Delay, Sequence, Step, Wait
@@ -64,6 +64,42 @@ def next_opening(moment: datetime, wait: Wait, tz: tzinfo) -> datetime:
 def due_at(wait: Wait, after: datetime, tz: tzinfo) -> datetime:
     """When a step with `wait` falls, counted from `after` (the previous step, or enrollment)."""
     return next_opening(add_delay(after, wait.delay, tz), wait, tz)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Allowed sending hours in the recipient's local time: [start, end) on `days` (None: every day).
+
+    One mechanism for a sequence's send window (weekdays 09:00-17:00) and for SMS quiet hours (no texts
+    before 08:00 or from 21:00): a message due outside it waits for the next opening, never dropped.
+    """
+
+    start: time
+    end: time
+    days: frozenset[int] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.start < self.end:
+            raise ValueError("a window must start before it ends (e.g. 08:00-21:00)")
+
+    def contains(self, local: datetime) -> bool:
+        on_day = self.days is None or local.weekday() in self.days
+        return on_day and self.start <= local.time().replace(tzinfo=None) < self.end
+
+
+def next_in_window(moment: datetime, window: Window, tz: tzinfo) -> datetime:
+    """`moment` if it falls inside `window` (local to `tz`), else the window's next opening."""
+    local = moment.astimezone(tz)
+    if window.contains(local):
+        return moment
+    for offset in range(8):
+        day = local.date() + timedelta(days=offset)
+        if window.days is not None and day.weekday() not in window.days:
+            continue
+        opening = local_to_utc(datetime.combine(day, window.start), tz)
+        if opening > moment:
+            return opening
+    raise ValueError("window.days is empty")
 
 
 @dataclass(frozen=True)

@@ -147,21 +147,25 @@ def finish_delivery(session: Session, delivery_id: int, now: datetime, *, status
     session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
 
 
-def blocked_reason(session: Session, contact: Contact, enrollment: Enrollment,
-                   transactional: bool = False) -> str | None:
-    """Why this contact must not get this email right now, read fresh at send time — after the batch
-    claimed it, so an unsubscribe that landed meanwhile still wins. A transactional message (one the
-    contact asked for, like the opt-in confirmation) ignores the marketing status, never suppression."""
+def blocked_reason(session: Session, contact: Contact, enrollment: Enrollment, status_field: str,
+                   address: str | None, transactional: bool = False) -> str | None:
+    """Why this contact must not get this message right now, read fresh at send time — after the batch
+    claimed it, so an unsubscribe that landed meanwhile still wins.
+
+    `status_field` is the channel's consent column on Contact ("subscribed" means yes). A transactional
+    message (one the contact asked for, like the opt-in confirmation) ignores it, never suppression.
+    """
     enrollment_status, stop_reason = session.execute(
         select(Enrollment.status, Enrollment.stop_reason).where(Enrollment.id == enrollment.id)).one()
     if enrollment_status != "active":
         return stop_reason or f"enrollment {enrollment_status}"
-    status = session.execute(select(Contact.email_status).where(Contact.id == contact.id)).scalar_one()
+    if not address:
+        return f"no address for this channel ({status_field.removesuffix('_status')})"
+    status = session.execute(select(getattr(Contact, status_field)).where(Contact.id == contact.id)).scalar_one()
     if status != "subscribed" and not transactional:
-        return f"contact is {status}"
-    suppressed = session.execute(
-        select(Suppression.reason).where(Suppression.address == contact.email)
-    ).scalar_one_or_none()
+        channel = status_field.removesuffix("_status")
+        return f"contact is {status} for {channel}" if status != "none" else f"no {channel} consent"
+    suppressed = session.execute(select(Suppression.reason).where(Suppression.address == address)).scalar_one_or_none()
     return f"address suppressed: {suppressed}" if suppressed else None
 
 
