@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,13 +12,14 @@ from typing import Any
 import click
 from sqlmodel import Session, select
 
-from nurture import dispatch, suppression
-from nurture.checker import check_tree
+from nurture import automation, dispatch, signup, suppression, versions
+from nurture.checker import SmsCheck, check_tree
 from nurture.config import ConfigError, load_settings
-from nurture.contacts import ContactInput, InvalidContact, enroll, upsert_contact
+from nurture.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert_contact
 from nurture.db import upgrade
+from nurture.forms import FormRegistry
 from nurture.models import Contact, Delivery, Event
-from nurture.preferences import consent_history
+from nurture.preferences import Origin, consent_history, set_sms
 from nurture.runtime import Runtime, build_runtime
 
 
@@ -58,8 +60,11 @@ def check(root: Path | None) -> None:
     base = root or Path.cwd()
     sequences_dir = root / "sequences" if root else settings.sequences_dir
     templates_dir = root / "email_templates" if root else settings.templates_dir
-    result = check_tree(sequences_dir, templates_dir, base)
-    for problem in result.problems:
+    forms_dir = root / "forms" if root else settings.forms_dir
+    sms = SmsCheck(root / "sms_templates" if root else settings.sms.templates_dir, settings.sms.max_segments,
+                   settings.brand_name, settings.base_url)
+    result = check_tree(sequences_dir, templates_dir, base, forms_dir, sms)
+    for problem in result.problems + result.warnings:  # warnings (what a text costs) never fail the check
         click.echo(str(problem))
     if result.problems:
         fail(f"{len(result.problems)} problem(s) found")
@@ -92,9 +97,11 @@ def contacts() -> None:
 @click.option("--phone", default=None)
 @click.option("--timezone", default=None, help="IANA name, e.g. Europe/Paris")
 @click.option("--tag", "tags", multiple=True)
+@click.option("--sms-consent", "sms_consent", default=None, metavar="TEXT",
+              help="the person agreed to marketing texts: records an SMS opt-in with TEXT, the words they agreed to")
 @with_runtime
 def contacts_add(rt: Runtime, email: str, sequence_id: str | None, name: str, first_name: str, last_name: str,
-                 phone: str | None, timezone: str | None, tags: tuple[str, ...]) -> None:
+                 phone: str | None, timezone: str | None, tags: tuple[str, ...], sms_consent: str | None) -> None:
     """Add (or update) a contact, optionally enrolling it in a sequence."""
     if name and not first_name:
         first_name, _, last_name = name.partition(" ")
@@ -111,6 +118,11 @@ def contacts_add(rt: Runtime, email: str, sequence_id: str | None, name: str, fi
         except InvalidContact as exc:
             fail(str(exc))
         click.echo(f"{'added' if created else 'updated'} contact {contact.id} <{contact.email}>")
+        if sms_consent is not None:
+            if not set_sms(session, contact, True, Origin(method="cli", consent_text=sms_consent), now) \
+                    and contact.sms_status != "subscribed":
+                fail("--sms-consent needs a phone number (--phone)")
+            click.echo(f"texts on for {contact.phone}")
         if sequence is not None:
             enrollment, new = enroll(session, contact, sequence, now)
             if new:
@@ -148,6 +160,68 @@ def _print_consent(session: Session, contact_id: int) -> None:
         click.echo(f"  {c.created_at:%Y-%m-%d %H:%M:%S}  {c.channel} {c.action} ({c.scope}) via {c.method}"
                    f" from {source}  ip={c.ip or '-'}  ua={c.user_agent or '-'}"
                    f"{'  text#' + c.consent_hash[:12] if c.consent_hash else ''}")
+
+
+@contacts.command("consent")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="print the records as JSON")
+@with_runtime
+def contacts_consent(rt: Runtime, email: str, as_json: bool) -> None:
+    """A contact's consent record: every opt-in, confirmation and opt-out, with when, which form or
+    message, the exact consent text and its SHA-256, IP and user agent."""
+    with Session(rt.db) as session:
+        try:
+            contact = session.exec(select(Contact).where(Contact.email == normalise_email(email))).first()
+        except InvalidContact as exc:
+            fail(str(exc))
+        if contact is None:
+            fail(f"no contact {email!r}")
+        records = [signup.consent_json(c) for c in consent_history(session, contact.id)]
+    if as_json:
+        click.echo(json.dumps({"email": contact.email, "email_status": contact.email_status,
+                               "sms_status": contact.sms_status, "consent": records}, indent=2))
+        return
+    click.echo(f"{contact.email}  email={contact.email_status}  sms={contact.sms_status}")
+    if not records:
+        click.echo("  no consent records")
+    for r in records:
+        source = f"form {r['form']}" if r["form"] else f"message {r['message']}" if r["message"] else r["method"]
+        click.echo(f"  {r['at']}  {r['channel']} {r['action']} ({r['scope']}) via {r['method']}, {source}")
+        click.echo(f"      ip {r['ip'] or '-'}  user agent {r['user_agent'] or '-'}")
+        if r["consent_text"]:
+            click.echo(f"      text sha256 {r['consent_sha256']}: {r['consent_text']!r}")
+
+
+@main.group("forms")
+def forms_group() -> None:
+    """Signup forms (forms/*.yaml): list them, print their embed snippets."""
+
+
+@forms_group.command("list")
+@with_runtime
+def forms_list(rt: Runtime) -> None:
+    """Every form, its sequence and its hosted page."""
+    found = FormRegistry(rt.settings.forms_dir).all()
+    if not found:
+        click.echo(f"no forms in {rt.settings.forms_dir}")
+    for form in found:
+        opt_in = "double opt-in" if form.double_opt_in else "single opt-in"
+        click.echo(f"{form.id}\t{form.name}\t-> {form.sequence} ({opt_in})\t{rt.settings.base_url}/forms/{form.id}")
+
+
+@forms_group.command("snippet")
+@click.argument("form_id")
+@with_runtime
+def forms_snippet(rt: Runtime, form_id: str) -> None:
+    """Print the three ways to embed FORM_ID: plain HTML, one-line script, hosted page link."""
+    from nurture.web.forms import snippets  # the web app's templates render the HTML snippet
+
+    form = FormRegistry(rt.settings.forms_dir).get(form_id)
+    if form is None:
+        known = ", ".join(f.id for f in FormRegistry(rt.settings.forms_dir).all()) or "none"
+        fail(f"unknown form {form_id!r} (known: {known})")
+    for title, text in snippets(rt, form).items():
+        click.echo(f"<!-- ===== {title} ===== -->\n{text.strip()}\n")
 
 
 @main.command()
@@ -188,6 +262,69 @@ def suppress(rt: Runtime, address: str | None, import_file: Path | None, show_li
             fail("give an ADDRESS, --import FILE.csv or --list")
 
 
+@main.group()
+def events() -> None:
+    """Record events (purchases, webinar visits...) that move contacts along."""
+
+
+@events.command("send")
+@click.argument("email")
+@click.argument("event_type")
+@click.option("--prop", "props", multiple=True, help="a property, key=value (repeatable)")
+@click.option("--at", "occurred_at", default=None, help="when it happened, ISO 8601 (default: now)")
+@click.option("--key", default=None, help="idempotency key: the same key twice records one event")
+@with_runtime
+def events_send(rt: Runtime, email: str, event_type: str, props: tuple[str, ...], occurred_at: str | None,
+                key: str | None) -> None:
+    """Record EVENT_TYPE for the contact EMAIL, as POST /api/events does."""
+    data = dict(p.split("=", 1) for p in props if "=" in p)
+    if len(data) != len(props):
+        fail("--prop takes key=value")
+    with Session(rt.db) as session:
+        try:
+            given = automation.parse_event_input(event_type, data, occurred_at, key)
+            contact = session.exec(select(Contact).where(Contact.email == normalise_email(email))).first()
+        except (automation.InvalidEvent, InvalidContact) as exc:
+            fail(str(exc))
+        if contact is None:
+            fail(f"no contact {email!r}")
+        event, created = automation.record(session, rt, contact, given.type, given.data,
+                                           given.occurred_at or rt.clock(), given.key)
+        session.commit()
+        click.echo(f"recorded {event.type} for {contact.email} (event {event.id})" if created
+                   else f"already recorded (event {event.id}, same idempotency key); nothing changed")
+
+
+@main.command()
+@with_runtime
+def plan(rt: Runtime) -> None:
+    """What the sequence files on disk would do to contacts in flight, before the worker picks them up."""
+    from nurture.plan import make_plan
+
+    with Session(rt.db) as session:
+        plans = make_plan(session, rt.settings.sequences_dir)
+    for entry in plans:
+        click.echo(entry.render())
+    if any(entry.problems for entry in plans):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True)
+@with_runtime
+def referrals(rt: Runtime, limit: int) -> None:
+    """The contacts who brought the most friends."""
+    from nurture.referrals import top_referrers
+
+    with Session(rt.db) as session:
+        rows = top_referrers(session, limit)
+    if not rows:
+        click.echo("no referrals yet")
+    for row in rows:
+        click.echo(f"{row.referred:>4}  {row.email}  {row.name}  {rt.settings.base_url}/r/"
+                   f"{rt.signer.referral_code(row.contact_id)}")
+
+
 @main.command("send-due")
 @with_runtime
 def send_due(rt: Runtime) -> None:
@@ -198,6 +335,8 @@ def send_due(rt: Runtime) -> None:
         for outcome, n in dispatch.run_batch(rt, token).counts.items():
             total[outcome] = total.get(outcome, 0) + n
 
+    versions.housekeeping(rt)
+    dispatch.send_alerts(rt)
     dispatch.claim_batches(rt, run_now, max_batches=10_000)
     click.echo(", ".join(f"{n} {k}" for k, n in sorted(total.items())) or "nothing due")
 
@@ -209,6 +348,66 @@ def dev(port: int) -> None:
     from nurture.devserver import run
 
     sys.exit(run(port))
+
+
+@main.command("simulate")
+@click.argument("sequence_id")
+@click.option("--contact", "contact_spec", default="", metavar="FIELDS",
+              help="the made-up contact, e.g. timezone=America/New_York,tags=vip;beta,stage=lead,plan=pro")
+@click.option("--event", "event_specs", multiple=True, metavar="TYPE@WHEN",
+              help="an event: purchase@3d (3 days after the start), rating@5d score=9, purchase@ISO (repeatable)")
+@click.option("--start", default=None, metavar="ISO", help="when the contact enters (default: now)")
+@click.option("--json", "as_json", is_flag=True, help="print the timeline as JSON")
+def simulate_command(sequence_id: str, contact_spec: str, event_specs: tuple[str, ...], start: str | None,
+                     as_json: bool) -> None:
+    """Print the timeline a contact would get from SEQUENCE_ID, without sending anything or opening the
+    database: the worker's own decisions on windows, quiet hours, caps, goals and branches."""
+    from nurture import simulate  # this command and `why` import their modules only when they run
+    from nurture.registry import SequenceRegistry
+    from nurture.runtime import utc_now
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}", 2)
+    registry = SequenceRegistry(settings.sequences_dir)
+    registry.refresh()
+    sequence = registry.get(sequence_id)
+    if sequence is None:
+        known = ", ".join(s.id for s in registry.all()) or "none loaded"
+        broken = f"; {len(registry.problems)} problem(s) in the files: run nurture check" if registry.problems else ""
+        fail(f"unknown sequence {sequence_id!r} (known: {known}){broken}")
+    try:
+        contact = simulate.parse_contact(contact_spec, registry.lifecycle)
+        # Seconds are noise in a preview: without --start it begins at the current minute.
+        begin = simulate.parse_instant(start, "--start") if start else utc_now().replace(second=0, microsecond=0)
+        events = [simulate.parse_event(spec, begin, contact.zone) for spec in event_specs]
+    except simulate.SimulationInputError as exc:
+        fail(str(exc), 2)
+    timeline = simulate.simulate(sequence, contact, begin, events, registry.lifecycle, settings.sms, registry.all())
+    if as_json:
+        click.echo(json.dumps(simulate.timeline_json(timeline), indent=2))
+    else:
+        click.echo("\n".join(simulate.format_timeline(timeline)))
+
+
+@main.command("why")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON")
+@with_runtime
+def why_command(rt: Runtime, email: str, as_json: bool) -> None:
+    """Every message EMAIL was sent, skipped or deferred, when, and why; and what comes next."""
+    from nurture import why
+
+    with Session(rt.db) as session:
+        try:
+            story = why.explain(session, email, rt.sequences, rt.clock())
+        except (why.UnknownContact, InvalidContact) as exc:
+            fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(why.story_json(story), indent=2))
+    else:
+        click.echo("\n".join(why.format_story(story)))
 
 
 if __name__ == "__main__":

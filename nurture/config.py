@@ -7,12 +7,19 @@ time instead of at 3 a.m. in the middle of a batch. Nothing else in nurture read
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from limits import parse_many
+
+from nurture.sequence import Window, parse_hours
+from nurture.sms import known_region
 
 
 class ConfigError(ValueError):
@@ -54,6 +61,9 @@ class Settings:
     var_dir: Path
     outbox_dir: Path
     dkim: DkimSettings | None = None
+    referral_landing_url: str = ""  # where /r/<code> leads (the code rides along as ?ref=)
+    track_clicks: bool = True  # links go through /c/<token> (clicks feed scoring and conditions)
+    track_opens: bool = False  # the open pixel: off by default (unreliable, and a privacy cost)
     queue_name: str = "nurture"
     tick_seconds: int = 5
     batch_size: int = 200
@@ -61,6 +71,11 @@ class Settings:
     max_pending_batches: int = 20
     retry_backoff_seconds: tuple[int, ...] = (60, 300, 1800, 7200, 21600)
     extra: Mapping[str, str] = field(default_factory=dict)
+    forms_dir: Path = Path("forms")
+    signup_expiry_hours: int = 72  # an unconfirmed double opt-in sign-up (and its link) lapses after this
+    form_rate_limit: str = "10 per minute"  # per IP, on form submissions only (Flask-Limiter syntax)
+    form_min_fill_seconds: int = 3  # a form sent back faster than this was filled by a bot
+    sms: SmsSettings = field(default_factory=lambda: SmsSettings())
 
     @property
     def mail_domain(self) -> str:
@@ -78,6 +93,17 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {env.get(name)!r}")
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
@@ -109,6 +135,13 @@ def parse_smtp_url(url: str) -> SmtpSettings:
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
     return SmtpSettings(host=parts.hostname, port=port, username=user, password=password, security=security)
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+        raise ConfigError(f"{name}: expected an absolute http(s) URL, got {value!r}")
+    return value
 
 
 def _base_url(env: Mapping[str, str]) -> str:
@@ -184,7 +217,26 @@ def load_settings(env: Mapping[str, str] | None = None, root: Path | None = None
         max_pending_batches=_int(env, "MAX_PENDING_BATCHES", 20, minimum=1),
         retry_backoff_seconds=_parse_backoff(backoff) if backoff else Settings.retry_backoff_seconds,
         dkim=_dkim(env),
+        referral_landing_url=_url(env, "REFERRAL_LANDING_URL", _base_url(env) + "/forms/beginners-guide"),
+        track_clicks=_bool(env, "TRACK_CLICKS", True),
+        track_opens=_bool(env, "TRACK_OPENS", False),
+        forms_dir=Path(env.get("FORMS_DIR") or root / "forms"),
+        signup_expiry_hours=_int(env, "SIGNUP_EXPIRY_HOURS", 72, minimum=1),
+        form_rate_limit=_rate_limit(env),
+        form_min_fill_seconds=_int(env, "FORM_MIN_FILL_SECONDS", 3, minimum=0),
+        sms=_sms(env, root),
     )
+
+
+def _rate_limit(env: Mapping[str, str]) -> str:
+    # Flask-Limiter's own parser: what passes here is what it will enforce.
+    value = env.get("FORM_RATE_LIMIT") or "10 per minute"
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"FORM_RATE_LIMIT: expected a rate like '10 per minute' or '5/minute;50/day', "
+                          f"got {value!r}") from None
+    return value
 
 
 def _dkim(env: Mapping[str, str]) -> DkimSettings | None:
@@ -215,3 +267,126 @@ def _parse_backoff(raw: str) -> tuple[int, ...]:
     if not values or min(values) < 1:
         raise ConfigError("RETRY_BACKOFF: needs at least one positive number of seconds")
     return values
+
+
+# --- SMS ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    account_sid: str
+    auth_token: str  # also the key that signs Twilio's webhooks (X-Twilio-Signature)
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    # Another address for the same REST API (a Twilio-compatible provider, or a local one in tests); the
+    # path after it is Twilio's own (/2010-04-01/Accounts/...).
+    api_base: str | None = None
+
+    @property
+    def sender(self) -> str:
+        return self.messaging_service_sid or self.from_number or ""
+
+
+def _default_region_hours() -> dict[str, Window]:
+    # States whose laws are stricter than the federal 08:00-21:00 (Florida FTSA, Oklahoma TSA, Maryland
+    # Stop the Spam Calls Act: 08:00-20:00). Not legal advice: check the rules where your contacts live.
+    return {region: Window(time(8), time(20)) for region in ("US-FL", "US-OK", "US-MD")}
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    backend: str = "outbox"  # outbox | twilio
+    twilio: TwilioSettings | None = None
+    templates_dir: Path = Path("sms_templates")
+    hours: Window = Window(time(8), time(21))  # when texts may be sent, in the recipient's local time
+    hours_by_region: Mapping[str, Window] = field(default_factory=_default_region_hours)
+    rate_per_second: float = 1.0  # per sender: a US long code takes about one a second
+    max_segments: int = 2  # `nurture check` warns about templates longer than this
+
+
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
+# E.164, or a 5-6 digit short code. Not alphanumeric sender ids: nobody can reply STOP to those.
+_SENDER = re.compile(r"^(\+[1-9]\d{6,14}|\d{5,6})$")
+
+
+def _matching(env: Mapping[str, str], name: str, pattern: re.Pattern[str], example: str) -> str | None:
+    value = (env.get(name) or "").strip() or None
+    if value is not None and not pattern.match(value):
+        raise ConfigError(f"{name}: expected {example}, got {value!r}")
+    return value
+
+
+def _twilio(env: Mapping[str, str], backend: str) -> TwilioSettings | None:
+    """Required for SMS_BACKEND=twilio; with the outbox backend optional (its auth token lets the webhooks
+    check signatures)."""
+    sid = _matching(env, "TWILIO_ACCOUNT_SID", _ACCOUNT_SID, "an account SID like AC followed by 32 hex digits")
+    token = env.get("TWILIO_AUTH_TOKEN") or None
+    sender = _matching(env, "TWILIO_FROM", _SENDER, "an E.164 number like +15035550100 or a short code")
+    service = _matching(env, "TWILIO_MESSAGING_SERVICE_SID", _SERVICE_SID, "a service SID like MG followed "
+                                                                             "by 32 hex digits")
+    if sender and service:
+        raise ConfigError("TWILIO_FROM: set either TWILIO_FROM or TWILIO_MESSAGING_SERVICE_SID, not both")
+    if backend == "twilio":
+        for name, value in (("TWILIO_ACCOUNT_SID", sid), ("TWILIO_AUTH_TOKEN", token)):
+            if not value:
+                raise ConfigError(f"{name}: required when SMS_BACKEND=twilio")
+        if not (sender or service):
+            raise ConfigError("TWILIO_FROM: required when SMS_BACKEND=twilio (or TWILIO_MESSAGING_SERVICE_SID)")
+    if not sid or not token:
+        return None
+    if len(token) < 16:
+        raise ConfigError("TWILIO_AUTH_TOKEN: too short to be an auth token")
+    api_base = (env.get("TWILIO_API_BASE") or "").rstrip("/") or None
+    if api_base and (urlsplit(api_base).scheme not in ("http", "https") or not urlsplit(api_base).netloc):
+        raise ConfigError(f"TWILIO_API_BASE: expected an absolute http(s) URL, got {api_base!r}")
+    return TwilioSettings(sid, token, sender, service, api_base)
+
+
+def _hours(name: str, raw: str) -> Window:
+    try:
+        return Window(*parse_hours(raw))
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _region_hours(env: Mapping[str, str]) -> dict[str, Window]:
+    """SMS_HOURS_BY_REGION="US-FL=08:00-20:00,GB=09:00-20:00": a country code, or US-<state> (the state
+    is read from the number's area code)."""
+    raw = env.get("SMS_HOURS_BY_REGION")
+    if raw is None or raw == "":
+        return _default_region_hours()
+    windows: dict[str, Window] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        region, _, hours = item.partition("=")
+        region = region.strip().upper()
+        if not known_region(region) or not hours:
+            raise ConfigError(f"SMS_HOURS_BY_REGION: expected REGION=HH:MM-HH:MM items like US-FL=08:00-20:00 "
+                              f"(REGION: a country code like GB, or US-<state>), got {item!r}")
+        windows[region] = _hours("SMS_HOURS_BY_REGION", hours.strip())
+    return windows
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if not 0 < value < 10_000:
+        raise ConfigError(f"{name}: must be more than 0, got {raw!r}")
+    return value
+
+
+def _sms(env: Mapping[str, str], root: Path) -> SmsSettings:
+    backend = _choice(env, "SMS_BACKEND", "outbox", ("outbox", "twilio"))
+    return SmsSettings(
+        backend=backend,
+        twilio=_twilio(env, backend),
+        templates_dir=Path(env.get("SMS_TEMPLATES_DIR") or root / "sms_templates"),
+        hours=_hours("SMS_HOURS", env.get("SMS_HOURS") or "08:00-21:00"),
+        hours_by_region=_region_hours(env),
+        rate_per_second=_positive_float(env, "SMS_RATE_PER_SECOND", 1.0),
+        max_segments=_int(env, "SMS_MAX_SEGMENTS", 2, minimum=1),
+    )

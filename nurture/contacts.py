@@ -133,24 +133,53 @@ def upsert_contact(session: Session, data: ContactInput, now: datetime) -> tuple
     return contact, created
 
 
-def enroll(session: Session, contact: Contact, sequence: Sequence, now: datetime) -> tuple[Enrollment, bool]:
-    """Put `contact` into `sequence` at its first step. Returns (enrollment, created).
+class UnknownStep(ValueError):
+    """`start_at` names a step the sequence does not have."""
 
-    Enrolling twice never starts a second run: the existing enrollment (active or finished) is returned.
+
+def may_reenter(sequence: Sequence, latest: Enrollment | None, now: datetime) -> bool:
+    """The sequence's re-entry policy: once ever, every time it is not running, or not within a period."""
+    if latest is None:
+        return True
+    if latest.status == "active":
+        return False
+    policy = sequence.reentry
+    if policy.policy == "always":
+        return True
+    return policy.policy == "after" and policy.after is not None and latest.created_at <= now - policy.after
+
+
+def enroll(session: Session, contact: Contact, sequence: Sequence, now: datetime,
+           start_at: str | None = None) -> tuple[Enrollment, bool]:
+    """Put `contact` into `sequence`, at its first step or at `start_at` (a contact may enter the lifecycle
+    anywhere: an imported customer starts at feedback). Returns (enrollment, created).
+
+    Enrolling again while the contact is in the sequence never starts a second run; after it finished, the
+    sequence's re-entry policy decides (default: once ever).
     """
-    existing = session.exec(
+    latest = session.exec(
         select(Enrollment).where(Enrollment.contact_id == contact.id, Enrollment.sequence_id == sequence.id)
+        .order_by(Enrollment.entry.desc())  # type: ignore[attr-defined]
     ).first()
-    if existing is not None:
-        return existing, False
-    due = engine.first_due(sequence, now, engine.contact_zone(contact.timezone))
+    if latest is not None and not may_reenter(sequence, latest, now):
+        return latest, False
+    tz = engine.contact_zone(contact.timezone)
+    if start_at is not None:
+        step = sequence.step(start_at)
+        if step is None:
+            raise UnknownStep(f"sequence {sequence.id} has no step {start_at!r}")
+        due: engine.Due | None = engine.Due(step.id, engine.step_due(step, now, tz))
+    else:
+        due = engine.first_due(sequence, now, tz)
     enrollment = Enrollment(
         contact_id=contact.id, sequence_id=sequence.id, sequence_version=sequence.version,
-        step_id=due.step_id if due else None, due_at=due.at if due else None,
+        entry=latest.entry + 1 if latest else 1, step_id=due.step_id if due else None,
+        due_at=due.at if due else None, step_entered_at=now,
         status="active" if due else "completed", created_at=now, updated_at=now,
     )
     session.add(enrollment)
     session.flush()
     record_event(session, contact.id, "sequence.enrolled", now,
-                 {"sequence": sequence.id, "version": sequence.version, "first_step": enrollment.step_id})
+                 {"sequence": sequence.id, "version": sequence.version, "first_step": enrollment.step_id,
+                  "entry": enrollment.entry})
     return enrollment, True

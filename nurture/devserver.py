@@ -96,7 +96,7 @@ def print_banner(settings: Settings, port: int, redis_url: str, private: bool) -
     base = f"http://localhost:{port}"
     print(f"""
   nurture is running
-    overview     {base}/
+    overview     {base}/   (log in with any name; the password is the API key in {settings.var_dir}/api_key)
     health       {base}/healthz
     API          curl -H "Authorization: Bearer $(cat {settings.var_dir}/api_key)" \\
                       -H 'Content-Type: application/json' {base}/api/contacts \\

@@ -7,11 +7,13 @@ interpret calendar days, clock times and weekdays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from nurture.sequence import Delay, Sequence, Step, Wait
+from nurture.conditions import Condition, Facts
+from nurture.sequence import Delay, Offer, Sequence, Step, Wait, Window
 
 
 def contact_zone(name: str | None) -> tzinfo:
@@ -66,25 +68,12 @@ def due_at(wait: Wait, after: datetime, tz: tzinfo) -> datetime:
     return next_opening(add_delay(after, wait.delay, tz), wait, tz)
 
 
-@dataclass(frozen=True)
-class Window:
-    """Allowed sending hours in the recipient's local time: [start, end) on `days` (None: every day).
-
-    One mechanism for a sequence's send window (weekdays 09:00-17:00) and for SMS quiet hours (no texts
-    before 08:00 or from 21:00): a message due outside it waits for the next opening, never dropped.
-    """
-
-    start: time
-    end: time
-    days: frozenset[int] | None = None
-
-    def __post_init__(self) -> None:
-        if not self.start < self.end:
-            raise ValueError("a window must start before it ends (e.g. 08:00-21:00)")
-
-    def contains(self, local: datetime) -> bool:
-        on_day = self.days is None or local.weekday() in self.days
-        return on_day and self.start <= local.time().replace(tzinfo=None) < self.end
+def step_due(step: Step, after: datetime, tz: tzinfo) -> datetime:
+    """When `step` falls if entered at `after`. A wait-for step falls at its timeout (the event, when it
+    comes first, makes it due at once: see nurture.automation)."""
+    if step.wait_for is not None:
+        return add_delay(after, step.wait_for.timeout, tz)
+    return due_at(step.wait, after, tz)
 
 
 def next_in_window(moment: datetime, window: Window, tz: tzinfo) -> datetime:
@@ -102,6 +91,9 @@ def next_in_window(moment: datetime, window: Window, tz: tzinfo) -> datetime:
     raise ValueError("window.days is empty")
 
 
+END = "end"  # goto/then/else target that finishes the sequence
+
+
 @dataclass(frozen=True)
 class Due:
     """The next step of an enrollment and when it falls."""
@@ -114,20 +106,30 @@ def first_due(sequence: Sequence, enrolled_at: datetime, tz: tzinfo) -> Due | No
     if not sequence.steps:
         return None
     step = sequence.steps[0]
-    return Due(step.id, due_at(step.wait, enrolled_at, tz))
+    return Due(step.id, step_due(step, enrolled_at, tz))
 
 
-def next_due(sequence: Sequence, done_step_id: str, done_at: datetime, tz: tzinfo) -> Due | None:
-    """The step after `done_step_id`, timed from when that step was done; None when the sequence is over."""
-    step = sequence.step_after(done_step_id)
+def next_due(sequence: Sequence, done_step_id: str, done_at: datetime, tz: tzinfo, skipped: bool = False,
+             target: str | None = None) -> Due | None:
+    """The step after `done_step_id` (its `goto` unless it was skipped, or `target` when a branch chose
+    one), timed from `done_at`; None when the sequence is over."""
+    done = sequence.step(done_step_id)
+    if target == END:
+        step = None
+    elif target is not None:
+        step = sequence.step(target)
+    elif done is None:
+        step = None
+    else:
+        step = sequence.following(done, skipped)
     if step is None:
         return None
-    return Due(step.id, due_at(step.wait, done_at, tz))
+    return Due(step.id, step_due(step, done_at, tz))
 
 
 @dataclass(frozen=True)
 class Send:
-    step: Step
+    step: Step  # for an upsell with offers: the step with the chosen offer's template and subject
 
 
 @dataclass(frozen=True)
@@ -140,23 +142,88 @@ class Finished:
     reason: str
 
 
-Decision = Send | NotYet | Finished
+@dataclass(frozen=True)
+class Skip:
+    """The step's condition is false: record why, and move on to the next step in order."""
+
+    step: Step
+    reason: str
 
 
-def decide(sequence: Sequence, step_id: str | None, due: datetime | None, now: datetime) -> Decision:
+@dataclass(frozen=True)
+class Branch:
+    """A wait-for step resolved: continue at `target` (None: the next step in order)."""
+
+    step: Step
+    target: str | None
+    reason: str
+
+
+Decision = Send | NotYet | Finished | Skip | Branch
+
+
+def reached_goal(sequence: Sequence, facts: Facts, now: datetime) -> Condition | None:
+    return next((goal for goal in sequence.goals if goal.holds(facts, now)), None)
+
+
+def decide(sequence: Sequence, step_id: str | None, due: datetime | None, now: datetime,
+           facts: Facts | None = None, entered_at: datetime | None = None) -> Decision:
     """What to do for an enrollment waiting at `step_id`, due at `due`, at `now`.
 
-    A step id the sequence no longer has is reported, not guessed at: moving contacts across versions is
-    the job of the versioning code, which knows the old order.
+    `facts` (the contact's tags, score and events since it entered the sequence) are needed only when the
+    sequence has goals, conditions or wait-for steps; `entered_at` is when it reached this step. A step id
+    the sequence no longer has is reported, not guessed at: moving contacts across versions is the job of
+    the versioning code, which knows the old order.
     """
     if step_id is None:
         return Finished("sequence complete")
     step = sequence.step(step_id)
     if step is None:
         return Finished(f"step {step_id!r} no longer exists in {sequence.id}")
+    facts = facts or Facts()
+    goal = reached_goal(sequence, facts, now)
+    if goal is not None:
+        return Finished(f"goal reached: {goal}")
+    if step.wait_for is not None:
+        came = any(e.type == step.wait_for.event and (entered_at is None or e.at >= entered_at)
+                   for e in facts.events)
+        if came:
+            return Branch(step, step.wait_for.then, f"{step.wait_for.event} came")
+        if due is not None and due > now:
+            return NotYet(due)
+        return Branch(step, step.wait_for.otherwise, f"no {step.wait_for.event} within {step.wait_for.timeout}")
     if due is not None and due > now:
         return NotYet(due)
+    if step.condition is not None and not step.condition.holds(facts, now):
+        return Skip(step, f"condition false: {step.condition}")
+    if step.offers:
+        offer = choose_offer(step, facts)
+        if offer is None:
+            bought = ", ".join(sorted(facts.purchased)) or "nothing yet"
+            return Skip(step, f"no offer fits (bought: {bought})")
+        return Send(replace(step, template=offer.template, subject=offer.subject))
     return Send(step)
+
+
+def choose_offer(step: Step, facts: Facts) -> Offer | None:
+    """The first offer for something the contact bought, of something it does not own already."""
+    return next((o for o in step.offers if o.after in facts.purchased and o.product not in facts.purchased), None)
+
+
+def cap_opening(sent: Seq[datetime], now: datetime, per_day: int, per_week: int) -> datetime | None:
+    """None when one more marketing message is within the caps at `now`, else when it will be.
+
+    Rolling windows (the last 24 hours, the last 7 days) rather than calendar days: no timezone to get
+    wrong, and no burst at midnight. A cap of 0 means no cap.
+    """
+    opening: datetime | None = None
+    for cap, span in ((per_day, timedelta(days=1)), (per_week, timedelta(days=7))):
+        recent = sorted(t for t in sent if t > now - span)
+        if cap and len(recent) >= cap:
+            # The window has room again once the oldest sends that fill it have aged out.
+            free_at = recent[len(recent) - cap] + span
+            opening = free_at if opening is None else max(opening, free_at)
+    return opening
 
 
 def retry_at(attempts: int, now: datetime, backoff: tuple[int, ...]) -> datetime | None:
@@ -164,3 +231,38 @@ def retry_at(attempts: int, now: datetime, backoff: tuple[int, ...]) -> datetime
     if attempts > len(backoff):
         return None
     return now + timedelta(seconds=backoff[attempts - 1])
+
+
+def relocate(old_order: Seq[str], new_order: Seq[str], step_id: str, done: frozenset[str] = frozenset()) -> str | None:
+    """Where a contact waiting at `step_id` goes when a new version of its sequence no longer has that step.
+
+    After the nearest earlier step that survived, in the new order — so a step inserted there is not
+    skipped silently — and never back to the start: steps the contact already had (`done`) are passed
+    over. None when nothing is left to send.
+    """
+    if step_id in new_order:
+        return step_id
+    position = old_order.index(step_id) if step_id in old_order else len(old_order)
+    survivors = [s for s in old_order[:position] if s in new_order]
+    start = new_order.index(survivors[-1]) + 1 if survivors else 0
+    ahead = next((s for s in new_order[start:] if s not in done), None)
+    if ahead is not None:
+        return ahead
+    # Reordered so that nothing follows the survivor: the steps it was still heading to, in their old order.
+    return next((s for s in old_order[position + 1:] if s in new_order and s not in done), None)
+
+
+def hold_reason(now: datetime, window: Window | None, tz: tzinfo, sent: Seq[datetime], per_day: int,
+                per_week: int) -> tuple[datetime, str] | None:
+    """(until, reason) when a marketing message may not go at `now`, else None: outside the sequence's send
+    window first, then over the frequency cap (`sent`: the contact's marketing sends of the last 7 days).
+
+    The channel's own hold (SMS quiet hours) comes before this and transactional messages skip it; the
+    worker (nurture.dispatch) and `nurture simulate` both call it, so they defer alike and say why alike.
+    """
+    if window is not None and (opening := next_in_window(now, window, tz)) > now:
+        return opening, "outside the send window"
+    opening = cap_opening(sent, now, per_day, per_week)
+    if opening is not None:
+        return opening, f"frequency cap ({per_day}/day, {per_week}/week)"
+    return None

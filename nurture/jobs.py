@@ -7,7 +7,7 @@ import logging
 
 from rq import Queue
 
-from nurture import dispatch
+from nurture import dispatch, signup, versions
 from nurture.runtime import Runtime, current_runtime
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,9 @@ def enqueue_batch(rt: Runtime, queue: Queue, token: str) -> None:
 def tick() -> int:
     """Find due work and queue it in batches. Run every TICK_SECONDS by the worker's cron scheduler."""
     rt = current_runtime()
-    rt.sequences.refresh()
+    versions.housekeeping(rt)  # reload edited sequence files (a broken one keeps its version); win-back
+    signup.expire_pending(rt)  # unconfirmed double opt-in sign-ups lapse after SIGNUP_EXPIRY_HOURS
+    dispatch.send_alerts(rt)
     queue = dispatch_queue(rt)
     room = rt.settings.max_pending_batches - queue.count  # back-pressure: don't claim what nobody will run soon
     if room <= 0:

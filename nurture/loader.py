@@ -9,28 +9,41 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from nurture.conditions import Condition, parse_condition
 from nurture.sequence import (
     CHANNELS,
     LIFECYCLE_STAGES,
     MESSAGE_KINDS,
     Delay,
+    Offer,
+    Reentry,
     Sequence,
     Step,
+    Trigger,
     Wait,
+    WaitFor,
+    Window,
     parse_clock,
     parse_days,
     parse_duration,
+    parse_hours,
 )
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-SEQUENCE_KEYS = {"id", "name", "stage", "description", "transactional", "steps"}
-STEP_KEYS = {"id", "kind", "channel", "wait", "at", "on", "template", "subject"}
+SEQUENCE_KEYS = {"id", "name", "stage", "description", "transactional", "trigger", "reentry", "goals", "window",
+                 "utm", "steps"}
+STEP_KEYS = {"id", "kind", "channel", "wait", "at", "on", "template", "subject", "if", "goto", "wait_for",
+             "set_stage", "offers"}
+OFFER_KEYS = {"after", "offer", "template", "subject"}
+WAIT_FOR_KEYS = {"event", "timeout", "then", "else"}
+TRIGGER_KINDS = ("event", "tag", "form", "stage", "inactive")
 
 
 @dataclass(frozen=True, order=True)
@@ -97,6 +110,84 @@ class _FileReader:
             return ""
         return str(_value(node))
 
+    def triggers(self, node: Node | None) -> tuple[Trigger, ...]:
+        if node is None:
+            return ()
+        items = node.value if isinstance(node, SequenceNode) else [node]
+        triggers = []
+        for item in items:
+            value = _value(item)
+            kinds = [k for k in TRIGGER_KINDS if isinstance(value, dict) and k in value]
+            if not isinstance(value, dict) or len(value) != 1 or len(kinds) != 1 or not value[kinds[0]]:
+                self.problem(item, "a trigger is one of {event: NAME}, {tag: NAME}, {form: ID}, {stage: NAME}; "
+                                   f"got {value!r}")
+                continue
+            if kinds[0] == "inactive":
+                try:
+                    parse_duration(value["inactive"])
+                except ValueError as exc:
+                    self.problem(item, f"inactive: {exc}")
+                    continue
+            triggers.append(Trigger(kinds[0], str(value[kinds[0]])))
+        return tuple(triggers)
+
+    def reentry(self, node: Node | None) -> Reentry:
+        if node is None:
+            return Reentry()
+        value = str(_value(node)).strip()
+        if value in ("once", "always"):
+            return Reentry(value)
+        if value.startswith("after "):
+            try:
+                delay = parse_duration(value.removeprefix("after "))
+                return Reentry("after", timedelta(days=delay.days, seconds=delay.seconds))
+            except ValueError:
+                pass
+        self.problem(node, f"reentry is once, always, or 'after 30d' (not again within that long); got {value!r}")
+        return Reentry()
+
+    def goals(self, node: Node | None) -> tuple[Condition, ...]:
+        if node is None:
+            return ()
+        if not isinstance(node, SequenceNode) or not node.value:
+            self.problem(node, "goals take a list of conditions, like - {event: purchase}")
+            return ()
+        return tuple(c for c in (self.condition(item) for item in node.value) if c is not None)
+
+    def window(self, node: Node | None) -> Window | None:
+        if node is None:
+            return None
+        fields = self.mapping(node, {"days", "hours"}, "window")
+        try:
+            days = parse_days(_value(fields["days"])) if "days" in fields else None
+            hours = fields["hours"].value if "hours" in fields else "00:00-23:59"
+            start, end = parse_hours(hours)
+            return Window(start, end, days)
+        except (ValueError, AttributeError) as exc:
+            self.problem(node, f"window: {exc}")
+            return None
+
+    def utm(self, node: Node | None) -> dict[str, str]:
+        if node is None:
+            return {}
+        value = _value(node)
+        allowed = {"source", "medium", "campaign", "content", "term"}
+        if not isinstance(value, dict) or not set(value) <= allowed:
+            self.problem(node, f"utm takes a mapping with keys among {', '.join(sorted(allowed))}")
+            return {}
+        return {str(k): str(v) for k, v in value.items()}
+
+    def cross_references(self, steps: list[Step]) -> None:
+        """goto, then and else must name steps of this sequence."""
+        ids = {s.id for s in steps} | {"end"}  # "end" finishes the sequence
+        for step in steps:
+            targets = [("goto", step.goto)]
+            if step.wait_for:
+                targets += [("wait_for", step.wait_for.then), ("wait_for", step.wait_for.otherwise)]
+            for key, target in targets:
+                if target and target not in ids:
+                    self.problem(step.line_of(key), f"step {step.id!r}: {key} names unknown step {target!r}")
+
     def flag(self, fields: dict[str, Node], key: str) -> bool:
         node = fields.get(key)
         if node is None:
@@ -141,19 +232,75 @@ class _FileReader:
             self.problem(fields["id"], f"duplicate step id {step_id!r} (first used on line {seen[step_id]})")
         elif step_id:
             seen[step_id] = _line(fields["id"])
+        wait_for = self.wait_for(fields["wait_for"]) if "wait_for" in fields else None
+        sends = "wait_for" not in fields
+        if not sends:
+            for key in sorted({"template", "subject", "kind", "channel", "wait", "at", "on"} & set(fields)):
+                self.problem(fields[key], f"a wait_for step sends nothing: {key!r} does not belong here")
         channel = self.choice(fields, "channel", node, "step", CHANNELS) if "channel" in fields else "email"
+        if "offers" in fields and {"template", "subject"} & set(fields):
+            self.problem(fields["offers"], "a step with offers takes template and subject from each offer")
+        if channel == "sms" and "subject" in fields:
+            self.problem(fields["subject"], "a text has no subject: 'subject' does not belong on an sms step")
         return Step(
             id=step_id,
-            kind=self.choice(fields, "kind", node, "step", MESSAGE_KINDS),
+            kind=self.choice(fields, "kind", node, "step", MESSAGE_KINDS) if sends else "",
             channel=channel,
-            template=self.text(fields, "template", node, "step"),
-            subject=self.text(fields, "subject", node, "step", required=channel == "email"),
+            # An upsell with offers takes its template and subject from the offer it picks.
+            template=self.text(fields, "template", node, "step", required="offers" not in fields) if sends else "",
+            subject=self.text(fields, "subject", node, "step",
+                              required=sends and channel == "email" and "offers" not in fields),
             wait=self.wait(fields),
+            condition=self.condition(fields.get("if")),
+            goto=self.identifier(fields, "goto", node, "step") if "goto" in fields else None,
+            wait_for=wait_for,
+            set_stage=self.identifier(fields, "set_stage", node, "step") if "set_stage" in fields else None,
+            offers=self.offers(fields["offers"]) if "offers" in fields else (),
             line=_line(node),
             key_lines={key: _line(value) for key, value in fields.items()},
         )
 
-    def sequence(self, root: Node, version: str) -> Sequence | None:
+    def offers(self, node: Node) -> tuple[Offer, ...]:
+        if not isinstance(node, SequenceNode) or not node.value:
+            self.problem(node, "offers take a list like - {after: wheel-course, offer: glaze-kit, template: ..., "
+                               "subject: ...}")
+            return ()
+        offers = []
+        for item in node.value:
+            fields = self.mapping(item, OFFER_KEYS, "offer")
+            values = [self.text(fields, key, item, "offer") for key in ("after", "offer", "template", "subject")]
+            if all(values):
+                offers.append(Offer(*values))
+        return tuple(offers)
+
+    def condition(self, node: Node | None) -> Condition | None:
+        if node is None:
+            return None
+        try:
+            return parse_condition(_value(node))
+        except (ValueError, TypeError) as exc:
+            self.problem(node, str(exc))
+            return None
+
+    def wait_for(self, node: Node) -> WaitFor | None:
+        fields = self.mapping(node, WAIT_FOR_KEYS, "wait_for")
+        if not fields:
+            return None
+        event = self.text(fields, "event", node, "wait_for")
+        timeout_node = fields.get("timeout")
+        if timeout_node is None:
+            self.problem(node, "wait_for needs a timeout, like `timeout: 3d` (nothing waits forever)")
+            return None
+        try:
+            timeout = parse_duration(_value(timeout_node))
+        except ValueError as exc:
+            self.problem(timeout_node, str(exc))
+            return None
+        then = self.identifier(fields, "then", node, "wait_for") if "then" in fields else None
+        otherwise = self.identifier(fields, "else", node, "wait_for") if "else" in fields else None
+        return WaitFor(event, timeout, then=then, otherwise=otherwise) if event else None
+
+    def sequence(self, root: Node, version: str, source: str = "") -> Sequence | None:
         fields = self.mapping(root, SEQUENCE_KEYS, "sequence")
         if not fields:
             return None
@@ -166,15 +313,22 @@ class _FileReader:
         else:
             seen: dict[str, int] = {}
             steps = [s for s in (self.step(n, seen) for n in steps_node.value) if s is not None]
+            self.cross_references(steps)
         return Sequence(
             id=self.identifier(fields, "id", root, "sequence"),
             name=self.text(fields, "name", root, "sequence"),
             stage=self.choice(fields, "stage", root, "sequence", LIFECYCLE_STAGES),
             description=self.text(fields, "description", root, "sequence", required=False),
             transactional=self.flag(fields, "transactional"),
+            triggers=self.triggers(fields.get("trigger")),
+            reentry=self.reentry(fields.get("reentry")),
+            goals=self.goals(fields.get("goals")),
+            window=self.window(fields.get("window")),
+            utm=self.utm(fields.get("utm")),
             steps=tuple(steps),
             path=self.path,
             version=version,
+            source=source,
         )
 
 
@@ -192,12 +346,13 @@ def parse_sequence(source: str, path: str, partial: bool = False) -> tuple[Seque
     if root is None:
         return None, [Problem(path, 1, "file is empty")]
     version = hashlib.sha256(source.encode()).hexdigest()[:12]
-    sequence = reader.sequence(root, version)
+    sequence = reader.sequence(root, version, source)
     return (None if reader.problems and not partial else sequence), reader.problems
 
 
 def sequence_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    """The sequence files in `directory`. Files starting with `_` are not sequences (`_lifecycle.yaml`)."""
+    return sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and not p.name.startswith("_"))
 
 
 def load_sequences(directory: Path, display_root: Path | None = None,

@@ -39,16 +39,25 @@ def _json_column() -> Any:
 class Contact(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(index=True, unique=True, max_length=320)  # normalised: see nurture.contacts
-    phone: str | None = Field(default=None, max_length=20)  # E.164
+    phone: str | None = Field(default=None, max_length=20, index=True)  # E.164; replies are matched on it
     first_name: str = Field(default="", max_length=100)
     last_name: str = Field(default="", max_length=100)
     timezone: str | None = Field(default=None, max_length=64)
     fields: dict = Field(default_factory=dict, sa_column=_json_column())
     tags: list = Field(default_factory=list, sa_column=_json_column())
     stage: str = Field(default="lead", max_length=32)
-    email_status: str = Field(default="subscribed", max_length=16)  # subscribed | unsubscribed
+    # Lead score as of score_at; decay is applied when it is read (see engine.decayed_score).
+    score: float = 0.0
+    score_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # subscribed | pending (signed up, not confirmed yet) | unsubscribed | expired (never confirmed)
+    email_status: str = Field(default="subscribed", max_length=16)
     sms_status: str = Field(default="none", max_length=16)  # none | subscribed | unsubscribed
     source: str | None = Field(default=None, max_length=200)
+    # First sign-up's source, UTM tags, referral code, landing page: set once, never overwritten.
+    attribution: dict = Field(default_factory=dict, sa_column=_json_column())
+    # A double opt-in sign-up waiting for its confirmation: which form, since when (expired by the tick).
+    pending_form: str | None = Field(default=None, max_length=64)
+    pending_since: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
@@ -74,6 +83,7 @@ class Enrollment(SQLModel, table=True):
     step_id: str | None = Field(default=None, max_length=64)
     due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     status: str = Field(default="active", max_length=16)  # active | completed | stopped
+    step_entered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # when it reached step_id
     stop_reason: str | None = Field(default=None, max_length=200)
     attempts: int = 0  # temporary failures of the current step
     claim_token: str | None = Field(default=None, max_length=32, index=True)
@@ -103,7 +113,11 @@ class Delivery(SQLModel, table=True):
     # sending | sent | retry | failed | skipped | uncertain
     status: str = Field(default="sending", max_length=16)
     claim_token: str | None = Field(default=None, max_length=32)
-    provider_id: str | None = Field(default=None, max_length=255)
+    provider_id: str | None = Field(default=None, max_length=255, index=True)
+    # What the provider reported after accepting it (Twilio status callbacks: queued, sent, delivered,
+    # undelivered, failed) and its error code; never moved backwards (see store.record_provider_status).
+    provider_status: str | None = Field(default=None, max_length=16)
+    provider_error_code: int | None = None
     error: str | None = Field(default=None, max_length=1000)
     attempts: int = 0
     created_at: datetime = Field(sa_type=UTCDateTime)
@@ -118,6 +132,8 @@ class Event(SQLModel, table=True):
     contact_id: int = Field(foreign_key="contact.id", index=True)
     type: str = Field(max_length=64, index=True)
     data: dict = Field(default_factory=dict, sa_column=_json_column())
+    # Set by callers of POST /api/events: the same key twice records one event.
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
     delivery_id: int | None = Field(default=None, foreign_key="delivery.id")
     occurred_at: datetime = Field(sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
@@ -153,3 +169,34 @@ class Suppression(SQLModel, table=True):
     channel: str = Field(default="email", max_length=8)
     reason: str = Field(max_length=200)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Alert(SQLModel, table=True):
+    """A notice to a person at the business (hot lead, unhappy customer), sent once by the tick."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    kind: str = Field(max_length=32)
+    recipient: str = Field(max_length=320)
+    subject: str = Field(max_length=300)
+    body: str = Field(max_length=10000)
+    status: str = Field(default="pending", max_length=16, index=True)  # pending | sending | sent | failed
+    send_after: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SequenceVersion(SQLModel, table=True):
+    """Every version of a sequence file the service has run, by content hash: what in-flight contacts
+    were following, so an edit can move them by step id (and `nurture plan` can say how)."""
+
+    __table_args__ = (UniqueConstraint("sequence_id", "version", name="uq_sequence_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sequence_id: str = Field(max_length=64, index=True)
+    version: str = Field(max_length=64)
+    path: str = Field(max_length=500)
+    steps: list = Field(default_factory=list, sa_column=_json_column())  # step ids, in order
+    source: str = Field(max_length=200_000)
+    loaded_at: datetime = Field(sa_type=UTCDateTime)

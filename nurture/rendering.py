@@ -59,6 +59,17 @@ def make_environment(templates_dir: Path) -> jinja2.Environment:
     )
 
 
+def make_text_environment(templates_dir: Path) -> jinja2.Environment:
+    """For text-only templates (SMS): plain Jinja, no escaping, StrictUndefined. Jinja's own cache compiles
+    each template once and again only when its file changes (auto_reload)."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+    )
+
+
 def flatten(name: str, load: Callable[[str], str]) -> str:
     """`name`'s source with `{% extends %}` resolved textually: the child's blocks replace the parent's.
 
@@ -98,8 +109,9 @@ def inline_css(html_source: str) -> str:
 class TemplateCatalog:
     """Compiled email templates, rebuilt only when one of their source files changes."""
 
-    def __init__(self, env: jinja2.Environment) -> None:
+    def __init__(self, env: jinja2.Environment, text_env: jinja2.Environment | None = None) -> None:
         self.env = env
+        self.text_env = text_env
         self._compiled: dict[str, _Compiled] = {}
         self._subjects: dict[str, jinja2.Template] = {}
         self._lock = threading.Lock()
@@ -159,3 +171,19 @@ class TemplateCatalog:
             raise RenderError(f"{template}: {exc}") from exc
         except Exception as exc:  # a filter or field can raise anything; it must fail this message only
             raise RenderError(f"{template}: {type(exc).__name__}: {exc}") from exc
+
+    def render_text(self, name: str, context: dict[str, Any]) -> str:
+        """Render the text-only template `name` (`<name>.txt` under the text templates folder), stripped of
+        leading and trailing whitespace (every character of a text is paid for). Raises RenderError."""
+        if self.text_env is None:
+            raise RenderError(f"{name}: no folder configured for text templates")
+        try:
+            return self.text_env.get_template(f"{name}.txt").render(context).strip()
+        except jinja2.TemplateNotFound as exc:
+            raise RenderError(f"template {exc.name!r} not found") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from exc
+        except jinja2.UndefinedError as exc:
+            raise RenderError(f"{name}: {exc.message}") from exc
+        except Exception as exc:  # a filter or field can raise anything; it must fail this message only
+            raise RenderError(f"{name}: {type(exc).__name__}: {exc}") from exc

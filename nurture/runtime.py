@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
 
 import jinja2
 from redis import Redis
@@ -18,11 +19,13 @@ from sqlalchemy.engine import Engine
 from nurture.config import Settings, load_settings
 from nurture.db import make_engine
 from nurture.registry import SequenceRegistry
-from nurture.rendering import TemplateCatalog, make_environment
+from nurture.rendering import TemplateCatalog, make_environment, make_text_environment
 from nurture.tokens import LinkSigner
-from nurture.transports import EmailTransport
+from nurture.transports import EmailTransport, SmsTransport
 from nurture.transports.outbox import OutboxTransport
+from nurture.transports.sms_outbox import SmsOutboxTransport
 from nurture.transports.smtp import SmtpTransport
+from nurture.transports.twilio import TwilioTransport
 
 
 def utc_now() -> datetime:
@@ -39,6 +42,7 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     redis: Redis | None = None
     transport_factory: Callable[[], EmailTransport] | None = field(default=None)
+    sms_rate: Any = None  # nurture.channels.sms.SendRate, made on first use (it may hold per-process state)
 
     @property
     def env(self) -> jinja2.Environment:
@@ -52,6 +56,15 @@ class Runtime:
             assert self.settings.smtp is not None  # load_settings guarantees it
             return SmtpTransport(self.settings.smtp)
         return OutboxTransport(self.settings.outbox_dir)
+
+    def sms_transport(self) -> SmsTransport:
+        """A fresh SMS transport (one HTTP session to Twilio, reused for a whole batch)."""
+        sms = self.settings.sms
+        if sms.backend == "twilio":
+            assert sms.twilio is not None  # load_settings guarantees it
+            return TwilioTransport(sms.twilio)
+        sender = sms.twilio.sender if sms.twilio else ""
+        return SmsOutboxTransport(self.settings.outbox_dir / "sms", sender or "outbox")
 
     def redis_connection(self) -> Redis:
         if self.redis is None:
@@ -68,7 +81,8 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = utc_now) -
         settings=settings,
         db=make_engine(settings.database_url),
         sequences=sequences,
-        catalog=TemplateCatalog(make_environment(settings.templates_dir)),
+        catalog=TemplateCatalog(make_environment(settings.templates_dir),
+                                text_env=make_text_environment(settings.sms.templates_dir)),
         signer=LinkSigner(settings.secret_key),
         clock=clock,
     )

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # conditions.py imports this module; the model only refers to its type
+    from nurture.conditions import Condition
 
 LIFECYCLE_STAGES = (
     "attract-traffic",
@@ -21,7 +25,7 @@ LIFECYCLE_STAGES = (
     "get-referrals",
 )
 MESSAGE_KINDS = ("educate", "offer", "thank-you", "feedback", "referral-request", "upsell")
-CHANNELS = ("email",)
+CHANNELS = ("email", "sms")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAY_SETS = {
@@ -99,6 +103,35 @@ def parse_clock(value: object) -> time:
 
 
 @dataclass(frozen=True)
+class Window:
+    """Allowed sending hours in the recipient's local time: [start, end) on `days` (None: every day).
+
+    One mechanism for a sequence's send window (weekdays 09:00-17:00) and for SMS quiet hours (no texts
+    before 08:00 or from 21:00): a message due outside it waits for the next opening, never dropped.
+    """
+
+    start: time
+    end: time
+    days: frozenset[int] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.start < self.end:
+            raise ValueError("a window must start before it ends (e.g. 08:00-21:00)")
+
+    def contains(self, local: datetime) -> bool:
+        on_day = self.days is None or local.weekday() in self.days
+        return on_day and self.start <= local.time().replace(tzinfo=None) < self.end
+
+
+def parse_hours(value: object) -> tuple[time, time]:
+    """'09:00-17:00' -> (09:00, 17:00)."""
+    parts = str(value).split("-")
+    if len(parts) != 2:
+        raise ValueError(f"hours take a range like \"09:00-17:00\", got {value!r}")
+    return parse_clock(parts[0]), parse_clock(parts[1])
+
+
+@dataclass(frozen=True)
 class Wait:
     """When a step falls: `delay` after the previous step, then (optionally) the next `at` on allowed `days`."""
 
@@ -108,18 +141,68 @@ class Wait:
 
 
 @dataclass(frozen=True)
-class Step:
-    id: str
-    kind: str
-    channel: str
+class WaitFor:
+    """Wait for an event up to `timeout`, then branch: `then` if it came, `otherwise` if not (None: the
+    next step in order)."""
+
+    event: str
+    timeout: Delay
+    then: str | None = None
+    otherwise: str | None = None
+
+
+@dataclass(frozen=True)
+class Offer:
+    """An upsell chosen by what was bought: to buyers of `after`, offer `product` with this template."""
+
+    after: str
+    product: str
     template: str
     subject: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """A message step (template on a channel) or, with `wait_for`, a control step that sends nothing."""
+
+    id: str
+    kind: str = ""
+    channel: str = "email"
+    template: str = ""
+    subject: str = ""
     wait: Wait = Wait()
+    condition: Condition | None = None  # `if:` — false skips the step (recorded), the contact moves on
+    goto: str | None = None  # after this step, continue at this step id instead of the next
+    wait_for: WaitFor | None = None
+    set_stage: str | None = None  # the contact's lifecycle stage once this step is sent
+    offers: tuple[Offer, ...] = ()  # an upsell step: the first offer that fits what the contact bought
     line: int = 0
     key_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)  # for error messages
 
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
+
+    @property
+    def sends(self) -> bool:
+        return self.wait_for is None
+
+
+@dataclass(frozen=True)
+class Reentry:
+    """May a contact enter the sequence again? "once" (never again), "always" (whenever it is not in it),
+    or not within `after` of its last entry."""
+
+    policy: str = "once"
+    after: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What enrolls a contact: kind is event | tag | form | stage | inactive, value the name (for inactive:
+    a duration — no open, click or purchase for that long)."""
+
+    kind: str
+    value: str
 
 
 @dataclass(frozen=True)
@@ -132,6 +215,12 @@ class Sequence:
     # Transactional sequences (the double opt-in confirmation) are sent to contacts who asked for them even
     # before they have opted in to marketing; suppression still applies. Everything else is marketing.
     transactional: bool = False
+    triggers: tuple[Trigger, ...] = ()
+    reentry: Reentry = Reentry()
+    goals: tuple[Condition, ...] = ()  # any one reached ends the sequence for the contact
+    window: Window | None = None  # send window in the contact's timezone
+    utm: dict[str, str] = field(default_factory=dict, compare=False)
+    source: str = field(default="", compare=False, repr=False)  # the file's text, kept with each version
     path: str = ""
     version: str = ""
     _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
@@ -148,3 +237,19 @@ class Sequence:
         if n is None or n + 1 >= len(self.steps):
             return None
         return self.steps[n + 1]
+
+    def following(self, step: Step, skipped: bool = False) -> Step | None:
+        """The step after `step`: its `goto` when it ran (`end` finishes), else the next in order."""
+        if step.goto and not skipped:
+            return self.step(step.goto)  # None for "end"
+        return self.step_after(step.id)
+
+    def other_channel_ahead(self, step: Step) -> bool:
+        """Whether a later step sends on another channel (a text after emails, say)."""
+        later = self.steps[self.steps.index(step) + 1:] if step in self.steps else ()
+        return any(s.sends and s.channel != step.channel for s in later)
+
+    @property
+    def needs_facts(self) -> bool:
+        """Whether decisions need the contact's events, tags and score (skipped on the hot path if not)."""
+        return bool(self.goals) or any(s.condition or s.wait_for or s.offers for s in self.steps)

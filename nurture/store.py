@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from nurture.models import Contact, Delivery, Enrollment, Suppression
+from nurture.models import Consent, Contact, Delivery, Enrollment, Event, Suppression
 
 # Delivery statuses after which the step is done with, whatever happened.
 FINAL = ("sent", "failed", "skipped")
@@ -71,12 +71,15 @@ def release(session: Session, enrollment_id: int, token: str) -> None:
 
 def move_enrollment(session: Session, enrollment_id: int, token: str, now: datetime, *, step_id: str | None,
                     due_at: datetime | None, status: str, version: str | None = None,
-                    stop_reason: str | None = None, attempts: int = 0) -> bool:
-    """Set an enrollment's next step (or end it) and release the claim — only if `token` still holds it."""
+                    stop_reason: str | None = None, attempts: int = 0, new_step: bool = False) -> bool:
+    """Set an enrollment's next step (or end it) and release the claim — only if `token` still holds it.
+    `new_step` marks the moment it reached the step (wait-for steps count from it)."""
     values = dict(step_id=step_id, due_at=due_at, status=status, attempts=attempts, stop_reason=stop_reason,
                   claim_token=None, claimed_until=None, updated_at=now)
     if version:
         values["sequence_version"] = version
+    if new_step:
+        values["step_entered_at"] = now
     # status == active: an enrollment stopped meanwhile (the contact left the sequence) stays stopped.
     result = session.execute(
         update(Enrollment).where(Enrollment.id == enrollment_id, Enrollment.claim_token == token,
@@ -178,3 +181,54 @@ def suppress(session: Session, address: str, channel: str, reason: str, now: dat
 
 def due_count(session: Session, now: datetime) -> int:
     return session.execute(select(func.count()).select_from(Enrollment).where(*_due_filter(now))).scalar_one()
+
+
+def sent_times(session: Session, contact_id: int, since: datetime, excluded_sequences: set[str]) -> list[datetime]:
+    """When marketing messages were sent to this contact since `since` (for the frequency cap)."""
+    rows = session.execute(
+        select(Delivery.sent_at, Delivery.sequence_id)
+        .where(Delivery.contact_id == contact_id, Delivery.status == "sent", Delivery.sent_at >= since)
+    ).all()
+    return [sent_at for sent_at, sequence_id in rows if sequence_id not in excluded_sequences]
+
+
+def opt_out_at_provider(session: Session, contact_id: int, channel: str, status_field: str, delivery_id: int,
+                        reason: str, now: datetime) -> bool:
+    """The provider says the recipient opted out (Twilio 21610: they replied STOP to this sender). The
+    contact's consent column for `channel` becomes "unsubscribed", on the record like any opt-out. The
+    address is not suppressed: the recipient may opt back in (START). Returns whether anything changed."""
+    changed = session.execute(
+        update(Contact).where(Contact.id == contact_id, getattr(Contact, status_field) != "unsubscribed")
+        .values({status_field: "unsubscribed", "updated_at": now})
+    ).rowcount == 1
+    if changed:
+        session.add(Consent(contact_id=contact_id, channel=channel, action="opt-out", method="carrier-opt-out",
+                            delivery_id=delivery_id, consent_text=reason[:2000], created_at=now))
+        session.add(Event(contact_id=contact_id, type=f"{channel}.unsubscribed", delivery_id=delivery_id,
+                          data={"via": "carrier-opt-out", "reason": reason}, occurred_at=now, created_at=now))
+    return changed
+
+
+# A provider's message states in the order they happen. The final ones share a rank, so whichever final
+# report is recorded first stands; "read" (RCS/WhatsApp) can only follow "delivered".
+PROVIDER_STATUS_RANK = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4,
+                        "undelivered": 4, "failed": 4, "canceled": 4, "read": 5}
+
+
+def record_provider_status(session: Session, channel: str, provider_id: str, status: str, error_code: int | None,
+                           now: datetime) -> Delivery | None:
+    """Record what the provider reports about a message, unless it is older news than what is on record:
+    status callbacks arrive out of order, and a late "sent" must not undo "delivered". One conditional
+    UPDATE, so two callbacks racing each other cannot both win. Returns the delivery when this report was
+    recorded, else None (stale, or no such message)."""
+    rank = PROVIDER_STATUS_RANK[status]
+    recorded = case(PROVIDER_STATUS_RANK, value=Delivery.provider_status, else_=-1)
+    moved = session.execute(
+        update(Delivery).where(Delivery.channel == channel, Delivery.provider_id == provider_id, recorded < rank)
+        .values(provider_status=status, provider_error_code=error_code, updated_at=now)
+    ).rowcount
+    if not moved:
+        return None
+    return session.execute(
+        select(Delivery).where(Delivery.channel == channel, Delivery.provider_id == provider_id)
+    ).scalars().first()

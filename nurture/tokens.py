@@ -7,6 +7,10 @@ for at least 30 days and a reader may open an old email years later.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from datetime import UTC, datetime
+
 from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
 
 
@@ -17,7 +21,12 @@ class BadToken(Exception):
 class LinkSigner:
     def __init__(self, secret_key: str) -> None:
         self._unsubscribe = URLSafeSerializer(secret_key, salt="nurture.unsubscribe")
+        self._click = URLSafeSerializer(secret_key, salt="nurture.click")
+        self._feedback = URLSafeSerializer(secret_key, salt="nurture.feedback")
+        self._referral_key = hashlib.sha256(f"nurture.referral:{secret_key}".encode()).digest()
         self._confirm = URLSafeTimedSerializer(secret_key, salt="nurture.confirm")
+        self._form = URLSafeSerializer(secret_key, salt="nurture.form-started")
+        self._magnet = URLSafeSerializer(secret_key, salt="nurture.lead-magnet")
 
     def unsubscribe_token(self, delivery_id: int) -> str:
         return self._unsubscribe.dumps(delivery_id)
@@ -30,6 +39,53 @@ class LinkSigner:
         if not isinstance(value, int):
             raise BadToken("invalid link")
         return value
+
+    def feedback_token(self, delivery_id: int) -> str:
+        return self._feedback.dumps(delivery_id)
+
+    def feedback_delivery(self, token: str) -> int:
+        try:
+            value = self._feedback.loads(token)
+        except BadData as exc:
+            raise BadToken("invalid or altered link") from exc
+        if not isinstance(value, int):
+            raise BadToken("invalid link")
+        return value
+
+    def referral_code(self, contact_id: int) -> str:
+        """A contact's personal referral code: its id in base 36 and a 6-character MAC — short enough to
+        read aloud, stable without storing it, and impossible to walk to other contacts' codes."""
+        body = _base36(contact_id)
+        return f"{body}{self._referral_mac(body)}"
+
+    def referrer(self, code: str) -> int | None:
+        code = code.strip().lower()
+        body, mac = code[:-6], code[-6:]
+        if not body or not hmac.compare_digest(mac, self._referral_mac(body)):
+            return None
+        try:
+            return int(body, 36)
+        except ValueError:
+            return None
+
+    def _referral_mac(self, body: str) -> str:
+        digest = hmac.new(self._referral_key, body.encode(), hashlib.sha256).digest()
+        return _base36(int.from_bytes(digest[:5], "big")).rjust(6, "0")[-6:]
+
+    def click_token(self, delivery_id: int, url: str) -> str:
+        """A tracked link: the delivery and the exact URL that was in the message, signed together, so the
+        redirect can only ever lead where that message pointed (never an open redirect)."""
+        return self._click.dumps([delivery_id, url])
+
+    def clicked(self, token: str) -> tuple[int, str]:
+        try:
+            value = self._click.loads(token)
+        except BadData as exc:
+            raise BadToken("invalid or altered link") from exc
+        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
+                and isinstance(value[1], str)):
+            raise BadToken("invalid link")
+        return value[0], value[1]
 
     def confirm_token(self, contact_id: int) -> str:
         """The double opt-in link's token: a contact id, signed and timestamped."""
@@ -44,3 +100,42 @@ class LinkSigner:
         if not isinstance(value, int):
             raise BadToken("invalid link")
         return value
+
+    def form_token(self, form_id: str, issued: datetime) -> str:
+        """The signed time a form was handed out (hidden in it), for the minimum fill time. The time is in
+        the payload, not itsdangerous's own timestamp, so that it comes from the runtime's clock."""
+        return self._form.dumps([form_id, int(issued.timestamp())])
+
+    def form_issued(self, token: str, form_id: str) -> datetime:
+        """When the form carrying `token` was handed out. Raises BadToken (also for another form's token)."""
+        try:
+            value = self._form.loads(token)
+        except BadData as exc:
+            raise BadToken("invalid or altered form token") from exc
+        if not (isinstance(value, list) and len(value) == 2 and value[0] == form_id and isinstance(value[1], int)):
+            raise BadToken("form token for another form")
+        return datetime.fromtimestamp(value[1], UTC)
+
+    def lead_magnet_token(self, contact_id: int, form_id: str) -> str:
+        """The download link's token for a lead magnet file: whoever has the welcome email can fetch it."""
+        return self._magnet.dumps([contact_id, form_id])
+
+    def lead_magnet_form(self, token: str) -> str:
+        """The form id a lead magnet token was made for. Raises BadToken."""
+        try:
+            value = self._magnet.loads(token)
+        except BadData as exc:
+            raise BadToken("invalid or altered download link") from exc
+        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], str)):
+            raise BadToken("invalid download link")
+        return value[1]
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, rest = divmod(number, 36)
+        text = digits[rest] + text
+        if number == 0:
+            return text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from nurture import dispatch
+from nurture import dispatch, versions
 from nurture.contacts import ContactInput, enroll, upsert_contact
 from nurture.models import Contact, Delivery, Enrollment
 from nurture.runtime import Runtime
@@ -30,6 +30,8 @@ def send_due(rt: Runtime) -> dict[str, int]:
         for outcome, n in dispatch.run_batch(rt, token).counts.items():
             total[outcome] = total.get(outcome, 0) + n
 
+    versions.housekeeping(rt)  # as the tick does
+    dispatch.send_alerts(rt)
     dispatch.claim_batches(rt, run, max_batches=1000)
     return total
 

@@ -49,5 +49,7 @@ def channel_for(name: str) -> Channel:
 
 
 from nurture.channels.email import EmailChannel  # noqa: E402  (registers after the protocol exists)
+from nurture.channels.sms import SmsChannel  # noqa: E402
 
 register(EmailChannel())
+register(SmsChannel())

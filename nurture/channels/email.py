@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import replace
 from datetime import datetime
 from urllib.parse import quote
 
 from nurture.context import template_context
 from nurture.mail import Envelope, OutgoingEmail, build_email, dkim_sign
 from nurture.models import Contact
+from nurture.rendering import RenderedEmail
 from nurture.runtime import Runtime
 from nurture.sequence import Sequence, Step
+from nurture.tracking import add_pixel, track_links
 from nurture.transports import EmailTransport
 
 
@@ -26,9 +29,9 @@ def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step,
                   now: datetime) -> OutgoingEmail:
     """Render and build one email. Raises RenderError when the template cannot be rendered for this contact."""
     token = rt.signer.unsubscribe_token(delivery_id)
-    context = template_context(rt, contact, sequence, step, token)
-    content = rt.catalog.render_email(step.template, step.subject, context)
+    context = template_context(rt, contact, sequence, step, token, delivery_id)
     settings = rt.settings
+    content = track(rt, rt.catalog.render_email(step.template, step.subject, context), delivery_id, token)
     envelope = Envelope(
         mail_from=settings.mail_from,
         to_address=contact.email,
@@ -41,6 +44,16 @@ def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step,
     )
     message = build_email(envelope, content)
     return dkim_sign(message, settings.dkim) if settings.dkim else message
+
+
+def track(rt: Runtime, content: RenderedEmail, delivery_id: int, token: str) -> RenderedEmail:
+    """Wrap the message's links for click tracking and add the open pixel, as configured."""
+    base, html = rt.settings.base_url, content.html
+    if rt.settings.track_clicks:
+        html = track_links(html, base, lambda url: f"{base}/c/{rt.signer.click_token(delivery_id, url)}")
+    if rt.settings.track_opens:
+        html = add_pixel(html, f"{base}/o/{token}.gif")
+    return replace(content, html=html)
 
 
 class EmailChannel:

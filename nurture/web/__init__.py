@@ -20,11 +20,20 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.config.update(SECRET_KEY=rt.settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY, JSON_SORT_KEYS=False)
     app.extensions["nurture"] = rt
 
-    from nurture.web import api, public, unsubscribe
+    from nurture.web import api, forms, public, unsubscribe
 
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(unsubscribe.bp)
+    forms.init_app(app, rt)  # the form blueprint, with its per-IP rate limit on submissions
+    from nurture.web import events, feedback, tracking
+
+    app.register_blueprint(events.bp)
+    app.register_blueprint(tracking.bp)
+    app.register_blueprint(feedback.bp)
+    from nurture.web import twilio
+
+    app.register_blueprint(twilio.bp)
     return app
 
 

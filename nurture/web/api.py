@@ -10,7 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from nurture.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert_contact
-from nurture.models import Contact, Enrollment
+from nurture.models import Consent, Contact, Enrollment
+from nurture.preferences import consent_history
+from nurture.signup import consent_json
 from nurture.web import runtime
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -40,7 +42,8 @@ def too_large(_exc: Exception) -> tuple[Response, int]:
     return error(413, "request body too large")
 
 
-def contact_json(contact: Contact, enrollments: list[Enrollment]) -> dict[str, Any]:
+def contact_json(contact: Contact, enrollments: list[Enrollment],
+                 consent: list[Consent] | None = None) -> dict[str, Any]:
     return {
         "id": contact.id,
         "email": contact.email,
@@ -52,7 +55,10 @@ def contact_json(contact: Contact, enrollments: list[Enrollment]) -> dict[str, A
         "tags": contact.tags,
         "stage": contact.stage,
         "email_status": contact.email_status,
+        "sms_status": contact.sms_status,
+        "attribution": contact.attribution,
         "created_at": contact.created_at.isoformat(),
+        "consent": [consent_json(c) for c in consent or []],  # GDPR Art. 7: the proof, with the contact
         "enrollments": [
             {"sequence": e.sequence_id, "status": e.status, "next_step": e.step_id,
              "due_at": e.due_at.isoformat() if e.due_at else None}
@@ -103,7 +109,8 @@ def add_contact() -> tuple[Response, int]:
             session.rollback()  # a concurrent request created the same contact first: the same answer as a repeat
             return error(409, "this contact is being created by another request; try again")
         enrollments = list(session.exec(select(Enrollment).where(Enrollment.contact_id == contact.id)))
-        return jsonify(contact_json(contact, enrollments)), 201 if created else 200
+        consent = consent_history(session, contact.id)
+        return jsonify(contact_json(contact, enrollments, consent)), 201 if created else 200
 
 
 @bp.get("/contacts/<path:email>")
@@ -118,4 +125,4 @@ def get_contact(email: str) -> tuple[Response, int]:
         if contact is None:
             return error(404, "no such contact")
         enrollments = list(session.exec(select(Enrollment).where(Enrollment.contact_id == contact.id)))
-        return jsonify(contact_json(contact, enrollments)), 200
+        return jsonify(contact_json(contact, enrollments, consent_history(session, contact.id))), 200

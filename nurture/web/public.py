@@ -1,22 +1,49 @@
-"""Pages anyone can reach: the overview and the health check."""
+"""The owner's overview (behind the API key) and the health check."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, render_template
+import functools
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, render_template, request
 from sqlalchemy import func, text
 from sqlmodel import Session, select
 
 from nurture.models import Contact, Delivery, Enrollment
+from nurture.runtime import Runtime
+from nurture.sequence import LIFECYCLE_STAGES
 from nurture.web import runtime
 
 bp = Blueprint("public", __name__)
 
 
+def owner_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """HTTP Basic with the API key as the password (any user name): the overview shows the business's
+    numbers, which are nobody else's business. Bearer works too, for scripts."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        expected = runtime().settings.api_key.encode()
+        auth = request.authorization
+        given = (auth.password or auth.token or "") if auth else ""
+        if not hmac.compare_digest(given.encode(), expected):
+            return Response("Log in with any user name and the API key (var/api_key unless API_KEY is set).\n",
+                            401, {"WWW-Authenticate": 'Basic realm="nurture", charset="UTF-8"'})
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 @bp.get("/")
+@owner_only
 def overview() -> str:
-    """The whole map at once: each sequence's contacts by step and what has been sent."""
+    """The whole map at once, printable: the seven lifecycle stages with their contacts, the sequences that
+    serve each (and the gaps: stages with no automation yet), and each sequence's contacts by step."""
     rt = runtime()
     with Session(rt.db) as session:
+        by_stage = dict(session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
         waiting = dict(session.execute(
             select(Enrollment.sequence_id + ":" + func.coalesce(Enrollment.step_id, ""), func.count())
             .where(Enrollment.status == "active").group_by(Enrollment.sequence_id, Enrollment.step_id)
@@ -27,7 +54,18 @@ def overview() -> str:
         ).all())
         contacts = session.execute(select(func.count()).select_from(Contact)).scalar_one()
     return render_template("overview.html", sequences=rt.sequences.all(), waiting=waiting, sent=sent,
-                           contacts=contacts, settings=rt.settings)
+                           contacts=contacts, settings=rt.settings, lifecycle=lifecycle_map(rt, by_stage))
+
+
+def lifecycle_map(rt: Runtime, by_stage: dict[str, int]) -> list[dict[str, Any]]:
+    rules = rt.sequences.lifecycle
+    rows = []
+    for stage in LIFECYCLE_STAGES:
+        contact_stages = [name for name, lifecycle_stage in rules.stages.items() if lifecycle_stage == stage]
+        serving = [s for s in rt.sequences.all() if s.stage == stage]
+        rows.append({"stage": stage, "contact_stages": contact_stages,
+                     "contacts": sum(by_stage.get(name, 0) for name in contact_stages), "sequences": serving})
+    return rows
 
 
 @bp.get("/healthz")

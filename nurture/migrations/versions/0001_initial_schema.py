@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 03:19:32.169446
+Create Date: 2026-11-23 03:46:53.591999
 """
 import sqlalchemy as sa
 import sqlmodel
@@ -28,15 +28,36 @@ def upgrade() -> None:
     sa.Column('fields', sa.JSON(), nullable=False),
     sa.Column('tags', sa.JSON(), nullable=False),
     sa.Column('stage', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('score', sa.Float(), nullable=False),
+    sa.Column('score_at', nurture.models.UTCDateTime(), nullable=True),
     sa.Column('email_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('sms_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('attribution', sa.JSON(), nullable=False),
+    sa.Column('pending_form', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('pending_since', nurture.models.UTCDateTime(), nullable=True),
     sa.Column('created_at', nurture.models.UTCDateTime(), nullable=False),
     sa.Column('updated_at', nurture.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contact_email'), ['email'], unique=True)
+        batch_op.create_index(batch_op.f('ix_contact_pending_since'), ['pending_since'], unique=False)
+        batch_op.create_index(batch_op.f('ix_contact_phone'), ['phone'], unique=False)
+
+    op.create_table('sequenceversion',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('sequence_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('version', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('path', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('steps', sa.JSON(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=200000), nullable=False),
+    sa.Column('loaded_at', nurture.models.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('sequence_id', 'version', name='uq_sequence_version')
+    )
+    with op.batch_alter_table('sequenceversion', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sequenceversion_sequence_id'), ['sequence_id'], unique=False)
 
     op.create_table('suppression',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -49,6 +70,25 @@ def upgrade() -> None:
     with op.batch_alter_table('suppression', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_suppression_address'), ['address'], unique=True)
 
+    op.create_table('alert',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('contact_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('recipient', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('subject', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('body', sqlmodel.sql.sqltypes.AutoString(length=10000), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('send_after', nurture.models.UTCDateTime(), nullable=True),
+    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
+    sa.Column('created_at', nurture.models.UTCDateTime(), nullable=False),
+    sa.Column('sent_at', nurture.models.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('alert', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_alert_contact_id'), ['contact_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alert_status'), ['status'], unique=False)
+
     op.create_table('enrollment',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('contact_id', sa.Integer(), nullable=False),
@@ -58,6 +98,7 @@ def upgrade() -> None:
     sa.Column('step_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('due_at', nurture.models.UTCDateTime(), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('step_entered_at', nurture.models.UTCDateTime(), nullable=True),
     sa.Column('stop_reason', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('claim_token', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
@@ -86,6 +127,8 @@ def upgrade() -> None:
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('claim_token', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('provider_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+    sa.Column('provider_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
+    sa.Column('provider_error_code', sa.Integer(), nullable=True),
     sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('created_at', nurture.models.UTCDateTime(), nullable=False),
@@ -98,6 +141,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_delivery_contact_id'), ['contact_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_delivery_provider_id'), ['provider_id'], unique=False)
 
     op.create_table('consent',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -125,12 +169,14 @@ def upgrade() -> None:
     sa.Column('contact_id', sa.Integer(), nullable=False),
     sa.Column('type', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('idempotency_key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('delivery_id', sa.Integer(), nullable=True),
     sa.Column('occurred_at', nurture.models.UTCDateTime(), nullable=False),
     sa.Column('created_at', nurture.models.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], ),
     sa.ForeignKeyConstraint(['delivery_id'], ['delivery.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('idempotency_key')
     )
     with op.batch_alter_table('event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_event_contact_id'), ['contact_id'], unique=False)
@@ -151,6 +197,7 @@ def downgrade() -> None:
 
     op.drop_table('consent')
     with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_delivery_provider_id'))
         batch_op.drop_index(batch_op.f('ix_delivery_contact_id'))
 
     op.drop_table('delivery')
@@ -160,11 +207,22 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_enrollment_claim_token'))
 
     op.drop_table('enrollment')
+    with op.batch_alter_table('alert', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_alert_status'))
+        batch_op.drop_index(batch_op.f('ix_alert_contact_id'))
+
+    op.drop_table('alert')
     with op.batch_alter_table('suppression', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_suppression_address'))
 
     op.drop_table('suppression')
+    with op.batch_alter_table('sequenceversion', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sequenceversion_sequence_id'))
+
+    op.drop_table('sequenceversion')
     with op.batch_alter_table('contact', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_contact_phone'))
+        batch_op.drop_index(batch_op.f('ix_contact_pending_since'))
         batch_op.drop_index(batch_op.f('ix_contact_email'))
 
     op.drop_table('contact')
