@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from nurture.loader import Problem, SequenceFileError, load_sequences, parse_sequence
+from nurture.loader import SEQUENCE_KEYS, STEP_KEYS, Problem, SequenceFileError, load_sequences, parse_sequence
 from nurture.sequence import DAY_SETS, Delay, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The key lists the messages name, as the loader prints them.
+SEQUENCE_ALLOWED = ", ".join(sorted(SEQUENCE_KEYS))
+STEP_ALLOWED = ", ".join(sorted(STEP_KEYS))
 
 
 def yaml_text(text: str) -> str:
@@ -157,12 +161,12 @@ def test_each_step_remembers_the_line_of_each_key() -> None:
     [
         pytest.param(
             VALID_HEAD + "  - id: a\n    kind: educate\n    template: t\n    subject: s\ncolour: red\n",
-            "s.yaml:9: unknown key 'colour' in sequence (allowed: description, id, name, stage, steps, transactional)",
+            f"s.yaml:9: unknown key 'colour' in sequence (allowed: {SEQUENCE_ALLOWED})",
             id="unknown-sequence-key",
         ),
         pytest.param(
             VALID_HEAD + "  - id: a\n    kind: educate\n    template: t\n    subjet: s\n    subject: s\n",
-            "s.yaml:8: unknown key 'subjet' in step (allowed: at, channel, id, kind, on, subject, template, wait)",
+            f"s.yaml:8: unknown key 'subjet' in step (allowed: {STEP_ALLOWED})",
             id="unknown-step-key",
         ),
         pytest.param(
@@ -203,8 +207,8 @@ def test_each_step_remembers_the_line_of_each_key() -> None:
             id="bad-stage",
         ),
         pytest.param(
-            VALID_HEAD + "  - id: a\n    kind: educate\n    channel: sms\n    template: t\n    subject: s\n",
-            "s.yaml:7: unknown channel 'sms' (expected one of: email)",
+            VALID_HEAD + "  - id: a\n    kind: educate\n    channel: fax\n    template: t\n    subject: s\n",
+            "s.yaml:7: unknown channel 'fax' (expected one of: email, sms)",
             id="bad-channel",
         ),
         pytest.param(
@@ -345,7 +349,7 @@ steps:
     subjet: typo
   - id: a
     kind: shout
-    channel: sms
+    channel: fax
     template: t
   - id: b
     kind: offer
@@ -366,16 +370,16 @@ def test_every_problem_in_a_file_is_reported_in_one_call() -> None:
         "sequences/many.yaml:3: unknown stage 'nowhere' (expected one of: attract-traffic, capture-leads, "
         "nurture-prospects, convert-sales, deliver-satisfy, upsell-customers, get-referrals)",
         "sequences/many.yaml:4: unknown key 'colour' in sequence "
-        "(allowed: description, id, name, stage, steps, transactional)",
+        f"(allowed: {SEQUENCE_ALLOWED})",
         "sequences/many.yaml:9: bad duration '2 days': use numbers with d, h, m or s, like '2d 4h' or '90m'",
         "sequences/many.yaml:10: bad time of day 'noon': use HH:MM, like \"10:00\"",
         "sequences/many.yaml:11: unknown day 'funday': use mon, tue, wed, thu, fri, sat, sun",
         "sequences/many.yaml:14: unknown key 'subjet' in step "
-        "(allowed: at, channel, id, kind, on, subject, template, wait)",
+        f"(allowed: {STEP_ALLOWED})",
         "sequences/many.yaml:15: duplicate step id 'a' (first used on line 6)",
         "sequences/many.yaml:16: unknown kind 'shout' "
         "(expected one of: educate, offer, thank-you, feedback, referral-request, upsell)",
-        "sequences/many.yaml:17: unknown channel 'sms' (expected one of: email)",
+        "sequences/many.yaml:17: unknown channel 'fax' (expected one of: email, sms)",
         "sequences/many.yaml:23: unknown day 'frx': use mon, tue, wed, thu, fri, sat, sun",
         "sequences/many.yaml:24: step is missing required key 'kind'",
     ])
@@ -486,15 +490,18 @@ def test_an_empty_directory_loads_nothing_without_problems(tmp_path: Path) -> No
 def test_the_starter_sequence_files_load_with_no_problems() -> None:
     sequences, problems = load_sequences(REPO / "sequences", display_root=REPO)
     assert problems == []
-    assert sorted(sequences) == ["customer", "lead-nurture"]
+    assert {"customer", "lead-nurture", "hot-lead"} <= set(sequences)
     lead = sequences["lead-nurture"]
     assert [s.id for s in lead.steps] == ["edu-1", "edu-2", "edu-3", "offer"]
     assert lead.steps[1].wait.at == time(10, 0)
     assert lead.steps[1].wait.days == DAY_SETS["weekdays"]
     customer = sequences["customer"]
-    assert [s.id for s in customer.steps] == ["thank-you", "feedback", "referral-request", "upsell"]
-    assert customer.steps[3].wait.delay == Delay(days=14)
-    assert all(s.template and s.subject for seq in sequences.values() for s in seq.steps)
+    assert [s.id for s in customer.steps] == ["thank-you", "feedback", "wait-rating", "referral-request", "upsell"]
+    assert customer.steps[4].wait.delay == Delay(days=14)
+    assert customer.steps[3].condition is not None and customer.steps[2].wait_for is not None
+    assert [o.product for o in customer.steps[4].offers] == ["glaze-kit", "wheel-6-week", "wheel-6-week"]
+    message_steps = [s for seq in sequences.values() for s in seq.steps if s.sends and not s.offers]
+    assert all(s.template and s.subject for s in message_steps)
 
 
 # --- version --------------------------------------------------------------------------------------------------
