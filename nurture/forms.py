@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 FORM_KEYS = {"id", "name", "title", "intro", "sequence", "confirm_sequence", "tags", "fields", "double_opt_in",
              "consent_text", "consent_checkbox", "allowed_origins", "redirect", "submit_label", "success_message",
-             "lead_magnet", "phone_region"}
+             "lead_magnet", "phone_region", "sms_consent_text"}
 FIELD_KEYS = {"name", "label", "type", "required", "choices", "max_length", "placeholder"}
 MAGNET_KEYS = {"title", "url", "file"}
 # The contact's own columns: their type is fixed. Anything else is a custom field, kept in contact.fields.
@@ -35,7 +35,7 @@ HONEYPOT = "website"
 STARTED = "_started"
 ATTRIBUTION_KEYS = ("source", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "ref",
                     "gclid", "fbclid", "landing_page", "referrer")
-META_FIELDS = {HONEYPOT, STARTED, "timezone", "consent", *ATTRIBUTION_KEYS}
+META_FIELDS = {HONEYPOT, STARTED, "timezone", "consent", "sms_consent", *ATTRIBUTION_KEYS}
 RESERVED_FIELDS = META_FIELDS | {"lead_magnet", "tags", "sequence", "fields", "timezone", "stage"}
 DEFAULT_CONFIRM_SEQUENCE = "confirm-email"
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -85,6 +85,9 @@ class Form:
     success_message: str = ""
     lead_magnet: LeadMagnet | None = None
     phone_region: str = "US"
+    # SMS needs consent of its own (TCPA): with this text the form shows an unticked checkbox beside it,
+    # and only a ticked box with a phone number records an SMS opt-in.
+    sms_consent_text: str = ""
     path: str = ""
     version: str = ""
     key_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
@@ -255,8 +258,19 @@ class _FormReader(_FileReader):
             success_message=self.text(fields, "success_message", root, "form", required=False),
             lead_magnet=self.lead_magnet(fields),
             phone_region=(self.text(fields, "phone_region", root, "form", required=False) or "US").upper(),
+            sms_consent_text=self.sms_consent(fields),
             path=self.path, version=version, key_lines=_key_lines(root),
         )
+
+    def sms_consent(self, fields: dict[str, Node]) -> str:
+        text = self.text(fields, "sms_consent_text", fields.get("sms_consent_text"), "form", required=False)
+        listed = fields.get("fields")
+        has_phone = isinstance(listed, SequenceNode) and any(
+            isinstance(item, MappingNode) and any(k.value == "name" and v.value == "phone" for k, v in item.value)
+            for item in listed.value)
+        if text and not has_phone:
+            self.problem(fields["sms_consent_text"], "sms_consent_text needs a phone field to text")
+        return text
 
 
 def _key_lines(root: MappingNode) -> dict[str, int]:

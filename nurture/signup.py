@@ -26,7 +26,7 @@ from nurture import automation, referrals
 from nurture.contacts import enroll, record_event
 from nurture.forms import HONEYPOT, STARTED, Form, FormRegistry
 from nurture.models import Consent, Contact
-from nurture.preferences import Origin, record_consent
+from nurture.preferences import Origin, record_consent, set_sms
 from nurture.runtime import Runtime
 from nurture.sequence import Sequence
 from nurture.submission import FORM_ERROR, InvalidSignup, Submission, read_submission
@@ -140,6 +140,8 @@ def _submit(rt: Runtime, session: Session, form: Form, submission: Submission, v
     now = rt.clock()
     contact, created = _find_or_create(session, form, submission, now)
     record_consent(session, contact, "email", "opt-in", visitor.origin(form.id, form.consent_text), now)
+    if submission.sms_consent:  # its own consent, with its own words (texts still wait for a sequence)
+        set_sms(session, contact, True, visitor.origin(form.id, form.sms_consent_text), now)
     record_event(session, contact.id, "signup.submitted", now,
                  {"form": form.id, "double_opt_in": form.double_opt_in, "attribution": submission.attribution})
     if form.double_opt_in:

@@ -41,6 +41,7 @@ class Submission:
     timezone: str | None = None
     fields: dict = field(default_factory=dict)  # the form's custom fields, typed
     attribution: dict = field(default_factory=dict)
+    sms_consent: bool = False  # the form's SMS checkbox was ticked (with a phone number)
 
 
 def _scalar(value: object) -> str | bool | int | float | None:
@@ -155,7 +156,16 @@ def _field_errors(form: Form, posted: Mapping[str, object]) -> tuple[dict[str, o
                 errors["consent"] = "Please tick the box to agree, so we may email you."
         except InvalidContact as exc:
             errors["consent"] = exc.message
+    if form.sms_consent_text and _sms_ticked(posted) and not values.get("phone") and "phone" not in errors:
+        errors["phone"] = "Add your mobile number to get texts, or untick the box."
     return values, errors
+
+
+def _sms_ticked(posted: Mapping[str, object]) -> bool:
+    try:
+        return _checkbox(posted.get("sms_consent"))
+    except InvalidContact:
+        return False
 
 
 def read_submission(form: Form, posted: Mapping[str, object], query: Mapping[str, str] | None = None) -> Submission:
@@ -177,4 +187,5 @@ def read_submission(form: Form, posted: Mapping[str, object], query: Mapping[str
         timezone=_timezone(posted.get("timezone")),
         fields=custom,
         attribution=clean_attribution(posted, query or {}),
+        sms_consent=bool(form.sms_consent_text) and _sms_ticked(posted) and bool(values.get("phone")),
     )

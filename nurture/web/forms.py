@@ -168,6 +168,7 @@ def definition(form: Form, rt: Runtime) -> dict[str, Any]:
         "fields": [{"name": f.name, "label": f.label, "type": f.type, "required": f.required,
                     "choices": list(f.choices), "placeholder": f.placeholder} for f in form.fields],
         "consent_text": form.consent_text, "consent_checkbox": form.consent_checkbox,
+        "sms_consent_text": form.sms_consent_text,
         "submit_label": form.submit_label, "honeypot": HONEYPOT,
         "started": rt.signer.form_token(form.id, rt.clock()),
         "attribution": [k for k in ATTRIBUTION_KEYS if k not in ("landing_page", "referrer")],

@@ -90,6 +90,9 @@ function nurtureEmbed(config, script) {
     if (config.intro) { form.appendChild(el("p", {}, config.intro)); }
     form.appendChild(el("p", { "class": "nf-error nf-form-error", role: "alert", hidden: "" }));
     config.fields.forEach(function (field) { form.appendChild(fieldBox(field)); });
+    if (config.sms_consent_text) {
+      form.appendChild(fieldBox({ name: "sms_consent", label: config.sms_consent_text, type: "checkbox" }));
+    }
     if (config.consent_checkbox) {
       form.appendChild(fieldBox({ name: "consent", label: config.consent_text, type: "checkbox", required: true }));
     }
