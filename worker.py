@@ -39,7 +39,7 @@ def warm_up() -> None:
 
 
 def run_cron(redis_url: str, queue_name: str, interval: int) -> None:
-    cron = CronScheduler(connection=Redis.from_url(redis_url))
+    cron = CronScheduler(connection=Redis.from_url(redis_url), logging_level=logging.WARNING)
     # ttl: a tick that waited longer than its interval is stale; the next one does the same work.
     cron.register(jobs.tick, queue_name, interval=interval, ttl=max(interval * 3, 30), result_ttl=60)
     cron.start()
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     connection = Redis.from_url(settings.redis_url)
     worker = Worker([Queue(settings.queue_name, connection=connection)], connection=connection)
     try:
-        worker.work(with_scheduler=True, burst=args.burst)
+        # RQ logs every job at INFO (four lines a tick); nurture's own loggers say what matters.
+        worker.work(with_scheduler=True, burst=args.burst, logging_level="WARNING")
     finally:
         if cron is not None and cron.is_alive():
             cron.terminate()

@@ -97,6 +97,7 @@ def print_banner(settings: Settings, port: int, redis_url: str, private: bool) -
     print(f"""
   nurture is running
     overview     {base}/   (log in with any name; the password is the API key in {settings.var_dir}/api_key)
+    signup form  {base}/forms/beginners-guide   (embeds: .venv/bin/nurture forms snippet beginners-guide)
     health       {base}/healthz
     API          curl -H "Authorization: Bearer $(cat {settings.var_dir}/api_key)" \\
                       -H 'Content-Type: application/json' {base}/api/contacts \\
