@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
 
@@ -32,25 +34,13 @@ class LinkSigner:
         return self._unsubscribe.dumps(delivery_id)
 
     def delivery_id(self, token: str) -> int:
-        try:
-            value = self._unsubscribe.loads(token)
-        except BadData as exc:
-            raise BadToken("invalid or altered link") from exc
-        if not isinstance(value, int):
-            raise BadToken("invalid link")
-        return value
+        return _load(self._unsubscribe, token, lambda v: isinstance(v, int))
 
     def feedback_token(self, delivery_id: int) -> str:
         return self._feedback.dumps(delivery_id)
 
     def feedback_delivery(self, token: str) -> int:
-        try:
-            value = self._feedback.loads(token)
-        except BadData as exc:
-            raise BadToken("invalid or altered link") from exc
-        if not isinstance(value, int):
-            raise BadToken("invalid link")
-        return value
+        return _load(self._feedback, token, lambda v: isinstance(v, int))
 
     def referral_code(self, contact_id: int) -> str:
         """A contact's personal referral code: its id in base 36 and a 6-character MAC — short enough to
@@ -78,13 +68,8 @@ class LinkSigner:
         return self._click.dumps([delivery_id, url])
 
     def clicked(self, token: str) -> tuple[int, str]:
-        try:
-            value = self._click.loads(token)
-        except BadData as exc:
-            raise BadToken("invalid or altered link") from exc
-        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
-                and isinstance(value[1], str)):
-            raise BadToken("invalid link")
+        value = _load(self._click, token, lambda v: isinstance(v, list) and len(v) == 2
+                      and isinstance(v[0], int) and isinstance(v[1], str))
         return value[0], value[1]
 
     def confirm_token(self, contact_id: int) -> str:
@@ -93,13 +78,7 @@ class LinkSigner:
 
     def confirmed_contact(self, token: str, max_age_seconds: int) -> int:
         """The contact id of a confirmation link no older than `max_age_seconds`. Raises BadToken."""
-        try:
-            value = self._confirm.loads(token, max_age=max_age_seconds)
-        except BadData as exc:
-            raise BadToken("invalid, altered or expired confirmation link") from exc
-        if not isinstance(value, int):
-            raise BadToken("invalid link")
-        return value
+        return _load(self._confirm, token, lambda v: isinstance(v, int), max_age=max_age_seconds)
 
     def form_token(self, form_id: str, issued: datetime) -> str:
         """The signed time a form was handed out (hidden in it), for the minimum fill time. The time is in
@@ -108,12 +87,8 @@ class LinkSigner:
 
     def form_issued(self, token: str, form_id: str) -> datetime:
         """When the form carrying `token` was handed out. Raises BadToken (also for another form's token)."""
-        try:
-            value = self._form.loads(token)
-        except BadData as exc:
-            raise BadToken("invalid or altered form token") from exc
-        if not (isinstance(value, list) and len(value) == 2 and value[0] == form_id and isinstance(value[1], int)):
-            raise BadToken("form token for another form")
+        value = _load(self._form, token, lambda v: isinstance(v, list) and len(v) == 2 and v[0] == form_id
+                      and isinstance(v[1], int))
         return datetime.fromtimestamp(value[1], UTC)
 
     def lead_magnet_token(self, contact_id: int, form_id: str) -> str:
@@ -122,13 +97,8 @@ class LinkSigner:
 
     def lead_magnet_form(self, token: str) -> str:
         """The form id a lead magnet token was made for. Raises BadToken."""
-        try:
-            value = self._magnet.loads(token)
-        except BadData as exc:
-            raise BadToken("invalid or altered download link") from exc
-        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], str)):
-            raise BadToken("invalid download link")
-        return value[1]
+        return _load(self._magnet, token, lambda v: isinstance(v, list) and len(v) == 2
+                     and isinstance(v[1], str))[1]
 
 
 def _base36(number: int) -> str:
@@ -139,3 +109,15 @@ def _base36(number: int) -> str:
         text = digits[rest] + text
         if number == 0:
             return text
+
+
+def _load(serializer: URLSafeSerializer, token: str, valid: Callable[[Any], bool], **kwargs: Any) -> Any:
+    """The payload of a token signed by `serializer`, or BadToken: forged, altered, truncated, expired,
+    or signed by us but not of the shape this link carries."""
+    try:
+        value = serializer.loads(token, **kwargs)
+    except BadData as exc:
+        raise BadToken("invalid, altered or expired link") from exc
+    if not valid(value):
+        raise BadToken("invalid link")
+    return value
