@@ -10,15 +10,16 @@ due at once), then:
             starts) render, build and send them over SMTP into the sink, recording every delivery. The clock
             stops when the sink has counted N messages and the database shows N deliveries "sent".
   bare      one smtplib connection sending N pre-built messages of the same size and shape (one message
-            rendered by nurture's own compose_email) to the same sink.
+            composed by nurture's own email channel) to the same sink.
 
 It prints both rates and, last, `ratio=<pipeline/bare>`. Exit status 1 if the pipeline did not deliver
 exactly N messages (sink count, distinct recipients, delivery rows), 2 on a setup error.
 
 Everything lives in a fresh temporary directory: the SQLite file (or, with --database postgresql, a fresh
 database on postgresql://postgres@127.0.0.1:5432/postgres, dropped at the end), a private redis-server on a
-free port, VAR_DIR. Templates and sequences are read from the repository (NURTURE_ROOT), nothing is written
-there. Workers, redis and the sink are stopped on exit, on error and on Ctrl-C.
+free port, VAR_DIR, and a copy of the repository's sequences/, email_templates/ (etc.) as NURTURE_ROOT (a copy,
+so an edit made in the working tree during a run cannot change what is measured). Nothing is written to the
+repository. Workers, redis and the sink are stopped on exit, on error and on Ctrl-C.
 
 `--profile OUT.prof` runs a different experiment: no worker processes; the batches are queued at once and one
 in-process RQ SimpleWorker drains them under cProfile (the forking Worker runs jobs in a child that cProfile
@@ -63,12 +64,23 @@ from smtp_sink import Sink, free_port, start_sink  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SEQUENCE = "customer"
-FIRST_STEP = "thank-you"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class SetupError(RuntimeError):
     pass
+
+
+def code_version() -> str:
+    """The commit measured, and whether nurture/ had uncommitted changes (figures depend on both)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "nurture", "worker.py"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit or 'unknown'}{' + uncommitted changes in nurture/' if dirty else ''}"
 
 
 def log(message: str) -> None:
@@ -111,24 +123,25 @@ def cpu_seconds(pid: int, children: bool = True) -> float:
     return ticks / CLK_TCK
 
 
-def stop_process(process: subprocess.Popen, name: str, grace: float = 10.0) -> None:
-    """SIGTERM (RQ: warm shutdown), then SIGKILL the process and everything it started."""
-    if process.poll() is not None:
-        return
-    family = descendants_of(process.pid)
-    with contextlib.suppress(ProcessLookupError):
-        process.terminate()
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        log(f"{name} (pid {process.pid}) ignored SIGTERM; killing it and its children")
-        family = sorted(set(family) | set(descendants_of(process.pid)))
+def stop_processes(processes: list[tuple[subprocess.Popen, str]], grace: float = 5.0) -> None:
+    """SIGTERM all (RQ: warm shutdown), wait, then SIGKILL the survivors and everything they started."""
+    running = [(p, name, descendants_of(p.pid)) for p, name in processes if p.poll() is None]
+    for process, _, _ in running:
         with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        process.wait(5)
-    for pid in family:  # e.g. a work horse orphaned mid-job
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            process.terminate()
+    deadline = time.monotonic() + grace
+    for process, name, family in running:
+        try:
+            process.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            log(f"{name} (pid {process.pid}) still running {grace:.0f} s after SIGTERM; killing it")
+            family = sorted(set(family) | set(descendants_of(process.pid)))
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            process.wait(5)
+        for pid in family:  # e.g. an RQ work horse orphaned mid-job (it runs in a session of its own)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def start_redis(directory: Path, stack: contextlib.ExitStack) -> tuple[str, subprocess.Popen]:
@@ -139,7 +152,7 @@ def start_redis(directory: Path, stack: contextlib.ExitStack) -> tuple[str, subp
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                 "--appendonly", "no", "--dir", str(directory)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    stack.callback(stop_process, process, "redis-server")
+    stack.callback(stop_processes, [(process, "redis-server")])
     url = f"redis://127.0.0.1:{port}/0"
     client = Redis.from_url(url)
     for _ in range(200):
@@ -173,10 +186,17 @@ def postgres_database():
 
 # --- setup -------------------------------------------------------------------------------------------------
 
+def copy_project(tmp: Path) -> None:
+    """The repository's sequences and templates, copied to tmp/project (NURTURE_ROOT)."""
+    for name in ("sequences", "email_templates", "sms_templates", "forms"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, tmp / "project" / name)
+
+
 def bench_env(tmp: Path, database_url: str, redis_url: str, sink: Sink, batch_size: int,
               max_pending: int | None) -> dict[str, str]:
     env = {
-        "NURTURE_ROOT": str(ROOT),  # starter sequences and templates, read only
+        "NURTURE_ROOT": str(tmp / "project"),  # the starter sequences and templates, copied
         "VAR_DIR": str(tmp / "var"),  # nothing nurture writes goes to the repository
         "OUTBOX_DIR": str(tmp / "var" / "outbox"),
         "DATABASE_URL": database_url,
@@ -196,38 +216,40 @@ def bench_env(tmp: Path, database_url: str, redis_url: str, sink: Sink, batch_si
     return env
 
 
-def enroll_bulk(rt: Runtime, n: int) -> None:
+def _row(model: type, **values: object) -> dict:
+    """A row for a bulk INSERT, with the model's own defaults for every column not given (so a column
+    added to the model later does not break the benchmark)."""
+    return model(**values).model_dump(exclude={"id"})
+
+
+def enroll_bulk(rt: Runtime, n: int) -> str:
     """N contacts enrolled in the customer sequence, as nurture.contacts would leave them (contact row,
-    enrollment at the first step, the two events), written with three bulk INSERTs."""
+    enrollment at the first step, the two events), written with three bulk INSERTs. Returns the step id."""
     sequence = rt.sequences.get(SEQUENCE)
     if sequence is None:
         raise SetupError(f"sequence {SEQUENCE!r} is not loaded from {rt.settings.sequences_dir}")
     now = rt.clock()
     due = engine.first_due(sequence, now, engine.contact_zone(None))
-    if due is None or due.step_id != FIRST_STEP or due.at > now:
-        raise SetupError(f"{SEQUENCE}: expected its first step {FIRST_STEP!r} to be due at once, got {due}")
+    if due is None or due.at > now:
+        raise SetupError(f"{SEQUENCE}: expected its first step to be due at once, got {due}")
     first_names = ["Ann", "Bo", "Chidi", "Dana", "Eun-ji", "Farid", "Greta", "Hugo", "Ines", "Jae"]
+    contact = _row(Contact, email="x@example.com", fields={"class_name": "Wheel throwing for beginners"},
+                   tags=["bench"], source="bench", created_at=now, updated_at=now)
+    enrollment = _row(Enrollment, contact_id=0, sequence_id=sequence.id, sequence_version=sequence.version,
+                      step_id=due.step_id, due_at=due.at, status="active", created_at=now, updated_at=now)
+    created = _row(Event, contact_id=0, type="contact.created", data={"source": "bench"}, occurred_at=now,
+                   created_at=now)
+    enrolled = _row(Event, contact_id=0, type="sequence.enrolled", occurred_at=now, created_at=now,
+                    data={"sequence": sequence.id, "version": sequence.version, "first_step": due.step_id})
     with Session(rt.db) as session:
         session.execute(insert(Contact), [
-            dict(email=f"bench{i:06d}@example.com", first_name=first_names[i % 10], last_name=f"Bench{i}",
-                 phone=None, timezone=None, fields={"class_name": "Wheel throwing for beginners"}, tags=["bench"],
-                 stage="lead", email_status="subscribed", source="bench", created_at=now, updated_at=now)
+            {**contact, "email": f"bench{i:06d}@example.com", "first_name": first_names[i % 10],
+             "last_name": f"Bench{i}"}
             for i in range(n)
         ])
         ids = session.execute(select(Contact.id).order_by(Contact.id)).scalars().all()
-        session.execute(insert(Enrollment), [
-            dict(contact_id=cid, sequence_id=sequence.id, sequence_version=sequence.version, entry=1,
-                 step_id=due.step_id, due_at=due.at, status="active", attempts=0, created_at=now, updated_at=now)
-            for cid in ids
-        ])
-        events = []
-        for cid in ids:
-            events.append(dict(contact_id=cid, type="contact.created", data={"source": "bench"},
-                               delivery_id=None, occurred_at=now, created_at=now))
-            events.append(dict(contact_id=cid, type="sequence.enrolled", delivery_id=None, occurred_at=now,
-                               created_at=now, data={"sequence": sequence.id, "version": sequence.version,
-                                                     "first_step": due.step_id}))
-        session.execute(insert(Event), events)
+        session.execute(insert(Enrollment), [{**enrollment, "contact_id": cid} for cid in ids])
+        session.execute(insert(Event), [{**event, "contact_id": cid} for cid in ids for event in (created, enrolled)])
         session.commit()
         due_now = session.execute(
             select(func.count()).select_from(Enrollment)
@@ -235,19 +257,23 @@ def enroll_bulk(rt: Runtime, n: int) -> None:
         ).scalar_one()
     if due_now != n:
         raise SetupError(f"expected {n} due enrollments after setup, found {due_now}")
+    return due.step_id
 
 
 def start_workers(count: int, env: dict[str, str], tmp: Path, stack: contextlib.ExitStack
                   ) -> list[tuple[subprocess.Popen, Path]]:
-    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")}
-    workers = []
+    # Not the whole environment: a DATABASE_URL or DKIM_* in the caller's shell must not leak into the
+    # workers. PYTHONPATH and BENCH_* pass, for experiments (e.g. a sitecustomize that patches something).
+    passed = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH")
+    base = {k: v for k, v in os.environ.items() if k in passed or k.startswith("BENCH_")}
+    workers: list[tuple[subprocess.Popen, Path]] = []
+    stack.callback(lambda: stop_processes([(p, f"worker {i}") for i, (p, _) in enumerate(workers)]))
     for i in range(count):
         log_path = tmp / f"worker-{i}.log"
         with open(log_path, "wb") as out:
             process = subprocess.Popen([sys.executable, str(ROOT / "worker.py"), "--no-tick"], cwd=ROOT,
                                        env={**base, **env}, stdout=out, stderr=subprocess.STDOUT,
                                        start_new_session=True)  # Ctrl-C is ours to handle, not theirs
-        stack.callback(stop_process, process, f"worker {i}")
         workers.append((process, log_path))
     return workers
 
@@ -281,22 +307,31 @@ def sent_count(rt: Runtime) -> int:
 
 
 def run_pipeline(rt: Runtime, sink: Sink, n: int, workers: list[tuple[subprocess.Popen, Path]],
-                 timeout: float) -> tuple[float, dict]:
-    """Tick until all N are claimed, wait for the sink to count N and the database to show N sent."""
+                 timeout: float, tick_every: float = 1.0) -> tuple[float, dict]:
+    """Tick until all N are claimed, wait for the sink to count N and the database to show N sent.
+
+    The tick runs here, every `tick_every` seconds: what the worker's cron does with TICK_SECONDS=1, the
+    shortest it allows (the default is 5 s; MAX_PENDING_BATCHES x BATCH_SIZE = 4,000 messages queued at a
+    time keep the workers fed either way). Its back-pressure returns 0 while the queue is full, so it is
+    called until it has claimed all N. The sink's count is polled every 10 ms for the stop time.
+    """
     base = sink.count
     stats = {"ticks": 0, "claimed": 0}
     start = time.perf_counter()
     deadline = start + timeout
+    next_tick = start
     while sink.count - base < n:
-        if stats["claimed"] < n:
+        now = time.perf_counter()
+        if stats["claimed"] < n and now >= next_tick:
             stats["claimed"] += jobs.tick()
             stats["ticks"] += 1
-        if time.perf_counter() > deadline:
+            next_tick = now + tick_every
+        check_workers(workers)
+        if now > deadline:
             raise TimeoutError(f"pipeline: only {sink.count - base} of {n} messages reached the sink in "
                                f"{timeout:.0f} s ({stats['claimed']} claimed)")
-        check_workers(workers)
-        time.sleep(0.02)
-    while sent_count(rt) < n:  # the last batches commit "sent" right after the sink's 250
+        time.sleep(0.01)
+    while sent_count(rt) < n:  # the last batch commits "sent" right after the sink's 250
         if time.perf_counter() > deadline:
             raise TimeoutError(f"pipeline: the sink counted {n} but only {sent_count(rt)} deliveries are 'sent'")
         time.sleep(0.01)
@@ -304,7 +339,7 @@ def run_pipeline(rt: Runtime, sink: Sink, n: int, workers: list[tuple[subprocess
 
 
 def sample_message(rt: Runtime, delivery_id: int) -> tuple[str, bytes]:
-    """One message exactly as the pipeline builds it (nurture's compose_email), for the bare loop."""
+    """One message exactly as the pipeline builds it (nurture's own composition), for the bare loop."""
     sequence = rt.sequences.get(SEQUENCE)
     assert sequence is not None
     step = sequence.steps[0]
@@ -312,7 +347,12 @@ def sample_message(rt: Runtime, delivery_id: int) -> tuple[str, bytes]:
     contact = Contact(id=delivery_id, email="bare@example.com", first_name="Ann", last_name="Bench0",
                       fields={"class_name": "Wheel throwing for beginners"}, tags=["bench"], created_at=now,
                       updated_at=now)
-    message = dispatch.compose_email(rt, contact, sequence, step, delivery_id, now)
+    try:
+        from nurture.channels import channel_for
+    except ImportError:  # before the send path went through channels
+        message = dispatch.compose_email(rt, contact, sequence, step, delivery_id, now)  # type: ignore[attr-defined]
+    else:
+        message = channel_for(step.channel).compose(rt, contact, sequence, step, delivery_id, now)
     return message.envelope_from, message.data
 
 
@@ -328,7 +368,8 @@ def run_bare(sink: Sink, n: int, envelope_from: str, data: bytes) -> float:
     return time.perf_counter() - start
 
 
-def verify(rt: Runtime, n: int, sink_count: int, sink_distinct: int, redis: Redis, queue_name: str) -> list[str]:
+def verify(rt: Runtime, n: int, first_step: str, sink_count: int, sink_distinct: int, redis: Redis,
+           queue_name: str) -> list[str]:
     problems = []
     if sink_count != n:
         problems.append(f"the sink counted {sink_count} messages during the pipeline, expected {n}")
@@ -341,7 +382,7 @@ def verify(rt: Runtime, n: int, sink_count: int, sink_distinct: int, redis: Redi
         ).scalar_one()
         moved = session.execute(
             select(func.count()).select_from(Enrollment)
-            .where(Enrollment.step_id == "feedback", Enrollment.status == "active",
+            .where(Enrollment.step_id.is_distinct_from(first_step), Enrollment.status.in_(("active", "completed")),
                    Enrollment.claim_token.is_(None))
         ).scalar_one()
     if by_status != {"sent": n}:
@@ -349,7 +390,7 @@ def verify(rt: Runtime, n: int, sink_count: int, sink_distinct: int, redis: Redi
     if per_enrollment != n:
         problems.append(f"{per_enrollment} enrollments have a 'sent' delivery, expected {n}")
     if moved != n:
-        problems.append(f"{moved} enrollments moved on to 'feedback' with their claim released, expected {n}")
+        problems.append(f"{moved} enrollments moved past {first_step!r} with their claim released, expected {n}")
     failed = FailedJobRegistry(queue_name, connection=redis).count
     if failed:
         problems.append(f"{failed} RQ jobs failed")
@@ -357,27 +398,35 @@ def verify(rt: Runtime, n: int, sink_count: int, sink_distinct: int, redis: Redi
 
 
 def profile_one_worker(rt: Runtime, n: int, out: Path, top: int) -> None:
-    """Queue every batch, then drain them with one in-process SimpleWorker under cProfile."""
+    """Queue every batch, then drain them with one in-process SimpleWorker under cProfile. The profiler's
+    clock is this process's CPU time, so time spent waiting (for the sink's replies, for the SQLite lock,
+    for a core on a busy machine) is left out: what remains is what the worker itself costs."""
     redis = rt.redis_connection()
     queue = jobs.dispatch_queue(rt)
     claimed = dispatch.claim_batches(rt, lambda token: jobs.enqueue_batch(rt, queue, token), max_batches=10**6)
     log(f"profile: {claimed} enrollments claimed in {queue.count} batches; draining with one SimpleWorker")
     worker = SimpleWorker([queue], connection=redis)
-    profiler = cProfile.Profile()
-    start = time.perf_counter()
+    profiler = cProfile.Profile(time.process_time)
+    start, cpu = time.perf_counter(), time.process_time()
     profiler.enable()
     worker.work(burst=True, logging_level="WARNING")
     profiler.disable()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     profiler.dump_stats(str(out))
     sent = sent_count(rt)
-    print(f"profile: one in-process worker sent {sent} messages in {elapsed:.1f} s = {sent / elapsed:.0f}/s "
-          f"(under cProfile, which slows Python code down); stats in {out}")
+    print(f"profile: one in-process worker sent {sent} messages in {elapsed:.1f} s, {1000 * cpu / max(sent, 1):.2f} ms "
+          f"CPU per message under cProfile (which inflates Python-heavy code); stats in {out}")
     for key in ("cumulative", "tottime"):
         buffer = io.StringIO()
-        pstats.Stats(str(out), stream=buffer).strip_dirs().sort_stats(key).print_stats(top)
-        print(f"--- top {top} by {key} ---")
-        print(buffer.getvalue().split("\n", 6)[-1] if "ncalls" in buffer.getvalue() else buffer.getvalue())
+        pstats.Stats(str(out), stream=buffer).sort_stats(key).print_stats(top)
+        text = buffer.getvalue()
+        print(f"--- top {top} by {key} (CPU seconds) ---")
+        print(text[text.find("   ncalls"):] if "   ncalls" in text else text)
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    log("bench: terminated; stopping everything it started")
+    sys.exit(128 + signum)
 
 
 # --- main --------------------------------------------------------------------------------------------------
@@ -399,9 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1 or args.workers < 1 or args.batch_size < 1:
         parser.error("--n, --workers and --batch-size must be positive")
 
-    # SIGTERM unwinds like Ctrl-C does, so the `finally`s stop every process this run started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    timeout = args.timeout or max(300.0, args.n / 20)
+    # Ctrl-C (even when started with SIGINT ignored, as `cmd &` does) and SIGTERM unwind the stack, so
+    # every process this run started is stopped.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminated)
+    timeout = args.timeout or max(600.0, args.n / 5)  # generous: a slow run is a result too
     with contextlib.ExitStack() as stack:
         tmp = Path(tempfile.mkdtemp(prefix="nurture-bench-"))
         if args.keep:
@@ -416,11 +467,12 @@ def main(argv: list[str] | None = None) -> int:
                 database_url = stack.enter_context(postgres_database())
             else:
                 database_url = f"sqlite:///{tmp / 'nurture.db'}"
+            copy_project(tmp)
             env = bench_env(tmp, database_url, redis_url, sink, args.batch_size, args.max_pending)
             settings = load_settings(env)
-            for path in (settings.var_dir, settings.outbox_dir):
-                if ROOT in path.resolve().parents and tmp not in path.resolve().parents:
-                    raise SetupError(f"{path} is inside the repository")
+            for path in (settings.var_dir, settings.outbox_dir, settings.sequences_dir, settings.templates_dir):
+                if tmp.resolve() not in path.resolve().parents:
+                    raise SetupError(f"{path} is outside the benchmark's temporary directory")
             rt = build_runtime(settings)
             stack.callback(rt.db.dispose)
             upgrade(rt.db)  # once, here: the workers' own upgrade() is then a no-op
@@ -428,9 +480,11 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(use_runtime, None)
             redis = rt.redis_connection()
 
+            log(f"setup: code {code_version()}; {os.cpu_count()} cores, load average "
+                f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
             started = time.perf_counter()
-            enroll_bulk(rt, args.n)
-            log(f"setup: {args.n} contacts enrolled in {SEQUENCE}/{FIRST_STEP} in "
+            first_step = enroll_bulk(rt, args.n)
+            log(f"setup: {args.n} contacts enrolled in {SEQUENCE}/{first_step} in "
                 f"{time.perf_counter() - started:.1f} s ({args.database}, {tmp})")
 
             if args.profile:
@@ -441,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             workers = start_workers(args.workers, env, tmp, stack)
             wait_for_workers(workers, redis, settings.queue_name)
             log(f"setup: {args.workers} workers listening after {time.perf_counter() - started:.1f} s")
-        except SetupError as exc:
+        except (SetupError, RuntimeError) as exc:  # RuntimeError: the sink did not start
             log(f"bench: setup failed: {exc}")
             return 2
 
@@ -459,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
                "bench": sum(os.times()[:2]) - cpu_before["bench"]}
         time.sleep(0.5)  # anything sent late or twice would show up in the count now
         pipeline_count, pipeline_distinct = sink.count, sink.distinct
-        problems = verify(rt, args.n, pipeline_count, pipeline_distinct, redis, settings.queue_name)
+        problems = verify(rt, args.n, first_step, pipeline_count, pipeline_distinct, redis, settings.queue_name)
         pipeline_rate = args.n / elapsed
         print(f"pipeline: {args.n} messages in {elapsed:.1f} s = {pipeline_rate:.0f}/s "
               f"({args.workers} workers, batch {args.batch_size}, {args.database}; {stats['ticks']} ticks)",

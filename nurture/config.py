@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from email.utils import parseaddr
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -77,7 +78,7 @@ class Settings:
     form_min_fill_seconds: int = 3  # a form sent back faster than this was filled by a bot
     sms: SmsSettings = field(default_factory=lambda: SmsSettings())
 
-    @property
+    @cached_property  # on every message; parseaddr is slower than it looks
     def mail_domain(self) -> str:
         return parseaddr(self.mail_from)[1].rpartition("@")[2] or "localhost"
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from nurture import engine
@@ -105,8 +106,10 @@ def validated(data: ContactInput) -> ContactInput:
 
 def record_event(session: Session, contact_id: int, type_: str, now: datetime, data: dict | None = None,
                  delivery_id: int | None = None) -> None:
-    session.add(Event(contact_id=contact_id, type=type_, data=data or {}, delivery_id=delivery_id,
-                      occurred_at=now, created_at=now))
+    """Append to the contact's timeline. A plain INSERT, not the ORM's unit of work: it runs for every
+    message sent, and nothing reads the row back in the same session."""
+    session.execute(insert(Event.__table__).values(contact_id=contact_id, type=type_, data=data or {},  # type: ignore[attr-defined]
+                                                   delivery_id=delivery_id, occurred_at=now, created_at=now))
 
 
 def upsert_contact(session: Session, data: ContactInput, now: datetime) -> tuple[Contact, bool]:

@@ -71,6 +71,10 @@ class _Batch:
     session: Session
     token: str
     transports: dict[str, Transport] = field(default_factory=dict)
+    # Marketing send times per contact for the frequency cap, read once for the batch and kept up to date
+    # as it sends (a query a message saved). Another worker sending to the same contact in the same second
+    # is not seen: the cap can be passed by one message in that race, never by more.
+    sent: dict[int, list[datetime]] = field(default_factory=dict)
 
     def transport(self, channel: Channel) -> Transport:
         if channel.name not in self.transports:
@@ -102,6 +106,11 @@ def run_batch(rt: Runtime, token: str) -> BatchReport:
         batch = _Batch(rt, session, token)
         try:
             rows = store.claimed(session, token, rt.clock())
+            lifecycle = rt.sequences.lifecycle
+            if rows and (lifecycle.per_day or lifecycle.per_week):
+                transactional = {s.id for s in rt.sequences.all() if s.transactional}
+                batch.sent = store.sent_times(session, [c.id for _, c in rows], rt.clock() - timedelta(days=7),
+                                              transactional)
             session.commit()
             for enrollment, contact in rows:
                 try:
@@ -128,7 +137,8 @@ def _process(batch: _Batch, enrollment: Enrollment, contact: Contact) -> str:
         return "postponed"
     if enrollment.step_id and sequence.step(enrollment.step_id) is None:
         return _relocate(batch, _Item(enrollment, contact, sequence))
-    facts = automation.facts(session, rt, contact, enrollment, sequence, now) if sequence.needs_facts else None
+    needed = sequence.needs_facts(enrollment.step_id)
+    facts = automation.facts(session, rt, contact, enrollment, sequence, now) if needed else None
     decision = engine.decide(sequence, enrollment.step_id, enrollment.due_at, now, facts, enrollment.step_entered_at)
     item = _Item(enrollment, contact, sequence)
     if isinstance(decision, engine.NotYet):
@@ -194,12 +204,8 @@ def _hold(batch: _Batch, item: _Item, channel: Channel, now: datetime) -> tuple[
     if hold is not None or item.sequence.transactional:
         return hold
     lifecycle = batch.rt.sequences.lifecycle
-    sent: list[datetime] = []
-    if lifecycle.per_day or lifecycle.per_week:
-        transactional = {s.id for s in batch.rt.sequences.all() if s.transactional}
-        sent = store.sent_times(batch.session, item.contact.id, now - timedelta(days=7), transactional)
-    return engine.hold_reason(now, item.sequence.window, engine.contact_zone(item.contact.timezone), sent,
-                              lifecycle.per_day, lifecycle.per_week)
+    return engine.hold_reason(now, item.sequence.window, engine.contact_zone(item.contact.timezone),
+                              batch.sent.get(item.contact.id, []), lifecycle.per_day, lifecycle.per_week)
 
 
 def _send(batch: _Batch, item: _Item, step: Step) -> str:
@@ -242,6 +248,8 @@ def _sent(batch: _Batch, item: _Item, step: Step, delivery: Delivery, provider_i
                           attempts=delivery.attempts + 1)
     record_event(batch.session, item.contact.id, f"{step.channel}.sent", now,
                  item.about(step, message_id=message_id), delivery.id)
+    if not item.sequence.transactional:
+        batch.sent.setdefault(item.contact.id, []).append(now)
     if step.set_stage:
         automation.set_stage(batch.session, batch.rt, item.contact, step.set_stage, f"step {step.id}", now)
     _advance(batch, item, step, now)

@@ -249,7 +249,8 @@ class Sequence:
         later = self.steps[self.steps.index(step) + 1:] if step in self.steps else ()
         return any(s.sends and s.channel != step.channel for s in later)
 
-    @property
-    def needs_facts(self) -> bool:
-        """Whether decisions need the contact's events, tags and score (skipped on the hot path if not)."""
-        return bool(self.goals) or any(s.condition or s.wait_for or s.offers for s in self.steps)
+    def needs_facts(self, step_id: str | None) -> bool:
+        """Whether deciding about `step_id` needs the contact's events, tags and score: two queries a
+        message, skipped on the hot path when no goal, condition, wait or offer looks at them."""
+        step = self.step(step_id) if step_id else None
+        return bool(self.goals) or (step is not None and bool(step.condition or step.wait_for or step.offers))
