@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from nurture.cli import main
 from nurture.contacts import InvalidContact
-from nurture.forms import FieldSpec, FormRegistry, load_forms, parse_form
+from nurture.forms import FORM_KEYS, FieldSpec, FormRegistry, load_forms, parse_form
 from nurture.submission import InvalidSignup, clean_attribution, clean_value, read_submission
 from nurture.tokens import BadToken, LinkSigner
 
@@ -93,9 +93,7 @@ def test_every_problem_in_a_form_file_is_reported_on_its_line() -> None:
     assert [str(p) for p in problems] == [
         "forms/broken.yaml:1: form is missing required key 'sequence'",
         "forms/broken.yaml:1: id 'Bad_Id' must use lowercase letters, digits and dashes",
-        "forms/broken.yaml:4: unknown key 'colour' in form (allowed: allowed_origins, confirm_sequence, "
-        "consent_checkbox, consent_text, double_opt_in, fields, id, intro, lead_magnet, name, phone_region, "
-        "redirect, sequence, submit_label, success_message, tags, title)",
+        f"forms/broken.yaml:4: unknown key 'colour' in form (allowed: {', '.join(sorted(FORM_KEYS))})",
         "forms/broken.yaml:5: 'double_opt_in' must be true or false",
         "forms/broken.yaml:7: allowed origin 'https://example.com/signup' must be like https://www.example.com "
         "(scheme and host, no path), or *",
