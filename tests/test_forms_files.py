@@ -238,3 +238,10 @@ def test_a_form_token_carries_the_time_and_only_fits_its_own_form() -> None:
                          (LinkSigner("z" * 32).form_token("guide", issued), "guide")):
         with pytest.raises(BadToken):
             signer.form_issued(bad, form_id)
+
+
+def test_an_sms_consent_text_without_a_phone_field_is_reported_at_its_line() -> None:
+    source = ("id: texts\nname: Texts\nsequence: lead-nurture\nconsent_text: Emails, weekly.\n"
+              "sms_consent_text: Texts too.\nfields:\n  - name: email\n")
+    _, problems = parse_form(source, "forms/texts.yaml")
+    assert [str(p) for p in problems] == ["forms/texts.yaml:5: sms_consent_text needs a phone field to text"]
