@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
+from functools import lru_cache
 
 import dkim
 
@@ -71,6 +72,12 @@ def _qp(text: str) -> bytes:
     return binascii.b2a_qp(normalised.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
+@lru_cache(maxsize=8)
+def _sender(mail_from: str) -> tuple[str, str]:
+    """MAIL_FROM as (name, address). It is the same string for every message, and parseaddr is not cheap."""
+    return parseaddr(mail_from)
+
+
 def make_message_id(unique: str, domain: str) -> str:
     return f"<{unique}.{secrets.token_hex(4)}@{domain}>"
 
@@ -78,7 +85,7 @@ def make_message_id(unique: str, domain: str) -> str:
 def build_email(envelope: Envelope, content: RenderedEmail) -> OutgoingEmail:
     boundary = "=_nurture_" + secrets.token_hex(12)
     headers = [
-        f"From: {_address(*parseaddr(envelope.mail_from))}",
+        f"From: {_address(*_sender(envelope.mail_from))}",
         f"To: {_address(envelope.to_name, envelope.to_address)}",
         f"Subject: {_header_text(content.subject)}",
         f"Date: {format_datetime(envelope.date)}",
@@ -106,7 +113,7 @@ def build_email(envelope: Envelope, content: RenderedEmail) -> OutgoingEmail:
         ]
     body += [b"--" + boundary.encode() + b"--", b""]
     return OutgoingEmail(
-        envelope_from=parseaddr(envelope.mail_from)[1],
+        envelope_from=_sender(envelope.mail_from)[1],
         recipient=envelope.to_address,
         message_id=envelope.message_id,
         data=b"\r\n".join(body),
