@@ -18,9 +18,9 @@ from rq.cron import CronScheduler
 
 from nurture import jobs
 from nurture.config import ConfigError, load_settings
-from nurture.db import upgrade
-from nurture.rendering import RenderError
+from nurture.content.rendering import RenderError
 from nurture.runtime import current_runtime
+from nurture.store.db import upgrade
 
 log = logging.getLogger("nurture.worker")
 

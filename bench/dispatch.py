@@ -53,11 +53,13 @@ from rq.registry import FailedJobRegistry  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
-from nurture import dispatch, engine, jobs  # noqa: E402
+from nurture import jobs  # noqa: E402
 from nurture.config import load_settings  # noqa: E402
-from nurture.db import upgrade  # noqa: E402
-from nurture.models import Contact, Delivery, Enrollment, Event  # noqa: E402
+from nurture.delivery import dispatch  # noqa: E402
+from nurture.rules import engine  # noqa: E402
 from nurture.runtime import Runtime, build_runtime, use_runtime  # noqa: E402
+from nurture.store.db import upgrade  # noqa: E402
+from nurture.store.models import Contact, Delivery, Enrollment, Event  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from smtp_sink import Sink, free_port, start_sink  # noqa: E402
@@ -223,7 +225,7 @@ def _row(model: type, **values: object) -> dict:
 
 
 def enroll_bulk(rt: Runtime, n: int) -> str:
-    """N contacts enrolled in the customer sequence, as nurture.contacts would leave them (contact row,
+    """N contacts enrolled in the customer sequence, as nurture.people.contacts would leave them (contact row,
     enrollment at the first step, the two events), written with three bulk INSERTs. Returns the step id."""
     sequence = rt.sequences.get(SEQUENCE)
     if sequence is None:
@@ -348,7 +350,7 @@ def sample_message(rt: Runtime, delivery_id: int) -> tuple[str, bytes]:
                       fields={"class_name": "Wheel throwing for beginners"}, tags=["bench"], created_at=now,
                       updated_at=now)
     try:
-        from nurture.channels import channel_for
+        from nurture.delivery.channels import channel_for
     except ImportError:  # before the send path went through channels
         message = dispatch.compose_email(rt, contact, sequence, step, delivery_id, now)  # type: ignore[attr-defined]
     else:

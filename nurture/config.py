@@ -19,8 +19,8 @@ from urllib.parse import unquote, urlsplit
 
 from limits import parse_many
 
-from nurture.sequence import Window, parse_hours
-from nurture.sms import known_region
+from nurture.rules.sequence import Window, parse_hours
+from nurture.rules.sms import known_region
 
 
 class ConfigError(ValueError):

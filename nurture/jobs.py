@@ -7,7 +7,8 @@ import logging
 
 from rq import Queue
 
-from nurture import dispatch, signup, versions
+from nurture.delivery import dispatch, versions
+from nurture.people import signup
 from nurture.runtime import Runtime, current_runtime
 
 log = logging.getLogger(__name__)

@@ -17,15 +17,15 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 
 from nurture.config import Settings, load_settings
-from nurture.db import make_engine
-from nurture.registry import SequenceRegistry
-from nurture.rendering import TemplateCatalog, make_environment, make_text_environment
-from nurture.tokens import LinkSigner
-from nurture.transports import EmailTransport, SmsTransport
-from nurture.transports.outbox import OutboxTransport
-from nurture.transports.sms_outbox import SmsOutboxTransport
-from nurture.transports.smtp import SmtpTransport
-from nurture.transports.twilio import TwilioTransport
+from nurture.content.registry import SequenceRegistry
+from nurture.content.rendering import TemplateCatalog, make_environment, make_text_environment
+from nurture.delivery.transports import EmailTransport, SmsTransport
+from nurture.delivery.transports.outbox import OutboxTransport
+from nurture.delivery.transports.sms_outbox import SmsOutboxTransport
+from nurture.delivery.transports.smtp import SmtpTransport
+from nurture.delivery.transports.twilio import TwilioTransport
+from nurture.rules.tokens import LinkSigner
+from nurture.store.db import make_engine
 
 
 def utc_now() -> datetime:
@@ -42,7 +42,7 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     redis: Redis | None = None
     transport_factory: Callable[[], EmailTransport] | None = field(default=None)
-    sms_rate: Any = None  # nurture.channels.sms.SendRate, made on first use (it may hold per-process state)
+    sms_rate: Any = None  # nurture.delivery.channels.sms.SendRate, made on first use (it may hold per-process state)
 
     @property
     def env(self) -> jinja2.Environment:

@@ -22,8 +22,8 @@ from aiosmtpd.controller import Controller
 from redis import Redis
 
 from nurture.config import load_settings
-from nurture.db import upgrade
 from nurture.runtime import Runtime, build_runtime
+from nurture.store.db import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from nurture import dispatch, versions
-from nurture.contacts import ContactInput, enroll, upsert_contact
-from nurture.models import Contact, Delivery, Enrollment
+from nurture.delivery import dispatch, versions
+from nurture.people.contacts import ContactInput, enroll, upsert_contact
 from nurture.runtime import Runtime
+from nurture.store.models import Contact, Delivery, Enrollment
 
 
 def add_contact(rt: Runtime, email: str, sequence_id: str | None = None, **fields: object) -> int:

@@ -6,7 +6,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlmodel import Session, func, select
 
-from nurture.models import Contact, Enrollment
+from nurture.store.models import Contact, Enrollment
 from nurture.web import create_app
 
 AUTH = {"Authorization": "Bearer test-api-key-0123456789"}

@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlmodel import Session, select
 
-from nurture import dispatch
-from nurture.models import Alert, Contact, Enrollment, Event
+from nurture.delivery import dispatch
 from nurture.runtime import Runtime
+from nurture.store.models import Alert, Contact, Enrollment, Event
 from nurture.web import create_app
 from tests.conftest import SmtpServer, write_sequence
 from tests.helpers import add_contact, deliveries, enrollment, send_due
@@ -132,7 +132,7 @@ def test_a_score_past_the_threshold_starts_the_offer_and_alerts_the_seller(rt, c
 def test_a_booking_ends_the_hot_lead_offer_and_silence_gets_the_last_call(rt, client, smtp_server, clock) -> None:
     clock.now = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
     hot = rt.sequences.get("hot-lead")
-    from nurture.contacts import enroll
+    from nurture.people.contacts import enroll
 
     for email in ("buys@example.com", "silent@example.com"):
         add_contact(rt, email)
@@ -221,7 +221,7 @@ def test_a_step_due_outside_the_send_window_waits_for_the_right_local_minute(rt,
     hot = rt.sequences.get("hot-lead")
     add_contact(rt, "ny@example.com", timezone="America/New_York")
     with Session(rt.db) as session:
-        from nurture.contacts import enroll
+        from nurture.people.contacts import enroll
 
         enroll(session, session.exec(select(Contact)).one(), hot, clock())
         session.commit()
@@ -270,7 +270,7 @@ steps:
   - {id: hello, kind: educate, template: lead/edu-3, subject: "Hello"}
 """)
     rt.sequences.refresh()
-    from nurture import automation
+    from nurture.people import automation
 
     with Session(rt.db) as session:
         add_contact(rt, "ann@example.com")
@@ -290,7 +290,7 @@ def _enrollments(rt: Runtime) -> list[Enrollment]:
 
 
 def test_an_imported_customer_can_start_mid_sequence(rt, smtp_server) -> None:
-    from nurture.contacts import enroll
+    from nurture.people.contacts import enroll
 
     add_contact(rt, "old@example.com")
     with Session(rt.db) as session:

@@ -26,9 +26,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 from sqlmodel import Session, select
 from werkzeug.serving import make_server
 
-from nurture.forms import FormRegistry
-from nurture.models import Contact, Enrollment
+from nurture.content.forms import FormRegistry
 from nurture.runtime import Runtime
+from nurture.store.models import Contact, Enrollment
 from nurture.web import create_app
 from nurture.web.forms import snippets
 from tests.conftest import ROOT, FakeClock, SmtpServer, free_port

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from nurture.checker import CONTEXT_NAMES
 from nurture.cli import main
-from nurture.loader import SEQUENCE_KEYS, STEP_KEYS, load_sequences
+from nurture.content.checker import CONTEXT_NAMES
+from nurture.content.loader import SEQUENCE_KEYS, STEP_KEYS, load_sequences
 
 REPO = Path(__file__).resolve().parent.parent
 

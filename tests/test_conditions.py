@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nurture import engine
-from nurture.conditions import EventFact, Facts, parse_condition
-from nurture.lifecycle import Lifecycle, Scoring, decayed_score, parse_lifecycle, stage_after_event
-from nurture.loader import parse_sequence
-from nurture.sequence import Window
+from nurture.content.lifecycle_file import parse_lifecycle
+from nurture.content.loader import parse_sequence
+from nurture.rules import engine
+from nurture.rules.conditions import EventFact, Facts, parse_condition
+from nurture.rules.lifecycle import Lifecycle, Scoring, decayed_score, stage_after_event
+from nurture.rules.sequence import Window
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BUY = EventFact("purchase", NOW - timedelta(days=2), {"product": "glaze-kit", "amount": 45})
@@ -185,7 +186,7 @@ def test_nurture_check_reports_lifecycle_mistakes_and_unknown_stages(tmp_path) -
     import shutil
     from pathlib import Path
 
-    from nurture.checker import check_tree
+    from nurture.content.checker import check_tree
 
     repo = Path(__file__).resolve().parent.parent
     shutil.copytree(repo / "email_templates", tmp_path / "email_templates")

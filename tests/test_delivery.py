@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, select
 
-from nurture.mail import Envelope, build_email
-from nurture.models import Contact, Event, Suppression
-from nurture.rendering import RenderedEmail
+from nurture.content.mail import Envelope, build_email
+from nurture.content.rendering import RenderedEmail
+from nurture.store.models import Contact, Event, Suppression
 from tests.conftest import FakeClock, SmtpServer, write_sequence
 from tests.helpers import add_contact, deliveries, enrollment, send_due
 
@@ -213,7 +213,7 @@ def test_a_server_that_cannot_be_reached_is_a_temporary_failure(make_runtime, sq
 
 def test_an_unsubscribed_contact_gets_nothing_even_once_claimed(make_runtime, database_url, smtp_server,
                                                                 clock) -> None:
-    from nurture import dispatch
+    from nurture.delivery import dispatch
 
     rt = smtp_runtime(make_runtime, database_url, smtp_server)
     contact_id = add_contact(rt, "ann@example.com", "lead-nurture")

@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from nurture import engine
-from nurture.engine import (
+from nurture.rules import engine
+from nurture.rules.engine import (
     Due,
     Finished,
     NotYet,
@@ -28,7 +28,7 @@ from nurture.engine import (
     next_opening,
     retry_at,
 )
-from nurture.sequence import DAY_SETS, Delay, Sequence, Step, Wait, parse_clock, parse_days, parse_duration
+from nurture.rules.sequence import DAY_SETS, Delay, Sequence, Step, Wait, parse_clock, parse_days, parse_duration
 
 NEW_YORK = ZoneInfo("America/New_York")
 PARIS = ZoneInfo("Europe/Paris")

@@ -17,9 +17,10 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from sqlmodel import Session, select
 
-from nurture import dispatch, jobs
-from nurture.models import Event
+from nurture import jobs
+from nurture.delivery import dispatch
 from nurture.runtime import use_runtime
+from nurture.store.models import Event
 from tests.conftest import ROOT, FakeClock, Received, worker_env
 from tests.helpers import add_contact, deliveries, send_due
 

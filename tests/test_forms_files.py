@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from nurture.cli import main
-from nurture.contacts import InvalidContact
-from nurture.forms import FORM_KEYS, FieldSpec, FormRegistry, load_forms, parse_form
-from nurture.submission import InvalidSignup, clean_attribution, clean_value, read_submission
-from nurture.tokens import BadToken, LinkSigner
+from nurture.content.forms import FORM_KEYS, FieldSpec, FormRegistry, load_forms, parse_form
+from nurture.people.contacts import InvalidContact
+from nurture.people.submission import InvalidSignup, clean_attribution, clean_value, read_submission
+from nurture.rules.tokens import BadToken, LinkSigner
 
 REPO = Path(__file__).resolve().parent.parent
 

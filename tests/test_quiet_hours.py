@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
-from nurture.channels.sms import quiet_until, recipient_zones
 from nurture.config import SmsSettings
-from nurture.models import Contact
-from nurture.sequence import Window
-from nurture.sms import next_allowed, window_for
+from nurture.delivery.channels.sms import quiet_until, recipient_zones
+from nurture.rules.sequence import Window
+from nurture.rules.sms import next_allowed, window_for
+from nurture.store.models import Contact
 
 DAYTIME = Window(time(8), time(21))
 LA, NY, LONDON, TOKYO = (ZoneInfo(z) for z in ("America/Los_Angeles", "America/New_York", "Europe/London",

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from nurture.loader import SEQUENCE_KEYS, STEP_KEYS, Problem, SequenceFileError, load_sequences, parse_sequence
-from nurture.sequence import DAY_SETS, Delay, Sequence
+from nurture.content.loader import SEQUENCE_KEYS, STEP_KEYS, Problem, SequenceFileError, load_sequences, parse_sequence
+from nurture.rules.sequence import DAY_SETS, Delay, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 

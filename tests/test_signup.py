@@ -18,9 +18,9 @@ from redis import Redis
 from rq import Queue
 from sqlmodel import Session, select
 
-from nurture import signup
-from nurture.models import Consent, Contact, Enrollment, Event
+from nurture.people import signup
 from nurture.runtime import Runtime
+from nurture.store.models import Consent, Contact, Enrollment, Event
 from nurture.web import create_app
 from tests.conftest import ROOT, FakeClock, SmtpServer, free_port, worker_env
 from tests.helpers import add_contact, deliveries, send_due

@@ -14,12 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from nurture import engine
 from nurture.cli import main
-from nurture.lifecycle import Lifecycle
-from nurture.loader import parse_sequence
-from nurture.sequence import Sequence, Window, parse_hours
-from nurture.simulate import (
+from nurture.content.loader import parse_sequence
+from nurture.insight.simulate import (
     SimContact,
     SimulationInputError,
     format_timeline,
@@ -29,6 +26,9 @@ from nurture.simulate import (
     simulate,
     timeline_json,
 )
+from nurture.rules import engine
+from nurture.rules.lifecycle import Lifecycle
+from nurture.rules.sequence import Sequence, Window, parse_hours
 from tests.conftest import worker_env, write_sequence
 
 NO_CAP = Lifecycle()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nurture.sms import keyword, regions_of, segments, ucs2_characters, with_opt_out_notice
+from nurture.rules.sms import keyword, regions_of, segments, ucs2_characters, with_opt_out_notice
 
 
 def test_a_plain_text_of_160_characters_is_one_gsm7_segment() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nurture.config import ConfigError, load_settings
-from nurture.sequence import Window
+from nurture.rules.sequence import Window
 
 SID = "AC" + "a1" * 16
 SERVICE = "MG" + "b2" * 16

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
-from nurture.channels.sms import MemorySendRate, RedisSendRate
-from nurture.models import Consent, Contact, Event, Suppression
-from nurture.preferences import Origin, set_sms
+from nurture.delivery.channels.sms import MemorySendRate, RedisSendRate
+from nurture.people.preferences import Origin, set_sms
 from nurture.runtime import Runtime
+from nurture.store.models import Consent, Contact, Event, Suppression
 from tests.conftest import ROOT, FakeClock, write_sequence
 from tests.helpers import add_contact, deliveries, enrollment, send_due
 from tests.twilio_fake import FROM_NUMBER, FakeTwilio, serve_fake_twilio

@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
-from nurture import dispatch
-from nurture.models import Consent, Contact, Delivery, Event
+from nurture.delivery import dispatch
 from nurture.runtime import Runtime
+from nurture.store.models import Consent, Contact, Delivery, Event
 from nurture.web import create_app
 from tests.conftest import ROOT, FakeClock, write_sequence
 from tests.helpers import add_contact, deliveries, send_due

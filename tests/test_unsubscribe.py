@@ -18,9 +18,10 @@ from click.testing import CliRunner
 from sqlmodel import Session, select
 from werkzeug.serving import make_server
 
-from nurture import automation, dispatch
-from nurture.models import Consent, Contact, Enrollment, Suppression
+from nurture.delivery import dispatch
+from nurture.people import automation
 from nurture.runtime import Runtime
+from nurture.store.models import Consent, Contact, Enrollment, Suppression
 from nurture.web import create_app
 from tests.conftest import SmtpServer, worker_env
 from tests.helpers import add_contact, deliveries, enrollment, send_due

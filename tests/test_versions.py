@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
-from nurture import engine, versions
-from nurture.models import Contact, Enrollment, Event, SequenceVersion
-from nurture.plan import make_plan
+from nurture.delivery import versions
+from nurture.insight.plan import make_plan
+from nurture.rules import engine
 from nurture.runtime import Runtime, build_runtime
+from nurture.store.models import Contact, Enrollment, Event, SequenceVersion
 from tests.conftest import SmtpServer
 from tests.helpers import add_contact, deliveries, enrollment, send_due
 

@@ -14,14 +14,14 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import Session, select
 
-from nurture import automation
 from nurture.cli import main
-from nurture.conditions import EventFact
-from nurture.models import Contact
-from nurture.preferences import Origin, set_sms, unsubscribe_all
+from nurture.insight.simulate import parse_contact, parse_event, simulate
+from nurture.insight.why import Run, Story, explain, format_story
+from nurture.people import automation
+from nurture.people.preferences import Origin, set_sms, unsubscribe_all
+from nurture.rules.conditions import EventFact
 from nurture.runtime import Runtime
-from nurture.simulate import parse_contact, parse_event, simulate
-from nurture.why import Run, Story, explain, format_story
+from nurture.store.models import Contact
 from tests.conftest import ROOT, FakeClock, SmtpServer, worker_env, write_sequence
 from tests.helpers import add_contact, deliveries, enrollment, send_due
 

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import Session, select
 
-from nurture import referrals
-from nurture.models import Contact, Event
+from nurture.people import referrals
 from nurture.runtime import Runtime
+from nurture.store.models import Contact, Event
 from nurture.web import create_app
 from tests.conftest import SmtpServer, worker_env
 from tests.helpers import add_contact, deliveries, send_due

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask, current_app
 
 from nurture.config import load_settings
-from nurture.db import upgrade
 from nurture.runtime import Runtime, build_runtime
+from nurture.store.db import upgrade
 
 MAX_BODY = 64 * 1024  # a signup or API request is a few hundred bytes; anything near this is not one
 

@@ -9,10 +9,10 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from nurture.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert_contact
-from nurture.models import Consent, Contact, Enrollment
-from nurture.preferences import consent_history
-from nurture.signup import consent_json
+from nurture.people.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert_contact
+from nurture.people.preferences import consent_history
+from nurture.people.signup import consent_json
+from nurture.store.models import Consent, Contact, Enrollment
 from nurture.web import runtime
 
 bp = Blueprint("api", __name__, url_prefix="/api")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 from sqlmodel import Session, select
 
-from nurture import automation
-from nurture.automation import InvalidEvent
-from nurture.contacts import InvalidContact, normalise_email
-from nurture.models import Contact
+from nurture.people import automation
+from nurture.people.automation import InvalidEvent
+from nurture.people.contacts import InvalidContact, normalise_email
+from nurture.store.models import Contact
 from nurture.web import runtime
 from nurture.web.api import error, require_api_key
 

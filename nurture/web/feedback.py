@@ -9,9 +9,9 @@ from flask import Blueprint, redirect, render_template, request
 from sqlmodel import Session
 from werkzeug.wrappers import Response
 
-from nurture import feedback
-from nurture.tokens import BadToken
-from nurture.tracking import looks_automated
+from nurture.people import feedback
+from nurture.rules.links import looks_automated
+from nurture.rules.tokens import BadToken
 from nurture.web import runtime
 
 bp = Blueprint("feedback", __name__)

@@ -30,12 +30,12 @@ from rq import Queue
 from sqlmodel import Session
 from werkzeug.exceptions import HTTPException
 
-from nurture import signup
-from nurture.forms import ATTRIBUTION_KEYS, HONEYPOT, STARTED, Form, FormRegistry
-from nurture.models import Contact
+from nurture.content.forms import ATTRIBUTION_KEYS, HONEYPOT, STARTED, Form, FormRegistry
+from nurture.people import signup
+from nurture.people.submission import FORM_ERROR, InvalidSignup
+from nurture.rules.tokens import BadToken
 from nurture.runtime import Runtime
-from nurture.submission import FORM_ERROR, InvalidSignup
-from nurture.tokens import BadToken
+from nurture.store.models import Contact
 from nurture.web import runtime
 from nurture.web.unsubscribe import mask
 

@@ -11,9 +11,9 @@ from flask import Blueprint, Response, jsonify, render_template, request
 from sqlalchemy import func, text
 from sqlmodel import Session, select
 
-from nurture.models import Contact, Delivery, Enrollment
+from nurture.rules.sequence import LIFECYCLE_STAGES
 from nurture.runtime import Runtime
-from nurture.sequence import LIFECYCLE_STAGES
+from nurture.store.models import Contact, Delivery, Enrollment
 from nurture.web import runtime
 
 bp = Blueprint("public", __name__)

@@ -8,10 +8,10 @@ import base64
 from flask import Blueprint, Response, redirect, render_template, request
 from sqlmodel import Session
 
-from nurture import automation
-from nurture.models import Contact, Delivery
-from nurture.tokens import BadToken
-from nurture.tracking import looks_automated, with_utm
+from nurture.people import automation
+from nurture.rules.links import looks_automated, with_utm
+from nurture.rules.tokens import BadToken
+from nurture.store.models import Contact, Delivery
 from nurture.web import runtime
 
 bp = Blueprint("tracking", __name__)

@@ -17,13 +17,14 @@ from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from nurture import preferences, store
 from nurture.config import Settings
-from nurture.contacts import record_event
-from nurture.models import Consent, Contact, Delivery
-from nurture.preferences import Origin
-from nurture.sms import keyword
-from nurture.transports.twilio import INVALID_NUMBERS, OPTED_OUT
+from nurture.delivery.transports.twilio import INVALID_NUMBERS, OPTED_OUT
+from nurture.people import preferences
+from nurture.people.contacts import record_event
+from nurture.people.preferences import Origin
+from nurture.rules.sms import keyword
+from nurture.store import claims as store
+from nurture.store.models import Consent, Contact, Delivery
 from nurture.web import runtime
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from dataclasses import replace
 from flask import Blueprint, Response, render_template, request
 from sqlmodel import Session
 
-from nurture import preferences
-from nurture.preferences import Origin, UnknownLink
-from nurture.tokens import BadToken
+from nurture.people import preferences
+from nurture.people.preferences import Origin, UnknownLink
+from nurture.rules.tokens import BadToken
 from nurture.web import runtime
 
 bp = Blueprint("unsubscribe", __name__)

@@ -1,0 +1,285 @@
+"""`nurture check`: every problem in sequence files and templates, in one run, as `path:line: message`."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import jinja2
+import jinja2.meta
+from jinja2 import nodes
+
+from nurture.content.forms import cross_check, load_forms
+from nurture.content.lifecycle_file import parse_lifecycle
+from nurture.content.loader import Problem, load_sequences
+from nurture.content.registry import LIFECYCLE_FILE
+from nurture.content.rendering import _BLOCK, _EXTENDS, _JINJA_TAG, flatten, make_environment, make_text_environment
+from nurture.content.views import BrandView, ContactView, SequenceView, StepView
+from nurture.rules.lifecycle import Lifecycle
+from nurture.rules.sequence import Sequence, Step
+from nurture.rules.sms import segments, ucs2_characters, with_opt_out_notice
+
+# What a template may use, and the attributes of each object (a typo there is an error, not a blank).
+CONTEXT_OBJECTS: dict[str, type] = {
+    "contact": ContactView,
+    "brand": BrandView,
+    "sequence": SequenceView,
+    "step": StepView,
+}
+CONTEXT_NAMES = set(CONTEXT_OBJECTS) | {"postal_address", "unsubscribe_url", "preferences_url", "confirm_url",
+                                        "referral_url", "rating_links"}
+REQUIRED_IN_EMAIL = {
+    "unsubscribe_url": "has no unsubscribe link ({{ unsubscribe_url }}); every marketing email needs one",
+    "postal_address": "has no postal address ({{ postal_address }}); CAN-SPAM requires one in every email",
+}
+TEMPLATE_SUFFIXES = (".html", ".txt")
+
+
+@dataclass(frozen=True)
+class SmsCheck:
+    """Where text templates live and what `nurture check` warns about in them."""
+
+    templates_dir: Path
+    max_segments: int = 2
+    brand: str = "Juniper Pottery Studio"
+    base_url: str = "http://localhost:8000"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    problems: list[Problem]
+    sequences: int
+    steps: int
+    templates: int
+    forms: int = 0
+    warnings: list[Problem] = dataclasses.field(default_factory=list)  # printed; they do not fail the check
+
+    @property
+    def summary(self) -> str:
+        forms = f"{self.forms} form{'s' if self.forms != 1 else ''}, " if self.forms else ""
+        return (f"ok: {self.sequences} sequences, {self.steps} steps, {forms}{self.templates} templates checked, "
+                f"no problems")
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _names_used(tree: nodes.Template) -> Iterator[tuple[str, int]]:
+    for node in tree.find_all(nodes.Name):
+        if node.ctx == "load":
+            yield node.name, node.lineno
+
+
+def _bad_attributes(tree: nodes.Template) -> Iterator[tuple[str, int]]:
+    for node in tree.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name in CONTEXT_OBJECTS:
+            allowed = {f.name for f in dataclasses.fields(CONTEXT_OBJECTS[node.node.name])}
+            if node.attr not in allowed:
+                yield f"{node.node.name}.{node.attr}", node.lineno
+
+
+class _Checker:
+    def __init__(self, sequences_dir: Path, templates_dir: Path, root: Path) -> None:
+        self.sequences_dir = sequences_dir
+        self.templates_dir = templates_dir
+        self.root = root
+        self.env = make_environment(templates_dir)
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def add(self, path: Path | str, line: int, message: str) -> None:
+        shown = _shown(path, self.root) if isinstance(path, Path) else path
+        self.problems.append(Problem(shown, line, message))
+
+    def warn(self, path: Path, line: int, message: str) -> None:
+        self.warnings.append(Problem(_shown(path, self.root), line, f"warning: {message}"))
+
+    def check_source(self, path: Path, source: str) -> nodes.Template | None:
+        """Syntax and names of one template source; returns its AST when it parses."""
+        try:
+            tree = self.env.parse(source)
+        except jinja2.TemplateSyntaxError as exc:
+            self.add(path, exc.lineno, f"template syntax error: {exc.message}")
+            return None
+        declared = jinja2.meta.find_undeclared_variables(tree)
+        for name, line in _names_used(tree):
+            if name in declared and name not in CONTEXT_NAMES:
+                known = ", ".join(sorted(CONTEXT_NAMES))
+                self.add(path, line, f"undefined template variable {name!r} (known: {known})")
+        for dotted, line in _bad_attributes(tree):
+            self.add(path, line, f"undefined template variable {dotted!r}")
+        if source.count("{% block") + source.count("{%- block") > 0 and "super()" in source:
+            self.add(path, 1, "super() is not supported in email templates (layouts are flattened once)")
+        return tree
+
+    def check_template_files(self) -> int:
+        files = sorted(p for p in self.templates_dir.rglob("*") if p.suffix in TEMPLATE_SUFFIXES)
+        for file in files:
+            self.check_source(file, file.read_text(encoding="utf-8"))
+            self.check_blocks(file)
+        return len(files)
+
+    def check_blocks(self, file: Path) -> None:
+        source = file.read_text(encoding="utf-8")
+        if _EXTENDS.search(source):
+            for _name, body in _BLOCK.findall(source):
+                if "{% block" in body or "{%- block" in body:
+                    self.add(file, 1, "nested blocks are not supported in email templates")
+
+    def check_email_step(self, sequence: Sequence, sequence_file: Path, step_index: int) -> None:
+        step = sequence.steps[step_index]
+        for offer in step.offers:  # each offer is a template and a subject of its own
+            self.check_email_template(replace(step, template=offer.template, subject=offer.subject), sequence_file)
+        if step.template:
+            self.check_email_template(step, sequence_file)
+
+    def check_email_template(self, step: Step, sequence_file: Path) -> None:
+        missing = False
+        for suffix in TEMPLATE_SUFFIXES:
+            if not (self.templates_dir / f"{step.template}{suffix}").is_file():
+                self.add(sequence_file, step.line_of("template"),
+                         f"step {step.id!r}: unknown template {step.template!r} "
+                         f"(no {_shown(self.templates_dir / (step.template + suffix), self.root)})")
+                missing = True
+        self.check_subject(sequence_file, step.line_of("subject"), step.id, step.subject)
+        if not missing:
+            for suffix in TEMPLATE_SUFFIXES:
+                self.check_compliance(f"{step.template}{suffix}")
+
+    def check_subject(self, path: Path, line: int, step_id: str, subject: str) -> None:
+        try:
+            tree = self.env.parse(subject)
+        except jinja2.TemplateSyntaxError as exc:
+            self.add(path, line, f"step {step_id!r}: subject: template syntax error: {exc.message}")
+            return
+        for name, _ in _names_used(tree):
+            if name in jinja2.meta.find_undeclared_variables(tree) and name not in CONTEXT_NAMES:
+                self.add(path, line, f"step {step_id!r}: subject: undefined template variable {name!r}")
+        for dotted, _ in _bad_attributes(tree):
+            self.add(path, line, f"step {step_id!r}: subject: undefined template variable {dotted!r}")
+
+    def check_compliance(self, name: str) -> None:
+        """The flattened template (layout included) must show the unsubscribe link and postal address."""
+        path = self.templates_dir / name
+        try:
+            assert self.env.loader is not None
+            source = flatten(name, lambda n: self.env.loader.get_source(self.env, n)[0])  # type: ignore[union-attr]
+            tree = self.env.parse(source)
+        except jinja2.TemplateNotFound as exc:
+            self.add(path, 1, f"template {exc.name!r} not found (extended by {name})")
+            return
+        except (jinja2.TemplateError, OSError):
+            return  # a syntax error, already reported by check_source
+        used = {name for name, _ in _names_used(tree)}
+        for variable, message in REQUIRED_IN_EMAIL.items():
+            if variable not in used:
+                self.add(path, 1, f"email template {message}")
+
+
+def check_forms(forms_dir: Path, sequences: dict[str, Sequence], templates_dir: Path,
+                root: Path) -> tuple[int, list[Problem]]:
+    """Every form file (see nurture.content.forms), and what each refers to: sequences, lead magnet, welcome email."""
+    forms, problems = load_forms(forms_dir, display_root=root)
+    for form in forms.values():
+        problems += cross_check(form, sequences, forms_dir, templates_dir)
+    return len(forms), problems
+
+
+def check_tree(sequences_dir: Path, templates_dir: Path, root: Path, forms_dir: Path | None = None,
+               sms: SmsCheck | None = None) -> CheckResult:
+    checker = _Checker(sequences_dir, templates_dir, root)
+    sms = sms or SmsCheck(root / "sms_templates")
+    sequences, problems = load_sequences(sequences_dir, display_root=root.resolve(), partial=True)
+    checker.problems += [Problem(_shown(Path(p.path), root) if Path(p.path).is_absolute() else p.path, p.line,
+                                 p.message) for p in problems]
+    if not sequences_dir.is_dir():
+        checker.add(sequences_dir, 1, "sequences directory not found")
+    templates = checker.check_template_files() if templates_dir.is_dir() else 0
+    templates += _check_sms_files(checker, sms)
+    steps = 0
+    for sequence in sequences.values():
+        for index, step in enumerate(sequence.steps):
+            steps += 1
+            if step.channel == "email" and (step.template or step.offers):
+                checker.check_email_step(sequence, sequences_dir / Path(sequence.path).name, index)
+            if step.channel == "sms" and step.template and not (sms.templates_dir / f"{step.template}.txt").is_file():
+                checker.add(sequences_dir / Path(sequence.path).name, step.line_of("template"),
+                            f"step {step.id!r}: unknown text template {step.template!r} "
+                            f"(no {_shown(sms.templates_dir / (step.template + '.txt'), root)})")
+    _check_lifecycle(checker, sequences_dir, sequences)
+    forms, form_problems = check_forms(forms_dir, sequences, templates_dir, root) if forms_dir else (0, [])
+    unique = sorted(set(checker.problems + form_problems), key=lambda p: (p.path, p.line, p.message))
+    return CheckResult(problems=unique, sequences=len(sequences), steps=steps, templates=templates, forms=forms,
+                       warnings=list(dict.fromkeys(checker.warnings)))  # in the order found, file by file
+
+
+# --- text templates (SMS) -----------------------------------------------------------------------------------
+
+_JINJA_COMMENT = re.compile(r"{#.*?#}", re.S)
+
+
+def _check_sms_files(checker: _Checker, sms: SmsCheck) -> int:
+    """Syntax and names of every text template (errors), and what each will cost (warnings)."""
+    files = sorted(sms.templates_dir.rglob("*.txt")) if sms.templates_dir.is_dir() else []
+    env = make_text_environment(sms.templates_dir)
+    for file in files:
+        source = file.read_text(encoding="utf-8")
+        if checker.check_source(file, source) is None:
+            continue
+        # Comments are never sent; blank them out but keep their line breaks so line numbers hold.
+        sent = _JINJA_COMMENT.sub(lambda m: "\n" * m[0].count("\n"), source)
+        for found in ucs2_characters(sent):
+            checker.warn(file, found.line, f"{found} makes the text UCS-2: 70 characters a segment instead of "
+                                           f"160, so it costs about double; {found.advice}")
+        text = with_opt_out_notice(_sample_text(env, file.relative_to(sms.templates_dir), sent, sms), sms.brand)
+        cost = segments(text)
+        if cost.count > sms.max_segments:
+            checker.warn(file, 1, f"{cost} for a sample contact, with the opt-out notice of a first text: "
+                                  f"more than SMS_MAX_SEGMENTS ({sms.max_segments})")
+    return len(files)
+
+
+def _sample_text(env: jinja2.Environment, name: Path, source: str, sms: SmsCheck) -> str:
+    """The template rendered for a made-up contact with longish names; its bare text if that fails (a
+    field the sample lacks)."""
+    link = f"{sms.base_url}/x/{'x' * 40}"
+    context: dict[str, object] = {name: link for name in CONTEXT_NAMES}  # links, unless named below
+    context |= {
+        "contact": ContactView("Alexandra", "Richardson", "alexandra.richardson@example.com", "+15035550123",
+                               "America/Los_Angeles", "customer", (), {}),
+        "brand": BrandView(sms.brand, "hello@example.com", sms.base_url),
+        "postal_address": "12 Kiln Lane, Portland, OR 97201, USA",
+        "sequence": SequenceView("sample", "Sample"),
+        "step": StepView("sample", "educate"),
+    }
+    try:
+        return env.get_template(name.as_posix()).render(context).strip()
+    except Exception:  # any failure: estimate from the text around the tags instead
+        return _JINJA_TAG.sub("", source).strip()
+
+
+def _check_lifecycle(checker: _Checker, sequences_dir: Path, sequences: dict[str, Sequence]) -> None:
+    """The lifecycle rules file, and what sequences say about stages against it."""
+    path = sequences_dir / LIFECYCLE_FILE
+    rules = Lifecycle()
+    if path.is_file():
+        rules, problems = parse_lifecycle(path.read_text(encoding="utf-8"), _shown(path, checker.root))
+        checker.problems += problems
+        if rules.scoring.sequence and rules.scoring.sequence not in sequences:
+            checker.add(path, 1, f"scoring.sequence names unknown sequence {rules.scoring.sequence!r}")
+    for sequence in sequences.values():
+        shown = sequences_dir / Path(sequence.path).name
+        for step in sequence.steps:
+            if step.set_stage and step.set_stage not in rules.stages:
+                checker.add(shown, step.line_of("set_stage"),
+                            f"step {step.id!r}: unknown stage {step.set_stage!r} (stages: {', '.join(rules.stages)})")
+        for trigger in sequence.triggers:
+            if trigger.kind == "stage" and trigger.value not in rules.stages:
+                checker.add(shown, 1, f"trigger names unknown stage {trigger.value!r}")

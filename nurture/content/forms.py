@@ -1,0 +1,402 @@
+"""Signup forms as files (`forms/*.yaml`) -> `Form` objects, with every problem as `path:line: message`.
+
+Read the same way as sequence files (PyYAML's node tree keeps line numbers; see nurture.content.loader), and kept
+by a `FormRegistry` that re-reads a file when it changes. A file with errors never replaces the version
+that is running. The format is documented in docs/forms.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from nurture.content.loader import Problem, _FileReader, _line, _value
+from nurture.rules.sequence import Sequence
+
+log = logging.getLogger(__name__)
+
+FORM_KEYS = {"id", "name", "title", "intro", "sequence", "confirm_sequence", "tags", "fields", "double_opt_in",
+             "consent_text", "consent_checkbox", "allowed_origins", "redirect", "submit_label", "success_message",
+             "lead_magnet", "phone_region", "sms_consent_text"}
+FIELD_KEYS = {"name", "label", "type", "required", "choices", "max_length", "placeholder"}
+MAGNET_KEYS = {"title", "url", "file"}
+# The contact's own columns: their type is fixed. Anything else is a custom field, kept in contact.fields.
+BUILTIN_FIELDS = {"email": "email", "first_name": "text", "last_name": "text", "phone": "tel"}
+CUSTOM_TYPES = ("text", "number", "choice", "checkbox", "date")
+# Names a form may not give its own fields: the hidden ones every form carries, and what nurture keeps.
+HONEYPOT = "website"
+STARTED = "_started"
+ATTRIBUTION_KEYS = ("source", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "ref",
+                    "gclid", "fbclid", "landing_page", "referrer")
+META_FIELDS = {HONEYPOT, STARTED, "timezone", "consent", "sms_consent", *ATTRIBUTION_KEYS}
+RESERVED_FIELDS = META_FIELDS | {"lead_magnet", "tags", "sequence", "fields", "timezone", "stage"}
+DEFAULT_CONFIRM_SEQUENCE = "confirm-email"
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+DEFAULT_LABELS = {"email": "Email", "first_name": "First name", "last_name": "Last name", "phone": "Phone"}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    label: str
+    type: str  # email | tel | text | number | choice | checkbox | date
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    max_length: int = 200
+    placeholder: str = ""
+
+    @property
+    def builtin(self) -> bool:
+        return self.name in BUILTIN_FIELDS
+
+
+@dataclass(frozen=True)
+class LeadMagnet:
+    """What the welcome email delivers after confirmation: a link, or a file kept beside the form files."""
+
+    title: str
+    url: str | None = None
+    file: str | None = None  # relative to the forms directory
+
+
+@dataclass(frozen=True)
+class Form:
+    id: str
+    name: str
+    sequence: str
+    consent_text: str
+    fields: tuple[FieldSpec, ...]
+    title: str = ""
+    intro: str = ""
+    confirm_sequence: str = DEFAULT_CONFIRM_SEQUENCE
+    tags: tuple[str, ...] = ()
+    double_opt_in: bool = True
+    consent_checkbox: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    redirect: str | None = None
+    submit_label: str = "Sign up"
+    success_message: str = ""
+    lead_magnet: LeadMagnet | None = None
+    phone_region: str = "US"
+    # SMS needs consent of its own (TCPA): with this text the form shows an unticked checkbox beside it,
+    # and only a ticked box with a phone number records an SMS opt-in.
+    sms_consent_text: str = ""
+    path: str = ""
+    version: str = ""
+    key_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def field(self, name: str) -> FieldSpec | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def allows_origin(self, origin: str | None) -> bool:
+        return bool(origin) and ("*" in self.allowed_origins or origin.lower() in self.allowed_origins)
+
+    @property
+    def thanks_message(self) -> str:
+        if self.success_message:
+            return self.success_message
+        if self.double_opt_in:
+            return "Almost done: we've sent you an email. Click the link in it to confirm your address."
+        return "Thank you! You're signed up."
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, 1)
+
+
+def normalise_origin(value: str) -> str | None:
+    """'https://Example.com/' -> 'https://example.com'; None if it is not a bare http(s) origin."""
+    if value == "*":
+        return value
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+            or parts.query or parts.fragment or parts.username:
+        return None
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _absolute_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+class _FormReader(_FileReader):
+    """Collects problems for one form file while turning its node tree into a Form."""
+
+    def items(self, fields: dict[str, Node], key: str) -> list[tuple[Node, str]]:
+        """A list of texts, each with its node (for its line)."""
+        node = fields.get(key)
+        if node is None:
+            return []
+        if not isinstance(node, SequenceNode) or not all(isinstance(n, ScalarNode) for n in node.value):
+            self.problem(node, f"{key!r} must be a list of texts")
+            return []
+        return [(n, str(_value(n)).strip()) for n in node.value if str(_value(n)).strip()]
+
+    def strings(self, fields: dict[str, Node], key: str) -> tuple[str, ...]:
+        return tuple(text for _, text in self.items(fields, key))
+
+    def origins(self, fields: dict[str, Node]) -> tuple[str, ...]:
+        result = []
+        for node, raw in self.items(fields, "allowed_origins"):
+            origin = normalise_origin(raw)
+            if origin is None:
+                self.problem(node, f"allowed origin {raw!r} must be like https://www.example.com (scheme and "
+                                   "host, no path), or *")
+            else:
+                result.append(origin)
+        return tuple(result)
+
+    def number(self, fields: dict[str, Node], key: str, default: int) -> int:
+        node = fields.get(key)
+        if node is None:
+            return default
+        value = _value(node)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            self.problem(node, f"{key!r} must be a positive whole number")
+            return default
+        return value
+
+    def field_spec(self, node: Node, seen: dict[str, int]) -> FieldSpec | None:
+        fields = self.mapping(node, FIELD_KEYS, "field")
+        if not fields:
+            return None
+        name = self.text(fields, "name", node, "field")
+        if name and not _FIELD_NAME.match(name):
+            self.problem(fields["name"], f"field name {name!r} must use lowercase letters, digits and _")
+        elif name in RESERVED_FIELDS:
+            self.problem(fields["name"], f"field name {name!r} is reserved (nurture uses it itself)")
+        elif name in seen:
+            self.problem(fields["name"], f"duplicate field {name!r} (first on line {seen[name]})")
+        if name:
+            seen.setdefault(name, _line(fields["name"]))
+        kind = self.field_type(fields, name)
+        choices = self.strings(fields, "choices")
+        if kind == "choice" and not choices:
+            self.problem(node, f"field {name!r}: a choice field needs a list of choices")
+        return FieldSpec(
+            name=name, label=self.text(fields, "label", node, "field", required=False)
+            or DEFAULT_LABELS.get(name, name.replace("_", " ").capitalize()),
+            type=kind, required=name == "email" or self.flag(fields, "required"), choices=choices,
+            max_length=self.number(fields, "max_length", 200),
+            placeholder=self.text(fields, "placeholder", node, "field", required=False),
+        )
+
+    def field_type(self, fields: dict[str, Node], name: str) -> str:
+        if name in BUILTIN_FIELDS:
+            if "type" in fields:
+                self.problem(fields["type"], f"field {name!r} has a fixed type; remove 'type'")
+            return BUILTIN_FIELDS[name]
+        if "type" not in fields:
+            return "text"
+        return self.choice(fields, "type", fields["type"], "field", CUSTOM_TYPES) or "text"
+
+    def field_list(self, fields: dict[str, Node], root: Node) -> tuple[FieldSpec, ...]:
+        node = fields.get("fields")
+        if node is None:
+            self.problem(root, "form is missing required key 'fields' (at least: - name: email)")
+            return ()
+        if not isinstance(node, SequenceNode) or not node.value:
+            self.problem(node, "'fields' must be a non-empty list of fields")
+            return ()
+        seen: dict[str, int] = {}
+        specs = tuple(s for s in (self.field_spec(n, seen) for n in node.value) if s is not None)
+        if "email" not in seen:
+            self.problem(node, "'fields' must include the email field (- name: email)")
+        return specs
+
+    def lead_magnet(self, fields: dict[str, Node]) -> LeadMagnet | None:
+        node = fields.get("lead_magnet")
+        if node is None:
+            return None
+        keys = self.mapping(node, MAGNET_KEYS, "lead_magnet")
+        url = self.text(keys, "url", node, "lead_magnet", required=False) or None
+        file = self.text(keys, "file", node, "lead_magnet", required=False) or None
+        if (url is None) == (file is None):
+            self.problem(node, "lead_magnet needs exactly one of 'url' or 'file'")
+        if url and not _absolute_url(url):
+            self.problem(keys["url"], f"lead_magnet url {url!r} must be an absolute http(s) URL")
+        if file and (Path(file).is_absolute() or ".." in Path(file).parts):
+            self.problem(keys["file"], f"lead_magnet file {file!r} must be a path inside the forms folder")
+        return LeadMagnet(title=self.text(keys, "title", node, "lead_magnet"), url=url, file=file)
+
+    def redirect(self, fields: dict[str, Node], root: Node) -> str | None:
+        value = self.text(fields, "redirect", root, "form", required=False) or None
+        if value and not _absolute_url(value):
+            self.problem(fields["redirect"], f"redirect {value!r} must be an absolute http(s) URL")
+        return value
+
+    def opt_in(self, fields: dict[str, Node]) -> bool:
+        return self.flag(fields, "double_opt_in") if "double_opt_in" in fields else True
+
+    def form(self, root: Node, version: str) -> Form | None:
+        fields = self.mapping(root, FORM_KEYS, "form")
+        if not fields:
+            return None
+        return Form(
+            id=self.identifier(fields, "id", root, "form"),
+            name=self.text(fields, "name", root, "form"),
+            sequence=self.identifier(fields, "sequence", root, "form"),
+            consent_text=self.text(fields, "consent_text", root, "form"),
+            fields=self.field_list(fields, root),
+            title=self.text(fields, "title", root, "form", required=False),
+            intro=self.text(fields, "intro", root, "form", required=False),
+            confirm_sequence=self.text(fields, "confirm_sequence", root, "form", required=False)
+            or DEFAULT_CONFIRM_SEQUENCE,
+            tags=self.strings(fields, "tags"),
+            double_opt_in=self.opt_in(fields),
+            consent_checkbox=self.flag(fields, "consent_checkbox"),
+            allowed_origins=self.origins(fields),
+            redirect=self.redirect(fields, root),
+            submit_label=self.text(fields, "submit_label", root, "form", required=False) or "Sign up",
+            success_message=self.text(fields, "success_message", root, "form", required=False),
+            lead_magnet=self.lead_magnet(fields),
+            phone_region=(self.text(fields, "phone_region", root, "form", required=False) or "US").upper(),
+            sms_consent_text=self.sms_consent(fields),
+            path=self.path, version=version, key_lines=_key_lines(root),
+        )
+
+    def sms_consent(self, fields: dict[str, Node]) -> str:
+        text = self.text(fields, "sms_consent_text", fields.get("sms_consent_text"), "form", required=False)
+        listed = fields.get("fields")
+        has_phone = isinstance(listed, SequenceNode) and any(
+            isinstance(item, MappingNode) and any(k.value == "name" and v.value == "phone" for k, v in item.value)
+            for item in listed.value)
+        if text and not has_phone:
+            self.problem(fields["sms_consent_text"], "sms_consent_text needs a phone field to text")
+        return text
+
+
+def _key_lines(root: MappingNode) -> dict[str, int]:
+    """The line of each top-level key (not of its value, which for a block starts on the next line)."""
+    return {key.value: _line(key) for key, _ in root.value if isinstance(key, ScalarNode)}
+
+
+def parse_form(source: str, path: str) -> tuple[Form | None, list[Problem]]:
+    """Parse one form file's text. Returns the form only when it has no problems."""
+    try:
+        root = yaml.compose(source, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return None, [Problem(path, mark.line + 1 if mark else 1,
+                              f"YAML syntax error: {getattr(exc, 'problem', None) or exc}")]
+    if root is None:
+        return None, [Problem(path, 1, "file is empty")]
+    if not isinstance(root, MappingNode):
+        return None, [Problem(path, _line(root), "a form file must be a mapping of keys to values")]
+    reader = _FormReader(path)
+    form = reader.form(root, hashlib.sha256(source.encode()).hexdigest()[:12])
+    problems = sorted(reader.problems)
+    return (None if problems else form), problems
+
+
+def form_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+
+
+def load_forms(directory: Path, display_root: Path | None = None) -> tuple[dict[str, Form], list[Problem]]:
+    """Every form in `directory`, keyed by id, and every problem found (including duplicate ids)."""
+    forms: dict[str, Form] = {}
+    problems: list[Problem] = []
+    for file in form_files(directory) if directory.is_dir() else []:
+        shown = _display(file, display_root)
+        form, found = parse_form(file.read_text(encoding="utf-8"), shown)
+        problems += found
+        if form is None:
+            continue
+        if form.id in forms:
+            problems.append(Problem(shown, form.line_of("id"), f"form id {form.id!r} is already used by "
+                                                               f"{forms[form.id].path}"))
+            continue
+        forms[form.id] = form
+    return forms, problems
+
+
+def _display(file: Path, root: Path | None) -> str:
+    try:
+        return str(file.resolve().relative_to(root.resolve())) if root else str(file)
+    except ValueError:
+        return str(file)
+
+
+def cross_check(form: Form, sequences: dict[str, Sequence], forms_dir: Path, templates_dir: Path) -> list[Problem]:
+    """What one valid form file refers to: its sequences, its lead magnet file, and that the welcome email
+    actually delivers the lead magnet (a form promising a guide that never arrives is worse than none)."""
+    problems = []
+
+    def add(key: str, message: str) -> None:
+        problems.append(Problem(form.path, form.line_of(key), message))
+
+    sequence = sequences.get(form.sequence)
+    if sequence is None:
+        add("sequence", f"unknown sequence {form.sequence!r} (known: {', '.join(sorted(sequences)) or 'none'})")
+    elif sequence.transactional:
+        add("sequence", f"sequence {form.sequence!r} is transactional; a form's sequence is its nurture sequence")
+    confirm = sequences.get(form.confirm_sequence)
+    if form.double_opt_in and confirm is None:
+        add("confirm_sequence" if "confirm_sequence" in form.key_lines else "id",
+            f"confirmation sequence {form.confirm_sequence!r} not found (double opt-in sends it)")
+    elif form.double_opt_in and not confirm.transactional:
+        add("confirm_sequence", f"confirmation sequence {form.confirm_sequence!r} must be transactional: true")
+    magnet = form.lead_magnet
+    if magnet and magnet.file and not (forms_dir / magnet.file).is_file():
+        add("lead_magnet", f"lead_magnet file {magnet.file!r} not found in {forms_dir.name}/")
+    if magnet and sequence is not None and not _first_email_shows_magnet(sequence, templates_dir):
+        add("lead_magnet", f"the first email of sequence {sequence.id!r} never shows the lead magnet "
+                           "(use contact.fields.lead_magnet in its template; see docs/forms.md)")
+    return problems
+
+
+def _first_email_shows_magnet(sequence: Sequence, templates_dir: Path) -> bool:
+    first = next((s for s in sequence.steps if s.channel == "email" and s.template), None)
+    if first is None:
+        return False
+    sources = [templates_dir / f"{first.template}{suffix}" for suffix in (".html", ".txt")]
+    return all(p.is_file() and "lead_magnet" in p.read_text(encoding="utf-8") for p in sources)
+
+
+class FormRegistry:
+    """The forms a running process serves, re-read when their files change. Every lookup re-checks the
+    folder: a glob and a stat of a handful of files costs microseconds, so an edit is live at once."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._by_file: dict[Path, Form] = {}
+        self._stamps: dict[Path, tuple[int, int]] = {}
+        self._by_id: dict[str, Form] = {}
+
+    def refresh(self) -> list[Problem]:
+        """Re-read changed files. Returns the problems of files whose new version was refused."""
+        files = form_files(self.directory) if self.directory.is_dir() else []
+        problems: list[Problem] = []
+        for file in files:
+            stat = file.stat()
+            if self._stamps.get(file) == (stat.st_mtime_ns, stat.st_size):
+                continue
+            self._stamps[file] = (stat.st_mtime_ns, stat.st_size)
+            form, found = parse_form(file.read_text(encoding="utf-8"), str(file))
+            if form is None:
+                problems += found
+                log.error("%s has errors; %s", file, "keeping the running version" if file in self._by_file
+                          else "not loaded")
+                continue
+            self._by_file[file] = form
+        for gone in set(self._by_file) - set(files):
+            del self._by_file[gone]
+            self._stamps.pop(gone, None)
+        self._by_id = {form.id: form for form in self._by_file.values()}
+        return problems
+
+    def get(self, form_id: str) -> Form | None:
+        self.refresh()
+        return self._by_id.get(form_id)
+
+    def all(self) -> list[Form]:
+        self.refresh()
+        return sorted(self._by_id.values(), key=lambda f: f.id)

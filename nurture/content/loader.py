@@ -1,0 +1,381 @@
+"""Sequence files (YAML) -> `Sequence` objects, with every problem reported as `path:line: message`.
+
+The loader walks PyYAML's node tree instead of plain `safe_load` output because nodes keep their line
+numbers: a marketer who mistypes a key should be sent to the line, not to the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from nurture.rules.conditions import Condition, parse_condition
+from nurture.rules.sequence import (
+    CHANNELS,
+    LIFECYCLE_STAGES,
+    MESSAGE_KINDS,
+    Delay,
+    Offer,
+    Reentry,
+    Sequence,
+    Step,
+    Trigger,
+    Wait,
+    WaitFor,
+    Window,
+    parse_clock,
+    parse_days,
+    parse_duration,
+    parse_hours,
+)
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+SEQUENCE_KEYS = {"id", "name", "stage", "description", "transactional", "trigger", "reentry", "goals", "window",
+                 "utm", "steps"}
+STEP_KEYS = {"id", "kind", "channel", "wait", "at", "on", "template", "subject", "if", "goto", "wait_for",
+             "set_stage", "offers"}
+OFFER_KEYS = {"after", "offer", "template", "subject"}
+WAIT_FOR_KEYS = {"event", "timeout", "then", "else"}
+TRIGGER_KINDS = ("event", "tag", "form", "stage", "inactive")
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class SequenceFileError(Exception):
+    """One or more sequence files cannot be used; `problems` says where and why."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _line(node: Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _value(node: Node) -> object:
+    return SafeConstructor().construct_object(node, deep=True)
+
+
+class _FileReader:
+    """Collects problems for one file while turning its node tree into a Sequence."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def problem(self, node: Node | int, message: str) -> None:
+        line = node if isinstance(node, int) else _line(node)
+        self.problems.append(Problem(self.path, line, message))
+
+    def mapping(self, node: Node, allowed: set[str], what: str) -> dict[str, Node]:
+        if not isinstance(node, MappingNode):
+            self.problem(node, f"{what} must be a mapping of keys to values")
+            return {}
+        fields: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            # The raw text, not the constructed value: YAML 1.1 reads a bare `on:` key as True.
+            key = key_node.value if isinstance(key_node, ScalarNode) else str(_value(key_node))
+            if key not in allowed:
+                self.problem(key_node, f"unknown key {key!r} in {what} (allowed: {', '.join(sorted(allowed))})")
+            elif key in fields:
+                self.problem(key_node, f"duplicate key {key!r} in {what}")
+            else:
+                fields[key] = value_node
+        return fields
+
+    def text(self, fields: dict[str, Node], key: str, parent: Node, what: str, required: bool = True) -> str:
+        node = fields.get(key)
+        if node is None:
+            if required:
+                self.problem(parent, f"{what} is missing required key {key!r}")
+            return ""
+        if not isinstance(node, ScalarNode) or node.value == "" or node.tag.endswith(":null"):
+            self.problem(node, f"{key!r} must be a non-empty text")
+            return ""
+        return str(_value(node))
+
+    def triggers(self, node: Node | None) -> tuple[Trigger, ...]:
+        if node is None:
+            return ()
+        items = node.value if isinstance(node, SequenceNode) else [node]
+        triggers = []
+        for item in items:
+            value = _value(item)
+            kinds = [k for k in TRIGGER_KINDS if isinstance(value, dict) and k in value]
+            if not isinstance(value, dict) or len(value) != 1 or len(kinds) != 1 or not value[kinds[0]]:
+                self.problem(item, "a trigger is one of {event: NAME}, {tag: NAME}, {form: ID}, {stage: NAME}; "
+                                   f"got {value!r}")
+                continue
+            if kinds[0] == "inactive":
+                try:
+                    parse_duration(value["inactive"])
+                except ValueError as exc:
+                    self.problem(item, f"inactive: {exc}")
+                    continue
+            triggers.append(Trigger(kinds[0], str(value[kinds[0]])))
+        return tuple(triggers)
+
+    def reentry(self, node: Node | None) -> Reentry:
+        if node is None:
+            return Reentry()
+        value = str(_value(node)).strip()
+        if value in ("once", "always"):
+            return Reentry(value)
+        if value.startswith("after "):
+            try:
+                delay = parse_duration(value.removeprefix("after "))
+                return Reentry("after", timedelta(days=delay.days, seconds=delay.seconds))
+            except ValueError:
+                pass
+        self.problem(node, f"reentry is once, always, or 'after 30d' (not again within that long); got {value!r}")
+        return Reentry()
+
+    def goals(self, node: Node | None) -> tuple[Condition, ...]:
+        if node is None:
+            return ()
+        if not isinstance(node, SequenceNode) or not node.value:
+            self.problem(node, "goals take a list of conditions, like - {event: purchase}")
+            return ()
+        return tuple(c for c in (self.condition(item) for item in node.value) if c is not None)
+
+    def window(self, node: Node | None) -> Window | None:
+        if node is None:
+            return None
+        fields = self.mapping(node, {"days", "hours"}, "window")
+        try:
+            days = parse_days(_value(fields["days"])) if "days" in fields else None
+            hours = fields["hours"].value if "hours" in fields else "00:00-23:59"
+            start, end = parse_hours(hours)
+            return Window(start, end, days)
+        except (ValueError, AttributeError) as exc:
+            self.problem(node, f"window: {exc}")
+            return None
+
+    def utm(self, node: Node | None) -> dict[str, str]:
+        if node is None:
+            return {}
+        value = _value(node)
+        allowed = {"source", "medium", "campaign", "content", "term"}
+        if not isinstance(value, dict) or not set(value) <= allowed:
+            self.problem(node, f"utm takes a mapping with keys among {', '.join(sorted(allowed))}")
+            return {}
+        return {str(k): str(v) for k, v in value.items()}
+
+    def cross_references(self, steps: list[Step]) -> None:
+        """goto, then and else must name steps of this sequence."""
+        ids = {s.id for s in steps} | {"end"}  # "end" finishes the sequence
+        for step in steps:
+            targets = [("goto", step.goto)]
+            if step.wait_for:
+                targets += [("wait_for", step.wait_for.then), ("wait_for", step.wait_for.otherwise)]
+            for key, target in targets:
+                if target and target not in ids:
+                    self.problem(step.line_of(key), f"step {step.id!r}: {key} names unknown step {target!r}")
+
+    def flag(self, fields: dict[str, Node], key: str) -> bool:
+        node = fields.get(key)
+        if node is None:
+            return False
+        value = _value(node)
+        if not isinstance(value, bool):
+            self.problem(node, f"{key!r} must be true or false")
+            return False
+        return value
+
+    def identifier(self, fields: dict[str, Node], key: str, parent: Node, what: str) -> str:
+        value = self.text(fields, key, parent, what)
+        if value and not _ID.match(value):
+            self.problem(fields[key], f"{key} {value!r} must use lowercase letters, digits and dashes")
+        return value
+
+    def choice(self, fields: dict[str, Node], key: str, parent: Node, what: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(fields, key, parent, what)
+        if value and value not in allowed:
+            self.problem(fields[key], f"unknown {key} {value!r} (expected one of: {', '.join(allowed)})")
+        return value
+
+    def wait(self, fields: dict[str, Node]) -> Wait:
+        parsed: dict[str, object] = {}
+        for key, parse in (("wait", parse_duration), ("at", parse_clock), ("on", parse_days)):
+            if key in fields:
+                node = fields[key]
+                # `at` is read from the raw text: YAML 1.1 turns an unquoted 25:00 into the number 1500.
+                raw = node.value if key == "at" and isinstance(node, ScalarNode) else _value(node)
+                try:
+                    parsed[key] = parse(raw)
+                except ValueError as exc:
+                    self.problem(fields[key], str(exc))
+        return Wait(delay=parsed.get("wait", Delay()), at=parsed.get("at"), days=parsed.get("on"))
+
+    def step(self, node: Node, seen: dict[str, int]) -> Step | None:
+        fields = self.mapping(node, STEP_KEYS, "step")
+        if not fields:
+            return None
+        step_id = self.identifier(fields, "id", node, "step")
+        if step_id in seen:
+            self.problem(fields["id"], f"duplicate step id {step_id!r} (first used on line {seen[step_id]})")
+        elif step_id:
+            seen[step_id] = _line(fields["id"])
+        wait_for = self.wait_for(fields["wait_for"]) if "wait_for" in fields else None
+        sends = "wait_for" not in fields
+        if not sends:
+            for key in sorted({"template", "subject", "kind", "channel", "wait", "at", "on"} & set(fields)):
+                self.problem(fields[key], f"a wait_for step sends nothing: {key!r} does not belong here")
+        channel = self.choice(fields, "channel", node, "step", CHANNELS) if "channel" in fields else "email"
+        if "offers" in fields and {"template", "subject"} & set(fields):
+            self.problem(fields["offers"], "a step with offers takes template and subject from each offer")
+        if channel == "sms" and "subject" in fields:
+            self.problem(fields["subject"], "a text has no subject: 'subject' does not belong on an sms step")
+        return Step(
+            id=step_id,
+            kind=self.choice(fields, "kind", node, "step", MESSAGE_KINDS) if sends else "",
+            channel=channel,
+            # An upsell with offers takes its template and subject from the offer it picks.
+            template=self.text(fields, "template", node, "step", required="offers" not in fields) if sends else "",
+            subject=self.text(fields, "subject", node, "step",
+                              required=sends and channel == "email" and "offers" not in fields),
+            wait=self.wait(fields),
+            condition=self.condition(fields.get("if")),
+            goto=self.identifier(fields, "goto", node, "step") if "goto" in fields else None,
+            wait_for=wait_for,
+            set_stage=self.identifier(fields, "set_stage", node, "step") if "set_stage" in fields else None,
+            offers=self.offers(fields["offers"]) if "offers" in fields else (),
+            line=_line(node),
+            key_lines={key: _line(value) for key, value in fields.items()},
+        )
+
+    def offers(self, node: Node) -> tuple[Offer, ...]:
+        if not isinstance(node, SequenceNode) or not node.value:
+            self.problem(node, "offers take a list like - {after: wheel-course, offer: glaze-kit, template: ..., "
+                               "subject: ...}")
+            return ()
+        offers = []
+        for item in node.value:
+            fields = self.mapping(item, OFFER_KEYS, "offer")
+            values = [self.text(fields, key, item, "offer") for key in ("after", "offer", "template", "subject")]
+            if all(values):
+                offers.append(Offer(*values))
+        return tuple(offers)
+
+    def condition(self, node: Node | None) -> Condition | None:
+        if node is None:
+            return None
+        try:
+            return parse_condition(_value(node))
+        except (ValueError, TypeError) as exc:
+            self.problem(node, str(exc))
+            return None
+
+    def wait_for(self, node: Node) -> WaitFor | None:
+        fields = self.mapping(node, WAIT_FOR_KEYS, "wait_for")
+        if not fields:
+            return None
+        event = self.text(fields, "event", node, "wait_for")
+        timeout_node = fields.get("timeout")
+        if timeout_node is None:
+            self.problem(node, "wait_for needs a timeout, like `timeout: 3d` (nothing waits forever)")
+            return None
+        try:
+            timeout = parse_duration(_value(timeout_node))
+        except ValueError as exc:
+            self.problem(timeout_node, str(exc))
+            return None
+        then = self.identifier(fields, "then", node, "wait_for") if "then" in fields else None
+        otherwise = self.identifier(fields, "else", node, "wait_for") if "else" in fields else None
+        return WaitFor(event, timeout, then=then, otherwise=otherwise) if event else None
+
+    def sequence(self, root: Node, version: str, source: str = "") -> Sequence | None:
+        fields = self.mapping(root, SEQUENCE_KEYS, "sequence")
+        if not fields:
+            return None
+        steps_node = fields.get("steps")
+        steps: list[Step] = []
+        if steps_node is None:
+            self.problem(root, "sequence is missing required key 'steps'")
+        elif not isinstance(steps_node, SequenceNode) or not steps_node.value:
+            self.problem(steps_node, "'steps' must be a non-empty list of steps")
+        else:
+            seen: dict[str, int] = {}
+            steps = [s for s in (self.step(n, seen) for n in steps_node.value) if s is not None]
+            self.cross_references(steps)
+        return Sequence(
+            id=self.identifier(fields, "id", root, "sequence"),
+            name=self.text(fields, "name", root, "sequence"),
+            stage=self.choice(fields, "stage", root, "sequence", LIFECYCLE_STAGES),
+            description=self.text(fields, "description", root, "sequence", required=False),
+            transactional=self.flag(fields, "transactional"),
+            triggers=self.triggers(fields.get("trigger")),
+            reentry=self.reentry(fields.get("reentry")),
+            goals=self.goals(fields.get("goals")),
+            window=self.window(fields.get("window")),
+            utm=self.utm(fields.get("utm")),
+            steps=tuple(steps),
+            path=self.path,
+            version=version,
+            source=source,
+        )
+
+
+def parse_sequence(source: str, path: str, partial: bool = False) -> tuple[Sequence | None, list[Problem]]:
+    """Parse one sequence file's text. Returns the sequence only when there are no problems, unless
+    `partial` (for `nurture check`, which goes on to check the templates of a file with other errors)."""
+    reader = _FileReader(path)
+    try:
+        root = yaml.compose(source, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        reason = getattr(exc, "problem", None) or str(exc)
+        return None, [Problem(path, line, f"YAML syntax error: {reason}")]
+    if root is None:
+        return None, [Problem(path, 1, "file is empty")]
+    version = hashlib.sha256(source.encode()).hexdigest()[:12]
+    sequence = reader.sequence(root, version, source)
+    return (None if reader.problems and not partial else sequence), reader.problems
+
+
+def sequence_files(directory: Path) -> list[Path]:
+    """The sequence files in `directory`. Files starting with `_` are not sequences (`_lifecycle.yaml`)."""
+    return sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and not p.name.startswith("_"))
+
+
+def load_sequences(directory: Path, display_root: Path | None = None,
+                   partial: bool = False) -> tuple[dict[str, Sequence], list[Problem]]:
+    """Every sequence in `directory`, keyed by id, and every problem found (including duplicate ids)."""
+    sequences: dict[str, Sequence] = {}
+    problems: list[Problem] = []
+    for file in sequence_files(directory):
+        shown = _display(file, display_root)
+        sequence, found = parse_sequence(file.read_text(encoding="utf-8"), shown, partial)
+        problems += found
+        if sequence is None:
+            continue
+        if sequence.id in sequences and sequence.id:
+            problems.append(Problem(shown, 1, f"sequence id {sequence.id!r} is already used by "
+                                              f"{sequences[sequence.id].path}"))
+            continue
+        sequences[sequence.id] = sequence
+    return sequences, problems
+
+
+def _display(file: Path, root: Path | None) -> str:
+    try:
+        return str(file.relative_to(root)) if root else str(file)
+    except ValueError:
+        return str(file)

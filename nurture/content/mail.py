@@ -1,0 +1,127 @@
+"""Building the bytes of an email: multipart/alternative, quoted-printable, the list headers.
+
+Assembled from stdlib primitives rather than `EmailMessage`: the latter costs ~2.4 ms per 5 KB message here
+(pure-Python quoted-printable and header folding), more than rendering and sending together. `binascii`'s
+QP encoder is C and also keeps every line under SMTP's 998-byte limit (it soft-wraps at 76). Tests parse
+the result with the `email` package to hold it to the standard.
+"""
+
+from __future__ import annotations
+
+import binascii
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
+from functools import lru_cache
+
+import dkim
+
+from nurture.config import DkimSettings
+from nurture.content.rendering import RenderedEmail
+
+# Signed headers. List-Unsubscribe and List-Unsubscribe-Post must be covered (RFC 8058 section 4), or a
+# relay could add a one-click link to someone else's mail.
+DKIM_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"list-id", b"list-unsubscribe",
+                b"list-unsubscribe-post", b"mime-version", b"content-type"]
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """What a transport needs: the envelope and the finished bytes."""
+
+    envelope_from: str
+    recipient: str
+    message_id: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    mail_from: str  # "Name <addr>"
+    to_address: str
+    to_name: str
+    message_id: str
+    date: datetime
+    list_id: str
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | None = None
+
+
+def one_line(value: str) -> str:
+    """Collapse CR, LF and other line breaks: a name or subject must never start a new header."""
+    return " ".join(value.split())
+
+
+def _header_text(value: str) -> str:
+    value = one_line(value)
+    if value.isascii() and len(value) < 900:
+        return value
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    return Header(value, charset, maxlinelen=76).encode(linesep="\r\n")
+
+
+def _address(name: str, address: str) -> str:
+    return formataddr((one_line(name), one_line(address)), charset="utf-8")
+
+
+def _qp(text: str) -> bytes:
+    # b2a_qp soft-wraps at 76 with bare LF when the input has no CRLF; SMTP wants CRLF everywhere.
+    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+    return binascii.b2a_qp(normalised.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+@lru_cache(maxsize=8)
+def _sender(mail_from: str) -> tuple[str, str]:
+    """MAIL_FROM as (name, address). It is the same string for every message, and parseaddr is not cheap."""
+    return parseaddr(mail_from)
+
+
+def make_message_id(unique: str, domain: str) -> str:
+    return f"<{unique}.{secrets.token_hex(4)}@{domain}>"
+
+
+def build_email(envelope: Envelope, content: RenderedEmail) -> OutgoingEmail:
+    boundary = "=_nurture_" + secrets.token_hex(12)
+    headers = [
+        f"From: {_address(*_sender(envelope.mail_from))}",
+        f"To: {_address(envelope.to_name, envelope.to_address)}",
+        f"Subject: {_header_text(content.subject)}",
+        f"Date: {format_datetime(envelope.date)}",
+        f"Message-ID: {envelope.message_id}",
+        f"List-Id: {envelope.list_id}",
+    ]
+    if envelope.unsubscribe_url:
+        targets = [f"<{envelope.unsubscribe_url}>"]
+        if envelope.unsubscribe_mailto:
+            targets.append(f"<{envelope.unsubscribe_mailto}>")
+        headers += [f"List-Unsubscribe: {', '.join(targets)}", "List-Unsubscribe-Post: List-Unsubscribe=One-Click"]
+    headers += ["MIME-Version: 1.0", f'Content-Type: multipart/alternative; boundary="{boundary}"']
+    parts = [
+        (b"text/plain", _qp(content.text)),
+        (b"text/html", _qp(content.html)),
+    ]
+    body = [b"\r\n".join(h.encode("ascii") for h in headers), b"", b"This is a multipart message in MIME format."]
+    for content_type, payload in parts:
+        body += [
+            b"--" + boundary.encode(),
+            b'Content-Type: ' + content_type + b'; charset="utf-8"',
+            b"Content-Transfer-Encoding: quoted-printable",
+            b"",
+            payload,
+        ]
+    body += [b"--" + boundary.encode() + b"--", b""]
+    return OutgoingEmail(
+        envelope_from=_sender(envelope.mail_from)[1],
+        recipient=envelope.to_address,
+        message_id=envelope.message_id,
+        data=b"\r\n".join(body),
+    )
+
+
+def dkim_sign(message: OutgoingEmail, settings: DkimSettings) -> OutgoingEmail:
+    """Prepend a DKIM-Signature (rsa-sha256, relaxed/simple). Costs ~1 ms per message for a 2048-bit key."""
+    signature = dkim.sign(message.data, settings.selector.encode(), settings.domain.encode(),
+                          settings.private_key, include_headers=DKIM_HEADERS)
+    return replace(message, data=signature + message.data)

@@ -1,0 +1,36 @@
+"""Transports: one small class per channel, one `send()` that returns a provider id or raises
+`TransportError`. Transports never touch the database: the caller records every outcome."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from nurture.content.mail import OutgoingEmail
+from nurture.rules.sms import OutgoingSms
+
+
+class TransportError(Exception):
+    """A send failed. `permanent` says whether trying again could help; `recipient_rejected` says the
+    address itself was refused (a hard bounce), which suppresses it for every later send; `opted_out` says
+    the recipient told the provider to stop (Twilio 21610): the contact is opted out of the channel, and the
+    address is not suppressed, because the recipient may opt back in."""
+
+    def __init__(self, message: str, permanent: bool = False, recipient_rejected: bool = False,
+                 code: int | None = None, opted_out: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent or recipient_rejected or opted_out
+        self.recipient_rejected = recipient_rejected
+        self.opted_out = opted_out
+        self.code = code
+
+
+class EmailTransport(Protocol):
+    def send(self, message: OutgoingEmail) -> str: ...
+
+    def close(self) -> None: ...
+
+
+class SmsTransport(Protocol):
+    def send(self, message: OutgoingSms) -> str: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,81 @@
+"""The Twilio transport: the twilio SDK's Messages API, one HTTP session reused for a whole batch.
+
+Twilio's error codes are translated here, at the edge, into what the send path acts on:
+21610 (the recipient replied STOP to this sender) -> permanent, opted out; 21211 / 21614 (not a valid or not
+a mobile number) -> permanent, recipient rejected (the number is suppressed); anything else, including 429
+and 5xx, is temporary and follows the retry policy.
+"""
+
+from __future__ import annotations
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from nurture.config import TwilioSettings
+from nurture.delivery.transports import TransportError
+from nurture.rules.sms import OutgoingSms
+
+TWILIO_API = "https://api.twilio.com"
+OPTED_OUT = 21610
+INVALID_NUMBERS = (21211, 21614)  # "To" not a valid phone number / not a mobile number
+TIMEOUT_SECONDS = 15.0  # a hung API must not hold a batch (and its email) for long
+
+
+class ApiBaseHttpClient(TwilioHttpClient):
+    """The SDK's own HTTP client, sending requests for api.twilio.com to `api_base` instead (a
+    Twilio-compatible provider, or the local server the tests run). Everything else is the SDK's."""
+
+    def __init__(self, api_base: str | None, timeout: float = TIMEOUT_SECONDS) -> None:
+        super().__init__(timeout=timeout)
+        self.api_base = api_base
+
+    def request(self, method: str, url: str, *args: object, **kwargs: object) -> Response:
+        if self.api_base and url.startswith(TWILIO_API):
+            url = self.api_base + url.removeprefix(TWILIO_API)
+        return super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def make_client(settings: TwilioSettings) -> Client:
+    # `environment` is given so the SDK does not read TWILIO_EDGE/TWILIO_REGION from the process: settings
+    # are read once, in nurture.config, and nowhere else. (An empty mapping would make it fall back.)
+    return Client(settings.account_sid, settings.auth_token, http_client=ApiBaseHttpClient(settings.api_base),
+                  environment={"TWILIO_EDGE": "", "TWILIO_REGION": ""})
+
+
+class TwilioTransport:
+    def __init__(self, settings: TwilioSettings, client: Client | None = None) -> None:
+        self.settings = settings
+        self.client = client or make_client(settings)
+
+    def send(self, message: OutgoingSms) -> str:
+        sender = {"messaging_service_sid": self.settings.messaging_service_sid} \
+            if self.settings.messaging_service_sid else {"from_": self.settings.from_number}
+        callback = {"status_callback": message.status_callback} if message.status_callback else {}
+        try:
+            sent = self.client.messages.create(to=message.to, body=message.body, **sender, **callback)
+        except TwilioRestException as exc:
+            raise translate(exc) from exc
+        except (requests.RequestException, TwilioException, OSError) as exc:
+            raise TransportError(f"Twilio API unreachable: {type(exc).__name__}: {exc}") from exc
+        if not sent.sid:
+            raise TransportError("Twilio accepted the message without a sid")
+        return sent.sid
+
+    def close(self) -> None:
+        session = getattr(self.client.http_client, "session", None)
+        if session is not None:
+            session.close()
+
+
+def translate(exc: TwilioRestException) -> TransportError:
+    """A Twilio error response -> what the send path does about it."""
+    code = exc.code if isinstance(exc.code, int) else None
+    reason = f"Twilio {exc.status} error {code}: {exc.msg}"
+    if code == OPTED_OUT:
+        return TransportError(reason, opted_out=True, code=code)
+    if code in INVALID_NUMBERS:
+        return TransportError(reason, recipient_rejected=True, code=code)
+    return TransportError(reason, code=code)

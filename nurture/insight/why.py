@@ -1,0 +1,237 @@
+"""`nurture why EMAIL`: every message a contact was sent, skipped or deferred, when, and the reason.
+
+Read-only. The timeline (`Event`) is the record: the send path writes an event for every outcome with the
+reason in the worker's own words ("outside the send window", "condition false: tag vip", "contact is
+unsubscribed for email"). Delivery rows fill in what has no event (a message still in flight), and each
+enrollment says what comes next. Events carry no enrollment id, so a sequence entered twice gets each
+event by time: it belongs to the latest entry made before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from sqlmodel import Session, select
+
+from nurture.content.registry import SequenceRegistry
+from nurture.insight.simulate import iso_utc, stamp
+from nurture.people.contacts import normalise_email
+from nurture.rules import engine
+from nurture.rules.sequence import CHANNELS
+from nurture.store.models import Contact, Delivery, Enrollment, Event, Suppression
+
+# "<channel>.<outcome>" events about one message (sms delivered/undelivered come from Twilio's reports).
+MESSAGE_OUTCOMES = ("sent", "skipped", "deferred", "retry", "failed", "bounced", "interrupted", "delivered",
+                    "undelivered")
+STEP_OUTCOMES = {"step.skipped": "skipped", "step.branched": "branched", "sequence.goal": "goal",
+                 "sequence.completed": "completed"}
+CONSENT_CHANGES = ("email.unsubscribed", "email.resubscribed", "sms.subscribed", "sms.unsubscribed")
+
+
+class UnknownContact(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Line:
+    """One outcome. `what`: sent | skipped | deferred | retry | failed | bounced | interrupted | delivered |
+    undelivered | sending | branched | goal | completed | unsubscribed | resubscribed | subscribed."""
+
+    at: datetime
+    what: str
+    step: str | None = None
+    channel: str | None = None
+    reason: str | None = None
+    until: datetime | None = None  # deferred: due again then; retry: the next attempt
+    message_id: str | None = None
+    target: str | None = None  # branched: where it went on
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One entry of the contact into one sequence, and what became of each step."""
+
+    sequence_id: str
+    entry: int
+    entered_at: datetime
+    status: str  # active | completed | stopped
+    stop_reason: str | None
+    next_step: str | None
+    due_at: datetime | None
+    waiting_for: str | None  # the event a wait-for step is waiting for
+    lines: tuple[Line, ...]
+
+
+@dataclass(frozen=True)
+class Story:
+    contact: Contact
+    runs: tuple[Run, ...]
+    consent: tuple[Line, ...]  # unsubscribes and opt-ins that are not about one sequence
+    suppressed: tuple[Suppression, ...]
+    now: datetime
+
+    @property
+    def zone(self) -> tzinfo:
+        return engine.contact_zone(self.contact.timezone)
+
+
+def explain(session: Session, email: str, sequences: SequenceRegistry, now: datetime) -> Story:
+    """Everything on record about what this contact was (or was not) sent. Raises UnknownContact."""
+    contact = session.exec(select(Contact).where(Contact.email == normalise_email(email))).first()
+    if contact is None:
+        raise UnknownContact(f"no contact {email!r}")
+    enrollments = list(session.exec(select(Enrollment).where(Enrollment.contact_id == contact.id)
+                                    .order_by(Enrollment.created_at, Enrollment.id)))
+    events = session.exec(select(Event).where(Event.contact_id == contact.id)
+                          .order_by(Event.occurred_at, Event.id)).all()
+    deliveries = session.exec(select(Delivery).where(Delivery.contact_id == contact.id)).all()
+    lines: dict[int | None, list[Line]] = {e.id: [] for e in enrollments}
+    consent: list[Line] = []
+    for event in events:
+        line = _line(event)
+        owner = _owner(enrollments, event) if line else None
+        if line is not None and owner is not None:
+            lines[owner.id].append(line)
+        elif line is not None and event.type in CONSENT_CHANGES:
+            consent.append(line)
+    for delivery in deliveries:
+        _fill_in(lines[delivery.enrollment_id], delivery)
+    addresses = [a for a in (contact.email, contact.phone) if a]
+    suppressed = session.exec(select(Suppression).where(Suppression.address.in_(addresses))).all()  # type: ignore[attr-defined]
+    runs = tuple(_run(e, lines[e.id], sequences) for e in enrollments)
+    return Story(contact, runs, tuple(consent), tuple(suppressed), now)
+
+
+def _line(event: Event) -> Line | None:
+    """The outcome an event records, or None for events that are not about messages."""
+    data, at = event.data, event.occurred_at
+    channel, _, outcome = event.type.partition(".")
+    if event.type in CONSENT_CHANGES:
+        scope = data.get("scope", "all")
+        reason = f"via {data.get('via', 'unknown')}" + ("" if scope == "all" else " (this sequence only)")
+        return Line(at, outcome, channel=channel, reason=reason)
+    if event.type in STEP_OUTCOMES:
+        # "sequence complete" is the enrollment's stop reason too; its event carries none
+        reason = data.get("reason") or ("sequence complete" if event.type == "sequence.completed" else None)
+        return Line(at, STEP_OUTCOMES[event.type], data.get("step"), reason=reason, target=data.get("target") or None)
+    if channel not in CHANNELS or outcome not in MESSAGE_OUTCOMES or "step" not in data:
+        return None
+    reason = data.get("reason") or (f"carrier error {data['error_code']}" if data.get("error_code") else None)
+    until = data.get("until") or data.get("retry_at")
+    return Line(at, outcome, data["step"], channel, reason, datetime.fromisoformat(until) if until else None,
+                data.get("message_id"), kind=data.get("kind"))
+
+
+def _owner(enrollments: list[Enrollment], event: Event) -> Enrollment | None:
+    """The entry into the event's sequence that the event belongs to: the latest one made before it.
+    An unsubscribe from one sequence names it as its scope."""
+    sequence_id = event.data.get("sequence") or event.data.get("scope")
+    candidates = [e for e in enrollments if e.sequence_id == sequence_id]
+    earlier = [e for e in candidates if e.created_at <= event.occurred_at]
+    return (earlier or candidates[:1] or [None])[-1]
+
+
+def _fill_in(lines: list[Line], delivery: Delivery) -> None:
+    """A delivery whose outcome has no event of its own: one in flight right now (or left by a worker that
+    died mid-send), or an outcome recorded before it had an event."""
+    if delivery.status == "sending":
+        reason = "in flight (if its worker died, it is sent again with the same message id)"
+    elif any(line.step == delivery.step_id and line.channel == delivery.channel and line.what == delivery.status
+             for line in lines):
+        return
+    else:
+        reason = delivery.error
+    lines.append(Line(delivery.sent_at or delivery.updated_at, delivery.status, delivery.step_id, delivery.channel,
+                      reason, kind=delivery.kind))
+    lines.sort(key=lambda line: line.at)
+
+
+def _run(enrollment: Enrollment, lines: list[Line], sequences: SequenceRegistry) -> Run:
+    sequence = sequences.get(enrollment.sequence_id)
+    step = sequence.step(enrollment.step_id) if sequence and enrollment.step_id else None
+    waiting = step.wait_for.event if step is not None and step.wait_for is not None else None
+    active = enrollment.status == "active"
+    return Run(enrollment.sequence_id, enrollment.entry, enrollment.created_at, enrollment.status,
+               enrollment.stop_reason, enrollment.step_id if active else None,
+               enrollment.due_at if active else None, waiting if active else None, tuple(lines))
+
+
+# --- Showing it ----------------------------------------------------------------------------------------------
+
+def describe(line: Line, zone: tzinfo) -> str:
+    """What happened, and why, after the `what` column."""
+    reason = line.reason or ""
+    if line.what == "sent":
+        return f"{line.kind or 'message'} by {line.channel}, message {line.message_id or '(no id)'}"
+    if line.what == "deferred" and line.until:
+        return f"{reason}; due again {stamp(line.until, zone)}"
+    if line.what == "retry" and line.until:
+        return f"{reason}; next attempt {stamp(line.until, zone)}"
+    if line.what == "branched":
+        return f"-> {line.target or 'the next step'}: {reason}"
+    if line.what == "goal":
+        return reason.removeprefix("goal reached: ") + " reached; the sequence ends"
+    return "" if line.what == "completed" else reason
+
+
+def next_text(run: Run, now: datetime, zone: tzinfo) -> str | None:
+    """The enrollment's own state: what comes next, or why nothing does."""
+    if run.status != "active":
+        return f"{run.status}: {run.stop_reason or 'no reason recorded'}"
+    if run.next_step is None or run.due_at is None:
+        return None
+    when = stamp(run.due_at, zone)
+    if run.waiting_for:
+        return f"next: {run.next_step} waits for {run.waiting_for} until {when}"
+    if run.due_at > now:
+        return f"next: {run.next_step} not yet due, due {when}"
+    return f"next: {run.next_step} due since {when} (the worker takes it at its next tick)"
+
+
+def format_story(story: Story) -> list[str]:
+    zone, contact = story.zone, story.contact
+    name = f"{contact.first_name} {contact.last_name}".strip()
+    lines = [f"{contact.email}{f' ({name})' if name else ''}: timezone {contact.timezone or 'UTC (none set)'}, "
+             f"stage {contact.stage}, email {contact.email_status}, texts {contact.sms_status}"]
+    every = [line for run in story.runs for line in run.lines]
+    when = max([len(stamp(line.at, zone)) for line in every], default=0) + 2
+    width = max([4, *(len(line.step or "") for line in every)]) + 2
+    for run in story.runs:
+        lines.append(f"{run.sequence_id} (entry {run.entry}, entered {stamp(run.entered_at, zone)})")
+        lines += [f"  {stamp(line.at, zone):<{when}}{line.step or '-':<{width}}{line.what:<12}{describe(line, zone)}"
+                  .rstrip() for line in run.lines]
+        state = next_text(run, story.now, zone)
+        lines += [f"  {state}"] if state else []
+    lines += [f"{line.channel} {line.what} {stamp(line.at, zone)} {line.reason}" for line in story.consent]
+    lines += [f"suppressed: {s.address} since {stamp(s.created_at, zone)}: {s.reason}" for s in story.suppressed]
+    if not story.runs:
+        lines.append("never entered a sequence")
+    return lines
+
+
+def story_json(story: Story) -> dict:
+    contact, zone = story.contact, story.zone
+    return {
+        "email": contact.email, "timezone": contact.timezone, "stage": contact.stage,
+        "email_status": contact.email_status, "sms_status": contact.sms_status,
+        "sequences": [{
+            "sequence": run.sequence_id, "entry": run.entry, "entered_at": iso_utc(run.entered_at),
+            "status": run.status, "stop_reason": run.stop_reason,
+            "next": {"step": run.next_step, "due_at": iso_utc(run.due_at), "waiting_for": run.waiting_for}
+            if run.next_step and run.due_at else None,
+            "lines": [_line_json(line, zone) for line in run.lines],
+        } for run in story.runs],
+        "consent": [_line_json(line, zone) for line in story.consent],
+        "suppressed": [{"address": s.address, "reason": s.reason, "since": iso_utc(s.created_at)}
+                       for s in story.suppressed],
+    }
+
+
+def _line_json(line: Line, zone: tzinfo) -> dict:
+    data = {"at": iso_utc(line.at), "local": line.at.astimezone(zone).isoformat(), "what": line.what,
+            "step": line.step, "channel": line.channel, "reason": line.reason,
+            "until": iso_utc(line.until) if line.until else None, "message_id": line.message_id,
+            "target": line.target, "kind": line.kind, "text": describe(line, zone)}
+    return {key: value for key, value in data.items() if value is not None}

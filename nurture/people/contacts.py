@@ -1,0 +1,188 @@
+"""Contacts: validating what people type, creating contacts without duplicates, enrolling them.
+
+Raises `InvalidContact` (a domain error naming the field); the API and CLI turn it into a 400 or an exit
+code. Never aborts an HTTP request itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import insert
+from sqlmodel import Session, select
+
+from nurture.rules import engine
+from nurture.rules.sequence import Sequence
+from nurture.store.models import Contact, Enrollment, Event
+
+MAX_NAME = 100
+
+
+class InvalidContact(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ContactInput:
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    phone: str | None = None
+    timezone: str | None = None
+    fields: dict | None = None
+    tags: tuple[str, ...] = ()
+    source: str | None = None
+
+
+def normalise_email(raw: str) -> str:
+    """Syntax-checked, IDNA-normalised and lower-cased, so 'Ann@Example.COM ' and 'ann@example.com' are one
+    contact. (Local parts are case-sensitive in theory and case-insensitive at every real mailbox.)"""
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidContact("email", "an email address is required")
+    try:
+        result = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidContact("email", str(exc)) from None
+    return result.normalized.lower()
+
+
+def normalise_phone(raw: str | None, region: str = "US") -> str | None:
+    """E.164, or None for an empty value."""
+    if raw is None or not str(raw).strip():
+        return None
+    try:
+        number = phonenumbers.parse(str(raw), region)
+    except phonenumbers.NumberParseException:
+        raise InvalidContact("phone", f"{raw!r} is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidContact("phone", f"{raw!r} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def clean_name(raw: object, field: str) -> str:
+    """Names are stored as plain text (escaped wherever shown); line breaks are refused, never stored."""
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise InvalidContact(field, "must be text")
+    if "\r" in raw or "\n" in raw:
+        raise InvalidContact(field, "must be on one line")
+    value = raw.strip()
+    if len(value) > MAX_NAME:
+        raise InvalidContact(field, f"must be at most {MAX_NAME} characters")
+    return value
+
+
+def check_timezone(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name like "America" is a folder
+        raise InvalidContact("timezone", f"{raw!r} is not an IANA timezone like Europe/Paris") from None
+    return raw
+
+
+def validated(data: ContactInput) -> ContactInput:
+    """A cleaned copy of `data`, or InvalidContact naming the first bad field."""
+    return ContactInput(
+        email=normalise_email(data.email),
+        first_name=clean_name(data.first_name, "first_name"),
+        last_name=clean_name(data.last_name, "last_name"),
+        phone=normalise_phone(data.phone),
+        timezone=check_timezone(data.timezone),
+        fields=dict(data.fields or {}),
+        tags=tuple(dict.fromkeys(t.strip() for t in data.tags if t.strip())),
+        source=data.source,
+    )
+
+
+def record_event(session: Session, contact_id: int, type_: str, now: datetime, data: dict | None = None,
+                 delivery_id: int | None = None) -> None:
+    """Append to the contact's timeline. A plain INSERT, not the ORM's unit of work: it runs for every
+    message sent, and nothing reads the row back in the same session."""
+    session.execute(insert(Event.__table__).values(contact_id=contact_id, type=type_, data=data or {},  # type: ignore[attr-defined]
+                                                   delivery_id=delivery_id, occurred_at=now, created_at=now))
+
+
+def upsert_contact(session: Session, data: ContactInput, now: datetime) -> tuple[Contact, bool]:
+    """Find the contact by normalised email or create it. Returns (contact, created).
+
+    An existing contact keeps what it has; new non-empty values fill gaps and tags accumulate.
+    """
+    clean = validated(data)
+    contact = session.exec(select(Contact).where(Contact.email == clean.email)).first()
+    created = contact is None
+    if contact is None:
+        contact = Contact(email=clean.email, created_at=now, updated_at=now, source=clean.source)
+        session.add(contact)
+    for attr in ("first_name", "last_name", "phone", "timezone"):
+        value = getattr(clean, attr)
+        if value:
+            setattr(contact, attr, value)
+    contact.fields = {**contact.fields, **(clean.fields or {})}
+    contact.tags = list(dict.fromkeys([*contact.tags, *clean.tags]))
+    contact.updated_at = now
+    session.flush()
+    if created:
+        record_event(session, contact.id, "contact.created", now, {"source": clean.source})
+    return contact, created
+
+
+class UnknownStep(ValueError):
+    """`start_at` names a step the sequence does not have."""
+
+
+def may_reenter(sequence: Sequence, latest: Enrollment | None, now: datetime) -> bool:
+    """The sequence's re-entry policy: once ever, every time it is not running, or not within a period."""
+    if latest is None:
+        return True
+    if latest.status == "active":
+        return False
+    policy = sequence.reentry
+    if policy.policy == "always":
+        return True
+    return policy.policy == "after" and policy.after is not None and latest.created_at <= now - policy.after
+
+
+def enroll(session: Session, contact: Contact, sequence: Sequence, now: datetime,
+           start_at: str | None = None) -> tuple[Enrollment, bool]:
+    """Put `contact` into `sequence`, at its first step or at `start_at` (a contact may enter the lifecycle
+    anywhere: an imported customer starts at feedback). Returns (enrollment, created).
+
+    Enrolling again while the contact is in the sequence never starts a second run; after it finished, the
+    sequence's re-entry policy decides (default: once ever).
+    """
+    latest = session.exec(
+        select(Enrollment).where(Enrollment.contact_id == contact.id, Enrollment.sequence_id == sequence.id)
+        .order_by(Enrollment.entry.desc())  # type: ignore[attr-defined]
+    ).first()
+    if latest is not None and not may_reenter(sequence, latest, now):
+        return latest, False
+    tz = engine.contact_zone(contact.timezone)
+    if start_at is not None:
+        step = sequence.step(start_at)
+        if step is None:
+            raise UnknownStep(f"sequence {sequence.id} has no step {start_at!r}")
+        due: engine.Due | None = engine.Due(step.id, engine.step_due(step, now, tz))
+    else:
+        due = engine.first_due(sequence, now, tz)
+    enrollment = Enrollment(
+        contact_id=contact.id, sequence_id=sequence.id, sequence_version=sequence.version,
+        entry=latest.entry + 1 if latest else 1, step_id=due.step_id if due else None,
+        due_at=due.at if due else None, step_entered_at=now,
+        status="active" if due else "completed", created_at=now, updated_at=now,
+    )
+    session.add(enrollment)
+    session.flush()
+    record_event(session, contact.id, "sequence.enrolled", now,
+                 {"sequence": sequence.id, "version": sequence.version, "first_step": enrollment.step_id,
+                  "entry": enrollment.entry})
+    return enrollment, True

@@ -1,0 +1,295 @@
+"""Signing up through a form: double opt-in, confirmation and expiry, each with a consent record.
+
+- `submit`: the contact is created or updated (one per normalised address, never two), its opt-in is
+  recorded, and with double opt-in it waits as "pending" while the form's transactional confirmation
+  sequence sends the email with the signed link — through the normal exactly-once send path. The send path
+  gives nothing but transactional mail to a contact that is not "subscribed".
+- `confirm`: "subscribed", a confirm record, and the form's sequence starts, its welcome email carrying the
+  lead magnet.
+- `expire_pending` (called by the tick): sign-ups not confirmed within SIGNUP_EXPIRY_HOURS lapse.
+
+Raises domain errors (`SignupUnavailable`, `UnknownSignup`); the web layer turns them into pages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import case, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from nurture.content.forms import HONEYPOT, STARTED, Form, FormRegistry
+from nurture.people import automation, referrals
+from nurture.people.contacts import enroll, record_event
+from nurture.people.preferences import Origin, record_consent, set_sms
+from nurture.people.submission import FORM_ERROR, InvalidSignup, Submission, read_submission
+from nurture.rules.sequence import Sequence
+from nurture.rules.tokens import BadToken
+from nurture.store.models import Consent, Contact
+
+if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow back up
+    from nurture.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+EXPIRED_FORM = "This form had expired. Please check your details and send it again."
+
+
+class SignupUnavailable(RuntimeError):
+    """A sequence the form needs is not loaded (removed, or its file has errors): nothing was saved."""
+
+
+class UnknownSignup(LookupError):
+    """No sign-up is waiting for this confirmation: the contact is gone, or the sign-up expired."""
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who sent the form or clicked the link, for the consent record."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+
+    def origin(self, form_id: str, consent_text: str | None) -> Origin:
+        return Origin(method="form", ip=self.ip, user_agent=self.user_agent, consent_text=consent_text,
+                      form_id=form_id)
+
+
+@dataclass(frozen=True)
+class SignupResult:
+    contact_id: int
+    created: bool
+    status: str  # "pending" (a confirmation is on its way) or "subscribed"
+
+
+@dataclass(frozen=True)
+class ConfirmResult:
+    contact_id: int
+    confirmed: bool  # False when it had been confirmed already (a second click changes nothing)
+    form: Form | None = None
+    lead_magnet_url: str | None = None
+
+
+def screen(rt: Runtime, form: Form, posted: Mapping[str, object],
+           query: Mapping[str, str] | None = None) -> Submission | None:
+    """The clean submission, or None for a bot: the honeypot was filled in, or the form came back sooner
+    than FORM_MIN_FILL_SECONDS after it was handed out. Raises InvalidSignup for a person's mistakes.
+
+    A missing or altered timestamp is a mistake, not a bot: a page open across a SECRET_KEY change, or a
+    snippet copied with its hidden fields dropped. The form comes back with a fresh one, and the fill time
+    counts from there.
+    """
+    if posted.get(HONEYPOT) not in (None, ""):
+        return None
+    issued = _issued(rt, form, posted.get(STARTED))
+    if issued is not None and rt.clock() - issued < timedelta(seconds=rt.settings.form_min_fill_seconds):
+        return None
+    try:
+        submission = read_submission(form, posted, query)
+    except InvalidSignup as exc:
+        errors = exc.errors
+    else:
+        if issued is not None:
+            return submission
+        errors = {}
+    if issued is None:
+        errors.setdefault(FORM_ERROR, EXPIRED_FORM)
+    raise InvalidSignup(errors)
+
+
+def _issued(rt: Runtime, form: Form, token: object) -> datetime | None:
+    if not isinstance(token, str) or not token:
+        return None
+    try:
+        return rt.signer.form_issued(token, form.id)
+    except BadToken:
+        return None
+
+
+def _needed_sequence(rt: Runtime, form: Form) -> Sequence:
+    sequence_id = form.confirm_sequence if form.double_opt_in else form.sequence
+    sequence = rt.sequences.get(sequence_id)
+    if sequence is None:
+        log.error("form %s: sequence %r is not loaded; sign-ups refused until it is", form.id, sequence_id)
+        raise SignupUnavailable(sequence_id)
+    return sequence
+
+
+def submit(rt: Runtime, form: Form, submission: Submission, visitor: Visitor) -> SignupResult:
+    """Record one sign-up, all or nothing. A second submission of the same address updates the same contact."""
+    sequence = _needed_sequence(rt, form)
+    for attempt in (1, 2):
+        with Session(rt.db) as session:
+            try:
+                result = _submit(rt, session, form, submission, visitor, sequence)
+                session.commit()
+                return result
+            except IntegrityError:
+                # Two submissions of a new address at once: the other one created the contact. Once more,
+                # and this one finds it.
+                session.rollback()
+                if attempt == 2:
+                    raise
+    raise AssertionError("unreachable")
+
+
+def _submit(rt: Runtime, session: Session, form: Form, submission: Submission, visitor: Visitor,
+            sequence: Sequence) -> SignupResult:
+    now = rt.clock()
+    contact, created = _find_or_create(session, form, submission, now)
+    record_consent(session, contact, "email", "opt-in", visitor.origin(form.id, form.consent_text), now)
+    if submission.sms_consent:  # its own consent, with its own words (texts still wait for a sequence)
+        set_sms(session, contact, True, visitor.origin(form.id, form.sms_consent_text), now)
+    record_event(session, contact.id, "signup.submitted", now,
+                 {"form": form.id, "double_opt_in": form.double_opt_in, "attribution": submission.attribution})
+    if form.double_opt_in:
+        if contact.email_status != "subscribed":
+            contact.email_status = "pending"  # no marketing until the link is clicked
+        contact.pending_form, contact.pending_since = form.id, now
+        _send_confirmation(session, contact, sequence, now)
+        return SignupResult(contact.id, created, "pending")
+    contact.email_status, contact.pending_form, contact.pending_since = "subscribed", None, None
+    _start(rt, session, contact, form, sequence, now)
+    return SignupResult(contact.id, created, "subscribed")
+
+
+def _find_or_create(session: Session, form: Form, submission: Submission, now: datetime) -> tuple[Contact, bool]:
+    contact = session.exec(select(Contact).where(Contact.email == submission.email)).first()
+    if contact is not None:
+        _fill_gaps(contact, form, submission, now)
+        return contact, False
+    attribution = {**submission.attribution, "form": form.id}
+    contact = Contact(
+        email=submission.email, first_name=submission.first_name, last_name=submission.last_name,
+        phone=submission.phone, timezone=submission.timezone, fields=dict(submission.fields),
+        tags=list(form.tags), email_status="pending", attribution=attribution,
+        source=(submission.attribution.get("source") or f"form:{form.id}")[:200], created_at=now, updated_at=now,
+    )
+    session.add(contact)
+    session.flush()
+    record_event(session, contact.id, "contact.created", now,
+                 {"source": contact.source, "form": form.id, "attribution": attribution})
+    return contact, True
+
+
+def _fill_gaps(contact: Contact, form: Form, submission: Submission, now: datetime) -> None:
+    """A form is not signed in: whoever types an address may not rename its contact or change its data.
+    So a known contact only gains what it lacked (names, phone, fields, first attribution) and tags."""
+    for attr in ("first_name", "last_name", "phone", "timezone"):
+        if not getattr(contact, attr) and getattr(submission, attr):
+            setattr(contact, attr, getattr(submission, attr))
+    contact.fields = {**submission.fields, **contact.fields}
+    contact.tags = list(dict.fromkeys([*contact.tags, *form.tags]))
+    if not contact.attribution and submission.attribution:
+        contact.attribution = {**submission.attribution, "form": form.id}
+    contact.updated_at = now
+
+
+def _send_confirmation(session: Session, contact: Contact, sequence: Sequence, now: datetime) -> None:
+    """Enroll in the confirmation sequence. Its `reentry: after 10m` sends a new confirmation to someone
+    who signs up again later, and never floods a stranger's inbox with a burst of them."""
+    enroll(session, contact, sequence, now)
+
+
+def lead_magnet_url(rt: Runtime, form: Form, contact_id: int) -> str | None:
+    magnet = form.lead_magnet
+    if magnet is None:
+        return None
+    if magnet.url:
+        return magnet.url
+    token = rt.signer.lead_magnet_token(contact_id, form.id)
+    return f"{rt.settings.base_url}/forms/{form.id}/download/{token}"
+
+
+def _start(rt: Runtime, session: Session, contact: Contact, form: Form, sequence: Sequence | None,
+           now: datetime) -> str | None:
+    """Start the form's sequence. The lead magnet goes into contact.fields, where its welcome email finds
+    it (`contact.fields.lead_magnet.url`). Returns the lead magnet's URL."""
+    url = lead_magnet_url(rt, form, contact.id)
+    if url and form.lead_magnet is not None:
+        contact.fields = {**contact.fields, "lead_magnet": {"title": form.lead_magnet.title, "url": url}}
+        session.flush()
+    if sequence is None:
+        log.error("form %s: sequence %r is not loaded; %s confirmed but not enrolled", form.id, form.sequence,
+                  contact.email)
+        return url
+    enroll(session, contact, sequence, now)
+    return url
+
+
+def confirm(rt: Runtime, forms: FormRegistry, contact_id: int, visitor: Visitor) -> ConfirmResult:
+    """Confirm the sign-up waiting for `contact_id`. Raises UnknownSignup when none is (gone, expired)."""
+    now = rt.clock()
+    with Session(rt.db, expire_on_commit=False) as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None:
+            raise UnknownSignup(contact_id)
+        form_id = contact.pending_form
+        if form_id is None or not _take_pending(session, contact_id, form_id, now):
+            if contact.email_status == "subscribed":
+                return ConfirmResult(contact_id, confirmed=False)  # clicked twice: already done
+            raise UnknownSignup(contact_id)
+        session.refresh(contact)
+        form = forms.get(form_id)
+        text = _opt_in_text(session, contact_id, form_id) or (form.consent_text if form else None)
+        record_consent(session, contact, "email", "confirm", visitor.origin(form_id, text), now)
+        record_event(session, contact_id, "email.confirmed", now, {"form": form_id})
+        url = _start(rt, session, contact, form, rt.sequences.get(form.sequence), now) if form else None
+        referrals.credit(session, rt, contact, now)  # a friend's sign-up through /r/<code>, confirmed
+        automation.trigger(session, rt, contact, "form", form_id, now)
+        session.commit()
+        return ConfirmResult(contact_id, confirmed=True, form=form, lead_magnet_url=url)
+
+
+def _take_pending(session: Session, contact_id: int, form_id: str, now: datetime) -> bool:
+    """Conditional UPDATE: of two clicks at once, exactly one confirms."""
+    return session.execute(
+        update(Contact).where(Contact.id == contact_id, Contact.pending_form == form_id)
+        .values(email_status="subscribed", pending_form=None, pending_since=None, updated_at=now)
+    ).rowcount == 1
+
+
+def _opt_in_text(session: Session, contact_id: int, form_id: str) -> str | None:
+    """The consent text the person saw when they signed up (the form file may have changed since)."""
+    return session.exec(
+        select(Consent.consent_text).where(Consent.contact_id == contact_id, Consent.form_id == form_id,
+                                           Consent.channel == "email", Consent.action == "opt-in")
+        .order_by(Consent.id.desc())  # type: ignore[union-attr]
+    ).first()
+
+
+def expire_pending(rt: Runtime, limit: int = 500) -> int:
+    """Let sign-ups not confirmed within SIGNUP_EXPIRY_HOURS lapse: a pending contact becomes "expired" (it
+    was never opted in; its records stay as evidence). Returns how many lapsed. Safe to run twice."""
+    now = rt.clock()
+    cutoff = now - timedelta(hours=rt.settings.signup_expiry_hours)
+    with Session(rt.db) as session:
+        rows = session.exec(select(Contact.id, Contact.pending_form).where(Contact.pending_since < cutoff)
+                            .limit(limit)).all()
+        expired = 0
+        for contact_id, form_id in rows:
+            changed = session.execute(
+                update(Contact).where(Contact.id == contact_id, Contact.pending_since < cutoff).values(
+                    email_status=case((Contact.email_status == "pending", "expired"), else_=Contact.email_status),
+                    pending_form=None, pending_since=None, updated_at=now)
+            ).rowcount
+            if changed:
+                record_event(session, contact_id, "signup.expired", now, {"form": form_id})
+                expired += 1
+        session.commit()
+    return expired
+
+
+def consent_json(record: Consent) -> dict:
+    """One consent record as plain data (the API's contact JSON, `nurture contacts consent --json`)."""
+    return {
+        "at": record.created_at.isoformat(), "channel": record.channel, "action": record.action,
+        "method": record.method, "scope": record.scope, "form": record.form_id, "message": record.delivery_id,
+        "consent_text": record.consent_text, "consent_sha256": record.consent_hash, "ip": record.ip,
+        "user_agent": record.user_agent,
+    }

@@ -1,0 +1,202 @@
+"""Database tables (SQLModel). The same code runs on SQLite and PostgreSQL.
+
+The database is the record: what was sent, to whom, why, and who may be contacted. Redis only carries work,
+so anything here must be enough to rebuild the queue after Redis is flushed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC, returns aware UTC: SQLite keeps no offsets, and comparing naive with aware
+    datetimes raises, so every datetime in nurture is aware UTC once it leaves this column."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _json_column() -> Any:
+    return Column(JSON, nullable=False)
+
+
+class Contact(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True, max_length=320)  # normalised: see nurture.people.contacts
+    phone: str | None = Field(default=None, max_length=20, index=True)  # E.164; replies are matched on it
+    first_name: str = Field(default="", max_length=100)
+    last_name: str = Field(default="", max_length=100)
+    timezone: str | None = Field(default=None, max_length=64)
+    fields: dict = Field(default_factory=dict, sa_column=_json_column())
+    tags: list = Field(default_factory=list, sa_column=_json_column())
+    stage: str = Field(default="lead", max_length=32)
+    # Lead score as of score_at; decay is applied when it is read (see engine.decayed_score).
+    score: float = 0.0
+    score_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # subscribed | pending (signed up, not confirmed yet) | unsubscribed | expired (never confirmed)
+    email_status: str = Field(default="subscribed", max_length=16)
+    sms_status: str = Field(default="none", max_length=16)  # none | subscribed | unsubscribed
+    source: str | None = Field(default=None, max_length=200)
+    # First sign-up's source, UTM tags, referral code, landing page: set once, never overwritten.
+    attribution: dict = Field(default_factory=dict, sa_column=_json_column())
+    # A double opt-in sign-up waiting for its confirmation: which form, since when (expired by the tick).
+    pending_form: str | None = Field(default=None, max_length=64)
+    pending_since: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Enrollment(SQLModel, table=True):
+    """A contact's place in one sequence. `step_id` is the next step to send, due at `due_at`.
+
+    `claim_token` / `claimed_until` are the lease a dispatch batch holds while it works on the row: taken
+    by a conditional UPDATE, so two workers never work on the same enrollment at once, and released (or
+    left to expire, when a worker dies) without any lock held in Redis.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("contact_id", "sequence_id", "entry", name="uq_enrollment_contact_sequence_entry"),
+        Index("ix_enrollment_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    sequence_id: str = Field(max_length=64)
+    sequence_version: str = Field(default="", max_length=64)
+    entry: int = 1  # the how-many-th time this contact entered this sequence
+    step_id: str | None = Field(default=None, max_length=64)
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status: str = Field(default="active", max_length=16)  # active | completed | stopped
+    step_entered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # when it reached step_id
+    stop_reason: str | None = Field(default=None, max_length=200)
+    attempts: int = 0  # temporary failures of the current step
+    claim_token: str | None = Field(default=None, max_length=32, index=True)
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Delivery(SQLModel, table=True):
+    """One message to one contact for one step on one channel — at most one row, ever.
+
+    Written with status "sending" before the transport is called and updated after: the unique constraint
+    is what makes a second send of the same step impossible, whatever Redis or the workers do.
+    """
+
+    __table_args__ = (UniqueConstraint("enrollment_id", "step_id", "channel", name="uq_delivery_step_channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    enrollment_id: int = Field(foreign_key="enrollment.id")
+    sequence_id: str = Field(max_length=64)
+    sequence_version: str = Field(default="", max_length=64)
+    step_id: str = Field(max_length=64)
+    channel: str = Field(max_length=8)
+    kind: str = Field(default="", max_length=32)
+    recipient: str = Field(default="", max_length=320)
+    # sending | sent | retry | failed | skipped | uncertain
+    status: str = Field(default="sending", max_length=16)
+    claim_token: str | None = Field(default=None, max_length=32)
+    provider_id: str | None = Field(default=None, max_length=255, index=True)
+    # What the provider reported after accepting it (Twilio status callbacks: queued, sent, delivered,
+    # undelivered, failed) and its error code; never moved backwards (see store.record_provider_status).
+    provider_status: str | None = Field(default=None, max_length=16)
+    provider_error_code: int | None = None
+    error: str | None = Field(default=None, max_length=1000)
+    attempts: int = 0
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Event(SQLModel, table=True):
+    """Append-only timeline of everything that happens to a contact. Never updated, never deleted."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    type: str = Field(max_length=64, index=True)
+    data: dict = Field(default_factory=dict, sa_column=_json_column())
+    # Set by callers of POST /api/events: the same key twice records one event.
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id")
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Consent(SQLModel, table=True):
+    """Proof of consent (GDPR Art. 7): every opt-in, confirmation and opt-out, per channel. Append-only.
+
+    Who (contact), when, how (`method`: form, one-click, preference-page, api, cli, sms-keyword...), from
+    which form or message, the exact consent text shown (and its hash), the IP and the user agent.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: str = Field(max_length=8)  # email | sms
+    action: str = Field(max_length=16)  # opt-in | confirm | opt-out
+    method: str = Field(max_length=32)
+    scope: str = Field(default="all", max_length=64)  # "all" marketing on the channel, or a sequence id
+    form_id: str | None = Field(default=None, max_length=64)
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id")
+    consent_text: str | None = Field(default=None, max_length=2000)
+    consent_hash: str | None = Field(default=None, max_length=64)
+    ip: str | None = Field(default=None, max_length=45)
+    user_agent: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Suppression(SQLModel, table=True):
+    """Addresses no send ever passes: hard bounces, complaints, manual entries."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(index=True, unique=True, max_length=320)  # normalised email or E.164 number
+    channel: str = Field(default="email", max_length=8)
+    reason: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Alert(SQLModel, table=True):
+    """A notice to a person at the business (hot lead, unhappy customer), sent once by the tick."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    kind: str = Field(max_length=32)
+    recipient: str = Field(max_length=320)
+    subject: str = Field(max_length=300)
+    body: str = Field(max_length=10000)
+    status: str = Field(default="pending", max_length=16, index=True)  # pending | sending | sent | failed
+    send_after: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    error: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SequenceVersion(SQLModel, table=True):
+    """Every version of a sequence file the service has run, by content hash: what in-flight contacts
+    were following, so an edit can move them by step id (and `nurture plan` can say how)."""
+
+    __table_args__ = (UniqueConstraint("sequence_id", "version", name="uq_sequence_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sequence_id: str = Field(max_length=64, index=True)
+    version: str = Field(max_length=64)
+    path: str = Field(max_length=500)
+    steps: list = Field(default_factory=list, sa_column=_json_column())  # step ids, in order
+    source: str = Field(max_length=200_000)
+    loaded_at: datetime = Field(sa_type=UTCDateTime)
