@@ -2,7 +2,7 @@
 
 Pure (no database, no clock): the sequences are parsed from text here, so a change to the starter files
 never changes these snapshots. That the simulation matches what the worker really does is checked against
-the real send path in tests/test_why.py.
+the real send path in tests/test_one_decision_path.py (and tests/test_why.py).
 """
 
 from __future__ import annotations
@@ -138,11 +138,16 @@ def test_a_step_due_after_hours_waits_for_monday_across_the_dst_change() -> None
 
 
 def test_a_contact_without_a_timezone_is_timed_in_utc() -> None:
+    """Said once, plainly: not "UTC (no timezone)" in parentheses, nor the same time in two columns."""
     lines = timeline(OFFICE_HOURS, contact(), FRIDAY_AFTERNOON_NY)
-    assert lines[0] == ("office-hours: a contact in UTC (no timezone) (stage lead), "
+    assert lines[0] == ("office-hours: a contact with no timezone (stage lead), times in UTC, "
                         "entering 2026-10-30 19:30 Fri UTC")
-    assert lines[1].startswith("2026-10-30 19:30 Fri UTC  2026-10-30 19:30Z  hello  deferred  "
-                               "outside the send window -> 2026-11-02 09:00 Mon UTC")
+    assert lines[1] == ("2026-10-30 19:30 Fri UTC  hello  deferred  "
+                        "outside the send window -> 2026-11-02 09:00 Mon UTC")
+    assert lines[2] == "2026-11-02 09:00 Mon UTC  hello  sent      educate lead/edu-1"
+    in_utc = timeline(OFFICE_HOURS, contact("timezone=UTC"), FRIDAY_AFTERNOON_NY)
+    assert in_utc[0].startswith("office-hours: a contact in UTC (stage lead), entering")
+    assert in_utc[1:] == lines[1:]
 
 
 def test_the_frequency_cap_defers_the_third_message_of_the_day_to_when_there_is_room() -> None:
@@ -170,8 +175,8 @@ def test_a_purchase_reaches_the_goal_and_ends_the_sequence_where_it_stands() -> 
 
 def test_a_goal_already_reached_when_the_first_step_falls_due_sends_nothing() -> None:
     assert timeline(NURTURE, contact(), MONDAY_PARIS, "purchase@0s")[1:] == [
-        "2026-11-23 09:00 Mon UTC  2026-11-23 09:00Z  -      event     purchase (stage lead -> customer)",
-        "2026-11-23 09:00 Mon UTC  2026-11-23 09:00Z  edu-1  goal      event purchase reached; the sequence ends",
+        "2026-11-23 09:00 Mon UTC  -      event     purchase (stage lead -> customer)",
+        "2026-11-23 09:00 Mon UTC  edu-1  goal      event purchase reached; the sequence ends",
     ]
 
 
@@ -199,6 +204,43 @@ def test_a_wait_for_step_branches_to_else_at_its_timeout() -> None:
     ]
 
 
+def test_a_set_stage_step_never_moves_a_customer_back_to_lead_as_the_worker_refuses_to() -> None:
+    relead = sequence("""
+id: relead
+name: Relead
+stage: nurture-prospects
+steps:
+  - {id: relead, kind: educate, template: lead/edu-1, subject: Back to school, set_stage: lead}
+  - {id: promote, kind: educate, template: lead/edu-2, subject: Thanks, wait: 1d, set_stage: advocate}
+""")
+    assert timeline(relead, contact("stage=customer"), MONDAY_PARIS)[1:] == [
+        "2026-11-23 09:00 Mon UTC  relead   sent      educate lead/edu-1",
+        "2026-11-24 09:00 Tue UTC  promote  sent      educate lead/edu-2 (stage customer -> advocate)",
+        "2026-11-24 09:00 Tue UTC  -        completed",
+    ]
+
+
+def test_a_link_scanners_click_does_not_wake_a_step_waiting_for_a_click() -> None:
+    clicked = sequence("""
+id: clicked
+name: Clicked
+stage: nurture-prospects
+steps:
+  - {id: offer, kind: offer, template: lead/offer, subject: Offer}
+  - id: wait-click
+    wait_for: {event: email.clicked, timeout: 3d, then: thanks, else: reminder}
+  - {id: thanks, kind: thank-you, template: customer/thank-you, subject: Thanks, goto: end}
+  - {id: reminder, kind: offer, template: lead/last-call, subject: Reminder}
+""")
+    lines = timeline(clicked, contact(), MONDAY_PARIS, "email.clicked@1h step=offer bot=yes")
+    assert lines[2:4] == [
+        "2026-11-23 10:00 Mon UTC  -           event     email.clicked step=offer bot=yes",
+        "2026-11-26 09:00 Thu UTC  wait-click  branched  -> reminder: no email.clicked within 3d",
+    ]
+    person = timeline(clicked, contact(), MONDAY_PARIS, "email.clicked@1h step=offer")
+    assert person[3] == "2026-11-23 10:00 Mon UTC  wait-click  branched  -> thanks: email.clicked came"
+
+
 def test_a_step_whose_condition_is_false_is_skipped_and_the_next_is_timed_from_the_skip() -> None:
     assert timeline(VIP, contact("timezone=Europe/Paris"), MONDAY_PARIS)[1:] == [
         "2026-11-23 10:00 Mon CET  2026-11-23 09:00Z  vip-offer  skipped   condition false: tag vip",
@@ -223,10 +265,10 @@ steps:
      if: {event: rating, where: {score: ">= 9"}}}
 """)
     lines = timeline(picky, contact("plan=pro,score=5"), MONDAY_PARIS, "rating@1d score=9")
-    assert [line.split()[6:8] for line in lines[1:]] == [["pro", "sent"], ["keen", "sent"], ["-", "event"],
+    assert [line.split()[4:6] for line in lines[1:]] == [["pro", "sent"], ["keen", "sent"], ["-", "event"],
                                                          ["fan", "sent"], ["-", "completed"]]
     lines = timeline(picky, contact("plan=free"), MONDAY_PARIS, "rating@1d score=6")
-    assert [line.split()[6:8] for line in lines[1:]] == [["pro", "skipped"], ["keen", "skipped"], ["-", "event"],
+    assert [line.split()[4:6] for line in lines[1:]] == [["pro", "skipped"], ["keen", "skipped"], ["-", "event"],
                                                          ["fan", "skipped"], ["-", "completed"]]
 
 
@@ -244,8 +286,8 @@ steps:
 """)
     before = "purchase@2026-06-01T10:00:00Z product=taster-class"
     assert timeline(upsell, contact(), MONDAY_PARIS, before)[2:] == [
-        "2026-11-23 09:00 Mon UTC  2026-11-23 09:00Z  next-thing  sent      upsell customer/upsell-course",
-        "2026-11-23 09:00 Mon UTC  2026-11-23 09:00Z  -           completed",
+        "2026-11-23 09:00 Mon UTC  next-thing  sent      upsell customer/upsell-course",
+        "2026-11-23 09:00 Mon UTC  -           completed",
     ]
     owns_both = timeline(upsell, contact(), MONDAY_PARIS, before, "purchase@0s product=wheel-6-week",
                          "purchase@0s product=glaze-kit")

@@ -25,7 +25,7 @@ from nurture.delivery.channels import Channel, Transport, channel_for
 from nurture.delivery.transports import EmailTransport, TransportError
 from nurture.people import automation
 from nurture.people.contacts import record_event
-from nurture.rules import engine
+from nurture.rules import decisions, engine
 from nurture.rules.sequence import Sequence, Step
 from nurture.store import claims as store
 from nurture.store.models import Alert, Contact, Delivery, Enrollment
@@ -206,12 +206,10 @@ def _move_on(batch: _Batch, item: _Item, step: Step, event: str, reason: str, sk
 
 def _hold(batch: _Batch, item: _Item, channel: Channel, now: datetime) -> tuple[datetime, str] | None:
     """Why not now: the channel's quiet hours, the sequence's send window, the frequency cap."""
-    hold = channel.hold(batch.rt, item.contact, now)
-    if hold is not None or item.sequence.transactional:
-        return hold
     lifecycle = batch.rt.sequences.lifecycle
-    return engine.hold_reason(now, item.sequence.window, engine.contact_zone(item.contact.timezone),
-                              batch.sent.get(item.contact.id, []), lifecycle.per_day, lifecycle.per_week)
+    return decisions.send_hold(now, channel.hold(batch.rt, item.contact, now), item.sequence.transactional,
+                               item.sequence.window, engine.contact_zone(item.contact.timezone),
+                               batch.sent.get(item.contact.id, []), lifecycle.per_day, lifecycle.per_week)
 
 
 def _send(batch: _Batch, item: _Item, step: Step) -> str:
@@ -270,7 +268,7 @@ def _skip(batch: _Batch, item: _Item, step: Step, delivery: Delivery, reason: st
     (Moving on never revives an enrollment that was stopped: see store.move_enrollment.)"""
     now = batch.rt.clock()
     store.finish_delivery(batch.session, delivery.id, now, status="skipped", error=reason)
-    if item.sequence.other_channel_ahead(step):
+    if not decisions.stops_after_block(item.sequence, step):
         _advance(batch, item, step, now, skipped=True)
     else:
         store.move_enrollment(batch.session, item.enrollment.id, batch.token, now, step_id=step.id, due_at=None,

@@ -14,31 +14,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from nurture.people.contacts import enroll, record_event
+from nurture.rules import decisions, engine
 from nurture.rules import lifecycle as rules
-from nurture.rules.conditions import EventFact, Facts, event_types
+from nurture.rules.conditions import EventFact, Facts
 from nurture.rules.sequence import Sequence, parse_duration
+from nurture.store import events as store
 from nurture.store.models import Alert, Contact, Enrollment, Event
 
 if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow back up
     from nurture.runtime import Runtime
 
 log = logging.getLogger(__name__)
-ENGAGEMENT = ("email.opened", "email.clicked")
 
 
 def record(session: Session, rt: Runtime, contact: Contact, type_: str, data: dict, occurred_at: datetime,
            key: str | None = None) -> tuple[Event, bool]:
     """Record an event and apply it. Returns (event, created); a repeated `key` returns the first event and
     changes nothing."""
-    if key:
-        existing = session.exec(select(Event).where(Event.idempotency_key == key)).first()
-        if existing is not None:
-            return existing, False
+    if key and (existing := store.event_by_key(session, key)) is not None:
+        return existing, False
     now = rt.clock()
     event = Event(contact_id=contact.id, type=type_, data=data, occurred_at=occurred_at, created_at=now,
                   idempotency_key=key)
@@ -47,7 +45,7 @@ def record(session: Session, rt: Runtime, contact: Contact, type_: str, data: di
             session.add(event)
             session.flush()
     except IntegrityError:  # the same key, recorded by a concurrent request a moment ago
-        return session.exec(select(Event).where(Event.idempotency_key == key)).one(), False
+        return store.event_by_key(session, key or ""), False  # type: ignore[return-value]
     apply(session, rt, contact, EventFact(type_, occurred_at, data), now)
     return event, True
 
@@ -56,9 +54,9 @@ def apply(session: Session, rt: Runtime, contact: Contact, event: EventFact, now
     """Everything an event changes, in the order a person would expect: stage, score, goals, waits,
     triggers (so a purchase that ends lead nurture starts the customer sequence once)."""
     lifecycle = rt.sequences.lifecycle
-    if event.data.get("bot"):
+    if not decisions.counts(event):
         return  # a link scanner's fetch is on the record, and changes nothing
-    earlier = _count(session, contact.id, event.type) - 1
+    earlier = store.count_events(session, contact.id or 0, event.type) - 1
     new_stage = rules.stage_after_event(lifecycle, contact.stage, event.type, max(earlier, 0))
     if new_stage:
         set_stage(session, rt, contact, new_stage, f"event {event.type}", now)
@@ -68,16 +66,11 @@ def apply(session: Session, rt: Runtime, contact: Contact, event: EventFact, now
     trigger(session, rt, contact, "event", event.type, now)
 
 
-def _count(session: Session, contact_id: int, type_: str) -> int:
-    return len(session.exec(select(Event.id).where(Event.contact_id == contact_id, Event.type == type_)).all())
-
-
 def set_stage(session: Session, rt: Runtime, contact: Contact, stage: str, reason: str, now: datetime) -> None:
     """Move the contact forward to `stage` (history on its timeline) and fire the sequences that start
-    there. Never backwards: a hot-lead step that says "prospect" leaves a contact who bought meanwhile a
-    customer."""
-    lifecycle = rt.sequences.lifecycle
-    if contact.stage == stage or lifecycle.rank(stage) <= lifecycle.rank(contact.stage):
+    there. Never backwards (decisions.stage_change): a hot-lead step that says "prospect" leaves a contact
+    who bought meanwhile a customer."""
+    if decisions.stage_change(rt.sequences.lifecycle, contact.stage, stage) is None:
         return
     record_event(session, contact.id, "stage.changed", now, {"from": contact.stage, "to": stage, "reason": reason})
     contact.stage = stage
@@ -89,15 +82,13 @@ def set_stage(session: Session, rt: Runtime, contact: Contact, stage: str, reaso
 
 def _score(session: Session, rt: Runtime, contact: Contact, event: EventFact, now: datetime) -> None:
     scoring = rt.sequences.lifecycle.scoring
-    points = scoring.points.get(event.type)
-    if not points:
+    change = decisions.score_change(scoring, contact.score, contact.score_at, event.type, now)
+    if change is None:
         return
-    before = rules.decayed_score(contact.score, contact.score_at, now, scoring)
-    contact.score, contact.score_at = max(0.0, before + points), now
+    contact.score, contact.score_at = change.after, now
     session.add(contact)
     session.flush()
-    crossed = scoring.threshold is not None and before < scoring.threshold <= contact.score
-    if crossed:
+    if change.crossed:
         record_event(session, contact.id, "score.hot", now, {"score": contact.score, "threshold": scoring.threshold})
         _hot_lead(session, rt, contact, now)
 
@@ -126,71 +117,40 @@ def queue_alert(session: Session, contact: Contact, kind: str, recipient: str, s
 def facts(session: Session, rt: Runtime, contact: Contact, enrollment: Enrollment, sequence: Sequence,
           now: datetime) -> Facts:
     """What `sequence`'s conditions may look at for this contact, from the moment it entered."""
-    wanted = set(ENGAGEMENT)
-    for condition in [*sequence.goals, *(s.condition for s in sequence.steps if s.condition)]:
-        wanted |= event_types(condition)
-    wanted |= {s.wait_for.event for s in sequence.steps if s.wait_for}
-    rows = session.exec(select(Event).where(Event.contact_id == contact.id, Event.type.in_(wanted),  # type: ignore[attr-defined]
-                                            Event.occurred_at >= enrollment.created_at)).all()
-    events = tuple(EventFact(e.type, e.occurred_at, e.data) for e in rows if not e.data.get("bot"))
-    mine = [e for e in events if e.type in ENGAGEMENT and e.data.get("sequence") == sequence.id
-            and not e.data.get("bot")]
-    return Facts(
-        tags=frozenset(contact.tags), fields=dict(contact.fields), stage=contact.stage,
-        score=rules.decayed_score(contact.score, contact.score_at, now, rt.sequences.lifecycle.scoring),
-        events=events,
-        opened=frozenset(e.data.get("step") for e in mine if e.type == "email.opened"),
-        clicked=frozenset(e.data.get("step") for e in mine if e.type == "email.clicked"),
-        purchased=purchased(session, contact.id) if any(s.offers for s in sequence.steps) else frozenset(),
-    )
-
-
-def purchased(session: Session, contact_id: int) -> frozenset[str]:
-    """Every product this contact ever bought (purchase events' `product` property)."""
-    rows = session.exec(select(Event.data).where(Event.contact_id == contact_id, Event.type == "purchase")).all()
-    return frozenset(str(data["product"]) for data in rows if isinstance(data, dict) and data.get("product"))
-
-
-def _active(session: Session, contact_id: int) -> list[Enrollment]:
-    return list(session.exec(select(Enrollment).where(Enrollment.contact_id == contact_id,
-                                                      Enrollment.status == "active")))
+    return store.load_facts(session, contact, enrollment, sequence, rt.sequences.lifecycle.scoring, now)
 
 
 def end_reached_goals(session: Session, rt: Runtime, contact: Contact, now: datetime) -> None:
     """End every sequence whose goal the contact has now reached — even a step already claimed or queued:
     the send path re-reads the enrollment's status right before sending."""
-    for enrollment in _active(session, contact.id):
+    for enrollment in store.active_enrollments(session, contact.id or 0):
         sequence = rt.sequences.get(enrollment.sequence_id)
         if sequence is None or not sequence.goals:
             continue
-        reached = next((g for g in sequence.goals if g.holds(facts(session, rt, contact, enrollment, sequence, now),
-                                                             now)), None)
+        reached = engine.reached_goal(sequence, facts(session, rt, contact, enrollment, sequence, now), now)
         if reached is None:
             continue
         reason = f"goal reached: {reached}"
-        session.execute(update(Enrollment).where(Enrollment.id == enrollment.id, Enrollment.status == "active")
-                        .values(status="completed", stop_reason=reason, updated_at=now))
+        store.complete_enrollment(session, enrollment.id or 0, reason, now)
         record_event(session, contact.id, "sequence.goal", now, {"sequence": sequence.id, "reason": reason})
 
 
 def _wake_waiting(session: Session, rt: Runtime, contact: Contact, event_type: str, now: datetime) -> None:
     """An enrollment waiting at a wait-for step for this event is due now (it then branches to `then`)."""
-    for enrollment in _active(session, contact.id):
+    for enrollment in store.active_enrollments(session, contact.id or 0):
         sequence = rt.sequences.get(enrollment.sequence_id)
         step = sequence.step(enrollment.step_id) if sequence and enrollment.step_id else None
-        if step is not None and step.wait_for is not None and step.wait_for.event == event_type:
-            session.execute(update(Enrollment).where(Enrollment.id == enrollment.id, Enrollment.status == "active")
-                            .values(due_at=now, updated_at=now))
+        if decisions.wakes(step, event_type):
+            store.make_due(session, enrollment.id or 0, now)
 
 
 def trigger(session: Session, rt: Runtime, contact: Contact, kind: str, value: str, now: datetime) -> list[str]:
     """Enroll the contact in every sequence with this trigger (each under its re-entry policy)."""
     started = []
-    for sequence in rt.sequences.all():
-        if any(t.kind == kind and t.value == value for t in sequence.triggers):
-            _, created = enroll(session, contact, sequence, now)
-            if created:
-                started.append(sequence.id)
+    for sequence in decisions.started_by(rt.sequences.all(), kind, value):
+        _, created = enroll(session, contact, sequence, now)
+        if created:
+            started.append(sequence.id)
     return started
 
 
@@ -246,21 +206,7 @@ def enroll_inactive(session: Session, rt: Runtime, now: datetime, limit: int = 5
         for trig in (t for t in sequence.triggers if t.kind == "inactive"):
             delay = parse_duration(trig.value)
             cutoff = now - timedelta(days=delay.days, seconds=delay.seconds)
-            for contact in _inactive(session, sequence, cutoff, limit - started):
+            for contact in store.inactive_contacts(session, sequence, cutoff, limit - started):
                 started += enroll(session, contact, sequence, now)[1]
     return started
 
-
-def _inactive(session: Session, sequence: Sequence, cutoff: datetime, limit: int) -> list[Contact]:
-    if limit <= 0:
-        return []
-    engaged = select(Event.contact_id).where(Event.type.in_((*ENGAGEMENT, "purchase")),  # type: ignore[attr-defined]
-                                             Event.occurred_at > cutoff)
-    # Contacts the policy would refuse are left out here, so they don't fill every run's limit.
-    recent = Enrollment.created_at > cutoff if sequence.reentry.policy != "once" else Enrollment.id.is_not(None)  # type: ignore[union-attr]
-    taken = select(Enrollment.contact_id).where(Enrollment.sequence_id == sequence.id,
-                                                (Enrollment.status == "active") | recent)
-    return list(session.exec(
-        select(Contact).where(Contact.email_status == "subscribed", Contact.created_at <= cutoff,
-                              Contact.id.not_in(engaged), Contact.id.not_in(taken))  # type: ignore[union-attr]
-        .order_by(Contact.id).limit(limit)))

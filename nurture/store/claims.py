@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from nurture.rules.decisions import consent_block
 from nurture.store.models import Consent, Contact, Delivery, Enrollment, Event, Suppression
 
 # The send path writes through the tables' Core columns, not the ORM classes. ORM-enabled DML coerces
@@ -173,14 +174,8 @@ def blocked_reason(session: Session, contact: Contact, enrollment: Enrollment, s
                      .outerjoin(Suppression.__table__, SUPPRESSION.address == (address or "")))
         .where(ENROLLMENT.id == enrollment.id)
     ).one()
-    if enrollment_status != "active":
-        return stop_reason or f"enrollment {enrollment_status}"
-    if not address:
-        return f"no address for this channel ({status_field.removesuffix('_status')})"
-    if status != "subscribed" and not transactional:
-        channel = status_field.removesuffix("_status")
-        return f"contact is {status} for {channel}" if status != "none" else f"no {channel} consent"
-    return f"address suppressed: {suppressed}" if suppressed else None
+    return consent_block(status_field.removesuffix("_status"), address, status, suppressed, transactional,
+                         enrollment_status, stop_reason)
 
 
 def suppress(session: Session, address: str, channel: str, reason: str, now: datetime) -> None:

@@ -15,9 +15,9 @@ from nurture.config import SmsSettings
 from nurture.content.rendering import RenderError
 from nurture.delivery.context import template_context
 from nurture.delivery.transports import SmsTransport
-from nurture.rules import engine
+from nurture.rules import decisions
 from nurture.rules.sequence import Sequence, Step
-from nurture.rules.sms import OutgoingSms, next_allowed, regions_of, window_for, with_opt_out_notice, zones_of
+from nurture.rules.sms import OutgoingSms, with_opt_out_notice
 from nurture.store.models import Contact, Delivery
 
 if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow back up
@@ -30,15 +30,12 @@ def message_id(delivery_id: int) -> str:
 
 def recipient_zones(contact: Contact) -> tuple[tzinfo, ...]:
     """The contact's own timezone when it has a valid one, else the zones its number's prefix implies."""
-    if contact.timezone and (zone := engine.contact_zone(contact.timezone)) is not UTC:
-        return (zone,)
-    return (zones_of(contact.phone) if contact.phone else ()) or (UTC,)
+    return decisions.recipient_zones(contact.phone, contact.timezone)
 
 
 def quiet_until(sms: SmsSettings, contact: Contact, now: datetime) -> datetime:
     """`now` when a text may go to `contact` now, else the next allowed minute in its local time."""
-    window = window_for(regions_of(contact.phone or ""), sms.hours, sms.hours_by_region)
-    return next_allowed(now, window, recipient_zones(contact))
+    return decisions.quiet_until(now, contact.phone, contact.timezone, sms.hours, sms.hours_by_region)
 
 
 def is_first_text(rt: Runtime, phone: str) -> bool:
@@ -76,9 +73,9 @@ class SmsChannel:
         if not contact.phone:
             return None
         sms = rt.settings.sms
-        opening = quiet_until(sms, contact, now)
-        if opening > now:
-            return opening, f"quiet hours (texts {sms.hours.start:%H:%M}-{sms.hours.end:%H:%M} local time)"
+        quiet = decisions.quiet_hours(now, contact.phone, contact.timezone, sms.hours, sms.hours_by_region)
+        if quiet is not None:
+            return quiet
         if contact.sms_status != "subscribed":
             return None
         sender = sms.twilio.sender if sms.twilio and sms.twilio.sender else "outbox"
