@@ -17,7 +17,8 @@ from sqlmodel import Session, select
 from nurture.cli import main
 from nurture.insight.simulate import parse_contact, parse_event, simulate
 from nurture.insight.why import Run, Story, explain, format_story
-from nurture.people import automation
+from nurture.people import automation, suppression
+from nurture.people.contacts import ContactInput, upsert_contact
 from nurture.people.preferences import Origin, set_sms, unsubscribe_all
 from nurture.rules.conditions import EventFact
 from nurture.runtime import Runtime
@@ -49,6 +50,16 @@ steps:
   - {id: first, kind: educate, template: lead/edu-3, subject: First}
   - {id: second, kind: educate, template: lead/edu-3, subject: Second, wait: 1d}
 """
+AHEAD = """
+id: ahead
+name: Ahead
+stage: nurture-prospects
+goals: [{tag: bought-elsewhere}]
+steps:
+  - {id: first, kind: educate, template: lead/edu-3, subject: First}
+  - {id: text, kind: educate, channel: sms, template: class-reminders/booked, wait: 1d}
+  - {id: second, kind: educate, template: lead/edu-3, subject: Second, wait: 1d}
+"""
 FRIDAY_MORNING_NY = datetime(2026, 10, 30, 14, 0, tzinfo=UTC)  # 10:00 EDT; the clocks go back on Sunday
 
 
@@ -61,6 +72,8 @@ def rt(make_runtime, database_url, project: Path, smtp_server: SmtpServer) -> Ru
     (project / "sequences" / "_lifecycle.yaml").write_text("caps: {per_day: 2, per_week: 6}\n")
     write_sequence(project, "tour", TOUR)
     write_sequence(project, "two-steps", TWO_STEPS)
+    write_sequence(project, "ahead", AHEAD)
+    shutil.copytree(ROOT / "sms_templates", project / "sms_templates")
     return make_runtime(database_url, EMAIL_BACKEND="smtp", SMTP_URL=smtp_server.url)
 
 
@@ -160,6 +173,64 @@ def test_it_explains_an_unsubscribe_and_the_message_it_stopped(rt, smtp_server, 
     assert "email unsubscribed 2026-11-23 14:00 Mon UTC via one-click" in format_story(whole)
 
 
+def _unsubscribe(rt: Runtime, contact: Contact, now: datetime) -> None:
+    [first] = deliveries(rt)
+    with Session(rt.db) as session:
+        unsubscribe_all(session, session.get(Contact, contact.id), Origin(method="one-click", delivery_id=first.id),
+                        now)
+        session.commit()
+
+
+def _suppress(rt: Runtime, contact: Contact, now: datetime) -> None:
+    with Session(rt.db) as session:
+        suppression.add(session, contact.email, "complaint", now)
+        session.commit()
+
+
+def _tag(rt: Runtime, contact: Contact, now: datetime) -> None:
+    with Session(rt.db) as session:
+        upsert_contact(session, ContactInput(email=contact.email, tags=("bought-elsewhere",)), now)
+        session.commit()
+
+
+def _nothing(rt: Runtime, contact: Contact, now: datetime) -> None:
+    pass
+
+
+@pytest.mark.parametrize(("sequence_id", "meanwhile", "next_line", "worker_did", "status"), [
+    ("two-steps", _unsubscribe,
+     "next: second due 2026-11-24 09:00 Tue UTC will be skipped: contact is unsubscribed for email; "
+     "the sequence stops there",
+     ("skipped", "second", "contact is unsubscribed for email"), "stopped"),
+    ("two-steps", _suppress,
+     "next: second due 2026-11-24 09:00 Tue UTC will be skipped: address suppressed: complaint; "
+     "the sequence stops there",
+     ("skipped", "second", "address suppressed: complaint"), "stopped"),
+    ("ahead", _tag,
+     "next: nothing; text is not sent, the sequence ends (goal reached: tag bought-elsewhere)",
+     ("goal", None, "goal reached: tag bought-elsewhere"), "completed"),
+    ("ahead", _nothing,
+     "next: text due 2026-11-24 09:00 Tue UTC will be skipped: no sms consent; then the contact moves on",
+     ("skipped", "text", "no sms consent"), "active"),
+], ids=["unsubscribed", "suppressed", "goal reached", "no sms consent"])
+def test_why_says_what_will_really_happen_next_and_the_worker_then_does_it(rt, smtp_server, clock, sequence_id,
+                                                                         meanwhile, next_line, worker_did,
+                                                                         status) -> None:
+    """Not "not yet due" for a message that will never go: the worker's own decision, said in advance."""
+    contact_id = add_contact(rt, "cat@example.com", sequence_id, phone="+15035550123")
+    send_due(rt)
+    clock.advance(hours=5)
+    with Session(rt.db) as session:
+        contact = session.get(Contact, contact_id)
+    meanwhile(rt, contact, clock())
+    assert f"  {next_line}" in format_story(story(rt, "cat@example.com"))
+    clock.advance(days=1)
+    send_due(rt)
+    run = run_of(rt, "cat@example.com", sequence_id)
+    assert outcomes(run)[1] == worker_did
+    assert run.status == status
+
+
 def test_a_message_being_sent_right_now_shows_as_in_flight(rt, smtp_server) -> None:
     seen: list[Story] = []
 
@@ -192,7 +263,6 @@ def test_it_explains_a_goal_reached_by_an_event_even_while_waiting(rt, smtp_serv
 
 
 def test_it_explains_texts_held_back_by_quiet_hours(rt, project, clock) -> None:
-    shutil.copytree(ROOT / "sms_templates", project / "sms_templates")
     write_sequence(project, "texts", """
 id: texts
 name: Texts

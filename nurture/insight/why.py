@@ -12,13 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from nurture.content.registry import SequenceRegistry
-from nurture.insight.simulate import iso_utc, stamp
+from nurture.delivery.channels import channel_for
+from nurture.insight.times import iso_utc, stamp
 from nurture.people.contacts import normalise_email
-from nurture.rules import engine
-from nurture.rules.sequence import CHANNELS
+from nurture.rules import decisions, engine
+from nurture.rules.sequence import CHANNELS, Sequence
+from nurture.store import events as event_store
+from nurture.store import history
 from nurture.store.models import Contact, Delivery, Enrollment, Event, Suppression
 
 # "<channel>.<outcome>" events about one message (sms delivered/undelivered come from Twilio's reports).
@@ -62,6 +65,9 @@ class Run:
     due_at: datetime | None
     waiting_for: str | None  # the event a wait-for step is waiting for
     lines: tuple[Line, ...]
+    # What the worker will do with the next step as things stand (its own decision functions): a message
+    # to an unsubscribed or suppressed contact is skipped, a goal already reached ends the sequence.
+    outlook: decisions.Outlook | None = None
 
 
 @dataclass(frozen=True)
@@ -79,29 +85,48 @@ class Story:
 
 def explain(session: Session, email: str, sequences: SequenceRegistry, now: datetime) -> Story:
     """Everything on record about what this contact was (or was not) sent. Raises UnknownContact."""
-    contact = session.exec(select(Contact).where(Contact.email == normalise_email(email))).first()
+    contact = history.contact_by_email(session, normalise_email(email))
     if contact is None:
         raise UnknownContact(f"no contact {email!r}")
-    enrollments = list(session.exec(select(Enrollment).where(Enrollment.contact_id == contact.id)
-                                    .order_by(Enrollment.created_at, Enrollment.id)))
-    events = session.exec(select(Event).where(Event.contact_id == contact.id)
-                          .order_by(Event.occurred_at, Event.id)).all()
-    deliveries = session.exec(select(Delivery).where(Delivery.contact_id == contact.id)).all()
+    contact_id = contact.id or 0
+    enrollments = history.enrollments_of(session, contact_id)
     lines: dict[int | None, list[Line]] = {e.id: [] for e in enrollments}
     consent: list[Line] = []
-    for event in events:
+    for event in history.events_of(session, contact_id):
         line = _line(event)
         owner = _owner(enrollments, event) if line else None
         if line is not None and owner is not None:
             lines[owner.id].append(line)
         elif line is not None and event.type in CONSENT_CHANGES:
             consent.append(line)
-    for delivery in deliveries:
+    for delivery in history.deliveries_of(session, contact_id):
         _fill_in(lines[delivery.enrollment_id], delivery)
-    addresses = [a for a in (contact.email, contact.phone) if a]
-    suppressed = session.exec(select(Suppression).where(Suppression.address.in_(addresses))).all()  # type: ignore[attr-defined]
-    runs = tuple(_run(e, lines[e.id], sequences) for e in enrollments)
-    return Story(contact, runs, tuple(consent), tuple(suppressed), now)
+    suppressed = history.suppressions_of(session, (contact.email, contact.phone or ""))
+    runs = []
+    for enrollment in enrollments:
+        sequence = sequences.get(enrollment.sequence_id)
+        ahead = _outlook(session, contact, enrollment, sequence, suppressed, sequences, now) if sequence else None
+        runs.append(_run(enrollment, lines[enrollment.id], sequence, ahead))
+    return Story(contact, tuple(runs), tuple(consent), tuple(suppressed), now)
+
+
+def _outlook(session: Session, contact: Contact, enrollment: Enrollment, sequence: Sequence,
+             suppressed: list[Suppression], sequences: SequenceRegistry, now: datetime) -> decisions.Outlook | None:
+    """The worker's decision for the enrollment's next step, were it due now (or at its due time, if
+    later) with what is on record today: `engine.decide`, then `decisions.consent_block` per channel."""
+    step_id = enrollment.step_id
+    if enrollment.status != "active" or not step_id or sequence.step(step_id) is None:
+        return None  # ended, or at a step removed by an edit (the worker relocates it first)
+    at = max(now, enrollment.due_at or now)
+    facts = event_store.load_facts(session, contact, enrollment, sequence, sequences.lifecycle.scoring, at)
+    reasons = {s.address: s.reason for s in suppressed}
+    blocked = {}
+    for name in CHANNELS:
+        channel = channel_for(name)
+        address = channel.address(contact)
+        blocked[name] = decisions.consent_block(name, address, getattr(contact, channel.status_field),
+                                                reasons.get(address or ""), sequence.transactional)
+    return decisions.outlook(sequence, step_id, at, facts, enrollment.step_entered_at, blocked)
 
 
 def _line(event: Event) -> Line | None:
@@ -148,14 +173,14 @@ def _fill_in(lines: list[Line], delivery: Delivery) -> None:
     lines.sort(key=lambda line: line.at)
 
 
-def _run(enrollment: Enrollment, lines: list[Line], sequences: SequenceRegistry) -> Run:
-    sequence = sequences.get(enrollment.sequence_id)
+def _run(enrollment: Enrollment, lines: list[Line], sequence: Sequence | None,
+         outlook: decisions.Outlook | None) -> Run:
     step = sequence.step(enrollment.step_id) if sequence and enrollment.step_id else None
     waiting = step.wait_for.event if step is not None and step.wait_for is not None else None
     active = enrollment.status == "active"
     return Run(enrollment.sequence_id, enrollment.entry, enrollment.created_at, enrollment.status,
                enrollment.stop_reason, enrollment.step_id if active else None,
-               enrollment.due_at if active else None, waiting if active else None, tuple(lines))
+               enrollment.due_at if active else None, waiting if active else None, tuple(lines), outlook)
 
 
 # --- Showing it ----------------------------------------------------------------------------------------------
@@ -183,6 +208,12 @@ def next_text(run: Run, now: datetime, zone: tzinfo) -> str | None:
     if run.next_step is None or run.due_at is None:
         return None
     when = stamp(run.due_at, zone)
+    ahead = run.outlook
+    if ahead is not None and ahead.what == "end":
+        return f"next: nothing; {run.next_step} is not sent, the sequence ends ({ahead.reason})"
+    if ahead is not None and ahead.what == "skip":
+        then = "the sequence stops there" if ahead.stops else "then the contact moves on"
+        return f"next: {run.next_step} due {when} will be skipped: {ahead.reason}; {then}"
     if run.waiting_for:
         return f"next: {run.next_step} waits for {run.waiting_for} until {when}"
     if run.due_at > now:
@@ -219,14 +250,21 @@ def story_json(story: Story) -> dict:
         "sequences": [{
             "sequence": run.sequence_id, "entry": run.entry, "entered_at": iso_utc(run.entered_at),
             "status": run.status, "stop_reason": run.stop_reason,
-            "next": {"step": run.next_step, "due_at": iso_utc(run.due_at), "waiting_for": run.waiting_for}
-            if run.next_step and run.due_at else None,
+            "next": _next_json(run) if run.next_step and run.due_at else None,
             "lines": [_line_json(line, zone) for line in run.lines],
         } for run in story.runs],
         "consent": [_line_json(line, zone) for line in story.consent],
         "suppressed": [{"address": s.address, "reason": s.reason, "since": iso_utc(s.created_at)}
                        for s in story.suppressed],
     }
+
+
+def _next_json(run: Run) -> dict:
+    data: dict = {"step": run.next_step, "due_at": iso_utc(run.due_at) if run.due_at else None,
+                  "waiting_for": run.waiting_for}
+    if run.outlook is not None and run.outlook.what in ("skip", "end"):  # not sent: say so, and why
+        data["outlook"] = {"what": run.outlook.what, "reason": run.outlook.reason, "stops": run.outlook.stops}
+    return data
 
 
 def _line_json(line: Line, zone: tzinfo) -> dict:
