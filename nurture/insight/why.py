@@ -3,8 +3,11 @@
 Read-only. The timeline (`Event`) is the record: the send path writes an event for every outcome with the
 reason in the worker's own words ("outside the send window", "condition false: tag vip", "contact is
 unsubscribed for email"). Delivery rows fill in what has no event (a message still in flight), and each
-enrollment says what comes next. Events carry no enrollment id, so a sequence entered twice gets each
-event by time: it belongs to the latest entry made before it.
+enrollment says what comes next — decided by the worker's own functions (`decisions.outlook`), so a
+message that will be skipped (unsubscribed, suppressed, no consent, goal reached) is said to be.
+
+Events carry no enrollment id, so a sequence entered twice gets each event by time: it belongs to the
+latest entry made before it.
 """
 
 from __future__ import annotations

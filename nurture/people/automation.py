@@ -2,8 +2,9 @@
 
 Events are recorded once (idempotency key), then applied: the lifecycle stage moves forward, the lead score
 changes, goals end sequences (a purchase ends lead nurture), waiting steps wake up, and triggers enroll the
-contact in new sequences. The decisions are pure (conditions, lifecycle rules, engine); this module only
-loads the facts and writes the outcomes.
+contact in new sequences. The decisions are pure (nurture.rules.decisions, the lifecycle rules, the engine:
+the same functions `nurture simulate` calls); this module only records events and writes the outcomes,
+and its queries are named in nurture.store.events.
 """
 
 from __future__ import annotations

@@ -257,8 +257,9 @@ def hold_reason(now: datetime, window: Window | None, tz: tzinfo, sent: Seq[date
     """(until, reason) when a marketing message may not go at `now`, else None: outside the sequence's send
     window first, then over the frequency cap (`sent`: the contact's marketing sends of the last 7 days).
 
-    The channel's own hold (SMS quiet hours) comes before this and transactional messages skip it; the
-    worker (nurture.delivery.dispatch) and `nurture simulate` both call it, so they defer alike and say why alike.
+    The channel's own hold (SMS quiet hours) comes before this and transactional messages skip it: see
+    `decisions.send_hold`, which the worker and `nurture simulate` both call, so they defer alike and say
+    why alike.
     """
     if window is not None and (opening := next_in_window(now, window, tz)) > now:
         return opening, "outside the send window"
