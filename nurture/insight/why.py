@@ -122,14 +122,21 @@ def _outlook(session: Session, contact: Contact, enrollment: Enrollment, sequenc
         return None  # ended, or at a step removed by an edit (the worker relocates it first)
     at = max(now, enrollment.due_at or now)
     facts = event_store.load_facts(session, contact, enrollment, sequence, sequences.lifecycle.scoring, at)
+    blocked = _blocked(contact, suppressed, sequence.transactional)
+    return decisions.outlook(sequence, step_id, at, facts, enrollment.step_entered_at, blocked)
+
+
+def _blocked(contact: Contact, suppressed: list[Suppression], transactional: bool) -> dict[str, str | None]:
+    """decisions.consent_block for every channel, with the channel's own address and consent column, as
+    the send path reads them (store.claims.blocked_reason)."""
     reasons = {s.address: s.reason for s in suppressed}
     blocked = {}
     for name in CHANNELS:
         channel = channel_for(name)
         address = channel.address(contact)
         blocked[name] = decisions.consent_block(name, address, getattr(contact, channel.status_field),
-                                                reasons.get(address or ""), sequence.transactional)
-    return decisions.outlook(sequence, step_id, at, facts, enrollment.step_entered_at, blocked)
+                                                reasons.get(address or ""), transactional)
+    return blocked
 
 
 def _line(event: Event) -> Line | None:

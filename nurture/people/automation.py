@@ -46,7 +46,9 @@ def record(session: Session, rt: Runtime, contact: Contact, type_: str, data: di
             session.add(event)
             session.flush()
     except IntegrityError:  # the same key, recorded by a concurrent request a moment ago
-        return store.event_by_key(session, key or ""), False  # type: ignore[return-value]
+        first = store.event_by_key(session, key or "")
+        assert first is not None, "the unique key refused ours, so the first one is there"
+        return first, False
     apply(session, rt, contact, EventFact(type_, occurred_at, data), now)
     return event, True
 
