@@ -146,9 +146,9 @@ steps:
 
 
 def _outlook(step_id: str, tags: frozenset[str] = frozenset(), email: str | None = None,
-             sms: str | None = None) -> decisions.Outlook:
+             sms: str | None = None, holds: dict | None = None) -> decisions.Outlook:
     facts = decisions.facts_for("mixed", decisions.ContactFacts(tags), [], frozenset(), Scoring(), NOW)
-    return decisions.outlook(MIXED, step_id, NOW, facts, NOW, {"email": email, "sms": sms})
+    return decisions.outlook(MIXED, step_id, NOW, facts, NOW, {"email": email, "sms": sms}, holds)
 
 
 def test_the_outlook_says_what_the_worker_will_do_with_the_next_step() -> None:
@@ -162,3 +162,9 @@ def test_the_outlook_says_what_the_worker_will_do_with_the_next_step() -> None:
     assert _outlook("hello", tags=frozenset({"bought-elsewhere"})) == decisions.Outlook(
         "end", "goal reached: tag bought-elsewhere")
     assert _outlook("wait-call") == decisions.Outlook("wait")
+    window = (NOW + timedelta(days=2), "outside the send window")
+    assert _outlook("hello", holds={"email": window, "sms": None}) == decisions.Outlook(
+        "defer", "outside the send window", until=NOW + timedelta(days=2))
+    assert _outlook("text", holds={"email": window, "sms": None}) == decisions.Outlook("send")
+    # A message that may not go at all is skipped, not deferred first: as the send path decides.
+    assert _outlook("hello", email="no email consent", holds={"email": window}).what == "skip"

@@ -79,7 +79,7 @@ def rt(make_runtime, database_url, project: Path, smtp_server: SmtpServer) -> Ru
 
 def story(rt: Runtime, email: str) -> Story:
     with Session(rt.db) as session:
-        return explain(session, email, rt.sequences, rt.clock())
+        return explain(session, email, rt.sequences, rt.clock(), rt.settings.sms)
 
 
 def run_of(rt: Runtime, email: str, sequence_id: str) -> Run:
@@ -229,6 +229,48 @@ def test_why_says_what_will_really_happen_next_and_the_worker_then_does_it(rt, s
     run = run_of(rt, "cat@example.com", sequence_id)
     assert outcomes(run)[1] == worker_did
     assert run.status == status
+
+
+TEXTS = """
+id: texts
+name: Texts
+stage: deliver-satisfy
+steps:
+  - {id: booked, kind: thank-you, channel: sms, template: class-reminders/booked}
+"""
+
+
+@pytest.mark.parametrize(("start", "sequence_id", "sends", "next_line", "deferred"), [
+    (datetime(2026, 10, 30, 19, 30, tzinfo=UTC), "tour", 2,  # Friday 15:30 in New York
+     "next: more due 2026-10-30 17:30 Fri EDT, outside the send window: it goes 2026-11-02 09:00 Mon EST",
+     ("outside the send window", datetime(2026, 11, 2, 14, 0, tzinfo=UTC))),
+    (datetime(2026, 11, 23, 14, 0, tzinfo=UTC), "tour", 2,  # Monday 09:00 in New York; the cap is 2 a day
+     "next: more due 2026-11-23 11:00 Mon EST, frequency cap (2/day, 6/week): it goes 2026-11-24 09:00 Tue EST",
+     ("frequency cap (2/day, 6/week)", datetime(2026, 11, 24, 14, 0, tzinfo=UTC))),
+    (datetime(2026, 11, 23, 13, 0, tzinfo=UTC), "texts", 0,  # 05:00 in Portland
+     "next: booked due 2026-11-23 05:00 Mon PST, quiet hours (texts 08:00-21:00 local time): "
+     "it goes 2026-11-23 08:00 Mon PST",
+     ("quiet hours (texts 08:00-21:00 local time)", datetime(2026, 11, 23, 16, 0, tzinfo=UTC))),
+], ids=["send window", "frequency cap", "quiet hours"])
+def test_why_foretells_a_deferral_and_the_worker_defers_to_that_minute(rt, project, smtp_server, clock, start,
+                                                                       sequence_id, sends, next_line,
+                                                                       deferred) -> None:
+    write_sequence(project, "texts", TEXTS)
+    rt.sequences.refresh()
+    clock.now = start
+    zone = "America/Los_Angeles" if sequence_id == "texts" else "America/New_York"
+    contact_id = add_contact(rt, "ann@example.com", sequence_id, timezone=zone, phone="+15035550123")
+    with Session(rt.db) as session:
+        set_sms(session, session.get(Contact, contact_id), True, Origin(method="form"), clock())
+        session.commit()
+    for _ in range(sends):
+        send_due(rt)
+        clock.advance(hours=1)
+    assert f"  {next_line}" in format_story(story(rt, "ann@example.com"))
+    clock.now = run_of(rt, "ann@example.com", sequence_id).due_at
+    send_due(rt)
+    last = run_of(rt, "ann@example.com", sequence_id).lines[-1]
+    assert (last.what, last.reason, last.until) == ("deferred", *deferred)
 
 
 def test_a_message_being_sent_right_now_shows_as_in_flight(rt, smtp_server) -> None:

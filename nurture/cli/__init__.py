@@ -402,7 +402,7 @@ def why_command(rt: Runtime, email: str, as_json: bool) -> None:
 
     with Session(rt.db) as session:
         try:
-            story = why.explain(session, email, rt.sequences, rt.clock())
+            story = why.explain(session, email, rt.sequences, rt.clock(), rt.settings.sms)
         except (why.UnknownContact, InvalidContact) as exc:
             fail(str(exc))
     if as_json:

@@ -13,18 +13,19 @@ latest entry made before it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from sqlmodel import Session
 
+from nurture.config import SmsSettings
 from nurture.content.registry import SequenceRegistry
 from nurture.delivery.channels import channel_for
 from nurture.insight.times import iso_utc, stamp
 from nurture.people.contacts import normalise_email
 from nurture.rules import decisions, engine
 from nurture.rules.sequence import CHANNELS, Sequence
+from nurture.store import claims, history
 from nurture.store import events as event_store
-from nurture.store import history
 from nurture.store.models import Contact, Delivery, Enrollment, Event, Suppression
 
 # "<channel>.<outcome>" events about one message (sms delivered/undelivered come from Twilio's reports).
@@ -86,8 +87,10 @@ class Story:
         return engine.contact_zone(self.contact.timezone)
 
 
-def explain(session: Session, email: str, sequences: SequenceRegistry, now: datetime) -> Story:
-    """Everything on record about what this contact was (or was not) sent. Raises UnknownContact."""
+def explain(session: Session, email: str, sequences: SequenceRegistry, now: datetime,
+            sms: SmsSettings | None = None) -> Story:
+    """Everything on record about what this contact was (or was not) sent. Raises UnknownContact. With
+    `sms` (the settings' quiet hours) the next text's quiet-hours wait is foretold too."""
     contact = history.contact_by_email(session, normalise_email(email))
     if contact is None:
         raise UnknownContact(f"no contact {email!r}")
@@ -108,22 +111,42 @@ def explain(session: Session, email: str, sequences: SequenceRegistry, now: date
     runs = []
     for enrollment in enrollments:
         sequence = sequences.get(enrollment.sequence_id)
-        ahead = _outlook(session, contact, enrollment, sequence, suppressed, sequences, now) if sequence else None
+        ahead = _outlook(session, contact, enrollment, sequence, suppressed, sequences, now, sms) \
+            if sequence else None
         runs.append(_run(enrollment, lines[enrollment.id], sequence, ahead))
     return Story(contact, tuple(runs), tuple(consent), tuple(suppressed), now)
 
 
 def _outlook(session: Session, contact: Contact, enrollment: Enrollment, sequence: Sequence,
-             suppressed: list[Suppression], sequences: SequenceRegistry, now: datetime) -> decisions.Outlook | None:
+             suppressed: list[Suppression], sequences: SequenceRegistry, now: datetime,
+             sms: SmsSettings | None) -> decisions.Outlook | None:
     """The worker's decision for the enrollment's next step, were it due now (or at its due time, if
-    later) with what is on record today: `engine.decide`, then `decisions.consent_block` per channel."""
+    later) with what is on record today: `engine.decide`, then `decisions.consent_block`, then
+    `decisions.send_hold`, per channel."""
     step_id = enrollment.step_id
     if enrollment.status != "active" or not step_id or sequence.step(step_id) is None:
         return None  # ended, or at a step removed by an edit (the worker relocates it first)
     at = max(now, enrollment.due_at or now)
     facts = event_store.load_facts(session, contact, enrollment, sequence, sequences.lifecycle.scoring, at)
     blocked = _blocked(contact, suppressed, sequence.transactional)
-    return decisions.outlook(sequence, step_id, at, facts, enrollment.step_entered_at, blocked)
+    holds = _holds(session, contact, sequence, sequences, at, sms)
+    return decisions.outlook(sequence, step_id, at, facts, enrollment.step_entered_at, blocked, holds)
+
+
+def _holds(session: Session, contact: Contact, sequence: Sequence, sequences: SequenceRegistry, at: datetime,
+           sms: SmsSettings | None) -> dict[str, decisions.Hold | None]:
+    """decisions.send_hold at `at` for every channel, as the send path asks it (dispatch._hold): texts'
+    quiet hours, then the send window and the cap over the marketing messages on record. Messages other
+    sequences will send meanwhile are not known yet."""
+    transactional = {s.id for s in sequences.all() if s.transactional}
+    contact_id = contact.id or 0
+    sent = claims.sent_times(session, [contact_id], at - timedelta(days=7), transactional)[contact_id]
+    quiet = decisions.quiet_hours(at, contact.phone, contact.timezone, sms.hours, sms.hours_by_region) \
+        if sms is not None else None
+    lifecycle, zone = sequences.lifecycle, engine.contact_zone(contact.timezone)
+    return {name: decisions.send_hold(at, quiet if name == "sms" else None, sequence.transactional,
+                                      sequence.window, zone, sent, lifecycle.per_day, lifecycle.per_week)
+            for name in CHANNELS}
 
 
 def _blocked(contact: Contact, suppressed: list[Suppression], transactional: bool) -> dict[str, str | None]:
@@ -224,6 +247,8 @@ def next_text(run: Run, now: datetime, zone: tzinfo) -> str | None:
     if ahead is not None and ahead.what == "skip":
         then = "the sequence stops there" if ahead.stops else "then the contact moves on"
         return f"next: {run.next_step} due {when} will be skipped: {ahead.reason}; {then}"
+    if ahead is not None and ahead.what == "defer" and ahead.until is not None:
+        return f"next: {run.next_step} due {when}, {ahead.reason}: it goes {stamp(ahead.until, zone)}"
     if run.waiting_for:
         return f"next: {run.next_step} waits for {run.waiting_for} until {when}"
     if run.due_at > now:
@@ -272,8 +297,10 @@ def story_json(story: Story) -> dict:
 def _next_json(run: Run) -> dict:
     data: dict = {"step": run.next_step, "due_at": iso_utc(run.due_at) if run.due_at else None,
                   "waiting_for": run.waiting_for}
-    if run.outlook is not None and run.outlook.what in ("skip", "end"):  # not sent: say so, and why
-        data["outlook"] = {"what": run.outlook.what, "reason": run.outlook.reason, "stops": run.outlook.stops}
+    ahead = run.outlook
+    if ahead is not None and ahead.what in ("skip", "end", "defer"):  # not sent when due: say so, and why
+        data["outlook"] = {"what": ahead.what, "reason": ahead.reason, "stops": ahead.stops,
+                           "until": iso_utc(ahead.until) if ahead.until else None}
     return data
 
 

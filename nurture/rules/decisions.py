@@ -166,18 +166,20 @@ def send_hold(now: datetime, channel_hold: Hold | None, transactional: bool, win
 
 @dataclass(frozen=True)
 class Outlook:
-    """What the worker will do when the step falls due, as things stand. `what`: send | skip | end | wait."""
+    """What the worker will do when the step falls due, as things stand. `what`: send | skip | defer | end
+    | wait."""
 
     what: str
     reason: str | None = None
     stops: bool = False  # skip: the enrollment stops there (no later step on another channel)
+    until: datetime | None = None  # defer: when it will go instead
 
 
 def outlook(sequence: Sequence, step_id: str, at: datetime, facts: Facts, entered_at: datetime | None,
-            blocked: Mapping[str, str | None]) -> Outlook:
-    """The worker's own decision for `step_id` if it fell due at `at` with today's `facts`; `blocked` is
-    `consent_block` per channel for this contact. A wait-for step is `wait`: its outcome depends on an
-    event yet to come."""
+            blocked: Mapping[str, str | None], holds: Mapping[str, Hold | None] | None = None) -> Outlook:
+    """The worker's own decision for `step_id` if it fell due at `at` with today's `facts`: `blocked` is
+    `consent_block` per channel for this contact, `holds` is `send_hold` per channel at `at`. A wait-for
+    step is `wait`: its outcome depends on an event yet to come."""
     step = sequence.step(step_id)
     if step is not None and step.wait_for is not None:
         return Outlook("wait")
@@ -186,6 +188,10 @@ def outlook(sequence: Sequence, step_id: str, at: datetime, facts: Facts, entere
         return Outlook("end", decision.reason)
     if isinstance(decision, engine.Skip):
         return Outlook("skip", decision.reason)
-    if isinstance(decision, engine.Send) and (reason := blocked.get(decision.step.channel)):
+    assert isinstance(decision, engine.Send)  # not a wait-for step, and due: the only decisions left
+    channel = decision.step.channel
+    if reason := blocked.get(channel):
         return Outlook("skip", reason, stops_after_block(sequence, decision.step))
+    if hold := (holds or {}).get(channel):
+        return Outlook("defer", hold[1], until=hold[0])
     return Outlook("send")
