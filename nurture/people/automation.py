@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from nurture.people.contacts import enroll, record_event
+from nurture.people.contacts import check_json, check_text, enroll, record_event
 from nurture.rules import decisions, engine
 from nurture.rules import lifecycle as rules
 from nurture.rules.conditions import EventFact, Facts
@@ -187,18 +187,26 @@ def parse_event_input(type_: object, data: object, occurred_at: object, key: obj
         raise InvalidEvent("type", "lowercase letters, digits, '.', '_' or '-', like purchase or webinar-attended")
     if not isinstance(data, dict):
         raise InvalidEvent("properties", "must be an object")
-    when = None
-    if occurred_at is not None:
-        try:
-            when = datetime.fromisoformat(str(occurred_at).replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidEvent("occurred_at", "an ISO 8601 time like 2026-11-23T10:00:00Z") from None
-        if when.tzinfo is None:
-            raise InvalidEvent("occurred_at", "needs a timezone (Z or +01:00)")
-        when = when.astimezone(UTC)
-    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+    check_json(data, "properties")  # InvalidContact naming the field: NUL or a lone surrogate, deep inside
+    when = _occurred_at(occurred_at)
+    if key is not None and (not isinstance(key, str) or not 0 < len(check_text(key, "idempotency_key", 200))):
         raise InvalidEvent("idempotency_key", "a string of 1 to 200 characters")
     return EventInput(type_, data, when, key)
+
+
+def _occurred_at(occurred_at: object) -> datetime | None:
+    if occurred_at is None:
+        return None
+    try:
+        when = datetime.fromisoformat(str(occurred_at).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidEvent("occurred_at", "an ISO 8601 time like 2026-11-23T10:00:00Z") from None
+    if when.tzinfo is None:
+        raise InvalidEvent("occurred_at", "needs a timezone (Z or +01:00)")
+    try:
+        return when.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before the year 1 in UTC
+        raise InvalidEvent("occurred_at", "a time between the years 1 and 9999 in UTC") from None
 
 
 def enroll_inactive(session: Session, rt: Runtime, now: datetime, limit: int = 500) -> int:

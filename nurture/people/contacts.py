@@ -6,6 +6,7 @@ code. Never aborts an HTTP request itself.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,6 +21,13 @@ from nurture.rules.sequence import Sequence
 from nurture.store.models import Contact, Enrollment, Event
 
 MAX_NAME = 100
+MAX_SOURCE = 200  # the column's size
+MAX_TAG = 100
+MAX_DEPTH = 16  # custom fields nested deeper than this are no contact's data
+# NUL: PostgreSQL refuses it in text. A lone surrogate (half a UTF-16 pair, which JSON's \ud800 can spell) has
+# no UTF-8 form: both databases' drivers and every email encoder raise on it. The other C0 controls (tab,
+# CR and LF aside) have no business in text a person typed, and break the headers it lands in.
+UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 class InvalidContact(ValueError):
@@ -66,18 +74,39 @@ def normalise_phone(raw: str | None, region: str = "US") -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def clean_name(raw: object, field: str) -> str:
-    """Names are stored as plain text (escaped wherever shown); line breaks are refused, never stored."""
-    if raw is None:
-        return ""
+def check_text(raw: object, field: str, max_length: int) -> str:
+    """One line of plain text as stored (escaped wherever shown), stripped: line breaks, control characters
+    and lone surrogates are refused, never stored. Raises InvalidContact naming `field`."""
     if not isinstance(raw, str):
         raise InvalidContact(field, "must be text")
     if "\r" in raw or "\n" in raw:
         raise InvalidContact(field, "must be on one line")
+    if UNSTORABLE.search(raw):
+        raise InvalidContact(field, "contains a control character or an unpaired surrogate")
     value = raw.strip()
-    if len(value) > MAX_NAME:
-        raise InvalidContact(field, f"must be at most {MAX_NAME} characters")
+    if len(value) > max_length:
+        raise InvalidContact(field, f"must be at most {max_length} characters")
     return value
+
+
+def clean_name(raw: object, field: str) -> str:
+    return "" if raw is None else check_text(raw, field, MAX_NAME)
+
+
+def check_json(value: object, field: str) -> None:
+    """Custom fields and event properties: every key and string, however deep, must be storable text
+    (line breaks are fine here: a note may have several lines). Raises InvalidContact naming `field`."""
+    pending: list[tuple[object, int]] = [(value, 0)]  # a loop, not recursion: the depth is the caller's
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidContact(field, f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(item, str) and UNSTORABLE.search(item):
+            raise InvalidContact(field, "contains a control character or an unpaired surrogate")
+        if isinstance(item, dict):
+            pending += [(k, depth + 1) for k in item] + [(v, depth + 1) for v in item.values()]
+        elif isinstance(item, list):
+            pending += [(v, depth + 1) for v in item]
 
 
 def check_timezone(raw: str | None) -> str | None:
@@ -98,10 +127,15 @@ def validated(data: ContactInput) -> ContactInput:
         last_name=clean_name(data.last_name, "last_name"),
         phone=normalise_phone(data.phone),
         timezone=check_timezone(data.timezone),
-        fields=dict(data.fields or {}),
-        tags=tuple(dict.fromkeys(t.strip() for t in data.tags if t.strip())),
-        source=data.source,
+        fields=_fields(data.fields),
+        tags=tuple(dict.fromkeys(tag for tag in (check_text(t, "tags", MAX_TAG) for t in data.tags) if tag)),
+        source=None if data.source is None else check_text(data.source, "source", MAX_SOURCE),
     )
+
+
+def _fields(fields: dict | None) -> dict:
+    check_json(fields or {}, "fields")
+    return dict(fields or {})
 
 
 def record_event(session: Session, contact_id: int, type_: str, now: datetime, data: dict | None = None,

@@ -6,18 +6,23 @@ query string; every message here is meant to be shown next to its field, as is.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
 from nurture.content.forms import ATTRIBUTION_KEYS, META_FIELDS, FieldSpec, Form
-from nurture.people.contacts import MAX_NAME, InvalidContact, check_timezone, normalise_email, normalise_phone
+from nurture.people.contacts import (
+    MAX_NAME,
+    UNSTORABLE,
+    InvalidContact,
+    check_timezone,
+    normalise_email,
+    normalise_phone,
+)
 
 FORM_ERROR = "_form"  # the key of an error about the whole form rather than one field
 REQUIRED = "This field is required."
 ONE_LINE = "Please keep this on one line."
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRUE = {"on", "true", "1", "yes", "y"}
 _FALSE = {"", "off", "false", "0", "no", "n"}
 BUILTIN_MAX = {"email": 320, "first_name": MAX_NAME, "last_name": MAX_NAME, "phone": 40}  # the columns' sizes
@@ -56,7 +61,7 @@ def _text(value: object, max_length: int) -> str:
     text = "" if raw is None else str(raw)
     if "\r" in text or "\n" in text:
         raise InvalidContact("", ONE_LINE)
-    if _CONTROL.search(text):
+    if UNSTORABLE.search(text):  # also a lone surrogate, which a JSON post can spell
         raise InvalidContact("", "This contains characters that aren't allowed.")
     text = text.strip()
     if len(text) > max_length:
@@ -126,7 +131,7 @@ def clean_attribution(posted: Mapping[str, object], query: Mapping[str, str]) ->
     for key in ATTRIBUTION_KEYS:
         raw = posted.get(key) if posted.get(key) not in (None, "") else query.get(key)
         if isinstance(raw, str | int | float) and not isinstance(raw, bool):
-            value = " ".join(_CONTROL.sub("", str(raw)).split())[:MAX_ATTRIBUTION]
+            value = " ".join(UNSTORABLE.sub("", str(raw)).split())[:MAX_ATTRIBUTION]
             if value:
                 result[key] = value
     return result

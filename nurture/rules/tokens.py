@@ -116,7 +116,7 @@ def _load(serializer: URLSafeSerializer, token: str, valid: Callable[[Any], bool
     or signed by us but not of the shape this link carries."""
     try:
         value = serializer.loads(token, **kwargs)
-    except BadData as exc:
+    except (BadData, UnicodeError) as exc:  # UnicodeError: a lone surrogate (a JSON post can carry one)
         raise BadToken("invalid, altered or expired link") from exc
     if not valid(value):
         raise BadToken("invalid link")

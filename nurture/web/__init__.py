@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from nurture.config import load_settings
 from nurture.runtime import Runtime, build_runtime
 from nurture.store.db import upgrade
+from nurture.web.inputs import StrictJSONProvider
 
 MAX_BODY = 64 * 1024  # a signup or API request is a few hundred bytes; anything near this is not one
 
@@ -17,6 +18,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     if runtime is None:
         upgrade(rt.db)
     app = Flask(__name__)
+    app.json = StrictJSONProvider(app)  # NaN, 1e999 and runaway nesting are a 400, not a 500 further in
     app.config.update(SECRET_KEY=rt.settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY, JSON_SORT_KEYS=False)
     app.extensions["nurture"] = rt
 

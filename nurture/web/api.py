@@ -76,9 +76,10 @@ def _input(body: dict[str, Any]) -> ContactInput:
         raise InvalidContact("fields", "must be an object")
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise InvalidContact("tags", "must be a list of strings")
-    for key in ("email", "first_name", "last_name", "phone", "timezone", "source"):
+    for key in ("email", "first_name", "last_name", "phone", "timezone", "source", "sequence"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise InvalidContact(key, "must be a string")
+    # Lengths, control characters and lone surrogates are checked by contacts.validated, for the CLI too.
     return ContactInput(email=body.get("email") or "", first_name=body.get("first_name") or "",
                         last_name=body.get("last_name") or "", phone=body.get("phone"),
                         timezone=body.get("timezone"), fields=fields, tags=tuple(tags),
@@ -92,14 +93,18 @@ def add_contact() -> tuple[Response, int]:
     if not isinstance(body, dict):
         return error(400, "expected a JSON object body (Content-Type: application/json)")
     rt = runtime()
+    try:
+        given = _input(body)
+    except InvalidContact as exc:
+        return error(400, exc.message, exc.field)
     sequence_id = body.get("sequence")
-    sequence = rt.sequences.get(sequence_id) if isinstance(sequence_id, str) else None
+    sequence = rt.sequences.get(sequence_id) if sequence_id is not None else None
     if sequence_id is not None and sequence is None:
         return error(400, f"unknown sequence {sequence_id!r}", "sequence")
     now = rt.clock()
     with Session(rt.db) as session:
         try:
-            contact, created = upsert_contact(session, _input(body), now)
+            contact, created = upsert_contact(session, given, now)
             if sequence is not None:
                 enroll(session, contact, sequence, now)
             session.commit()

@@ -11,6 +11,7 @@ from nurture.people.contacts import InvalidContact, normalise_email
 from nurture.store.models import Contact
 from nurture.web import runtime
 from nurture.web.api import error, require_api_key
+from nurture.web.inputs import MAX_ID, is_db_id
 
 bp = Blueprint("events", __name__, url_prefix="/api")
 bp.before_request(require_api_key)
@@ -19,8 +20,13 @@ EVENT_FIELDS = {"email", "contact_id", "type", "properties", "occurred_at", "ide
 
 
 def _find_contact(session: Session, body: dict) -> Contact | None:
-    if body.get("contact_id") is not None:
-        return session.get(Contact, body["contact_id"]) if isinstance(body["contact_id"], int) else None
+    """The contact the event is about, by id or email. Raises InvalidEvent/InvalidContact for a value that
+    can name no contact (an id beyond the column's range would reach PostgreSQL as an error, not a miss)."""
+    contact_id = body.get("contact_id")
+    if contact_id is not None:
+        if not is_db_id(contact_id):
+            raise InvalidEvent("contact_id", f"a contact's id: a whole number from 1 to {MAX_ID}")
+        return session.get(Contact, contact_id)
     return session.exec(select(Contact).where(Contact.email == normalise_email(body.get("email") or ""))).first()
 
 
@@ -42,7 +48,8 @@ def post_event() -> tuple[Response, int]:
         except (InvalidEvent, InvalidContact) as exc:
             return error(400, exc.message, exc.field)
         if contact is None:
-            return error(404, "no such contact (give email or contact_id of an existing contact)", "email")
+            return error(404, "no such contact (give email or contact_id of an existing contact)",
+                         "contact_id" if body.get("contact_id") is not None else "email")
         event, created = automation.record(session, rt, contact, given.type, given.data,
                                            given.occurred_at or rt.clock(), given.key)
         session.commit()
