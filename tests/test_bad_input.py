@@ -1,5 +1,5 @@
 """Bad input over HTTP is a 4xx naming what was wrong, never a 500: ids outside the database's integer range,
-text no database stores (NUL, lone surrogates, too long), JSON beyond the standard.
+text no database stores (NUL, lone surrogates, too long), JSON beyond the standard, garbled credentials.
 Each case here was a 500 once (on PostgreSQL, SQLite or both); tests/test_fuzz_endpoints.py looks for more."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from sqlmodel import Session, func, select
+from twilio.request_validator import RequestValidator
 
 from nurture.runtime import Runtime
 from nurture.store.models import Contact, Event
@@ -131,3 +132,38 @@ def test_a_form_posted_as_json_with_a_lone_surrogate_is_a_400(rt, client) -> Non
     response = client.post(FORM, json={"email": "ben@example.com", "_started": "\ud800"})
     assert response.status_code == 400 and "expired" in response.json["message"]
     assert count(rt, Contact) == 1
+
+
+def test_a_garbled_basic_login_on_the_overview_is_a_401_not_a_500(web_client) -> None:
+    """The fuzz run's "UnicodeEncodeError: 'ascii' codec can't encode character '\\xfc'": a raw ü (0xFC, as
+    WSGI hands header bytes over) in `Authorization: Basic`, which werkzeug's parser let escape."""
+    response = web_client.get("/", headers={"Authorization": "Basic \xfc"})
+    assert response.status_code == 401
+    assert web_client.get("/", headers={"Authorization": "Basic \xfcber"}).status_code == 401
+
+
+def test_a_referral_code_with_a_non_ascii_letter_still_leads_to_the_landing_page(web_client) -> None:
+    response = web_client.get("/r/abcdef\u00fc")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://nurture.test/forms/beginners-guide"
+
+
+def test_a_rating_that_is_no_number_from_0_to_10_is_a_400(web_rt, web_client) -> None:
+    for score in ("\u00b2", "\u0663", "0" * 5000, "11", "-1"):
+        response = web_client.get(f"/feedback/{web_rt.signer.feedback_token(1)}", query_string={"score": score})
+        assert response.status_code == 400, score
+
+
+def twilio_post(client: FlaskClient, path: str, params: dict[str, str]) -> int:
+    signature = RequestValidator(AUTH_TOKEN).compute_signature("https://nurture.test" + path, params)
+    return client.post(path, data=params, headers={"X-Twilio-Signature": signature}).status_code
+
+
+def test_a_signed_webhook_with_a_value_no_column_holds_is_a_400(client) -> None:
+    for code in ("\u00b2", "99999999999", "2147483648"):  # "²" is a digit to isdigit(), no number to int()
+        params = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "failed", "ErrorCode": code}
+        assert twilio_post(client, "/twilio/status", params) == 400, code
+    for path, params in (("/twilio/status", {"MessageSid": "SM1\x00", "MessageStatus": "failed"}),
+                         ("/twilio/inbound", {"From": "+14155552671\x00", "Body": "hi"}),
+                         ("/twilio/inbound", {"From": "+14155552671", "Body": "STOP\x00"})):
+        assert twilio_post(client, path, params) == 400, params

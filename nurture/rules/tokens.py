@@ -50,6 +50,8 @@ class LinkSigner:
 
     def referrer(self, code: str) -> int | None:
         code = code.strip().lower()
+        if not code.isascii():  # no code of ours is; and compare_digest raises TypeError on non-ASCII text
+            return None
         body, mac = code[:-6], code[-6:]
         if not body or not hmac.compare_digest(mac, self._referral_mac(body)):
             return None

@@ -19,7 +19,10 @@ MAX_COMMENT = 2000
 
 
 def _score(raw: str | None) -> int | None:
-    return int(raw) if raw is not None and raw.isdigit() and 0 <= int(raw) <= 10 else None
+    # isascii: "²" is a digit to str.isdigit() and no number to int(); the length keeps int() off 5000 digits
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 2:
+        return None
+    return int(raw) if int(raw) <= 10 else None
 
 
 def _page(status: int = 200, **context: object) -> tuple[str, int]:

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template, request
 from sqlalchemy import func, text
 from sqlmodel import Session, select
+from werkzeug.datastructures import Authorization
 
 from nurture.rules.sequence import LIFECYCLE_STAGES
 from nurture.runtime import Runtime
@@ -26,7 +27,7 @@ def owner_only(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         expected = runtime().settings.api_key.encode()
-        auth = request.authorization
+        auth = _authorization()
         given = (auth.password or auth.token or "") if auth else ""
         if not hmac.compare_digest(given.encode(), expected):
             return Response("Log in with any user name and the API key (var/api_key unless API_KEY is set).\n",
@@ -34,6 +35,16 @@ def owner_only(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def _authorization() -> Authorization | None:
+    """The request's credentials, or None when there are none we can read. Werkzeug parses `Basic` with
+    base64.b64decode, which raises ValueError (chained to "UnicodeEncodeError: 'ascii' codec can't encode
+    character") for a non-ASCII byte in the header, and that escaped as a 500: a garbled login is no login."""
+    try:
+        return request.authorization
+    except ValueError:
+        return None
 
 
 @bp.get("/")

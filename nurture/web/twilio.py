@@ -60,10 +60,25 @@ def _twiml(reply: str | None) -> Response:
     return Response(str(twiml), 200, mimetype="text/xml")
 
 
+def _error_code(raw: str) -> bool:
+    """Twilio's codes are five digits. isascii: "²" is a digit to isdigit() and no number to int(); the
+    length keeps the value inside the INTEGER column (PostgreSQL refuses more than 2**31 - 1)."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= 9
+
+
+def _malformed() -> Response | None:
+    """Twilio never sends a NUL, and PostgreSQL refuses one in any text it is compared with or stored in."""
+    if any("\x00" in value for value in request.form.values()):
+        return Response("a field contains a NUL character\n", 400, mimetype="text/plain")
+    return None
+
+
 @bp.post("/twilio/inbound")
 def inbound() -> Response:
     if not is_signed():
         return _forbidden()
+    if (refused := _malformed()) is not None:
+        return refused
     rt = runtime()
     phone = request.form.get("From", "").strip()
     body = request.form.get("Body", "")[:MAX_BODY]
@@ -77,11 +92,13 @@ def inbound() -> Response:
 def status() -> Response:
     if not is_signed():
         return _forbidden()
+    if (refused := _malformed()) is not None:
+        return refused
     rt = runtime()
     sid = request.form.get("MessageSid", "").strip()
     state = request.form.get("MessageStatus", "").strip().lower()
     raw_code = request.form.get("ErrorCode", "").strip()
-    if not sid or state not in store.PROVIDER_STATUS_RANK or (raw_code and not raw_code.isdigit()):
+    if not sid or state not in store.PROVIDER_STATUS_RANK or (raw_code and not _error_code(raw_code)):
         return Response("expected MessageSid, a known MessageStatus and a numeric ErrorCode\n", 400,
                         mimetype="text/plain")
     with Session(rt.db) as session:
