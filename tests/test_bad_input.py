@@ -16,6 +16,7 @@ from nurture.runtime import Runtime
 from nurture.store.models import Contact, Event
 from nurture.web import create_app
 from tests.conftest import ROOT
+from tests.helpers import deliveries, send_due
 from tests.twilio_fake import AUTH_TOKEN
 
 AUTH = {"Authorization": "Bearer test-api-key-0123456789"}
@@ -167,3 +168,20 @@ def test_a_signed_webhook_with_a_value_no_column_holds_is_a_400(client) -> None:
                          ("/twilio/inbound", {"From": "+14155552671\x00", "Body": "hi"}),
                          ("/twilio/inbound", {"From": "+14155552671", "Body": "STOP\x00"})):
         assert twilio_post(client, path, params) == 400, params
+
+
+def test_an_address_the_mail_path_cannot_carry_is_refused_and_an_idn_domain_is_sent_to(web_rt, web_client,
+                                                                                       clock) -> None:
+    """The other "'ascii' codec can't encode character '\\xfc'": jürgen@example.com was taken, and then every
+    tick's batch failed on it (formataddr and SMTP want ASCII addresses), forever. An internationalised
+    local part needs SMTPUTF8, which nurture does not speak: refused at the edge. A domain has an ASCII form
+    (IDNA), and that is what is stored and sent to."""
+    response = web_client.post("/api/contacts", headers=AUTH, json={"email": "jürgen@example.com"})
+    assert response.status_code == 400 and response.json["field"] == "email"
+    response = web_client.post("/api/contacts", headers=AUTH,
+                               json={"email": "Ann@München.DE", "sequence": "lead-nurture"})
+    assert response.status_code == 201 and response.json["email"] == "ann@xn--mnchen-3ya.de"
+    assert web_client.get("/api/contacts/ann@münchen.de", headers=AUTH).json["id"] == response.json["id"]
+    clock.advance(days=3)
+    assert send_due(web_rt) == {"sent": 1}
+    assert [d.recipient for d in deliveries(web_rt)] == ["ann@xn--mnchen-3ya.de"]

@@ -50,15 +50,19 @@ class ContactInput:
 
 
 def normalise_email(raw: str) -> str:
-    """Syntax-checked, IDNA-normalised and lower-cased, so 'Ann@Example.COM ' and 'ann@example.com' are one
-    contact. (Local parts are case-sensitive in theory and case-insensitive at every real mailbox.)"""
+    """Syntax-checked, in its ASCII form and lower-cased, so 'Ann@Example.COM ' and 'ann@example.com' are one
+    contact. (Local parts are case-sensitive in theory and case-insensitive at every real mailbox.)
+
+    ASCII because that is all the mail path carries: formataddr and SMTP without SMTPUTF8 raise on
+    anything else, so jürgen@example.com would fail every tick's send, forever. A domain has an ASCII form
+    (IDNA: ann@münchen.de is ann@xn--mnchen-3ya.de); a local part does not, and is refused here."""
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidContact("email", "an email address is required")
     try:
-        result = validate_email(raw.strip(), check_deliverability=False)
+        result = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidContact("email", str(exc)) from None
-    return result.normalized.lower()
+    return result.ascii_email.lower()
 
 
 def normalise_phone(raw: str | None, region: str = "US") -> str | None:
