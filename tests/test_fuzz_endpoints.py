@@ -1,0 +1,306 @@
+"""Every public endpoint, fuzzed (hypothesis): whatever arrives, the answer is below 500, and no response
+header carries a CR, an LF or a NUL, or a value copied from the input unescaped.
+
+On the Flask test client against SQLite, plus a smaller run against PostgreSQL for what only it refuses
+(INTEGER is 32 bits there, NUL in text). Derandomized, with modest example counts: the same inputs every run,
+in seconds. The cases these runs found are pinned down, one by one, in tests/test_bad_input.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlmodel import Session, select
+from twilio.request_validator import RequestValidator
+from werkzeug.test import TestResponse
+
+from nurture.runtime import Runtime
+from nurture.store.models import Delivery, Enrollment
+from nurture.web import create_app
+from tests.conftest import ROOT, FakeClock, _postgres_database
+from tests.helpers import add_contact
+from tests.twilio_fake import AUTH_TOKEN
+
+AUTH = {"Authorization": "Bearer test-api-key-0123456789"}
+FORM = "beginners-guide"
+PUBLIC = "https://nurture.test"
+# A longer hunt than the suite's: FUZZ_EXAMPLES=3000 pytest tests/test_fuzz_endpoints.py
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SMALL = settings(FUZZ, max_examples=max(EXAMPLES // 3, 10))
+
+# --- what is sent --------------------------------------------------------------------------------------------
+
+SPECIALS = ["", " ", "\x00", "\ud800", "\udfff", "ü", "\u00b2", "\u0663", "\r\nX-Injected: 1", "\n", "%0d%0a",
+            "<script>", "'\"", "../../etc/passwd", "2147483648", "-1", "9" * 40, "x" * 5000, "NaN", "null",
+            "ann@example.com", "jürgen@example.com", "ann@münchen.de", "+14155552671", "Europe/Paris"]
+# URL, form and header text cannot hold a lone surrogate (it has no UTF-8 form to send); JSON can spell one.
+wire_text = st.text(max_size=30) | st.sampled_from([s for s in SPECIALS if not re.search("[\ud800-\udfff]", s)])
+json_text = st.text(st.characters(exclude_categories=()), max_size=30) | st.sampled_from(SPECIALS)
+json_scalar = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-2**70, max_value=2**70)
+               | st.floats(allow_nan=False, allow_infinity=False) | json_text)
+json_value = st.recursive(json_scalar, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(json_text, inner, max_size=3), max_leaves=8)
+ids = st.integers() | st.sampled_from([0, -1, 1, 2**31 - 1, 2**31, 2**63 - 1, 2**63, 10**30]) | json_value
+header_text = st.text(st.characters(max_codepoint=255, exclude_characters="\r\n\x00"), max_size=30)
+
+CONTACT = st.fixed_dictionaries({"email": st.emails() | json_text}, optional={
+    "first_name": json_value, "last_name": json_value, "phone": json_value, "timezone": json_value,
+    "fields": json_value, "tags": json_value, "sequence": st.sampled_from(["lead-nurture", "nope"]) | json_value,
+    "source": json_value, "extra": json_value})
+EVENT = st.fixed_dictionaries({}, optional={
+    "email": st.sampled_from(["ann@example.com", "nobody@example.com"]) | json_text, "contact_id": ids,
+    "type": st.sampled_from(["purchase", "active", "webinar-attended"]) | json_text, "properties": json_value,
+    "occurred_at": st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()) | json_value,
+    "idempotency_key": json_value, "extra": json_value})
+RAW_JSON = st.sampled_from(['{"email": NaN}', '{"fields": {"a": 1e999}}', "[" * 5000, '{"a": -Infinity}',
+                            "9" * 5000, '"\\ud800"', "{}", "[]", "null"]) | st.binary(max_size=200)
+FORM_KEYS = ["email", "first_name", "phone", "interest", "consent", "sms_consent", "timezone", "website",
+             "_started", "utm_source", "ref", "referrer", "landing_page", "other"]
+
+# --- what must come back -------------------------------------------------------------------------------------
+
+INJECTING = re.compile("[\r\n\x00]")
+# Characters a URL or header never carries raw: input holding one must come back escaped, if at all.
+UNSAFE = re.compile(r"[^A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]")
+
+
+def strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings(key)
+            yield from strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from strings(item)
+
+
+def check(response: TestResponse, *sent: object) -> None:
+    body = response.get_data()[:300].decode("utf-8", "replace")  # the open pixel is a GIF, not text
+    assert response.status_code < 500, f"{response.status_code} for {sent!r}: {body}"
+    echoed = [s for s in strings(list(sent)) if len(s) >= 4 and UNSAFE.search(s)]
+    for name, value in response.headers.items():
+        assert not INJECTING.search(name + value), f"{name}: {value!r} for {sent!r}"
+        for given_text in echoed:
+            assert given_text not in value, f"{name} carries {given_text!r} unescaped"
+
+
+# --- the app under test --------------------------------------------------------------------------------------
+
+def fuzz_runtime(make_runtime, url: str, project: Path) -> Runtime:  # noqa: ANN001
+    shutil.copytree(ROOT / "forms", project / "forms")
+    return make_runtime(url, FORM_MIN_FILL_SECONDS="0", FORM_RATE_LIMIT="100000 per minute",
+                        SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+                        TWILIO_FROM="+15005550006")
+
+
+def sent_delivery(rt: Runtime) -> int:
+    """Ann, with one email sent: the delivery her links (unsubscribe, click, rating) point back to."""
+    contact_id = add_contact(rt, "ann@example.com", "lead-nurture", phone="+14155552671")
+    now = rt.clock()
+    with Session(rt.db) as session:
+        enrollment = session.exec(select(Enrollment).where(Enrollment.contact_id == contact_id)).one()
+        delivery = Delivery(contact_id=contact_id, enrollment_id=enrollment.id, sequence_id="lead-nurture",
+                            step_id="edu-1", channel="email", recipient="ann@example.com", status="sent",
+                            created_at=now, updated_at=now, sent_at=now - timedelta(hours=1))
+        session.add(delivery)
+        session.commit()
+        return delivery.id  # type: ignore[return-value]
+
+
+class Fuzzed:
+    def __init__(self, rt: Runtime, clock: FakeClock) -> None:
+        self.rt, self.clock = rt, clock
+        self.delivery_id = sent_delivery(rt)
+        self.client: FlaskClient = create_app(rt).test_client()
+
+    @property
+    def started(self) -> str:
+        return self.rt.signer.form_token(FORM, self.clock())
+
+    def tokens(self) -> dict[str, str]:
+        signer, delivery = self.rt.signer, self.delivery_id
+        return {"/u/": signer.unsubscribe_token(delivery), "/feedback/": signer.feedback_token(delivery),
+                "/c/": signer.click_token(delivery, "https://juniperpottery.example/classes?a=1"),
+                "/confirm/": signer.confirm_token(1), "/r/": signer.referral_code(1),
+                f"/forms/{FORM}/download/": signer.lead_magnet_token(1, FORM)}
+
+    def twilio(self, path: str, params: dict[str, str], signed: bool) -> TestResponse:
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + path, params) if signed else "x"
+        return self.client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+
+
+@pytest.fixture
+def fuzzed(make_runtime, sqlite_url: str, project: Path, clock: FakeClock) -> Fuzzed:  # noqa: ANN001
+    return Fuzzed(fuzz_runtime(make_runtime, sqlite_url, project), clock)
+
+
+@pytest.fixture
+def fuzzed_pg(make_runtime, project: Path, clock: FakeClock) -> Iterator[Fuzzed]:  # noqa: ANN001
+    for url in _postgres_database():
+        yield Fuzzed(fuzz_runtime(make_runtime, url, project), clock)
+
+
+# --- JSON API ------------------------------------------------------------------------------------------------
+
+def post_contact(fuzzed: Fuzzed, body: dict, auth: dict[str, str]) -> None:
+    response = fuzzed.client.post("/api/contacts", headers=auth, json=body)
+    check(response, body)
+    if response.status_code == 400 and auth == AUTH:
+        assert isinstance(response.json.get("error"), str), response.json
+
+
+@FUZZ
+@given(body=CONTACT)
+def test_no_contact_posted_to_the_api_gets_a_5xx(fuzzed: Fuzzed, body: dict) -> None:
+    post_contact(fuzzed, body, AUTH)
+
+
+@FUZZ
+@given(body=EVENT)
+def test_no_event_posted_to_the_api_gets_a_5xx(fuzzed: Fuzzed, body: dict) -> None:
+    response = fuzzed.client.post("/api/events", headers=AUTH, json=body)
+    check(response, body)
+    if response.status_code == 400:
+        assert isinstance(response.json["error"], str), response.json
+
+
+@SMALL
+@given(raw=RAW_JSON, path=st.sampled_from(["/api/contacts", "/api/events", f"/forms/{FORM}"]))
+def test_no_raw_body_gets_a_5xx(fuzzed: Fuzzed, raw: str | bytes, path: str) -> None:
+    check(fuzzed.client.post(path, headers={**AUTH, "Accept": "application/json"}, data=raw,
+                             content_type="application/json"), raw)
+
+
+@SMALL
+@given(authorization=header_text, email=wire_text, path=st.sampled_from(["/api/contacts/", "/"]))
+def test_no_credentials_get_a_5xx_or_past_the_key(fuzzed: Fuzzed, authorization: str, email: str, path: str) -> None:
+    target = path + quote(email or "x", safe="@") if path != "/" else path
+    for headers in ({"Authorization": authorization}, {"Authorization": "Basic " + authorization},
+                    {"Authorization": "Bearer " + authorization}, {}):
+        response = fuzzed.client.get(target, headers=headers)
+        check(response, authorization, email)
+        # A 404 from the router (a path <path:email> does not match, like one with a line break) is no way in;
+        # the API's own 404 ("no such contact", JSON) would mean the key was passed.
+        assert response.status_code == 401 or (response.status_code == 404 and not response.is_json), headers
+    check(fuzzed.client.get(target, headers=AUTH), email)
+
+
+# --- forms ---------------------------------------------------------------------------------------------------
+
+@FUZZ
+@given(fields=st.dictionaries(st.sampled_from(FORM_KEYS) | wire_text, wire_text, max_size=6),
+       started=st.booleans(), query=st.dictionaries(st.sampled_from(["utm_source", "ref", "x"]), wire_text,
+                                                     max_size=2),
+       origin=st.none() | st.sampled_from(["https://juniperpottery.example", "https://evil.example"]) | header_text,
+       as_json=st.booleans())
+def test_no_form_post_gets_a_5xx(fuzzed: Fuzzed, fields: dict, started: bool, query: dict, origin: str | None,
+                                 as_json: bool) -> None:
+    data = {**fields, **({"_started": fuzzed.started} if started else {})}
+    headers = {"Origin": origin} if origin is not None else {}
+    path = f"/forms/{FORM}"
+    if as_json:
+        response = fuzzed.client.post(path, json=data, query_string=query, headers=headers)
+    else:
+        response = fuzzed.client.post(path, data=data, query_string=query, headers=headers)
+    check(response, data, query, origin)
+    if response.headers.get("Access-Control-Allow-Origin"):
+        assert response.headers["Access-Control-Allow-Origin"] == "https://juniperpottery.example"
+
+
+@SMALL
+@given(query=st.dictionaries(st.sampled_from(["utm_source", "ref", "landing_page", "x"]) | wire_text, wire_text,
+                             max_size=3),
+       referrer=header_text, accept=st.sampled_from(["text/html", "application/json", "*/*"]) | header_text,
+       origin=header_text, suffix=st.sampled_from(["", "/embed.js", "/thanks"]),
+       method=st.sampled_from(["GET", "OPTIONS"]))
+def test_no_view_of_a_form_gets_a_5xx(fuzzed: Fuzzed, query: dict, referrer: str, accept: str, origin: str,
+                                      suffix: str, method: str) -> None:
+    response = fuzzed.client.open(f"/forms/{FORM}{suffix}", method=method, query_string=query,
+                                  headers={"Referer": referrer, "Accept": accept, "Origin": origin})
+    check(response, query, referrer, accept, origin)
+
+
+@SMALL
+@given(fields=st.dictionaries(st.sampled_from(FORM_KEYS) | json_text, json_value, max_size=6))
+def test_no_json_form_post_gets_a_5xx(fuzzed: Fuzzed, fields: dict) -> None:
+    data = {"_started": fuzzed.started, **fields}
+    check(fuzzed.client.post(f"/forms/{FORM}", json=data), data)
+
+
+# --- links in messages ---------------------------------------------------------------------------------------
+
+LINK_PATHS = ["/u/", "/c/", "/feedback/", "/r/", "/confirm/", "/o/", f"/forms/{FORM}/download/", "/forms/"]
+
+
+@FUZZ
+@given(prefix=st.sampled_from(LINK_PATHS), token=wire_text, method=st.sampled_from(["GET", "POST"]),
+       form=st.dictionaries(st.sampled_from(["action", "List-Unsubscribe", "score", "comment"]) | wire_text,
+                            wire_text, max_size=3))
+def test_no_link_with_a_garbled_token_gets_a_5xx(fuzzed: Fuzzed, prefix: str, token: str, method: str,
+                                                 form: dict) -> None:
+    path = prefix + quote(token, safe="") + (".gif" if prefix == "/o/" else "")
+    response = fuzzed.client.open(path, method=method, data=form, query_string={"score": token})
+    check(response, token, form)
+
+
+@FUZZ
+@given(prefix=st.sampled_from(["/u/", "/c/", "/feedback/", "/r/", "/confirm/", f"/forms/{FORM}/download/"]),
+       method=st.sampled_from(["GET", "POST"]), user_agent=header_text,
+       form=st.dictionaries(st.sampled_from(["action", "List-Unsubscribe", "score", "comment"]),
+                            st.sampled_from(["sequence", "all", "resubscribe", "sms-off", "sms-on", "One-Click",
+                                             "3", "10"]) | wire_text, max_size=3),
+       score=st.none() | wire_text | st.sampled_from(["0", "10", "7"]))
+def test_no_request_on_a_valid_link_gets_a_5xx(fuzzed: Fuzzed, prefix: str, method: str, user_agent: str,
+                                               form: dict, score: str | None) -> None:
+    path = prefix + fuzzed.tokens()[prefix]
+    query = {"score": score} if score is not None else {}
+    response = fuzzed.client.open(path, method=method, data=form, query_string=query,
+                                  headers={"User-Agent": user_agent})
+    check(response, form, score, user_agent)
+
+
+# --- Twilio's webhooks ---------------------------------------------------------------------------------------
+
+TWILIO_FIELDS = st.fixed_dictionaries({}, optional={
+    "MessageSid": wire_text | st.just("SM" + "1" * 32), "From": wire_text | st.just("+14155552671"),
+    "Body": wire_text | st.sampled_from(["STOP", "START", "HELP", "stop please"]),
+    "MessageStatus": wire_text | st.sampled_from(["queued", "sent", "delivered", "undelivered", "failed"]),
+    "ErrorCode": wire_text | st.sampled_from(["21610", "30003", "99999999999", "\u00b2"]), "To": wire_text})
+
+
+@FUZZ
+@given(path=st.sampled_from(["/twilio/inbound", "/twilio/status"]), params=TWILIO_FIELDS, signed=st.booleans())
+def test_no_twilio_webhook_gets_a_5xx(fuzzed: Fuzzed, path: str, params: dict, signed: bool) -> None:
+    response = fuzzed.twilio(path, params, signed)
+    check(response, params)
+    if not signed:
+        assert response.status_code == 403
+
+
+# --- PostgreSQL: the integer range and what its text refuses -------------------------------------------------
+
+@SMALL
+@given(body=EVENT, contact=CONTACT)
+def test_on_postgresql_no_event_or_contact_gets_a_5xx(fuzzed_pg: Fuzzed, body: dict, contact: dict) -> None:
+    check(fuzzed_pg.client.post("/api/events", headers=AUTH, json=body), body)
+    check(fuzzed_pg.client.post("/api/contacts", headers=AUTH, json=contact), contact)
+
+
+@SMALL
+@given(params=TWILIO_FIELDS, path=st.sampled_from(["/twilio/inbound", "/twilio/status"]))
+def test_on_postgresql_no_signed_twilio_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, params: dict, path: str) -> None:
+    check(fuzzed_pg.twilio(path, params, signed=True), params)
