@@ -196,6 +196,10 @@ def test_no_credentials_get_a_5xx_or_past_the_key(fuzzed: Fuzzed, authorization:
         # A 404 from the router (a path <path:email> does not match, like one with a line break) is no way in;
         # the API's own 404 ("no such contact", JSON) would mean the key was passed.
         assert response.status_code == 401 or (response.status_code == 404 and not response.is_json), headers
+        for post in ("/api/contacts", "/api/events"):
+            response = fuzzed.client.post(post, headers=headers, json={"email": "ann@example.com", "type": "x"})
+            check(response, authorization)
+            assert response.status_code == 401, (post, headers)
     check(fuzzed.client.get(target, headers=AUTH), email)
 
 
