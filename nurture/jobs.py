@@ -7,11 +7,13 @@ import logging
 
 from rq import Queue
 
-from nurture.delivery import dispatch, versions
+from nurture.delivery import alerts, dispatch, versions
 from nurture.people import signup
 from nurture.runtime import Runtime, current_runtime
 
 log = logging.getLogger(__name__)
+
+BATCH_JOB_TIMEOUT = 3600  # seconds
 
 
 def dispatch_queue(rt: Runtime) -> Queue:
@@ -19,10 +21,10 @@ def dispatch_queue(rt: Runtime) -> Queue:
 
 
 def enqueue_batch(rt: Runtime, queue: Queue, token: str) -> None:
-    # The deterministic job id means a claim is queued at most once; the lease outlives the job timeout, so
-    # a job RQ kills for running too long has released nothing another worker could have claimed.
-    queue.enqueue(run_batch, token, job_id=f"batch-{token}",
-                  job_timeout=max(rt.settings.claim_lease_seconds - 30, 10),
+    # The deterministic job id means a claim is queued at most once. A batch renews its lease as it goes, so
+    # a slow one may run longer than the lease; the job timeout only stops a work horse stuck where no
+    # socket timeout reaches, and RQ killing it is a crash like any other (docs/delivery.md).
+    queue.enqueue(run_batch, token, job_id=f"batch-{token}", job_timeout=BATCH_JOB_TIMEOUT,
                   result_ttl=3600, failure_ttl=7 * 86400)
 
 
@@ -31,7 +33,7 @@ def tick() -> int:
     rt = current_runtime()
     versions.housekeeping(rt)  # reload edited sequence files (a broken one keeps its version); win-back
     signup.expire_pending(rt)  # unconfirmed double opt-in sign-ups lapse after SIGNUP_EXPIRY_HOURS
-    dispatch.send_alerts(rt)
+    alerts.send_alerts(rt)
     queue = dispatch_queue(rt)
     room = rt.settings.max_pending_batches - queue.count  # back-pressure: don't claim what nobody will run soon
     if room <= 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from nurture.delivery import dispatch, versions
+from nurture.delivery import alerts, dispatch, versions
 from nurture.people.contacts import ContactInput, enroll, upsert_contact
 from nurture.runtime import Runtime
 from nurture.store.models import Contact, Delivery, Enrollment
@@ -31,7 +31,7 @@ def send_due(rt: Runtime) -> dict[str, int]:
             total[outcome] = total.get(outcome, 0) + n
 
     versions.housekeeping(rt)  # as the tick does
-    dispatch.send_alerts(rt)
+    alerts.send_alerts(rt)
     dispatch.claim_batches(rt, run, max_batches=1000)
     return total
 

@@ -9,18 +9,19 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from redis import Redis
 from rq import Queue, SimpleWorker
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from nurture import jobs
 from nurture.delivery import dispatch
 from nurture.runtime import use_runtime
-from nurture.store.models import Event
+from nurture.store.models import Enrollment, Event
 from tests.conftest import ROOT, FakeClock, Received, worker_env
 from tests.helpers import add_contact, deliveries, send_due
 
@@ -57,6 +58,12 @@ def kill_tree(pid: int) -> None:
             os.kill(victim, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def last_lease(rt) -> datetime:  # noqa: ANN001
+    with Session(rt.db) as session:
+        until = session.exec(select(func.max(Enrollment.claimed_until))).one()
+    return until.replace(tzinfo=UTC) if until.tzinfo is None else until
 
 
 def recipients(received: list[Received]) -> Counter[str]:
@@ -140,8 +147,9 @@ def test_a_worker_killed_mid_batch_resumes_without_duplicates_or_gaps(rq_runtime
     # RQ retrying the dead worker's jobs before the claims expire sends nothing twice...
     Redis.from_url(rq_runtime.settings.redis_url).flushall()
     assert jobs.tick() == 0  # the dead worker's claims are still leased: nobody else may take them
-    # ...and once the lease has run out, the next tick picks everything up again.
-    real_now.advance(seconds=rq_runtime.settings.claim_lease_seconds + 1)
+    # ...and once the lease has run out, the next tick picks everything up again. (The worker renewed the
+    # lease of message 7 on its own clock when it reached it, so that is the lease to outlive.)
+    real_now.now = last_lease(rq_runtime) + timedelta(seconds=1)
     assert send_due(rq_runtime).get("sent") == 14
     assert recipients(smtp_server.received) == Counter(emails)
     with Session(rq_runtime.db) as session:  # the resend of message 7 is on record, not silent
@@ -176,3 +184,46 @@ def test_the_tick_holds_back_when_batches_pile_up(rq_runtime, smtp_server) -> No
     enroll_many(rq_runtime, 200)
     assert jobs.tick() == rq_runtime.settings.max_pending_batches * 5
     assert jobs.tick() == 0  # the queue is full: claim nothing more until workers catch up
+
+
+def test_a_batch_whose_claim_was_taken_over_sends_nothing_more(rq_runtime, smtp_server, real_now) -> None:
+    emails = enroll_many(rq_runtime, 5)  # one batch of 5
+    first: list[str] = []
+    dispatch.claim_batches(rq_runtime, first.append, max_batches=1)
+    lease = rq_runtime.settings.claim_lease_seconds
+    second: list[str] = []
+    stalled: list[bool] = []
+
+    def stall_after_two() -> datetime:
+        # The worker stalls after its second message for longer than the lease (a GC pause, a slow
+        # disk); meanwhile a tick hands the rest of its rows to another worker.
+        if len(smtp_server.received) == 2 and not stalled:
+            stalled.append(True)
+            real_now.advance(seconds=lease + 1)
+            dispatch.claim_batches(rq_runtime, second.append, max_batches=1)
+        return real_now()
+
+    rq_runtime.clock = stall_after_two
+    report = dispatch.run_batch(rq_runtime, first[0])
+    assert report.counts == {"sent": 2, "claim-lost": 3}
+    assert recipients(smtp_server.received) == Counter(emails[:2])  # nothing after it lost the claim
+    assert dispatch.run_batch(rq_runtime, second[0]).counts == {"sent": 3}
+    assert recipients(smtp_server.received) == Counter(emails)
+
+
+def test_a_batch_slower_than_its_lease_keeps_its_claim(rq_runtime, smtp_server, real_now) -> None:
+    emails = enroll_many(rq_runtime, 5)
+    tokens: list[str] = []
+    dispatch.claim_batches(rq_runtime, tokens.append, max_batches=1)
+    lease = rq_runtime.settings.claim_lease_seconds
+    stolen: list[str] = []
+
+    def slow_server(_item: Received) -> None:
+        # Each message takes 0.4 of a lease, so the batch takes two leases; a tick runs after each one.
+        real_now.advance(seconds=lease * 0.4)
+        dispatch.claim_batches(rq_runtime, stolen.append, max_batches=1)
+
+    smtp_server.handler.on_data = slow_server
+    assert dispatch.run_batch(rq_runtime, tokens[0]).counts == {"sent": 5}
+    assert stolen == []  # no tick found a row of the live batch to take
+    assert recipients(smtp_server.received) == Counter(emails)

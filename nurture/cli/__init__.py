@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from nurture.config import ConfigError, load_settings
 from nurture.content.checker import SmsCheck, check_tree
 from nurture.content.forms import FormRegistry
-from nurture.delivery import dispatch, versions
+from nurture.delivery import alerts, dispatch, versions
 from nurture.people import automation, signup, suppression
 from nurture.people.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert_contact
 from nurture.people.preferences import Origin, consent_history, set_sms
@@ -337,7 +337,7 @@ def send_due(rt: Runtime) -> None:
             total[outcome] = total.get(outcome, 0) + n
 
     versions.housekeeping(rt)
-    dispatch.send_alerts(rt)
+    alerts.send_alerts(rt)
     dispatch.claim_batches(rt, run_now, max_batches=10_000)
     click.echo(", ".join(f"{n} {k}" for k, n in sorted(total.items())) or "nothing due")
 

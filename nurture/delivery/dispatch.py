@@ -7,7 +7,6 @@ commands call these; nothing else re-implements the send path. See docs/delivery
 
 from __future__ import annotations
 
-import html
 import logging
 import secrets
 from collections.abc import Callable
@@ -15,20 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from nurture.content.mail import Envelope, build_email
-from nurture.content.rendering import RenderedEmail, RenderError
+from nurture.content.rendering import RenderError
 from nurture.delivery import versions
 from nurture.delivery.channels import Channel, Transport, channel_for
-from nurture.delivery.transports import EmailTransport, TransportError
+from nurture.delivery.transports import TransportError
 from nurture.people import automation
 from nurture.people.contacts import record_event
 from nurture.rules import decisions, engine
 from nurture.rules.sequence import Sequence, Step
 from nurture.store import claims as store
-from nurture.store.models import Alert, Contact, Delivery, Enrollment
+from nurture.store.models import Contact, Delivery, Enrollment
 
 if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow back up
     from nurture.runtime import Runtime
@@ -77,6 +74,7 @@ class _Batch:
     session: Session
     token: str
     transports: dict[str, Transport] = field(default_factory=dict)
+    renew_at: datetime | None = None  # when the batch next extends the lease of the rows it holds
     # Marketing send times per contact for the frequency cap, read once for the batch and kept up to date
     # as it sends (a query a message saved). Another worker sending to the same contact in the same second
     # is not seen: the cap can be passed by one message in that race, never by more.
@@ -91,14 +89,19 @@ class _Batch:
         for transport in self.transports.values():
             transport.close()
 
+    def lease_until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.rt.settings.claim_lease_seconds)
+
 
 @dataclass
 class _Item:
-    """The enrollment being worked on, with its contact and (loaded) sequence."""
+    """The enrollment being worked on, with its contact, (loaded) sequence, and the one clock reading every
+    record written for it carries."""
 
     enrollment: Enrollment
     contact: Contact
     sequence: Sequence
+    now: datetime
 
     def about(self, step: Step, **extra: str) -> dict:
         return {"sequence": self.sequence.id, "version": self.sequence.version, "step": step.id,
@@ -111,28 +114,58 @@ def run_batch(rt: Runtime, token: str) -> BatchReport:
     with Session(rt.db, expire_on_commit=False) as session:
         batch = _Batch(rt, session, token)
         try:
-            rows = store.claimed(session, token, rt.clock())
+            now = rt.clock()
+            rows = store.claimed(session, token, now)
             lifecycle = rt.sequences.lifecycle
             if rows and (lifecycle.per_day or lifecycle.per_week):
                 transactional = {s.id for s in rt.sequences.all() if s.transactional}
-                batch.sent = store.sent_times(session, [c.id for _, c in rows], rt.clock() - timedelta(days=7),
+                batch.sent = store.sent_times(session, [c.id for _, c in rows], now - timedelta(days=7),
                                               transactional)
             session.commit()
+            batch.renew_at = now + _renew_every(rt)
             for enrollment, contact in rows:
-                try:
-                    report.add(_process(batch, enrollment, contact))
-                except Exception:
-                    # A bug, or the database going away. The claim expires and a later tick retries the row.
-                    session.rollback()
-                    log.exception("enrollment %s: unexpected error; left for the next tick", enrollment.id)
-                    report.add("error")
+                report.add(_run_item(batch, enrollment, contact))
         finally:
             batch.close()
     return report
 
 
-def _process(batch: _Batch, enrollment: Enrollment, contact: Contact) -> str:
-    rt, session, now = batch.rt, batch.session, batch.rt.clock()
+def _renew_every(rt: Runtime) -> timedelta:
+    # A third of the lease: two renewals can be missed (a slow message, a slow commit) before it runs out.
+    return timedelta(seconds=rt.settings.claim_lease_seconds / 3)
+
+
+def _run_item(batch: _Batch, enrollment: Enrollment, contact: Contact) -> str:
+    """One enrollment of the batch, fenced by the claim: nothing is written or sent for it unless this
+    batch still holds it. One contact's failure never stops the batch."""
+    session, now = batch.session, batch.rt.clock()  # the one clock reading for this item
+    try:
+        _heartbeat(batch, now)
+        if not store.hold_claim(session, enrollment.id, batch.token, now, batch.lease_until(now)):
+            session.rollback()
+            log.warning("enrollment %s: claim %s was taken over; left to its new holder", enrollment.id, batch.token)
+            return "claim-lost"
+        return _process(batch, enrollment, contact, now)
+    except Exception:
+        # A bug, or the database going away. The claim expires and a later tick retries the row.
+        session.rollback()
+        log.exception("enrollment %s: unexpected error; left for the next tick", enrollment.id)
+        return "error"
+
+
+def _heartbeat(batch: _Batch, now: datetime) -> None:
+    """Extend the lease of the rows the batch has not reached yet, every third of a lease: a batch slower
+    than its lease keeps its rows instead of racing the worker that would claim them next."""
+    if batch.renew_at is None or now < batch.renew_at:
+        return
+    held = store.renew_claims(batch.session, batch.token, now, batch.lease_until(now))
+    batch.session.commit()
+    batch.renew_at = now + _renew_every(batch.rt)
+    log.info("batch %s: lease renewed for %d enrollments", batch.token, held)
+
+
+def _process(batch: _Batch, enrollment: Enrollment, contact: Contact, now: datetime) -> str:
+    rt, session = batch.rt, batch.session
     sequence = rt.sequences.get(enrollment.sequence_id)
     if sequence is None:
         # The file was removed or never loaded cleanly: keep the contact's place and look again later.
@@ -142,11 +175,11 @@ def _process(batch: _Batch, enrollment: Enrollment, contact: Contact) -> str:
         log.warning("enrollment %s: sequence %r is not loaded; postponed", enrollment.id, enrollment.sequence_id)
         return "postponed"
     if enrollment.step_id and sequence.step(enrollment.step_id) is None:
-        return _relocate(batch, _Item(enrollment, contact, sequence))
+        return _relocate(batch, _Item(enrollment, contact, sequence, now))
     needed = sequence.needs_facts(enrollment.step_id)
     facts = automation.facts(session, rt, contact, enrollment, sequence, now) if needed else None
     decision = engine.decide(sequence, enrollment.step_id, enrollment.due_at, now, facts, enrollment.step_entered_at)
-    item = _Item(enrollment, contact, sequence)
+    item = _Item(enrollment, contact, sequence, now)
     if isinstance(decision, engine.NotYet):
         store.release(session, enrollment.id, batch.token)
         session.commit()
@@ -163,7 +196,7 @@ def _process(batch: _Batch, enrollment: Enrollment, contact: Contact) -> str:
 def _relocate(batch: _Batch, item: _Item) -> str:
     """The new version of the sequence removed the step this contact waits at: move it by step id (see
     engine.relocate), keeping the time it was due, and say so on its timeline."""
-    session, now, enrollment = batch.session, batch.rt.clock(), item.enrollment
+    session, now, enrollment = batch.session, item.now, item.enrollment
     old_order = versions.order_of(session, item.sequence.id, enrollment.sequence_version)
     if old_order is None:
         return _finish(batch, item, f"step {enrollment.step_id!r} was removed and version "
@@ -183,7 +216,7 @@ def _relocate(batch: _Batch, item: _Item) -> str:
 
 
 def _finish(batch: _Batch, item: _Item, reason: str) -> str:
-    now = batch.rt.clock()
+    now = item.now
     store.move_enrollment(batch.session, item.enrollment.id, batch.token, now, step_id=None, due_at=None,
                           status="completed", stop_reason=reason)
     if reason.startswith("goal reached"):
@@ -197,7 +230,7 @@ def _move_on(batch: _Batch, item: _Item, step: Step, event: str, reason: str, sk
              target: str | None = None) -> str:
     """A step that sends nothing this time (condition false, or a wait-for step resolved): on the record,
     and the contact moves on — to `target` when a branch chose one."""
-    now = batch.rt.clock()
+    now = item.now
     record_event(batch.session, item.contact.id, event, now, item.about(step, reason=reason, target=target or ""))
     _advance(batch, item, step, now, skipped=skipped, target=target)
     batch.session.commit()
@@ -213,7 +246,7 @@ def _hold(batch: _Batch, item: _Item, channel: Channel, now: datetime) -> tuple[
 
 
 def _send(batch: _Batch, item: _Item, step: Step) -> str:
-    rt, session, now = batch.rt, batch.session, batch.rt.clock()
+    rt, session, now = batch.rt, batch.session, item.now
     channel = channel_for(step.channel)
     address = channel.address(item.contact)
     blocked = store.blocked_reason(session, item.contact, item.enrollment, channel.status_field, address,
@@ -247,11 +280,17 @@ def _send(batch: _Batch, item: _Item, step: Step) -> str:
 
 
 def _sent(batch: _Batch, item: _Item, step: Step, delivery: Delivery, provider_id: str, message_id: str) -> str:
-    now = batch.rt.clock()
-    store.finish_delivery(batch.session, delivery.id, now, status="sent", provider_id=provider_id,
-                          attempts=delivery.attempts + 1)
+    now = item.now
+    recorded = store.finish_delivery(batch.session, delivery.id, batch.token, now, status="sent",
+                                     provider_id=provider_id, attempts=delivery.attempts + 1)
     record_event(batch.session, item.contact.id, f"{step.channel}.sent", now,
                  item.about(step, message_id=message_id), delivery.id)
+    if not recorded:
+        # This send outlived the lease the fence gave it, and another worker took the step over: its record
+        # stands; ours is only the event above, so that a second copy is on the timeline, not silent.
+        batch.session.commit()
+        log.warning("delivery %s: sent after its claim %s was taken over", delivery.id, batch.token)
+        return "sent-late"
     if not item.sequence.transactional:
         batch.sent.setdefault(item.contact.id, []).append(now)
     if step.set_stage:
@@ -266,8 +305,8 @@ def _skip(batch: _Batch, item: _Item, step: Step, delivery: Delivery, reason: st
     sequence): recorded. When later steps use another channel (a text after emails, say), the contact goes
     on to them; otherwise the enrollment stops rather than creep through steps that would be skipped too.
     (Moving on never revives an enrollment that was stopped: see store.move_enrollment.)"""
-    now = batch.rt.clock()
-    store.finish_delivery(batch.session, delivery.id, now, status="skipped", error=reason)
+    now = item.now
+    store.finish_delivery(batch.session, delivery.id, batch.token, now, status="skipped", error=reason)
     if not decisions.stops_after_block(item.sequence, step):
         _advance(batch, item, step, now, skipped=True)
     else:
@@ -281,7 +320,7 @@ def _skip(batch: _Batch, item: _Item, step: Step, delivery: Delivery, reason: st
 
 def _defer(batch: _Batch, item: _Item, step: Step, until: datetime, reason: str) -> str:
     """Not now (quiet hours, send window, frequency cap): wait for `until`, never dropped; reason recorded."""
-    now = batch.rt.clock()
+    now = item.now
     store.move_enrollment(batch.session, item.enrollment.id, batch.token, now, step_id=step.id, due_at=until,
                           status="active", attempts=item.enrollment.attempts)
     record_event(batch.session, item.contact.id, f"{step.channel}.deferred", now,
@@ -309,8 +348,9 @@ def _advance(batch: _Batch, item: _Item, step: Step, done_at: datetime, skipped:
 
 def _fail(batch: _Batch, item: _Item, step: Step, delivery_id: int, reason: str, attempts: int | None = None) -> str:
     """A permanent failure of this one message: recorded with its reason; the contact moves on."""
-    now = batch.rt.clock()
-    store.finish_delivery(batch.session, delivery_id, now, status="failed", error=reason, attempts=attempts)
+    now = item.now
+    store.finish_delivery(batch.session, delivery_id, batch.token, now, status="failed", error=reason,
+                          attempts=attempts)
     record_event(batch.session, item.contact.id, f"{step.channel}.failed", now, item.about(step, reason=reason),
                  delivery_id)
     _advance(batch, item, step, now)
@@ -322,7 +362,7 @@ def _fail(batch: _Batch, item: _Item, step: Step, delivery_id: int, reason: str,
 
 def _transport_failed(batch: _Batch, item: _Item, step: Step, delivery: Delivery, exc: TransportError) -> str:
     """Temporary -> retried after the backoff; permanent -> failed; a refused recipient is suppressed."""
-    session, now = batch.session, batch.rt.clock()
+    session, now = batch.session, item.now
     attempts = delivery.attempts + 1
     if exc.recipient_rejected:
         store.suppress(session, delivery.recipient, step.channel, f"rejected: {exc}", now)
@@ -335,54 +375,10 @@ def _transport_failed(batch: _Batch, item: _Item, step: Step, delivery: Delivery
     if retry is None:
         reason = str(exc) if exc.permanent else f"gave up after {attempts} attempts: {exc}"
         return _fail(batch, item, step, delivery.id, reason, attempts)
-    store.finish_delivery(session, delivery.id, now, status="retry", error=str(exc), attempts=attempts)
+    store.finish_delivery(session, delivery.id, batch.token, now, status="retry", error=str(exc), attempts=attempts)
     store.move_enrollment(session, item.enrollment.id, batch.token, now, step_id=step.id, due_at=retry,
                           status="active", attempts=attempts)
     record_event(session, item.contact.id, f"{step.channel}.retry", now,
                  item.about(step, reason=str(exc), retry_at=retry.isoformat()), delivery.id)
     session.commit()
     return "retry"
-
-
-def send_alerts(rt: Runtime, limit: int = 100) -> int:
-    """Send pending alerts to people at the business (hot leads, unhappy customers). Each alert is claimed
-    by a conditional UPDATE first, so two ticks never send the same one."""
-    sent = 0
-    with Session(rt.db, expire_on_commit=False) as session:
-        now = rt.clock()
-        pending = session.exec(select(Alert).where(Alert.status == "pending", Alert.send_after <= now)
-                               .order_by(Alert.id).limit(limit)).all()
-        if not pending:
-            return 0
-        transport = rt.email_transport()
-        try:
-            for alert in pending:
-                taken = session.execute(update(Alert).where(Alert.id == alert.id, Alert.status == "pending")
-                                        .values(status="sending")).rowcount
-                session.commit()
-                if taken:
-                    sent += _send_alert(rt, session, transport, alert)
-        finally:
-            transport.close()
-    return sent
-
-
-def _send_alert(rt: Runtime, session: Session, transport: EmailTransport, alert: Alert) -> int:
-    now = rt.clock()
-    envelope = Envelope(mail_from=rt.settings.mail_from, to_address=alert.recipient, to_name="",
-                        message_id=f"<nurture.alert.{alert.id}@{rt.settings.mail_domain}>", date=now,
-                        list_id=f"nurture alerts <alerts.{rt.settings.mail_domain}>")
-    content = RenderedEmail(subject=alert.subject, text=alert.body,
-                            html=f"<pre style=\"font: 14px/1.5 sans-serif; white-space: pre-wrap\">"
-                                 f"{html.escape(alert.body)}</pre>")
-    try:
-        transport.send(build_email(envelope, content))
-    except TransportError as exc:
-        # Back to pending when it may work later; an alert is worth a retry at the next tick.
-        status = "failed" if exc.permanent else "pending"
-        session.execute(update(Alert).where(Alert.id == alert.id).values(status=status, error=str(exc)[:1000]))
-        session.commit()
-        return 0
-    session.execute(update(Alert).where(Alert.id == alert.id).values(status="sent", sent_at=now))
-    session.commit()
-    return 1

@@ -71,6 +71,31 @@ def claimed(session: Session, token: str, now: datetime) -> list[tuple[Enrollmen
     return [(enrollment, contact) for enrollment, contact in rows]
 
 
+def hold_claim(session: Session, enrollment_id: int, token: str, now: datetime, lease_until: datetime) -> bool:
+    """The fence before any write for one enrollment: extend its lease to `lease_until` only while `token`
+    still holds it unexpired. False means another worker has it now: touch nothing of it.
+
+    A conditional UPDATE, not a read: on PostgreSQL it locks the row until the caller commits, so a claimer
+    racing it waits and then finds the row leased; SQLite's BEGIN IMMEDIATE serialises the two anyway.
+    The lease it writes covers the send that follows the commit.
+    """
+    held = session.execute(
+        update(Enrollment.__table__)
+        .where(ENROLLMENT.id == enrollment_id, ENROLLMENT.claim_token == token, ENROLLMENT.claimed_until >= now)
+        .values(claimed_until=lease_until)
+    ).rowcount
+    return held == 1
+
+
+def renew_claims(session: Session, token: str, now: datetime, lease_until: datetime) -> int:
+    """Extend the lease of every enrollment `token` still holds (a batch's heartbeat, so a live worker
+    never loses the rows it has not reached yet). Returns how many it still holds."""
+    return session.execute(
+        update(Enrollment.__table__).where(ENROLLMENT.claim_token == token, ENROLLMENT.claimed_until >= now)
+        .values(claimed_until=lease_until)
+    ).rowcount
+
+
 def release(session: Session, enrollment_id: int, token: str) -> None:
     session.execute(
         update(Enrollment.__table__).where(ENROLLMENT.id == enrollment_id, ENROLLMENT.claim_token == token)
@@ -147,8 +172,11 @@ def open_delivery(session: Session, enrollment: Enrollment, step_id: str, channe
     return Opened(delivery, send=bool(taken), interrupted=bool(taken) and previous == "sending")
 
 
-def finish_delivery(session: Session, delivery_id: int, now: datetime, *, status: str,
-                    provider_id: str | None = None, error: str | None = None, attempts: int | None = None) -> None:
+def finish_delivery(session: Session, delivery_id: int, token: str, now: datetime, *, status: str,
+                    provider_id: str | None = None, error: str | None = None, attempts: int | None = None) -> bool:
+    """Record a delivery's outcome, only while claim `token` still owns the row (open_delivery wrote it).
+    False: a worker that took the step over after this one's lease ran out owns it now, and its record
+    stands."""
     values: dict = dict(status=status, updated_at=now, error=error[:1000] if error else None)
     if provider_id is not None:
         values["provider_id"] = provider_id
@@ -156,7 +184,9 @@ def finish_delivery(session: Session, delivery_id: int, now: datetime, *, status
         values["sent_at"] = now
     if attempts is not None:
         values["attempts"] = attempts
-    session.execute(update(Delivery.__table__).where(DELIVERY.id == delivery_id).values(**values))
+    return session.execute(
+        update(Delivery.__table__).where(DELIVERY.id == delivery_id, DELIVERY.claim_token == token).values(**values)
+    ).rowcount == 1
 
 
 def blocked_reason(session: Session, contact: Contact, enrollment: Enrollment, status_field: str,
@@ -202,6 +232,14 @@ def sent_times(session: Session, contact_ids: list[int], since: datetime,
         if sequence_id not in excluded_sequences:
             times[contact_id].append(sent_at.replace(tzinfo=UTC) if sent_at.tzinfo is None else sent_at)
     return times
+
+
+def sent_to(session: Session, channel: str, recipient: str) -> bool:
+    """Whether anything has been sent on `channel` to `recipient` (whichever contact holds the address)."""
+    return session.execute(
+        select(DELIVERY.id).where(DELIVERY.channel == channel, DELIVERY.recipient == recipient,
+                                  DELIVERY.status == "sent").limit(1)
+    ).first() is not None
 
 
 def opt_out_at_provider(session: Session, contact_id: int, channel: str, status_field: str, delivery_id: int,

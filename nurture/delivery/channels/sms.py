@@ -8,7 +8,6 @@ from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Protocol
 
 from redis import Redis
-from sqlalchemy import select
 from sqlmodel import Session
 
 from nurture.config import SmsSettings
@@ -18,7 +17,8 @@ from nurture.delivery.transports import SmsTransport
 from nurture.rules import decisions
 from nurture.rules.sequence import Sequence, Step
 from nurture.rules.sms import OutgoingSms, with_opt_out_notice
-from nurture.store.models import Contact, Delivery
+from nurture.store import claims as store
+from nurture.store.models import Contact
 
 if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow back up
     from nurture.runtime import Runtime
@@ -41,11 +41,7 @@ def quiet_until(sms: SmsSettings, contact: Contact, now: datetime) -> datetime:
 def is_first_text(rt: Runtime, phone: str) -> bool:
     """No text has gone to this number yet (whichever contact holds it)."""
     with Session(rt.db) as session:
-        sent = session.execute(
-            select(Delivery.id).where(Delivery.channel == "sms", Delivery.recipient == phone,
-                                      Delivery.status == "sent").limit(1)
-        ).first()
-    return sent is None
+        return not store.sent_to(session, "sms", phone)
 
 
 class SmsChannel:
