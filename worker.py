@@ -3,6 +3,10 @@ queues `nurture.jobs.tick` every TICK_SECONDS.
 
     python worker.py              # worker + tick
     python worker.py --no-tick    # another worker for the same queue (one ticking process is enough)
+
+Both outlive Redis going away (a restart, a failover): RQ quits its work loop at the first connection
+error it does not expect, so each runs in a loop here that waits for Redis with a growing pause and starts
+again. Batches lost from the queue meanwhile are claimed again from the database when their lease ends.
 """
 
 from __future__ import annotations
@@ -11,8 +15,13 @@ import argparse
 import logging
 import multiprocessing
 import sys
+import time
+from collections.abc import Callable
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Worker
 from rq.cron import CronScheduler
 
@@ -31,6 +40,8 @@ def warm_up() -> None:
     rt = current_runtime()
     for sequence in rt.sequences.all():
         for step in sequence.steps:
+            if step.channel != "email" or not step.template:  # texts and wait-for steps have no email template
+                continue
             try:
                 rt.catalog.email(step.template)
             except RenderError as exc:
@@ -38,11 +49,69 @@ def warm_up() -> None:
     rt.db.dispose()  # no connection may cross the fork
 
 
+# The pause before trying Redis again doubles from FIRST_PAUSE up to MAX_PAUSE: a restart (a second or two)
+# is noticed within a second, and a long outage costs one connection attempt every MAX_PAUSE seconds.
+FIRST_PAUSE = 0.25
+MAX_PAUSE = 10.0
+
+
+def wait_for_redis(url: str, what: str, sleep: Callable[[float], None] = time.sleep) -> Redis:
+    """A connection to `url` once Redis answers, trying again with a doubling pause until it does."""
+    pause = FIRST_PAUSE
+    while True:
+        connection = Redis.from_url(url)
+        try:
+            connection.ping()
+            return connection
+        except RedisError as exc:
+            log.warning("%s: Redis at %s does not answer (%s); trying again in %.2gs", what, url, exc, pause)
+            connection.close()
+        sleep(pause)
+        pause = min(pause * 2, MAX_PAUSE)
+
+
 def run_cron(redis_url: str, queue_name: str, interval: int) -> None:
-    cron = CronScheduler(connection=Redis.from_url(redis_url), logging_level=logging.WARNING)
-    # ttl: a tick that waited longer than its interval is stale; the next one does the same work.
-    cron.register(jobs.tick, queue_name, interval=interval, ttl=max(interval * 3, 30), result_ttl=60)
-    cron.start()
+    """The tick's cron scheduler, started again whenever Redis drops it."""
+    while True:
+        connection = wait_for_redis(redis_url, "tick")
+        cron = CronScheduler(connection=connection, logging_level=logging.WARNING)
+        # ttl: a tick that waited longer than its interval is stale; the next one does the same work.
+        cron.register(jobs.tick, queue_name, interval=interval, ttl=max(interval * 3, 30), result_ttl=60)
+        try:
+            cron.start()  # returns only when asked to stop
+            return
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("tick: lost Redis (%s); reconnecting", exc)
+
+
+class NurtureWorker(Worker):
+    """RQ's worker, remembering whether it was asked to stop: its work loop returns the same way after a
+    SIGTERM and after a lost connection, and only the second should start it again."""
+
+    stop_asked = False
+
+    def request_stop(self, signum, frame) -> None:  # noqa: ANN001  (RQ's signal handler signature)
+        self.stop_asked = True
+        super().request_stop(signum, frame)
+
+
+def run_worker(redis_url: str, queue_name: str, burst: bool) -> None:
+    """Run batches until asked to stop (or, with `burst`, until the queue is empty), through Redis outages."""
+    while True:
+        connection = wait_for_redis(redis_url, "worker")
+        worker = NurtureWorker([Queue(queue_name, connection=connection)], connection=connection)
+        # RQ logs every job at INFO (four lines a tick); nurture's own loggers say what matters.
+        worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
+        if worker.stop_asked or (burst and _answers(connection)):
+            return
+        log.warning("worker: the work loop ended without a stop request (Redis lost?); starting again")
+
+
+def _answers(connection: Redis) -> bool:
+    try:
+        return bool(connection.ping())
+    except RedisError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,11 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         cron = multiprocessing.Process(target=run_cron, name="nurture-tick", daemon=True,
                                        args=(settings.redis_url, settings.queue_name, settings.tick_seconds))
         cron.start()
-    connection = Redis.from_url(settings.redis_url)
-    worker = Worker([Queue(settings.queue_name, connection=connection)], connection=connection)
     try:
-        # RQ logs every job at INFO (four lines a tick); nurture's own loggers say what matters.
-        worker.work(with_scheduler=True, burst=args.burst, logging_level="WARNING")
+        run_worker(settings.redis_url, settings.queue_name, args.burst)
     finally:
         if cron is not None and cron.is_alive():
             cron.terminate()
