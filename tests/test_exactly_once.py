@@ -227,3 +227,22 @@ def test_a_batch_slower_than_its_lease_keeps_its_claim(rq_runtime, smtp_server, 
     assert dispatch.run_batch(rq_runtime, tokens[0]).counts == {"sent": 5}
     assert stolen == []  # no tick found a row of the live batch to take
     assert recipients(smtp_server.received) == Counter(emails)
+
+
+def test_a_batch_that_waited_in_the_queue_for_most_of_its_lease_keeps_its_claim(rq_runtime, smtp_server,
+                                                                                 real_now) -> None:
+    emails = enroll_many(rq_runtime, 5)
+    tokens: list[str] = []
+    dispatch.claim_batches(rq_runtime, tokens.append, max_batches=1)
+    lease = rq_runtime.settings.claim_lease_seconds
+    real_now.advance(seconds=lease * 0.9)  # the queue was long: the job starts with a tenth of its lease left
+    stolen: list[str] = []
+
+    def slow_server(_item: Received) -> None:
+        real_now.advance(seconds=lease * 0.2)
+        dispatch.claim_batches(rq_runtime, stolen.append, max_batches=1)
+
+    smtp_server.handler.on_data = slow_server
+    assert dispatch.run_batch(rq_runtime, tokens[0]).counts == {"sent": 5}
+    assert stolen == []
+    assert recipients(smtp_server.received) == Counter(emails)

@@ -122,7 +122,8 @@ def run_batch(rt: Runtime, token: str) -> BatchReport:
                 batch.sent = store.sent_times(session, [c.id for _, c in rows], now - timedelta(days=7),
                                               transactional)
             session.commit()
-            batch.renew_at = now + _renew_every(rt)
+            # The first item renews: the batch may have waited in the queue for most of its lease.
+            batch.renew_at = now
             for enrollment, contact in rows:
                 report.add(_run_item(batch, enrollment, contact))
         finally:
