@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install check bench clean
+.PHONY: run test faults install check bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
@@ -24,6 +24,11 @@ run: install
 
 test: install
 	$(BIN)/pytest -q
+
+# The fault suite alone (tests/faults: killed workers, a slow SMTP server, Redis restarted, SMTP errors);
+# `make test` runs it too. Each run prints sent / duplicates / lost / time to drain at the end.
+faults: install
+	$(BIN)/pytest -q -m faults tests/faults
 
 check: install
 	$(BIN)/nurture check

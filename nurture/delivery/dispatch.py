@@ -162,7 +162,7 @@ def _heartbeat(batch: _Batch, now: datetime) -> None:
     held = store.renew_claims(batch.session, batch.token, now, batch.lease_until(now))
     batch.session.commit()
     batch.renew_at = now + _renew_every(batch.rt)
-    log.info("batch %s: lease renewed for %d enrollments", batch.token, held)
+    log.debug("batch %s: lease renewed for %d enrollments", batch.token, held)
 
 
 def _process(batch: _Batch, enrollment: Enrollment, contact: Contact, now: datetime) -> str:

@@ -1,0 +1,38 @@
+"""An SMTP server that refuses (550), defers (451, 421) and drops connections: temporary failures are
+retried until they go through or the backoff is spent; permanent ones fail with the server's reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.faults.conftest import assert_exactly_once, drain, enroll, judge
+
+pytestmark = pytest.mark.faults
+
+
+def test_refusals_deferrals_and_dropped_connections_end_sent_or_failed_with_a_reason(
+        make_runtime, sqlite_url, faulty_smtp, restartable_redis, workers, clock) -> None:
+    smtp, smtp_url = faulty_smtp
+    rt = make_runtime(sqlite_url)
+    emails = enroll(rt, clock, 40)
+    refused, deferred, closing, dropped, hopeless = (emails[n:n + 5] for n in range(0, 25, 5))
+    for email in refused:
+        smtp.script[email] = ["550 5.1.1 no such user"]
+    for email in deferred:
+        smtp.script[email] = ["451 4.3.0 try again later", "451 4.3.0 try again later"]
+    for email in closing:
+        smtp.script[email] = ["421 4.3.2 shutting down"]
+    for email in dropped:
+        smtp.script[email] = ["drop"]
+    for email in hopeless:
+        smtp.script[email] = ["451 4.3.0 try again later"] * 10
+    group = workers(sqlite_url, SMTP_URL=smtp_url, REDIS_URL=restartable_redis.url, RETRY_BACKOFF="1,1,1")
+    group.start(1, tick=True)
+    group.start(1)
+    outcome = judge(rt, smtp, "SMTP 421/451/550 and dropped connections", drain(rt, 240))
+    assert_exactly_once(rt, smtp, outcome)
+    assert outcome.duplicates == {}
+    assert set(outcome.failed) == set(refused + hopeless)
+    assert all("550" in outcome.failed[email] for email in refused)
+    assert all(outcome.failed[email].startswith("gave up after 4 attempts") for email in hopeless)
+    assert outcome.sent == 30
