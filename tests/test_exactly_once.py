@@ -21,7 +21,8 @@ from sqlmodel import Session, select
 from nurture import jobs
 from nurture.delivery import dispatch
 from nurture.runtime import use_runtime
-from nurture.store.models import Enrollment, Event
+from nurture.store import claims as store
+from nurture.store.models import Contact, Enrollment, Event
 from tests.conftest import ROOT, FakeClock, Received, worker_env
 from tests.helpers import add_contact, deliveries, send_due
 
@@ -246,3 +247,36 @@ def test_a_batch_that_waited_in_the_queue_for_most_of_its_lease_keeps_its_claim(
     assert dispatch.run_batch(rq_runtime, tokens[0]).counts == {"sent": 5}
     assert stolen == []
     assert recipients(smtp_server.received) == Counter(emails)
+
+
+def test_a_send_that_outlives_its_lease_is_on_the_record_twice_not_silently(rq_runtime, smtp_server,
+                                                                            real_now) -> None:
+    emails = enroll_many(rq_runtime, 5)
+    first: list[str] = []
+    dispatch.claim_batches(rq_runtime, first.append, max_batches=1)
+    second: list[str] = []
+
+    def frozen_mid_send(item: Received) -> None:
+        # The server holds the first message for longer than a lease; another worker takes the batch over
+        # and has already opened that step's delivery when the 250 finally comes back.
+        if second:
+            return
+        real_now.advance(seconds=rq_runtime.settings.claim_lease_seconds + 1)
+        dispatch.claim_batches(rq_runtime, second.append, max_batches=1)
+        with Session(rq_runtime.db, expire_on_commit=False) as session:
+            taken = session.exec(select(Enrollment).join(Contact, Contact.id == Enrollment.contact_id)
+                                 .where(Contact.email == item.rcpt_tos[0])).one()
+            assert store.open_delivery(session, taken, "thank-you", "email", "thank-you", item.rcpt_tos[0],
+                                       second[0], real_now()).send
+            session.commit()
+
+    smtp_server.handler.on_data = frozen_mid_send
+    assert dispatch.run_batch(rq_runtime, first[0]).counts == {"sent-late": 1, "claim-lost": 4}
+    smtp_server.handler.on_data = None
+    assert dispatch.run_batch(rq_runtime, second[0]).counts == {"sent": 5}
+    late = smtp_server.received[0].rcpt_tos[0]
+    assert recipients(smtp_server.received) == Counter(emails) + Counter([late])
+    with Session(rq_runtime.db) as session:  # both copies are on the timeline, and the second is marked
+        types = Counter(e.type for e in session.exec(select(Event).join(Contact, Contact.id == Event.contact_id)
+                                                     .where(Contact.email == late)))
+    assert types["email.sent"] == 2 and types["email.interrupted"] == 1
