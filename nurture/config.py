@@ -77,10 +77,38 @@ class Settings:
     form_rate_limit: str = "10 per minute"  # per IP, on form submissions only (Flask-Limiter syntax)
     form_min_fill_seconds: int = 3  # a form sent back faster than this was filled by a bot
     sms: SmsSettings = field(default_factory=lambda: SmsSettings())
+    bounces: BounceSettings = field(default_factory=lambda: BounceSettings())
 
     @cached_property  # on every message; parseaddr is slower than it looks
     def mail_domain(self) -> str:
         return parseaddr(self.mail_from)[1].rpartition("@")[2] or "localhost"
+
+    @cached_property
+    def bounce_address(self) -> str:
+        """The mailbox bounces come back to; each message's envelope sender is its VERP form."""
+        return self.bounces.address or parseaddr(self.mail_from)[1]
+
+
+@dataclass(frozen=True)
+class BounceSettings:
+    address: str | None = None  # BOUNCE_ADDRESS; default MAIL_FROM's address (its mailbox takes +tags)
+    maildir: Path | None = None  # BOUNCE_MAILDIR: a local maildir the worker reads
+    imap_url: str | None = None  # BOUNCE_IMAP_URL: imaps://user:password@host[:port]/MAILBOX
+    soft_limit: int = 3  # soft bounces within the window that suppress an address
+    soft_window_days: int = 7
+
+
+def _bounces(env: Mapping[str, str]) -> BounceSettings:
+    address = env.get("BOUNCE_ADDRESS") or None
+    if address and (parseaddr(address)[1] != address or "@" not in address or "+" in address):
+        raise ConfigError(f"BOUNCE_ADDRESS: expected a bare address like bounces@example.com, got {address!r}")
+    imap_url = env.get("BOUNCE_IMAP_URL") or None
+    if imap_url and (urlsplit(imap_url).scheme not in ("imap", "imaps") or not urlsplit(imap_url).hostname):
+        raise ConfigError(f"BOUNCE_IMAP_URL: expected imaps://user:password@host/INBOX, got {imap_url!r}")
+    maildir = env.get("BOUNCE_MAILDIR")
+    return BounceSettings(address, Path(maildir) if maildir else None, imap_url,
+                          _int(env, "BOUNCE_SOFT_LIMIT", 3, minimum=1),
+                          _int(env, "BOUNCE_SOFT_WINDOW_DAYS", 7, minimum=1))
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -226,6 +254,7 @@ def load_settings(env: Mapping[str, str] | None = None, root: Path | None = None
         form_rate_limit=_rate_limit(env),
         form_min_fill_seconds=_int(env, "FORM_MIN_FILL_SECONDS", 3, minimum=0),
         sms=_sms(env, root),
+        bounces=_bounces(env),
     )
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 
 from rq import Queue
+from rq.job import JobStatus
 
-from nurture.delivery import alerts, dispatch, versions
+from nurture.delivery import alerts, bounce_mail, dispatch, versions
 from nurture.people import signup
 from nurture.runtime import Runtime, current_runtime
 
@@ -35,6 +36,7 @@ def tick() -> int:
     signup.expire_pending(rt)  # unconfirmed double opt-in sign-ups lapse after SIGNUP_EXPIRY_HOURS
     alerts.send_alerts(rt)
     queue = dispatch_queue(rt)
+    enqueue_bounce_reading(rt, queue)
     room = rt.settings.max_pending_batches - queue.count  # back-pressure: don't claim what nobody will run soon
     if room <= 0:
         return 0
@@ -49,3 +51,20 @@ def run_batch(token: str) -> dict[str, int]:
     report = dispatch.run_batch(rt, token)
     log.info("batch %s: %s", token, report.counts)
     return report.counts
+
+
+def enqueue_bounce_reading(rt: Runtime, queue: Queue) -> None:
+    """Queue one read of the bounce mailbox, unless one is waiting or running (its fixed job id)."""
+    if rt.settings.bounces.maildir is None and not rt.settings.bounces.imap_url:
+        return
+    job = queue.fetch_job("read-bounces")
+    if job is None or job.get_status() not in (JobStatus.QUEUED, JobStatus.STARTED):
+        queue.enqueue(read_bounces, job_id="read-bounces", result_ttl=600, failure_ttl=86400)
+
+
+def read_bounces() -> dict[str, int]:
+    rt = current_runtime()
+    counts = bounce_mail.read_mailbox(rt)
+    if counts:
+        log.info("bounces: %s", dict(counts))
+    return dict(counts)

@@ -411,5 +411,7 @@ def why_command(rt: Runtime, email: str, as_json: bool) -> None:
         click.echo("\n".join(why.format_story(story)))
 
 
+from nurture.cli import bounces  # noqa: E402,F401  (registers `nurture bounces` on main)
+
 if __name__ == "__main__":
     main()

@@ -28,9 +28,10 @@ from nurture.store import claims, history
 from nurture.store import events as event_store
 from nurture.store.models import Contact, Delivery, Enrollment, Event, Suppression
 
-# "<channel>.<outcome>" events about one message (sms delivered/undelivered come from Twilio's reports).
+# "<channel>.<outcome>" events about one message (sms delivered/undelivered come from Twilio's reports;
+# email bounced, soft_bounce, complained also from bounces and feedback reports: nurture.people.bounces).
 MESSAGE_OUTCOMES = ("sent", "skipped", "deferred", "retry", "failed", "bounced", "interrupted", "delivered",
-                    "undelivered")
+                    "undelivered", "soft_bounce", "complained")
 STEP_OUTCOMES = {"step.skipped": "skipped", "step.branched": "branched", "sequence.goal": "goal",
                  "sequence.completed": "completed"}
 CONSENT_CHANGES = ("email.unsubscribed", "email.resubscribed", "sms.subscribed", "sms.unsubscribed")
@@ -42,8 +43,9 @@ class UnknownContact(LookupError):
 
 @dataclass(frozen=True)
 class Line:
-    """One outcome. `what`: sent | skipped | deferred | retry | failed | bounced | interrupted | delivered |
-    undelivered | sending | branched | goal | completed | unsubscribed | resubscribed | subscribed."""
+    """One outcome. `what`: sent | skipped | deferred | retry | failed | bounced | soft_bounce | complained |
+    interrupted | delivered | undelivered | sending | branched | goal | completed | unsubscribed |
+    resubscribed | subscribed."""
 
     at: datetime
     what: str

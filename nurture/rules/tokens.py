@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,8 @@ class LinkSigner:
         self._confirm = URLSafeTimedSerializer(secret_key, salt="nurture.confirm")
         self._form = URLSafeSerializer(secret_key, salt="nurture.form-started")
         self._magnet = URLSafeSerializer(secret_key, salt="nurture.lead-magnet")
+        self._message_key = secret_key.encode()
+        self._return_key = hashlib.sha256(f"nurture.return-path:{secret_key}".encode()).digest()
 
     def unsubscribe_token(self, delivery_id: int) -> str:
         return self._unsubscribe.dumps(delivery_id)
@@ -101,6 +104,38 @@ class LinkSigner:
         """The form id a lead magnet token was made for. Raises BadToken."""
         return _load(self._magnet, token, lambda v: isinstance(v, list) and len(v) == 2
                      and isinstance(v[1], str))[1]
+
+
+    def message_tag(self, delivery_id: int) -> str:
+        """The MAC in a delivery's Message-ID (`<nurture.ID.TAG@domain>`): a report quoting the original
+        headers can be traced by it even when the return path was lost on the way."""
+        return hmac.new(self._message_key, str(delivery_id).encode(), hashlib.sha256).hexdigest()[:10]
+
+    def return_path(self, delivery_id: int, bounce_address: str) -> str:
+        """The VERP envelope sender of one delivery: `bounces@x` becomes `bounces+ID.MAC@x`. Lower case
+        only (some MTAs fold the local part's case), 8 base-36 characters of MAC (41 bits): a forger who
+        can only send mail gets one guess per message."""
+        local, _, domain = bounce_address.rpartition("@")
+        body = _base36(delivery_id)
+        return f"{local}+{body}.{self._return_mac(body)}@{domain}"
+
+    def returned_delivery(self, address: str) -> int | None:
+        """The delivery id a bounce's return path (or a quoted Message-ID) names, or None when it is not
+        one of ours or its MAC does not verify (a forged bounce changes nothing)."""
+        address = address.strip().strip("<>").lower()
+        local = address.rpartition("@")[0]
+        verp = re.fullmatch(r".*\+([0-9a-z]+)\.([0-9a-z]+)", local)
+        if verp:
+            body, mac = verp.groups()
+            return int(body, 36) if hmac.compare_digest(mac, self._return_mac(body)) else None
+        message_id = re.fullmatch(r"nurture\.([0-9]{1,18})\.([0-9a-f]+)", local)  # nurture.ID.TAG
+        if message_id and hmac.compare_digest(message_id[2], self.message_tag(int(message_id[1]))):
+            return int(message_id[1])
+        return None
+
+    def _return_mac(self, body: str) -> str:
+        digest = hmac.new(self._return_key, body.encode(), hashlib.sha256).digest()
+        return _base36(int.from_bytes(digest[:6], "big")).rjust(8, "0")[-8:]
 
 
 def _base36(number: int) -> str:

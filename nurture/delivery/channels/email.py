@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -24,8 +22,7 @@ if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow b
 def message_id(rt: Runtime, delivery_id: int) -> str:
     """Deterministic per delivery, so a send repeated after a crash carries the same Message-ID and the
     receiving side can fold the two into one."""
-    tag = hmac.new(rt.settings.secret_key.encode(), str(delivery_id).encode(), hashlib.sha256).hexdigest()[:10]
-    return f"<nurture.{delivery_id}.{tag}@{rt.settings.mail_domain}>"
+    return f"<nurture.{delivery_id}.{rt.signer.message_tag(delivery_id)}@{rt.settings.mail_domain}>"
 
 
 def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step, delivery_id: int,
@@ -45,7 +42,11 @@ def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step,
         unsubscribe_url=context["unsubscribe_url"],
         unsubscribe_mailto=f"mailto:{settings.support_email}?subject={quote('unsubscribe ' + token)}",
     )
-    message = build_email(envelope, content)
+    # The envelope sender (MAIL FROM, the Return-Path a receiver records) names this delivery, signed:
+    # a bounce or a feedback report that comes back to it says which message failed, and a forged one
+    # cannot unsubscribe anybody (see docs/deliverability.md).
+    message = replace(build_email(envelope, content),
+                      envelope_from=rt.signer.return_path(delivery_id, settings.bounce_address))
     return dkim_sign(message, settings.dkim) if settings.dkim else message
 
 
