@@ -25,6 +25,11 @@ def env(tmp_path: Path, **values: str) -> dict[str, str]:
     ("SMTP_URL", "http://mail.example.com"),
     ("SECRET_KEY", "short"),
     ("RETRY_BACKOFF", "1,two"),
+    ("BOUNCE_ADDRESS", "Bounces <bounces@example.com>"),
+    ("BOUNCE_ADDRESS", "bounces+x@example.com"),
+    ("BOUNCE_IMAP_URL", "pop3://mail.example.com"),
+    ("BOUNCE_SOFT_LIMIT", "0"),
+    ("BOUNCE_SOFT_WINDOW_DAYS", "a week"),
 ])
 def test_a_bad_value_names_the_variable(tmp_path, name, value) -> None:
     with pytest.raises(ConfigError, match=f"^{name}:"):
@@ -69,3 +74,15 @@ def test_the_cli_reports_a_config_error_in_one_line(tmp_path, monkeypatch) -> No
     assert result.exit_code == 2
     expected = "nurture: configuration error: EMAIL_BACKEND: expected one of outbox, smtp, got 'fax'"
     assert result.output.strip() == expected
+
+
+def test_bounces_come_back_to_mail_from_unless_a_bounce_address_is_set(tmp_path) -> None:
+    settings = load_settings(env(tmp_path, MAIL_FROM="Shop <hello@shop.example>"))
+    assert settings.bounce_address == "hello@shop.example"
+    assert (settings.bounces.soft_limit, settings.bounces.soft_window_days) == (3, 7)
+    assert settings.bounces.maildir is None and settings.bounces.imap_url is None
+    settings = load_settings(env(tmp_path, BOUNCE_ADDRESS="bounces@mail.shop.example", BOUNCE_MAILDIR="/srv/b",
+                                 BOUNCE_SOFT_LIMIT="5", BOUNCE_SOFT_WINDOW_DAYS="14"))
+    assert settings.bounce_address == "bounces@mail.shop.example"
+    assert (settings.bounces.maildir, settings.bounces.soft_limit, settings.bounces.soft_window_days) == (
+        Path("/srv/b"), 5, 14)

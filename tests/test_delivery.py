@@ -61,7 +61,9 @@ def test_a_delivered_email_is_multipart_alternative_with_list_headers(make_runti
 
     [received] = smtp_server.received
     message = received.message
-    assert received.mail_from == "hello@juniper.test"
+    # The envelope sender is MAIL_FROM's address in its VERP form, naming this delivery (docs/deliverability.md).
+    assert received.mail_from == rt.signer.return_path(deliveries(rt)[0].id, "hello@juniper.test")
+    assert re.fullmatch(r"hello\+[0-9a-z]+\.[0-9a-z]{8}@juniper\.test", received.mail_from)
     assert received.rcpt_tos == ["ann@example.com"]
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
