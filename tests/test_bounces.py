@@ -296,3 +296,21 @@ def test_the_bounces_read_command(rt, smtp_server, maildir, project, database_ur
     result = CliRunner().invoke(main, ["bounces", "read"])
     assert result.exit_code == 1
     assert "nurture: no bounce mailbox: set BOUNCE_MAILDIR or BOUNCE_IMAP_URL" in result.output
+
+
+def test_a_relay_refusing_the_return_path_holds_the_message_and_says_what_to_set(
+        make_runtime, sqlite_url, smtp_server) -> None:
+    async def refuse_verp(server, session, envelope, address, mail_options):  # noqa: ANN001, ANN202
+        if "+" in address:  # a submission server that lets this account send only as itself
+            return "553 5.7.1 <%s>: Sender address rejected: not owned by user" % address
+        envelope.mail_from = address
+        return "250 OK"
+
+    smtp_server.handler.handle_MAIL = refuse_verp  # type: ignore[attr-defined]
+    rt = make_runtime(sqlite_url, EMAIL_BACKEND="smtp", SMTP_URL=smtp_server.url)
+    add_contact(rt, "ann@example.com", "lead-nurture")
+    assert send_due(rt) == {"retry": 1}
+    [delivery] = deliveries(rt)
+    assert delivery.error and delivery.error.startswith("relay refused the envelope sender hello+")
+    assert "set BOUNCE_ADDRESS" in delivery.error and "553" in delivery.error
+    assert suppressed(rt) == {}

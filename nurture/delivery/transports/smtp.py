@@ -37,6 +37,13 @@ class SmtpTransport:
             if self._connection is None:
                 self._connection = self._connect()
             self._connection.sendmail(message.envelope_from, [message.recipient], message.data)
+        except smtplib.SMTPSenderRefused as exc:
+            # The envelope sender is the VERP return path (docs/deliverability.md). A relay that lets an
+            # account send only from its own address refuses it for every message: a setting to fix, not
+            # the recipient's fault, so the message waits (retry) rather than fail for good.
+            raise _reply_error(f"relay refused the envelope sender {exc.sender} (set BOUNCE_ADDRESS to an "
+                               f"address this relay lets you send from)", exc.smtp_code, exc.smtp_error,
+                               recipient=False, permanent=False) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
             raise _reply_error("recipient refused", code, reply, recipient=True) from exc
@@ -65,8 +72,9 @@ class SmtpTransport:
             self._connection = None
 
 
-def _reply_error(what: str, code: int, reply: bytes | str, recipient: bool) -> TransportError:
+def _reply_error(what: str, code: int, reply: bytes | str, recipient: bool,
+                 permanent: bool | None = None) -> TransportError:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    permanent = 500 <= code < 600
+    permanent = 500 <= code < 600 if permanent is None else permanent
     return TransportError(f"{what}: {code} {text}", permanent=permanent,
                           recipient_rejected=recipient and permanent, code=code)
