@@ -138,7 +138,9 @@ def test_soft_bounces_count_and_suppress_at_the_limit_within_the_window(rt, smtp
     assert suppressed(rt)["ann@example.com"].startswith("2 soft bounces in 7 days (last: soft bounce: 4.2.2")
     assert [d.status for d in deliveries(rt)] == ["bounced", "bounced"]
     assert [e.data["step"] for e in events(rt, "email.soft_bounce")] == ["edu-1", "edu-2"]
-    assert "soft_bounce soft bounce: 4.2.2" in "\n".join(story(rt))
+    lines = story(rt)
+    assert [line.split()[4:6] for line in lines if line.startswith("  2026") and "bounce" in line] == [
+        ["edu-1", "soft_bounce"], ["edu-2", "soft_bounce"]]  # once each: the delivery's status says no more
 
 
 def test_soft_bounces_further_apart_than_the_window_only_count(rt, smtp_server, maildir, clock) -> None:
@@ -302,7 +304,7 @@ def test_a_relay_refusing_the_return_path_holds_the_message_and_says_what_to_set
         make_runtime, sqlite_url, smtp_server) -> None:
     async def refuse_verp(server, session, envelope, address, mail_options):  # noqa: ANN001, ANN202
         if "+" in address:  # a submission server that lets this account send only as itself
-            return "553 5.7.1 <%s>: Sender address rejected: not owned by user" % address
+            return f"553 5.7.1 <{address}>: Sender address rejected: not owned by user"
         envelope.mail_from = address
         return "250 OK"
 

@@ -32,6 +32,8 @@ from nurture.store.models import Contact, Delivery, Enrollment, Event, Suppressi
 # email bounced, soft_bounce, complained also from bounces and feedback reports: nurture.people.bounces).
 MESSAGE_OUTCOMES = ("sent", "skipped", "deferred", "retry", "failed", "bounced", "interrupted", "delivered",
                     "undelivered", "soft_bounce", "complained")
+# A delivery's status, and the events that already tell it (a soft bounce is the delivery's `bounced`).
+COVERS = {"bounced": ("bounced", "soft_bounce")}
 STEP_OUTCOMES = {"step.skipped": "skipped", "step.branched": "branched", "sequence.goal": "goal",
                  "sequence.completed": "completed"}
 CONSENT_CHANGES = ("email.unsubscribed", "email.resubscribed", "sms.subscribed", "sms.unsubscribed")
@@ -198,8 +200,8 @@ def _fill_in(lines: list[Line], delivery: Delivery) -> None:
     died mid-send), or an outcome recorded before it had an event."""
     if delivery.status == "sending":
         reason = "in flight (if its worker died, it is sent again with the same message id)"
-    elif any(line.step == delivery.step_id and line.channel == delivery.channel and line.what == delivery.status
-             for line in lines):
+    elif any(line.step == delivery.step_id and line.channel == delivery.channel
+             and line.what in COVERS.get(delivery.status, (delivery.status,)) for line in lines):
         return
     else:
         reason = delivery.error
