@@ -110,7 +110,8 @@ class Delivery(SQLModel, table=True):
     channel: str = Field(max_length=8)
     kind: str = Field(default="", max_length=32)
     recipient: str = Field(default="", max_length=320)
-    # sending | sent | retry | failed | skipped | uncertain
+    # sending | sent | retry | failed | skipped | uncertain | bounced (a bounce came back after `sent`:
+    # nurture.people.bounces; only ever from `sent`)
     status: str = Field(default="sending", max_length=16)
     claim_token: str | None = Field(default=None, max_length=32)
     provider_id: str | None = Field(default=None, max_length=255, index=True)
