@@ -7,8 +7,6 @@ RFC 5965's appendix B (Yahoo and Microsoft JMRP send this shape).
 
 from __future__ import annotations
 
-from email import message_from_bytes
-
 
 def original_headers(sent: bytes) -> bytes:
     """The header block of the message as it was sent, with the Return-Path a receiver adds."""
@@ -180,7 +178,3 @@ Content-Disposition: inline
 {original}
 --part1_13d.2e68ed54_boundary--
 """.replace("\n", "\r\n").encode()
-
-
-def subject_of(data: bytes) -> str:
-    return str(message_from_bytes(data)["Subject"])
