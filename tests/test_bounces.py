@@ -6,6 +6,7 @@ for a forged one, do not."""
 from __future__ import annotations
 
 import mailbox
+import re
 import smtplib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from nurture.delivery.bounce_server import start_server
 from nurture.insight import why
 from nurture.runtime import Runtime, use_runtime
 from nurture.store.models import Consent, Contact, Event, Suppression
+from nurture.web import create_app
 from tests.bounce_samples import arf_complaint, gmail_dsn_whole_message, postfix_dsn, qmail_bounce
 from tests.conftest import FakeClock, SmtpServer, free_port, worker_env
 from tests.helpers import add_contact, deliveries, send_due
@@ -316,3 +318,13 @@ def test_a_relay_refusing_the_return_path_holds_the_message_and_says_what_to_set
     assert delivery.error and delivery.error.startswith("relay refused the envelope sender hello+")
     assert "set BOUNCE_ADDRESS" in delivery.error and "553" in delivery.error
     assert suppressed(rt) == {}
+
+
+def test_the_overview_still_counts_a_bounced_message_as_sent(rt, smtp_server, maildir) -> None:
+    add_contact(rt, "ann@example.com", "lead-nurture")
+    verp, sent = send_one(rt, smtp_server)
+    drop(maildir, postfix_dsn(verp, "ann@example.com", sent))
+    bounce_mail.read_mailbox(rt)
+    page = create_app(rt).test_client().get("/", auth=("owner", rt.settings.api_key)).get_data(as_text=True)
+    row = re.search(r"<tr><td>edu-1</td>.*?<td>(\d+)</td><td>(\d+)</td></tr>", page, re.DOTALL)
+    assert row is not None and row.groups() == ("0", "1")  # waiting at edu-1, sent

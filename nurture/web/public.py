@@ -63,7 +63,9 @@ def overview() -> str:
         ).all())
         sent = dict(session.execute(
             select(Delivery.sequence_id + ":" + Delivery.step_id, func.count())
-            .where(Delivery.status == "sent").group_by(Delivery.sequence_id, Delivery.step_id)
+            # a bounced message was sent too: the bounce came back after (nurture.people.bounces)
+            .where(Delivery.status.in_(("sent", "bounced")))  # type: ignore[attr-defined]
+            .group_by(Delivery.sequence_id, Delivery.step_id)
         ).all())
         contacts = session.execute(select(func.count()).select_from(Contact)).scalar_one()
     return render_template("overview.html", sequences=rt.sequences.all(), waiting=waiting, sent=sent,
