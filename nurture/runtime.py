@@ -17,6 +17,7 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 
 from nurture.config import Settings, load_settings
+from nurture.content.checker import TemplateCheck
 from nurture.content.registry import SequenceRegistry
 from nurture.content.rendering import TemplateCatalog, make_environment, make_text_environment
 from nurture.delivery.transports import EmailTransport, SmsTransport
@@ -75,7 +76,7 @@ class Runtime:
 
 
 def build_runtime(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Runtime:
-    sequences = SequenceRegistry(settings.sequences_dir)
+    sequences = SequenceRegistry(settings.sequences_dir, TemplateCheck.for_settings(settings))
     sequences.refresh()
     return Runtime(
         settings=settings,

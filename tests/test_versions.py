@@ -88,7 +88,8 @@ def test_plan_predicts_what_the_worker_then_does(course: Runtime, project, smtp_
     assert waiting == ["edu-2", "edu-2", "edu-3", "offer"]
     (project / "sequences" / "course.yaml").write_text(EDITED)
     with Session(course.db) as session:
-        [plan] = [p for p in make_plan(session, project / "sequences") if p.sequence_id == "course"]
+        [plan] = [p for p in make_plan(session, project / "sequences", course.sequences.check)
+                  if p.sequence_id == "course"]
     assert plan.render().splitlines()[1:] == [
         "  2 contacts waiting at edu-2: unchanged",
         "  new step edu-2b: 3 contacts before it will get it",
@@ -119,7 +120,8 @@ def test_a_broken_edit_leaves_the_running_version_in_place(course: Runtime, proj
     assert [p.line for p in problems] == [7] and "bad duration" in problems[0].message
     assert course.sequences.get("course").step("edu-3") is not None  # still the old version
     with Session(course.db) as session:
-        [plan] = [p for p in make_plan(session, project / "sequences") if p.sequence_id == "course"]
+        [plan] = [p for p in make_plan(session, project / "sequences", course.sequences.check)
+                  if p.sequence_id == "course"]
     assert "has errors; the running version" in plan.render()
 
     # A restart while the file is still broken runs the last good version from the database.

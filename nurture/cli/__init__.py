@@ -12,8 +12,8 @@ from typing import Any
 import click
 from sqlmodel import Session, select
 
-from nurture.config import ConfigError, load_settings
-from nurture.content.checker import SmsCheck, check_tree
+from nurture.config import ConfigError, Settings, load_settings
+from nurture.content.checker import CheckResult, SmsCheck, TemplateCheck, check_tree
 from nurture.content.forms import FormRegistry
 from nurture.delivery import alerts, dispatch, versions
 from nurture.people import automation, signup, suppression
@@ -58,18 +58,24 @@ def check(root: Path | None) -> None:
         settings = load_settings(root=root)
     except ConfigError as exc:
         fail(f"configuration error: {exc}", 2)
-    base = root or Path.cwd()
-    sequences_dir = root / "sequences" if root else settings.sequences_dir
-    templates_dir = root / "email_templates" if root else settings.templates_dir
-    forms_dir = root / "forms" if root else settings.forms_dir
-    sms = SmsCheck(root / "sms_templates" if root else settings.sms.templates_dir, settings.sms.max_segments,
-                   settings.brand_name, settings.base_url)
-    result = check_tree(sequences_dir, templates_dir, base, forms_dir, sms)
+    result = check_project(settings, root)
     for problem in result.problems + result.warnings:  # warnings (what a text costs) never fail the check
         click.echo(str(problem))
     if result.problems:
         fail(f"{len(result.problems)} problem(s) found")
     click.echo(result.summary)
+
+
+def check_project(settings: Settings, root: Path | None = None, shown_from: Path | None = None) -> CheckResult:
+    """What `nurture check` finds: under `root` if given, else in the folders the settings name; paths are
+    shown relative to `shown_from` (default: the root, else the current folder)."""
+    base = shown_from or root or Path.cwd()
+    sequences_dir = root / "sequences" if root else settings.sequences_dir
+    templates_dir = root / "email_templates" if root else settings.templates_dir
+    forms_dir = root / "forms" if root else settings.forms_dir
+    sms = SmsCheck(root / "sms_templates" if root else settings.sms.templates_dir, settings.sms.max_segments,
+                   settings.brand_name, settings.base_url)
+    return check_tree(sequences_dir, templates_dir, base, forms_dir, sms)
 
 
 @main.group()
@@ -299,14 +305,21 @@ def events_send(rt: Runtime, email: str, event_type: str, props: tuple[str, ...]
 @main.command()
 @with_runtime
 def plan(rt: Runtime) -> None:
-    """What the sequence files on disk would do to contacts in flight, before the worker picks them up."""
+    """What the sequence files on disk would do to contacts in flight, before the worker picks them up.
+    Exits 1 whenever `nurture check` would: a file it rejects is never picked up."""
     from nurture.insight.plan import make_plan
 
     with Session(rt.db) as session:
-        plans = make_plan(session, rt.settings.sequences_dir)
+        plans = make_plan(session, rt.settings.sequences_dir, rt.sequences.check)
     for entry in plans:
         click.echo(entry.render())
-    if any(entry.problems for entry in plans):
+    shown = {str(p) for entry in plans for p in entry.problems}
+    others = [p for p in check_project(rt.settings, shown_from=rt.sequences.check.root).problems
+              if str(p) not in shown]
+    if others:
+        click.echo("other problems (nurture check):")
+        click.echo("\n".join(f"  {p}" for p in others))
+    if others or any(entry.problems for entry in plans):
         sys.exit(1)
 
 
@@ -371,9 +384,13 @@ def simulate_command(sequence_id: str, contact_spec: str, event_specs: tuple[str
         settings = load_settings()
     except ConfigError as exc:
         fail(f"configuration error: {exc}", 2)
-    registry = SequenceRegistry(settings.sequences_dir)
+    registry = SequenceRegistry(settings.sequences_dir, TemplateCheck.for_settings(settings))
     registry.refresh()
     sequence = registry.get(sequence_id)
+    refused = next((r for r in registry.refused().values() if r.sequence_id == sequence_id), None)
+    if refused is not None:  # what the worker runs is the last good version, which only the database knows
+        fail(f"{refused.path} has {len(refused.problems)} problem(s), so the worker keeps running the last version "
+             "that passed; there is nothing new to simulate until nurture check passes")
     if sequence is None:
         known = ", ".join(s.id for s in registry.all()) or "none loaded"
         broken = f"; {len(registry.problems)} problem(s) in the files: run nurture check" if registry.problems else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -12,11 +12,19 @@ import jinja2
 import jinja2.meta
 from jinja2 import nodes
 
+from nurture.config import Settings
 from nurture.content.forms import cross_check, load_forms
-from nurture.content.lifecycle_file import parse_lifecycle
-from nurture.content.loader import Problem, load_sequences
-from nurture.content.registry import LIFECYCLE_FILE
-from nurture.content.rendering import _BLOCK, _EXTENDS, _JINJA_TAG, flatten, make_environment, make_text_environment
+from nurture.content.lifecycle_file import LIFECYCLE_FILE, parse_lifecycle
+from nurture.content.loader import Problem, load_sequences, parse_sequence
+from nurture.content.rendering import (
+    _BLOCK,
+    _EXTENDS,
+    _JINJA_TAG,
+    email_templates,
+    flatten,
+    make_environment,
+    make_text_environment,
+)
 from nurture.content.views import BrandView, ContactView, SequenceView, StepView
 from nurture.rules.lifecycle import Lifecycle
 from nurture.rules.sequence import Sequence, Step
@@ -98,6 +106,11 @@ class _Checker:
         shown = _shown(path, self.root) if isinstance(path, Path) else path
         self.problems.append(Problem(shown, line, message))
 
+    def add_all(self, problems: list[Problem]) -> None:
+        """Problems found by the loader, their paths shown like every other (relative to the root)."""
+        self.problems += [Problem(_shown(Path(p.path), self.root) if Path(p.path).is_absolute() else p.path,
+                                  p.line, p.message) for p in problems]
+
     def warn(self, path: Path, line: int, message: str) -> None:
         self.warnings.append(Problem(_shown(path, self.root), line, f"warning: {message}"))
 
@@ -132,6 +145,45 @@ class _Checker:
             for _name, body in _BLOCK.findall(source):
                 if "{% block" in body or "{%- block" in body:
                     self.add(file, 1, "nested blocks are not supported in email templates")
+
+    def check_sequence(self, sequence: Sequence, file: Path, sms: SmsCheck, stages: Iterable[str]) -> None:
+        """One sequence: the templates each step names (and the files those extend), and its stages."""
+        for index, step in enumerate(sequence.steps):
+            if step.channel == "email" and (step.template or step.offers):
+                self.check_email_step(sequence, file, index)
+            text = sms.templates_dir / f"{step.template}.txt"
+            if step.channel == "sms" and step.template and not text.is_file():
+                self.add(file, step.line_of("template"), f"step {step.id!r}: unknown text template "
+                                                         f"{step.template!r} (no {_shown(text, self.root)})")
+        self.check_sources_used(self.templates_dir, [f"{name}{suffix}" for name in email_templates(sequence)
+                                                     for suffix in TEMPLATE_SUFFIXES])
+        self.check_sources_used(sms.templates_dir, [f"{s.template}.txt" for s in sequence.steps
+                                                    if s.channel == "sms" and s.template])
+        self.check_stages(sequence, file, list(stages))
+
+    def check_sources_used(self, directory: Path, names: list[str]) -> None:
+        """Syntax and names of these template files and of every file they extend or include: a layout
+        with an error breaks each email that uses it. (A missing file is reported by the step.)"""
+        seen: set[str] = set()
+        while names:
+            name = names.pop()
+            path = directory / name
+            if name in seen or not path.is_file():
+                continue
+            seen.add(name)
+            tree = self.check_source(path, path.read_text(encoding="utf-8"))
+            if directory == self.templates_dir:
+                self.check_blocks(path)
+            names += [n for n in jinja2.meta.find_referenced_templates(tree) if n] if tree else []
+
+    def check_stages(self, sequence: Sequence, file: Path, stages: list[str]) -> None:
+        for step in sequence.steps:
+            if step.set_stage and step.set_stage not in stages:
+                self.add(file, step.line_of("set_stage"),
+                         f"step {step.id!r}: unknown stage {step.set_stage!r} (stages: {', '.join(stages)})")
+        for trigger in sequence.triggers:
+            if trigger.kind == "stage" and trigger.value not in stages:
+                self.add(file, 1, f"trigger names unknown stage {trigger.value!r}")
 
     def check_email_step(self, sequence: Sequence, sequence_file: Path, step_index: int) -> None:
         step = sequence.steps[step_index]
@@ -192,31 +244,58 @@ def check_forms(forms_dir: Path, sequences: dict[str, Sequence], templates_dir: 
     return len(forms), problems
 
 
+@dataclass(frozen=True)
+class TemplateCheck:
+    """Where a sequence's templates live, and what problem paths are shown relative to: what the checks of
+    one sequence (`check_sequence_file`) need besides the file itself."""
+
+    templates_dir: Path
+    sms_templates_dir: Path
+    root: Path
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> TemplateCheck:
+        # The project folder is the one holding sequences/: paths read as `nurture check` prints them.
+        return cls(settings.templates_dir, settings.sms.templates_dir, settings.sequences_dir.parent)
+
+
+@dataclass(frozen=True)
+class SequenceFileCheck:
+    sequence_id: str  # as far as it could be read; else the file's name
+    sequence: Sequence | None  # only when there is no problem
+    problems: list[Problem]
+
+
+def check_sequence_file(file: Path, check: TemplateCheck, stages: Iterable[str]) -> SequenceFileCheck:
+    """Everything `nurture check` says about one sequence file and the templates it uses. The sequence comes
+    back only when there is no problem: the rule for which version of a file may run."""
+    sequence, problems = parse_sequence(file.read_text(encoding="utf-8"), str(file), partial=True)
+    checker = _Checker(file.parent, check.templates_dir, check.root)
+    checker.add_all(problems)
+    if sequence is not None:
+        checker.check_sequence(sequence, file, SmsCheck(check.sms_templates_dir), stages)
+    found = sorted(set(checker.problems))
+    sequence_id = sequence.id if sequence is not None and sequence.id else file.stem
+    return SequenceFileCheck(sequence_id, None if found else sequence, found)
+
+
 def check_tree(sequences_dir: Path, templates_dir: Path, root: Path, forms_dir: Path | None = None,
                sms: SmsCheck | None = None) -> CheckResult:
     checker = _Checker(sequences_dir, templates_dir, root)
     sms = sms or SmsCheck(root / "sms_templates")
     sequences, problems = load_sequences(sequences_dir, display_root=root.resolve(), partial=True)
-    checker.problems += [Problem(_shown(Path(p.path), root) if Path(p.path).is_absolute() else p.path, p.line,
-                                 p.message) for p in problems]
+    checker.add_all(problems)
     if not sequences_dir.is_dir():
         checker.add(sequences_dir, 1, "sequences directory not found")
     templates = checker.check_template_files() if templates_dir.is_dir() else 0
     templates += _check_sms_files(checker, sms)
-    steps = 0
+    rules = _check_lifecycle(checker, sequences_dir, sequences)
     for sequence in sequences.values():
-        for index, step in enumerate(sequence.steps):
-            steps += 1
-            if step.channel == "email" and (step.template or step.offers):
-                checker.check_email_step(sequence, sequences_dir / Path(sequence.path).name, index)
-            if step.channel == "sms" and step.template and not (sms.templates_dir / f"{step.template}.txt").is_file():
-                checker.add(sequences_dir / Path(sequence.path).name, step.line_of("template"),
-                            f"step {step.id!r}: unknown text template {step.template!r} "
-                            f"(no {_shown(sms.templates_dir / (step.template + '.txt'), root)})")
-    _check_lifecycle(checker, sequences_dir, sequences)
+        checker.check_sequence(sequence, sequences_dir / Path(sequence.path).name, sms, rules.stages)
     forms, form_problems = check_forms(forms_dir, sequences, templates_dir, root) if forms_dir else (0, [])
     unique = sorted(set(checker.problems + form_problems), key=lambda p: (p.path, p.line, p.message))
-    return CheckResult(problems=unique, sequences=len(sequences), steps=steps, templates=templates, forms=forms,
+    return CheckResult(problems=unique, sequences=len(sequences), steps=sum(len(s.steps) for s in sequences.values()),
+                       templates=templates, forms=forms,
                        warnings=list(dict.fromkeys(checker.warnings)))  # in the order found, file by file
 
 
@@ -265,8 +344,8 @@ def _sample_text(env: jinja2.Environment, name: Path, source: str, sms: SmsCheck
         return _JINJA_TAG.sub("", source).strip()
 
 
-def _check_lifecycle(checker: _Checker, sequences_dir: Path, sequences: dict[str, Sequence]) -> None:
-    """The lifecycle rules file, and what sequences say about stages against it."""
+def _check_lifecycle(checker: _Checker, sequences_dir: Path, sequences: dict[str, Sequence]) -> Lifecycle:
+    """The lifecycle rules file; returns the rules (the defaults when it has errors or is missing)."""
     path = sequences_dir / LIFECYCLE_FILE
     rules = Lifecycle()
     if path.is_file():
@@ -274,12 +353,4 @@ def _check_lifecycle(checker: _Checker, sequences_dir: Path, sequences: dict[str
         checker.problems += problems
         if rules.scoring.sequence and rules.scoring.sequence not in sequences:
             checker.add(path, 1, f"scoring.sequence names unknown sequence {rules.scoring.sequence!r}")
-    for sequence in sequences.values():
-        shown = sequences_dir / Path(sequence.path).name
-        for step in sequence.steps:
-            if step.set_stage and step.set_stage not in rules.stages:
-                checker.add(shown, step.line_of("set_stage"),
-                            f"step {step.id!r}: unknown stage {step.set_stage!r} (stages: {', '.join(rules.stages)})")
-        for trigger in sequence.triggers:
-            if trigger.kind == "stage" and trigger.value not in rules.stages:
-                checker.add(shown, 1, f"trigger names unknown stage {trigger.value!r}")
+    return rules

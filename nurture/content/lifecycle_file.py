@@ -11,6 +11,7 @@ from nurture.content.loader import Problem, _FileReader, _value
 from nurture.rules.lifecycle import DEFAULT_STAGES, Lifecycle, Scoring
 from nurture.rules.sequence import LIFECYCLE_STAGES, parse_duration
 
+LIFECYCLE_FILE = "_lifecycle.yaml"  # beside the sequence files; its leading _ keeps it from being read as one
 LIFECYCLE_KEYS = {"stages", "events", "scoring", "caps", "alerts"}
 
 

@@ -22,6 +22,8 @@ from typing import Any
 import jinja2
 from premailer import Premailer
 
+from nurture.rules.sequence import Sequence
+
 _EXTENDS = re.compile(r"{%-?\s*extends\s+[\"']([^\"']+)[\"']\s*-?%}")
 _BLOCK = re.compile(r"{%-?\s*block\s+(\w+)\s*-?%}(.*?){%-?\s*endblock(?:\s+\1)?\s*-?%}", re.S)
 _JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
@@ -104,6 +106,16 @@ def inline_css(html_source: str) -> str:
         cssutils_logging_level=logging.CRITICAL,
     ).transform()
     return _PLACEHOLDER.sub(lambda m: tags[int(m[1])], inlined)
+
+
+def email_templates(sequence: Sequence) -> list[str]:
+    """The email templates `sequence` sends, each once: an email step's own, or each of its offers'.
+    Wait steps and steps with offers have no template of their own, and a text step's is not an email."""
+    names: list[str] = []
+    for step in sequence.steps:
+        if step.channel == "email":
+            names += [offer.template for offer in step.offers] + ([step.template] if step.template else [])
+    return list(dict.fromkeys(names))
 
 
 class TemplateCatalog:

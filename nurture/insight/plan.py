@@ -1,7 +1,9 @@
 """`nurture plan`: before an edit takes effect, what it will do to contacts already on their way.
 
-Compares each sequence file on disk with the version running (the newest recorded in the database) and
-applies the same rule the worker will apply (engine.relocate) to every contact in flight.
+Compares each sequence file on disk with the version running (as recorded in the database by the ticking
+process) and applies the same rule the worker will apply (engine.relocate) to every contact in flight. A
+file the worker would refuse (`nurture check` finds a problem in it or in the templates it uses) is shown
+with its problems and the version that stays.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from nurture.content.checker import TemplateCheck, check_sequence_file
+from nurture.content.lifecycle_file import LIFECYCLE_FILE, parse_lifecycle
 from nurture.content.loader import Problem, parse_sequence, sequence_files
 from nurture.delivery import versions
 from nurture.rules import engine
+from nurture.rules.lifecycle import Lifecycle
 from nurture.rules.sequence import Sequence, Step
-from nurture.store.models import Enrollment
+from nurture.store import versions as stored
 
 
 @dataclass
@@ -54,8 +59,7 @@ def _contacts(n: int) -> str:
 
 def plan_sequence(session: Session, new: Sequence, running: Sequence | None) -> list[str]:
     """The lines of one sequence's plan, in step order."""
-    rows = session.exec(select(Enrollment).where(Enrollment.sequence_id == new.id,
-                                                 Enrollment.status == "active")).all()
+    rows = stored.in_flight(session, new.id)
     new_order = [s.id for s in new.steps]
     staying: Counter[str] = Counter()
     moving: Counter[tuple[str, str | None]] = Counter()
@@ -84,16 +88,30 @@ def plan_sequence(session: Session, new: Sequence, running: Sequence | None) -> 
     return lines
 
 
-def make_plan(session: Session, directory: Path) -> list[SequencePlan]:
+def make_plan(session: Session, directory: Path, check: TemplateCheck) -> list[SequencePlan]:
+    """One plan per sequence file in `directory`, judged by the same checks the worker applies."""
+    stages = _lifecycle_on_disk(directory).stages
     plans = []
     for file in sequence_files(directory):
-        new, problems = parse_sequence(file.read_text(encoding="utf-8"), str(file))
-        guess_id = new.id if new else file.stem
-        row = versions.latest(session, guess_id)
+        checked = check_sequence_file(file, check, stages)
+        new = checked.sequence
+        row = versions.running(session, checked.sequence_id)
         running = parse_sequence(row.source, row.path)[0] if row else None
-        plan = SequencePlan(guess_id, str(file), row.version if row else None, new.version if new else None,
-                            problems=problems)
+        plan = SequencePlan(checked.sequence_id, _shown(file, check.root), row.version if row else None,
+                            new.version if new else None, problems=checked.problems)
         if new is not None:
             plan.lines = plan_sequence(session, new, running)
         plans.append(plan)
     return plans
+
+
+def _lifecycle_on_disk(directory: Path) -> Lifecycle:
+    path = directory / LIFECYCLE_FILE
+    return parse_lifecycle(path.read_text(encoding="utf-8"), str(path))[0] if path.is_file() else Lifecycle()
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
