@@ -1,124 +1,45 @@
 """Signup forms as files (`forms/*.yaml`) -> `Form` objects, with every problem as `path:line: message`.
 
-Read the same way as sequence files (PyYAML's node tree keeps line numbers; see nurture.content.loader), and kept
-by a `FormRegistry` that re-reads a file when it changes. A file with errors never replaces the version
-that is running. The format is documented in docs/forms.md.
+Read with line numbers like sequence files (nurture.content.yaml_reader), and kept by a `FormRegistry` that
+re-reads a file when it changes. A file with errors never replaces the version that is running. The model
+is in nurture.content.form_model; the format is documented in docs/forms.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from nurture.content.loader import Problem, _FileReader, _line, _value
+# The model is re-exported: callers import forms and their parts from here.
+from nurture.content.form_model import (  # noqa: F401
+    ATTRIBUTION_KEYS,
+    BUILTIN_FIELDS,
+    CUSTOM_TYPES,
+    DEFAULT_CONFIRM_SEQUENCE,
+    DEFAULT_LABELS,
+    FIELD_KEYS,
+    FIELD_NAME,
+    FORM_KEYS,
+    HONEYPOT,
+    MAGNET_KEYS,
+    META_FIELDS,
+    RESERVED_FIELDS,
+    STARTED,
+    FieldSpec,
+    Form,
+    LeadMagnet,
+    normalise_origin,
+)
+from nurture.content.yaml_reader import NodeReader, Problem, compose
+from nurture.content.yaml_reader import line as _line
+from nurture.content.yaml_reader import value as _value
 from nurture.rules.sequence import Sequence
 
 log = logging.getLogger(__name__)
-
-FORM_KEYS = {"id", "name", "title", "intro", "sequence", "confirm_sequence", "tags", "fields", "double_opt_in",
-             "consent_text", "consent_checkbox", "allowed_origins", "redirect", "submit_label", "success_message",
-             "lead_magnet", "phone_region", "sms_consent_text"}
-FIELD_KEYS = {"name", "label", "type", "required", "choices", "max_length", "placeholder"}
-MAGNET_KEYS = {"title", "url", "file"}
-# The contact's own columns: their type is fixed. Anything else is a custom field, kept in contact.fields.
-BUILTIN_FIELDS = {"email": "email", "first_name": "text", "last_name": "text", "phone": "tel"}
-CUSTOM_TYPES = ("text", "number", "choice", "checkbox", "date")
-# Names a form may not give its own fields: the hidden ones every form carries, and what nurture keeps.
-HONEYPOT = "website"
-STARTED = "_started"
-ATTRIBUTION_KEYS = ("source", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "ref",
-                    "gclid", "fbclid", "landing_page", "referrer")
-META_FIELDS = {HONEYPOT, STARTED, "timezone", "consent", "sms_consent", *ATTRIBUTION_KEYS}
-RESERVED_FIELDS = META_FIELDS | {"lead_magnet", "tags", "sequence", "fields", "timezone", "stage"}
-DEFAULT_CONFIRM_SEQUENCE = "confirm-email"
-_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-DEFAULT_LABELS = {"email": "Email", "first_name": "First name", "last_name": "Last name", "phone": "Phone"}
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    name: str
-    label: str
-    type: str  # email | tel | text | number | choice | checkbox | date
-    required: bool = False
-    choices: tuple[str, ...] = ()
-    max_length: int = 200
-    placeholder: str = ""
-
-    @property
-    def builtin(self) -> bool:
-        return self.name in BUILTIN_FIELDS
-
-
-@dataclass(frozen=True)
-class LeadMagnet:
-    """What the welcome email delivers after confirmation: a link, or a file kept beside the form files."""
-
-    title: str
-    url: str | None = None
-    file: str | None = None  # relative to the forms directory
-
-
-@dataclass(frozen=True)
-class Form:
-    id: str
-    name: str
-    sequence: str
-    consent_text: str
-    fields: tuple[FieldSpec, ...]
-    title: str = ""
-    intro: str = ""
-    confirm_sequence: str = DEFAULT_CONFIRM_SEQUENCE
-    tags: tuple[str, ...] = ()
-    double_opt_in: bool = True
-    consent_checkbox: bool = False
-    allowed_origins: tuple[str, ...] = ()
-    redirect: str | None = None
-    submit_label: str = "Sign up"
-    success_message: str = ""
-    lead_magnet: LeadMagnet | None = None
-    phone_region: str = "US"
-    # SMS needs consent of its own (TCPA): with this text the form shows an unticked checkbox beside it,
-    # and only a ticked box with a phone number records an SMS opt-in.
-    sms_consent_text: str = ""
-    path: str = ""
-    version: str = ""
-    key_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
-
-    def field(self, name: str) -> FieldSpec | None:
-        return next((f for f in self.fields if f.name == name), None)
-
-    def allows_origin(self, origin: str | None) -> bool:
-        return bool(origin) and ("*" in self.allowed_origins or origin.lower() in self.allowed_origins)
-
-    @property
-    def thanks_message(self) -> str:
-        if self.success_message:
-            return self.success_message
-        if self.double_opt_in:
-            return "Almost done: we've sent you an email. Click the link in it to confirm your address."
-        return "Thank you! You're signed up."
-
-    def line_of(self, key: str) -> int:
-        return self.key_lines.get(key, 1)
-
-
-def normalise_origin(value: str) -> str | None:
-    """'https://Example.com/' -> 'https://example.com'; None if it is not a bare http(s) origin."""
-    if value == "*":
-        return value
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
-            or parts.query or parts.fragment or parts.username:
-        return None
-    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def _absolute_url(value: str) -> bool:
@@ -126,7 +47,7 @@ def _absolute_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-class _FormReader(_FileReader):
+class _FormReader(NodeReader):
     """Collects problems for one form file while turning its node tree into a Form."""
 
     def items(self, fields: dict[str, Node], key: str) -> list[tuple[Node, str]]:
@@ -168,7 +89,7 @@ class _FormReader(_FileReader):
         if not fields:
             return None
         name = self.text(fields, "name", node, "field")
-        if name and not _FIELD_NAME.match(name):
+        if name and not FIELD_NAME.match(name):
             self.problem(fields["name"], f"field name {name!r} must use lowercase letters, digits and _")
         elif name in RESERVED_FIELDS:
             self.problem(fields["name"], f"field name {name!r} is reserved (nurture uses it itself)")
@@ -280,14 +201,9 @@ def _key_lines(root: MappingNode) -> dict[str, int]:
 
 def parse_form(source: str, path: str) -> tuple[Form | None, list[Problem]]:
     """Parse one form file's text. Returns the form only when it has no problems."""
-    try:
-        root = yaml.compose(source, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return None, [Problem(path, mark.line + 1 if mark else 1,
-                              f"YAML syntax error: {getattr(exc, 'problem', None) or exc}")]
+    root, problems = compose(source, path)
     if root is None:
-        return None, [Problem(path, 1, "file is empty")]
+        return None, problems or [Problem(path, 1, "file is empty")]
     if not isinstance(root, MappingNode):
         return None, [Problem(path, _line(root), "a form file must be a mapping of keys to values")]
     reader = _FormReader(path)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import yaml
 from yaml.nodes import MappingNode, Node
 
-from nurture.content.loader import Problem, _FileReader, _value
+from nurture.content.yaml_reader import NodeReader, Problem, compose
+from nurture.content.yaml_reader import value as _value
 from nurture.rules.lifecycle import DEFAULT_STAGES, Lifecycle, Scoring
 from nurture.rules.sequence import LIFECYCLE_STAGES, parse_duration
 
@@ -15,7 +15,7 @@ LIFECYCLE_FILE = "_lifecycle.yaml"  # beside the sequence files; its leading _ k
 LIFECYCLE_KEYS = {"stages", "events", "scoring", "caps", "alerts"}
 
 
-class _LifecycleReader(_FileReader):
+class _LifecycleReader(NodeReader):
     def stages(self, node: Node) -> dict[str, str]:
         if not isinstance(node, MappingNode):
             self.problem(node, "stages map each contact stage, in order, to its lifecycle stage")
@@ -99,13 +99,9 @@ class _LifecycleReader(_FileReader):
 
 def parse_lifecycle(source: str, path: str) -> tuple[Lifecycle, list[Problem]]:
     """The rules in `source`, or the defaults (and the problems) when it has errors."""
-    reader = _LifecycleReader(path)
-    try:
-        root = yaml.compose(source, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return Lifecycle(), [Problem(path, mark.line + 1 if mark else 1, f"YAML syntax error: {exc}")]
+    root, problems = compose(source, path)
     if root is None:
-        return Lifecycle(), []
+        return Lifecycle(), problems  # an empty file: the defaults
+    reader = _LifecycleReader(path)
     lifecycle = reader.lifecycle(root)
     return (Lifecycle() if reader.problems else lifecycle), sorted(reader.problems)

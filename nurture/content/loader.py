@@ -1,21 +1,17 @@
-"""Sequence files (YAML) -> `Sequence` objects, with every problem reported as `path:line: message`.
-
-The loader walks PyYAML's node tree instead of plain `safe_load` output because nodes keep their line
-numbers: a marketer who mistypes a key should be sent to the line, not to the file.
-"""
+"""Sequence files (YAML) -> `Sequence` objects, with every problem reported as `path:line: message`
+(read with line numbers by nurture.content.yaml_reader, like form and lifecycle files)."""
 
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import yaml
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import Node, ScalarNode, SequenceNode
 
+from nurture.content.yaml_reader import NodeReader, Problem, compose
+from nurture.content.yaml_reader import line as _line
+from nurture.content.yaml_reader import value as _value
 from nurture.rules.conditions import Condition, parse_condition
 from nurture.rules.sequence import (
     CHANNELS,
@@ -36,7 +32,6 @@ from nurture.rules.sequence import (
     parse_hours,
 )
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 SEQUENCE_KEYS = {"id", "name", "stage", "description", "transactional", "trigger", "reentry", "goals", "window",
                  "utm", "steps"}
 STEP_KEYS = {"id", "kind", "channel", "wait", "at", "on", "template", "subject", "if", "goto", "wait_for",
@@ -44,16 +39,6 @@ STEP_KEYS = {"id", "kind", "channel", "wait", "at", "on", "template", "subject",
 OFFER_KEYS = {"after", "offer", "template", "subject"}
 WAIT_FOR_KEYS = {"event", "timeout", "then", "else"}
 TRIGGER_KINDS = ("event", "tag", "form", "stage", "inactive")
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
 
 
 class SequenceFileError(Exception):
@@ -64,51 +49,8 @@ class SequenceFileError(Exception):
         self.problems = problems
 
 
-def _line(node: Node) -> int:
-    return node.start_mark.line + 1
-
-
-def _value(node: Node) -> object:
-    return SafeConstructor().construct_object(node, deep=True)
-
-
-class _FileReader:
-    """Collects problems for one file while turning its node tree into a Sequence."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.problems: list[Problem] = []
-
-    def problem(self, node: Node | int, message: str) -> None:
-        line = node if isinstance(node, int) else _line(node)
-        self.problems.append(Problem(self.path, line, message))
-
-    def mapping(self, node: Node, allowed: set[str], what: str) -> dict[str, Node]:
-        if not isinstance(node, MappingNode):
-            self.problem(node, f"{what} must be a mapping of keys to values")
-            return {}
-        fields: dict[str, Node] = {}
-        for key_node, value_node in node.value:
-            # The raw text, not the constructed value: YAML 1.1 reads a bare `on:` key as True.
-            key = key_node.value if isinstance(key_node, ScalarNode) else str(_value(key_node))
-            if key not in allowed:
-                self.problem(key_node, f"unknown key {key!r} in {what} (allowed: {', '.join(sorted(allowed))})")
-            elif key in fields:
-                self.problem(key_node, f"duplicate key {key!r} in {what}")
-            else:
-                fields[key] = value_node
-        return fields
-
-    def text(self, fields: dict[str, Node], key: str, parent: Node, what: str, required: bool = True) -> str:
-        node = fields.get(key)
-        if node is None:
-            if required:
-                self.problem(parent, f"{what} is missing required key {key!r}")
-            return ""
-        if not isinstance(node, ScalarNode) or node.value == "" or node.tag.endswith(":null"):
-            self.problem(node, f"{key!r} must be a non-empty text")
-            return ""
-        return str(_value(node))
+class _SequenceReader(NodeReader):
+    """Turns one sequence file's node tree into a Sequence, collecting its problems."""
 
     def triggers(self, node: Node | None) -> tuple[Trigger, ...]:
         if node is None:
@@ -187,28 +129,6 @@ class _FileReader:
             for key, target in targets:
                 if target and target not in ids:
                     self.problem(step.line_of(key), f"step {step.id!r}: {key} names unknown step {target!r}")
-
-    def flag(self, fields: dict[str, Node], key: str) -> bool:
-        node = fields.get(key)
-        if node is None:
-            return False
-        value = _value(node)
-        if not isinstance(value, bool):
-            self.problem(node, f"{key!r} must be true or false")
-            return False
-        return value
-
-    def identifier(self, fields: dict[str, Node], key: str, parent: Node, what: str) -> str:
-        value = self.text(fields, key, parent, what)
-        if value and not _ID.match(value):
-            self.problem(fields[key], f"{key} {value!r} must use lowercase letters, digits and dashes")
-        return value
-
-    def choice(self, fields: dict[str, Node], key: str, parent: Node, what: str, allowed: tuple[str, ...]) -> str:
-        value = self.text(fields, key, parent, what)
-        if value and value not in allowed:
-            self.problem(fields[key], f"unknown {key} {value!r} (expected one of: {', '.join(allowed)})")
-        return value
 
     def wait(self, fields: dict[str, Node]) -> Wait:
         parsed: dict[str, object] = {}
@@ -335,16 +255,10 @@ class _FileReader:
 def parse_sequence(source: str, path: str, partial: bool = False) -> tuple[Sequence | None, list[Problem]]:
     """Parse one sequence file's text. Returns the sequence only when there are no problems, unless
     `partial` (for `nurture check`, which goes on to check the templates of a file with other errors)."""
-    reader = _FileReader(path)
-    try:
-        root = yaml.compose(source, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        reason = getattr(exc, "problem", None) or str(exc)
-        return None, [Problem(path, line, f"YAML syntax error: {reason}")]
+    root, problems = compose(source, path)
     if root is None:
-        return None, [Problem(path, 1, "file is empty")]
+        return None, problems or [Problem(path, 1, "file is empty")]
+    reader = _SequenceReader(path)
     version = hashlib.sha256(source.encode()).hexdigest()[:12]
     sequence = reader.sequence(root, version, source)
     return (None if reader.problems and not partial else sequence), reader.problems
