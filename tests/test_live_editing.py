@@ -20,8 +20,9 @@ from nurture.delivery import versions
 from nurture.insight.plan import SequencePlan, make_plan
 from nurture.runtime import Runtime, build_runtime
 from nurture.store.db import upgrade
+from nurture.web import create_app
 from tests.conftest import FakeClock, worker_env
-from tests.helpers import add_contact, deliveries, send_due
+from tests.helpers import add_contact, deliveries, enrollment, send_due
 
 COURSE = """
 id: course
@@ -203,3 +204,36 @@ def test_simulate_does_not_show_a_version_that_never_runs(tree: Path, sqlite_url
     assert result.output.strip() == (
         "nurture: sequences/course.yaml has 2 problem(s), so the worker keeps running the last version that "
         "passed; there is nothing new to simulate until nurture check passes")
+
+
+def test_the_web_enrolls_by_the_version_the_worker_runs(runtime: Runtime, tree: Path, sqlite_url: str,
+                                                        clock: FakeClock) -> None:
+    web = create_app(start(tree, sqlite_url, clock)).test_client()  # a process of its own, like gunicorn's
+
+    def enroll(email: str) -> str:
+        response = web.post("/api/contacts", json={"email": email, "sequence": "course"},
+                            headers={"Authorization": "Bearer test-api-key-0123456789"})
+        assert response.status_code == 201, response.json
+        return enrollment(runtime, email, "course").sequence_version
+
+    first = runtime.sequences.get("course").version
+    assert enroll("ann@example.com") == first
+    edit(tree, COURSE.replace("Hello", "Hi"))
+    versions.sync(runtime)  # the worker's tick
+    clock.advance(seconds=5)
+    assert enroll("bob@example.com") == runtime.sequences.get("course").version != first
+
+    edit(tree, COURSE.replace("template: offer", "template: offfer"))  # never runs, in the web either
+    versions.sync(runtime)
+    clock.advance(seconds=5)
+    assert enroll("cy@example.com") == runtime.sequences.get("course").version != first
+    restarted = create_app(start(tree, sqlite_url, clock)).test_client()  # started while the file is broken
+    response = restarted.post("/api/contacts", json={"email": "di@example.com", "sequence": "course"},
+                              headers={"Authorization": "Bearer test-api-key-0123456789"})
+    assert response.status_code == 201, response.json
+    assert enrollment(runtime, "di@example.com", "course").sequence_version == runtime.sequences.get("course").version
+
+    edit(tree, COURSE)  # back to the first version
+    versions.sync(runtime)
+    clock.advance(seconds=5)
+    assert enroll("eve@example.com") == first

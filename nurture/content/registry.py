@@ -154,6 +154,14 @@ class SequenceRegistry:
         self._by_id[sequence.id] = sequence
         return True
 
+    def follow(self, file: Path, sequence: Sequence) -> None:
+        """Run `sequence` in place of whatever version of it runs here: the version another process adopted."""
+        with self._lock:
+            for other in [f for f, s in self._by_file.items() if s.id == sequence.id]:
+                del self._by_file[other]
+            self._by_file[file] = sequence
+            self._by_id[sequence.id] = sequence
+
     def get(self, sequence_id: str) -> Sequence | None:
         return self._by_id.get(sequence_id)
 

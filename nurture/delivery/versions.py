@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session
@@ -80,6 +81,21 @@ def sync(rt: Runtime) -> list[Problem]:
         record(session, rt.sequences.all(), rt.clock())
         session.commit()
     return problems
+
+
+def follow(rt: Runtime) -> int:
+    """For a process that does not tick (the web): run the versions the ticking process recorded as running,
+    so both enroll and explain by the same version. Reads only; returns how many sequences changed here."""
+    changed = 0
+    with Session(rt.db) as session:
+        for sequence_id, (row_id, version) in stored.running_versions(session).items():
+            held = rt.sequences.get(sequence_id)
+            row = stored.version_by_id(session, row_id) if held is None or held.version != version else None
+            sequence = parse_sequence(row.source, row.path)[0] if row is not None else None
+            if row is not None and sequence is not None:
+                rt.sequences.follow(Path(row.path), sequence)
+                changed += 1
+    return changed
 
 
 def housekeeping(rt: Runtime) -> None:

@@ -15,11 +15,23 @@ from sqlmodel import Session, select
 from nurture.store.models import Delivery, Enrollment, SequenceVersion
 
 _NEWEST_FIRST = (SequenceVersion.loaded_at.desc(), SequenceVersion.id.desc())  # type: ignore[attr-defined]
+_OLDEST_FIRST = (SequenceVersion.loaded_at.asc(), SequenceVersion.id.asc())  # type: ignore[attr-defined]
 
 
 def running_version(session: Session, sequence_id: str) -> SequenceVersion | None:
     return session.exec(select(SequenceVersion).where(SequenceVersion.sequence_id == sequence_id)
                         .order_by(*_NEWEST_FIRST)).first()
+
+
+def running_versions(session: Session) -> dict[str, tuple[int, str]]:
+    """Sequence id -> (row id, version) of the version that runs, for every sequence ever recorded."""
+    rows = session.exec(select(SequenceVersion.sequence_id, SequenceVersion.id, SequenceVersion.version)
+                        .order_by(*_OLDEST_FIRST)).all()
+    return {sequence_id: (row_id, version) for sequence_id, row_id, version in rows}  # the newest comes last
+
+
+def version_by_id(session: Session, row_id: int) -> SequenceVersion | None:
+    return session.get(SequenceVersion, row_id)
 
 
 def running_version_of_file(session: Session, path: str) -> SequenceVersion | None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
 from flask import Flask, current_app
+from sqlalchemy.exc import SQLAlchemyError
 
 from nurture.config import load_settings
+from nurture.delivery import versions
 from nurture.runtime import Runtime, build_runtime
 from nurture.store.db import upgrade
 from nurture.web.inputs import StrictJSONProvider
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024  # a signup or API request is a few hundred bytes; anything near this is not one
 
@@ -21,6 +29,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.json = StrictJSONProvider(app)  # NaN, 1e999 and runaway nesting are a 400, not a 500 further in
     app.config.update(SECRET_KEY=rt.settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY, JSON_SORT_KEYS=False)
     app.extensions["nurture"] = rt
+    app.before_request(_follow_sequences(rt))
 
     from nurture.web import api, forms, public, unsubscribe
 
@@ -37,6 +46,24 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 
     app.register_blueprint(twilio.bp)
     return app
+
+
+def _follow_sequences(rt: Runtime) -> Callable[[], None]:
+    """Before a request: run the sequence versions the worker runs (it decides which version of an edited
+    file runs; see nurture.delivery.versions.follow). Read at most once a tick: the worker changes no faster."""
+    last: list[datetime] = []
+
+    def follow() -> None:
+        now = rt.clock()
+        if last and now - last[0] < timedelta(seconds=rt.settings.tick_seconds):
+            return
+        last[:] = [now]
+        try:
+            versions.follow(rt)
+        except SQLAlchemyError as exc:  # keep serving the versions held; /healthz reports the database
+            log.warning("could not read the running sequence versions: %s", exc)
+
+    return follow
 
 
 def runtime() -> Runtime:
