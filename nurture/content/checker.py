@@ -44,6 +44,7 @@ REQUIRED_IN_EMAIL = {
     "postal_address": "has no postal address ({{ postal_address }}); CAN-SPAM requires one in every email",
 }
 TEMPLATE_SUFFIXES = (".html", ".txt")
+_SOURCE_CHECKS: dict[tuple[str, int, int, str, bool], tuple[list[Problem], list[str]]] = {}
 
 
 @dataclass(frozen=True)
@@ -171,10 +172,27 @@ class _Checker:
             if name in seen or not path.is_file():
                 continue
             seen.add(name)
+            problems, referenced = self._source_check(path, email=directory == self.templates_dir)
+            self.problems += problems
+            names += referenced
+
+    def _source_check(self, path: Path, email: bool) -> tuple[list[Problem], list[str]]:
+        """One template file's problems and the files it names, remembered while the file is unchanged:
+        every sequence shares the layout, and a process checks each sequence again when it is edited."""
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size, str(self.root), email)
+        if key not in _SOURCE_CHECKS:
+            before = len(self.problems)
             tree = self.check_source(path, path.read_text(encoding="utf-8"))
-            if directory == self.templates_dir:
+            if email:
                 self.check_blocks(path)
-            names += [n for n in jinja2.meta.find_referenced_templates(tree) if n] if tree else []
+            referenced = [n for n in jinja2.meta.find_referenced_templates(tree) if n] if tree else []
+            if len(_SOURCE_CHECKS) > 1000:  # files come and go while a process runs for months
+                _SOURCE_CHECKS.clear()
+            _SOURCE_CHECKS[key] = (self.problems[before:], referenced)
+            del self.problems[before:]
+        problems, referenced = _SOURCE_CHECKS[key]
+        return list(problems), list(referenced)
 
     def check_stages(self, sequence: Sequence, file: Path, stages: list[str]) -> None:
         for step in sequence.steps:
