@@ -24,10 +24,12 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Worker
 from rq.cron import CronScheduler
+from rq.job import Job
 
 from nurture import jobs
 from nurture.config import ConfigError, load_settings
 from nurture.content.rendering import RenderError, email_templates
+from nurture.delivery import versions
 from nurture.runtime import current_runtime
 from nurture.store.db import upgrade
 
@@ -94,9 +96,18 @@ def run_cron(redis_url: str, queue_name: str, interval: int) -> None:
 
 class NurtureWorker(Worker):
     """RQ's worker, remembering whether it was asked to stop: its work loop returns the same way after a
-    SIGTERM and after a lost connection, and only the second should start it again."""
+    SIGTERM and after a lost connection, and only the second should start it again.
+
+    It also reads the sequence files itself before it forks a work horse for a job. What a horse learns dies
+    with it: when only the horses read the files, each tick started from the worker's start-up state,
+    checked an edited file again and logged a refused edit again. Read here, every horse inherits what was
+    read and said already, and the tick's own refresh finds nothing new."""
 
     stop_asked = False
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        versions.refresh_before_fork(current_runtime())
+        super().execute_job(job, queue)
 
     def request_stop(self, signum, frame) -> None:  # noqa: ANN001  (RQ's signal handler signature)
         self.stop_asked = True

@@ -7,10 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis import Redis
+from rq import Queue
 
 import worker
+from nurture import jobs
 from nurture.config import load_settings
 from nurture.runtime import Runtime, build_runtime, use_runtime
+from nurture.store.db import upgrade
 from tests.conftest import FakeClock, worker_env
 
 CUSTOMER = """
@@ -42,6 +46,7 @@ def customer_runtime(tmp_path: Path, sqlite_url: str, clock: FakeClock) -> Itera
         (root / "email_templates" / f"{name}.txt").write_text(EMAIL)
     (root / "sms_templates" / "reminder.txt").write_text("See you Saturday!")
     rt = build_runtime(load_settings(worker_env(root, sqlite_url)), clock=clock)
+    upgrade(rt.db)
     use_runtime(rt)
     yield rt
     use_runtime(None)
@@ -74,3 +79,46 @@ def test_the_tick_being_queued_is_logged_at_debug(cron_logger: logging.Logger,
     with caplog.at_level(logging.DEBUG):
         cron_logger.info("Enqueued job tick to queue nurture")
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("DEBUG", "Enqueued job tick to queue nurture")]
+
+
+COURSE = """
+id: course
+name: Course
+stage: nurture-prospects
+steps:
+  - {id: hello, kind: educate, template: thanks, subject: Hello}
+"""
+
+
+class _BurstWorker(worker.NurtureWorker):
+    def subscribe(self) -> None:
+        """No pubsub thread (it carries `rq` commands, none used here): redis-py joins it on stop while it
+        waits up to 60 s for a message, so a burst worker took a minute to finish."""
+
+
+def test_a_refused_edit_is_logged_once_by_a_worker_that_forks_for_each_tick(
+        customer_runtime: Runtime, redis_url: str, tmp_path: Path) -> None:
+    """RQ runs every job in a work horse forked from the worker, and what a horse learns dies with it: each
+    tick used to start from the worker's start-up state, check the edited file again and say so again."""
+    rt = customer_runtime
+    rt.redis = Redis.from_url(redis_url)
+    (rt.settings.sequences_dir / "course.yaml").write_text(COURSE)
+    jobs.tick()  # the worker has run the first version
+    running = rt.sequences.get("course").version
+    rt.db.dispose()
+    (rt.settings.sequences_dir / "course.yaml").write_text(COURSE.replace("template: thanks", "template: thanx"))
+    queue = Queue(rt.settings.queue_name, connection=rt.redis)
+    for n in range(3):
+        queue.enqueue(jobs.tick, job_id=f"tick-{n}")
+    said = tmp_path / "worker.log"  # the horses are other processes: they write to the file this opened
+    handler = logging.FileHandler(said)
+    logging.getLogger("nurture").addHandler(handler)
+    try:
+        _BurstWorker([queue], connection=rt.redis).work(burst=True)
+    finally:
+        logging.getLogger("nurture").removeHandler(handler)
+        handler.close()
+    lines = said.read_text().splitlines()
+    assert [line for line in lines if "course.yaml has errors" in line] == [
+        f"sequences/course.yaml has errors; version {running} keeps running (nurture check):"]
+    assert rt.sequences.get("course").step("hello").template == "thanks"

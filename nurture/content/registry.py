@@ -107,7 +107,8 @@ class SequenceRegistry:
         self._refused[file] = refusal
         kept = self._by_file.get(file)
         if kept is None:
-            log.error("%s has errors and is not running (nurture check):", self._shown(file))
+            # ERROR: nothing of this file runs here (unless a last good version is restored from the database).
+            log.error("%s has errors, so this text of it does not run (nurture check):", self._shown(file))
         else:
             log.warning("%s has errors; version %s keeps running (nurture check):", self._shown(file), kept.version)
         for problem in refusal.problems:

@@ -83,6 +83,17 @@ def sync(rt: Runtime) -> list[Problem]:
     return problems
 
 
+def refresh_before_fork(rt: Runtime) -> None:
+    """For a worker about to fork a work horse: read the sequence files here, in the long-lived process, so
+    that a refused edit is checked and logged once, not by every horse again. A file broken since start-up
+    gets its last good version from the database; no connection is left open to cross the fork."""
+    rt.sequences.refresh()
+    if rt.sequences.broken_files():
+        with Session(rt.db) as session:
+            restore_broken(session, rt.sequences)
+        rt.db.dispose()
+
+
 def follow(rt: Runtime) -> int:
     """For a process that does not tick (the web): run the versions the ticking process recorded as running,
     so both enroll and explain by the same version. Reads only; returns how many sequences changed here."""
