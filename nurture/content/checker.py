@@ -73,7 +73,8 @@ class CheckResult:
                 f"no problems")
 
 
-def _shown(path: Path, root: Path) -> str:
+def shown_path(path: Path, root: Path) -> str:
+    """`path` as problems show it: relative to the project folder when inside it."""
     try:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:
@@ -104,16 +105,16 @@ class _Checker:
         self.warnings: list[Problem] = []
 
     def add(self, path: Path | str, line: int, message: str) -> None:
-        shown = _shown(path, self.root) if isinstance(path, Path) else path
+        shown = shown_path(path, self.root) if isinstance(path, Path) else path
         self.problems.append(Problem(shown, line, message))
 
     def add_all(self, problems: list[Problem]) -> None:
         """Problems found by the loader, their paths shown like every other (relative to the root)."""
-        self.problems += [Problem(_shown(Path(p.path), self.root) if Path(p.path).is_absolute() else p.path,
+        self.problems += [Problem(shown_path(Path(p.path), self.root) if Path(p.path).is_absolute() else p.path,
                                   p.line, p.message) for p in problems]
 
     def warn(self, path: Path, line: int, message: str) -> None:
-        self.warnings.append(Problem(_shown(path, self.root), line, f"warning: {message}"))
+        self.warnings.append(Problem(shown_path(path, self.root), line, f"warning: {message}"))
 
     def check_source(self, path: Path, source: str) -> nodes.Template | None:
         """Syntax and names of one template source; returns its AST when it parses."""
@@ -155,7 +156,7 @@ class _Checker:
             text = sms.templates_dir / f"{step.template}.txt"
             if step.channel == "sms" and step.template and not text.is_file():
                 self.add(file, step.line_of("template"), f"step {step.id!r}: unknown text template "
-                                                         f"{step.template!r} (no {_shown(text, self.root)})")
+                                                         f"{step.template!r} (no {shown_path(text, self.root)})")
         self.check_sources_used(self.templates_dir, [f"{name}{suffix}" for name in email_templates(sequence)
                                                      for suffix in TEMPLATE_SUFFIXES])
         self.check_sources_used(sms.templates_dir, [f"{s.template}.txt" for s in sequence.steps
@@ -216,7 +217,7 @@ class _Checker:
             if not (self.templates_dir / f"{step.template}{suffix}").is_file():
                 self.add(sequence_file, step.line_of("template"),
                          f"step {step.id!r}: unknown template {step.template!r} "
-                         f"(no {_shown(self.templates_dir / (step.template + suffix), self.root)})")
+                         f"(no {shown_path(self.templates_dir / (step.template + suffix), self.root)})")
                 missing = True
         self.check_subject(sequence_file, step.line_of("subject"), step.id, step.subject)
         if not missing:
@@ -367,7 +368,7 @@ def _check_lifecycle(checker: _Checker, sequences_dir: Path, sequences: dict[str
     path = sequences_dir / LIFECYCLE_FILE
     rules = Lifecycle()
     if path.is_file():
-        rules, problems = parse_lifecycle(path.read_text(encoding="utf-8"), _shown(path, checker.root))
+        rules, problems = parse_lifecycle(path.read_text(encoding="utf-8"), shown_path(path, checker.root))
         checker.problems += problems
         if rules.scoring.sequence and rules.scoring.sequence not in sequences:
             checker.add(path, 1, f"scoring.sequence names unknown sequence {rules.scoring.sequence!r}")

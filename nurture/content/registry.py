@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from nurture.content.checker import TemplateCheck, check_sequence_file
+from nurture.content.checker import TemplateCheck, check_sequence_file, shown_path
 from nurture.content.lifecycle_file import LIFECYCLE_FILE, parse_lifecycle
 from nurture.content.loader import Problem, sequence_files
 from nurture.rules.lifecycle import Lifecycle
@@ -134,10 +134,7 @@ class SequenceRegistry:
         return True
 
     def _shown(self, path: Path) -> str:
-        try:
-            return str(path.resolve().relative_to(self.check.root.resolve()))
-        except ValueError:
-            return str(path)
+        return shown_path(path, self.check.root)
 
     def refused(self) -> dict[Path, Refusal]:
         """Files whose text on disk does not run, and why."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from nurture.content.checker import TemplateCheck, check_sequence_file
+from nurture.content.checker import TemplateCheck, check_sequence_file, shown_path
 from nurture.content.lifecycle_file import LIFECYCLE_FILE, parse_lifecycle
 from nurture.content.loader import Problem, parse_sequence, sequence_files
 from nurture.delivery import versions
@@ -97,7 +97,7 @@ def make_plan(session: Session, directory: Path, check: TemplateCheck) -> list[S
         new = checked.sequence
         row = versions.running(session, checked.sequence_id)
         running = parse_sequence(row.source, row.path)[0] if row else None
-        plan = SequencePlan(checked.sequence_id, _shown(file, check.root), row.version if row else None,
+        plan = SequencePlan(checked.sequence_id, shown_path(file, check.root), row.version if row else None,
                             new.version if new else None, problems=checked.problems)
         if new is not None:
             plan.lines = plan_sequence(session, new, running)
@@ -108,10 +108,3 @@ def make_plan(session: Session, directory: Path, check: TemplateCheck) -> list[S
 def _lifecycle_on_disk(directory: Path) -> Lifecycle:
     path = directory / LIFECYCLE_FILE
     return parse_lifecycle(path.read_text(encoding="utf-8"), str(path))[0] if path.is_file() else Lifecycle()
-
-
-def _shown(path: Path, root: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(root.resolve()))
-    except ValueError:
-        return str(path)
