@@ -237,3 +237,14 @@ def test_the_web_enrolls_by_the_version_the_worker_runs(runtime: Runtime, tree: 
     versions.sync(runtime)
     clock.advance(seconds=5)
     assert enroll("eve@example.com") == first
+
+
+def test_a_web_started_after_a_sequence_file_was_deleted_does_not_run_it(runtime: Runtime, tree: Path,
+                                                                         sqlite_url: str, clock: FakeClock) -> None:
+    (tree / "sequences" / "course.yaml").unlink()
+    versions.sync(runtime)
+    assert runtime.sequences.get("course") is None
+    web = create_app(start(tree, sqlite_url, clock)).test_client()
+    response = web.post("/api/contacts", json={"email": "ann@example.com", "sequence": "course"},
+                        headers={"Authorization": "Bearer test-api-key-0123456789"})
+    assert response.status_code == 400 and response.json["error"] == "unknown sequence 'course'"

@@ -101,9 +101,14 @@ def follow(rt: Runtime) -> int:
     with Session(rt.db) as session:
         for sequence_id, (row_id, version) in stored.running_versions(session).items():
             held = rt.sequences.get(sequence_id)
-            row = stored.version_by_id(session, row_id) if held is None or held.version != version else None
-            sequence = parse_sequence(row.source, row.path)[0] if row is not None else None
-            if row is not None and sequence is not None:
+            if held is not None and held.version == version:
+                continue
+            row = stored.version_by_id(session, row_id)
+            # A sequence whose file was deleted runs nowhere: the worker dropped it when the file went.
+            if row is None or not Path(row.path).is_file():
+                continue
+            sequence, _ = parse_sequence(row.source, row.path)
+            if sequence is not None:
                 rt.sequences.follow(Path(row.path), sequence)
                 changed += 1
     return changed
