@@ -33,8 +33,9 @@ faults: install
 check: install
 	$(BIN)/nurture check
 
+# Every benchmark (P1-P5, issue 16), then one line per target with its figure; ~30 min. See bench/README.md.
 bench: install
-	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
