@@ -2,13 +2,14 @@
 
 Assembled from stdlib primitives rather than `EmailMessage`: the latter costs ~2.4 ms per 5 KB message here
 (pure-Python quoted-printable and header folding), more than rendering and sending together. `binascii`'s
-QP encoder is C and also keeps every line under SMTP's 998-byte limit (it soft-wraps at 76). Tests parse
-the result with the `email` package to hold it to the standard.
+QP encoder is C and also keeps every line under SMTP's 998-byte limit (it soft-wraps at 76); the lines of
+the compiled template come already encoded with the rendered content (see nurture.content.qp), so only what
+a message changes is encoded for it. Tests parse the result with the `email` package to hold it to
+the standard.
 """
 
 from __future__ import annotations
 
-import binascii
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -19,6 +20,7 @@ from functools import lru_cache
 import dkim
 
 from nurture.config import DkimSettings
+from nurture.content.qp import encode as qp_encode
 from nurture.content.rendering import RenderedEmail
 
 # Signed headers. List-Unsubscribe and List-Unsubscribe-Post must be covered (RFC 8058 section 4), or a
@@ -66,12 +68,6 @@ def _address(name: str, address: str) -> str:
     return formataddr((one_line(name), one_line(address)), charset="utf-8")
 
 
-def _qp(text: str) -> bytes:
-    # b2a_qp soft-wraps at 76 with bare LF when the input has no CRLF; SMTP wants CRLF everywhere.
-    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
-    return binascii.b2a_qp(normalised.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
-
-
 @lru_cache(maxsize=8)
 def _sender(mail_from: str) -> tuple[str, str]:
     """MAIL_FROM as (name, address). It is the same string for every message, and parseaddr is not cheap."""
@@ -99,8 +95,8 @@ def build_email(envelope: Envelope, content: RenderedEmail) -> OutgoingEmail:
         headers += [f"List-Unsubscribe: {', '.join(targets)}", "List-Unsubscribe-Post: List-Unsubscribe=One-Click"]
     headers += ["MIME-Version: 1.0", f'Content-Type: multipart/alternative; boundary="{boundary}"']
     parts = [
-        (b"text/plain", _qp(content.text)),
-        (b"text/html", _qp(content.html)),
+        (b"text/plain", qp_encode(content.text, content.text_blocks)),
+        (b"text/html", qp_encode(content.html, content.html_blocks)),
     ]
     body = [b"\r\n".join(h.encode("ascii") for h in headers), b"", b"This is a multipart message in MIME format."]
     for content_type, payload in parts:

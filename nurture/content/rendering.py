@@ -15,13 +15,14 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from premailer import Premailer
 
+from nurture.content.qp import Blocks, static_blocks
 from nurture.rules.sequence import Sequence
 
 _EXTENDS = re.compile(r"{%-?\s*extends\s+[\"']([^\"']+)[\"']\s*-?%}")
@@ -39,6 +40,10 @@ class RenderedEmail:
     subject: str
     html: str
     text: str
+    # The template's unchanging runs of lines, quoted-printable already (nurture.content.qp): building the
+    # message encodes only what this one changed.
+    html_blocks: Blocks = field(default=(), repr=False, compare=False)
+    text_blocks: Blocks = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class _Compiled:
     version: str
     html: jinja2.Template
     text: jinja2.Template
+    html_blocks: Blocks
+    text_blocks: Blocks
 
 
 def make_environment(templates_dir: Path) -> jinja2.Environment:
@@ -145,6 +152,8 @@ class TemplateCatalog:
             version=version,
             html=self.env.from_string(html_source),
             text=self.env.from_string("{% autoescape false %}" + text_source + "{% endautoescape %}"),
+            html_blocks=static_blocks(html_source),
+            text_blocks=static_blocks(text_source),
         )
 
     def email(self, template: str) -> _Compiled:
@@ -176,6 +185,8 @@ class TemplateCatalog:
                 subject=" ".join(self.subject(subject).render(context).split()),
                 html=compiled.html.render(context),
                 text=compiled.text.render(context),
+                html_blocks=compiled.html_blocks,
+                text_blocks=compiled.text_blocks,
             )
         except jinja2.UndefinedError as exc:
             raise RenderError(f"{template}: {exc.message}") from exc

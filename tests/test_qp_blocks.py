@@ -1,0 +1,62 @@
+"""Messages are built from runs of the compiled template encoded once (nurture.content.qp): the bytes must be
+exactly those of encoding the whole rendered text, whatever the message changed around the runs."""
+
+from __future__ import annotations
+
+import binascii
+import random
+
+from nurture.content.qp import encode, static_blocks
+from nurture.delivery.channels.email import compose_email, track
+from nurture.delivery.context import template_context
+from nurture.store.models import Contact
+
+PIECES = ["a", "b", " ", "\t", "=", ".", "é", "€", "\n", "\n", "\r\n", "\r", "x" * 70, '<a href="x">', "\x00",
+          "\x7f", "  \n", "=\n", "\t\n", "From ", "-", "{{ name }}", "{% if x %}"]
+
+
+def whole(text: str) -> bytes:
+    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+    return binascii.b2a_qp(normalised.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+def test_it_encodes_any_text_exactly_as_encoding_it_whole() -> None:
+    chance = random.Random(16)
+    for _ in range(3000):
+        template = "".join(chance.choice(PIECES) for _ in range(chance.randint(0, 40)))
+        # A "message": the template's text with some lines dropped, doubled or changed, as rendering does.
+        lines = template.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        message = "\n".join(line if chance.random() < 0.7 else chance.choice(["", line * 2, "Ann = 1 "])
+                            for line in lines)
+        blocks = static_blocks(template)
+        assert encode(message, blocks) == whole(message), (template, message)
+        assert encode(template, blocks) == whole(template)
+
+
+def test_it_uses_the_runs_of_unchanging_lines_and_not_those_with_tags_or_links() -> None:
+    source = "".join(f"<p>plain line {i} of the layout, long enough to be worth a run</p>\n" for i in range(4))
+    source += '<a href="https://example.com">x</a>\n<p>{{ contact.first_name }}</p>\n' + source + "end"
+    blocks = static_blocks(source)
+    assert len(blocks) == 2
+    assert all(b"{{" not in run and b"href=" not in run for run, _ in blocks)
+    assert all(run.endswith(b"\n") for run, _ in blocks)
+
+
+def test_a_starter_email_is_byte_for_byte_what_encoding_it_whole_gives(make_runtime, sqlite_url, clock) -> None:
+    rt = make_runtime(sqlite_url, TRACK_CLICKS="true", TRACK_OPENS="true")
+    now = clock()
+    contact = Contact(id=7, email="ann@example.com", first_name="Zoë", last_name="Lee", created_at=now,
+                      updated_at=now, fields={"class_name": "Wheel = throwing "})
+    checked = 0
+    for sequence in rt.sequences.all():
+        for step in sequence.steps:
+            if step.channel != "email" or not step.template:
+                continue
+            token = rt.signer.unsubscribe_token(41)
+            context = template_context(rt, contact, sequence, step, token, 41)
+            content = track(rt, rt.catalog.render_email(step.template, step.subject, context), 41, token)
+            assert content.html_blocks, step.template  # the layout's runs are there to be used
+            data = compose_email(rt, contact, sequence, step, 41, now).data
+            assert whole(content.html) in data and whole(content.text) in data, step.template
+            checked += 1
+    assert checked >= 5
