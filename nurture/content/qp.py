@@ -5,7 +5,7 @@ encoded once per template version, and a message encodes only what it changed.
 more than the Jinja render). It encodes each line on its own (trailing whitespace before a line break and
 the soft breaks at 76 columns depend only on that line), so a text cut at line breaks encodes to exactly
 the bytes of the text encoded whole. `encode` cuts the rendered text around the runs found in it, takes
-their bytes as they were encoded at compile time and encodes the rest; tests/test_qp_blocks.py holds it to
+their bytes as they were encoded at compile time and encodes the rest; tests/test_message_building.py holds it to
 byte equality with encoding the whole text.
 """
 

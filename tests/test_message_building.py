@@ -1,5 +1,6 @@
-"""Messages are built from runs of the compiled template encoded once (nurture.content.qp): the bytes must be
-exactly those of encoding the whole rendered text, whatever the message changed around the runs."""
+"""What makes building a message cheap must leave the message as it was: runs of the compiled template
+encoded once (nurture.content.qp) give exactly the bytes of encoding the whole rendered text, whatever the
+message changed around them, and the link tokens are itsdangerous's own."""
 
 from __future__ import annotations
 
@@ -60,3 +61,21 @@ def test_a_starter_email_is_byte_for_byte_what_encoding_it_whole_gives(make_runt
             assert whole(content.html) in data and whole(content.text) in data, step.template
             checked += 1
     assert checked >= 5
+
+
+def test_the_per_message_tokens_are_itsdangerous_tokens_exactly() -> None:
+    """The signer made once (nurture.rules.tokens._Dumps) must sign as itsdangerous does: links in mail
+    already sent carry tokens made the old way."""
+    from itsdangerous import URLSafeSerializer
+
+    from nurture.rules.tokens import LinkSigner
+
+    secret = "a-secret-key-of-some-length-0123456789"
+    signer = LinkSigner(secret)
+    for delivery_id in (0, 41, 10**12):
+        url = f"https://example.com/{'p' * (delivery_id % 97)}?q=é&x=1"
+        assert signer.unsubscribe_token(delivery_id) == URLSafeSerializer(secret, salt="nurture.unsubscribe").dumps(
+            delivery_id)
+        assert signer.click_token(delivery_id, url) == URLSafeSerializer(secret, salt="nurture.click").dumps(
+            [delivery_id, url])
+        assert signer.clicked(signer.click_token(delivery_id, url)) == (delivery_id, url)
