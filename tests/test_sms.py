@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import phonenumbers
 import pytest
 
 from nurture.rules.sms import keyword, regions_of, segments, ucs2_characters, with_opt_out_notice
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_plain_text_of_160_characters_is_one_gsm7_segment() -> None:
@@ -84,3 +91,34 @@ def test_the_first_text_names_the_brand_unless_it_already_does() -> None:
     assert notice == "See you Saturday!\n\nJuniper: Reply STOP to opt out."
     named = with_opt_out_notice("Juniper here: see you!", "Juniper")
     assert named == "Juniper here: see you!\n\nReply STOP to opt out."
+
+
+def test_a_us_numbers_state_is_the_one_phonenumbers_geocoder_names() -> None:
+    """nurture.rules.us_area_states is a table made from the geocoder's data: it must say what the geocoder
+    says, for every US prefix the geocoder knows (and the numbers around them)."""
+    from phonenumbers import geocoder
+    from phonenumbers.geodata import GEOCODE_DATA
+
+    from nurture.rules.sms import _STATE_CODES, US_STATES
+
+    def by_geocoder(phone: str) -> tuple[str, ...]:
+        number = phonenumbers.parse(phone, None)
+        place = geocoder.description_for_number(number, "en")
+        state = US_STATES.get(place) or place.rpartition(", ")[2]
+        return (f"US-{state}", "US") if state in _STATE_CODES else ("US",)
+
+    checked = 0
+    for prefix in (key for key in GEOCODE_DATA if key.startswith("1")):
+        for filler in ("5550123456", "2345678901", "9876543210"):
+            phone = "+" + (prefix + filler)[:11]
+            if phonenumbers.region_code_for_number(phonenumbers.parse(phone, None)) == "US":
+                assert regions_of(phone) == by_geocoder(phone), phone
+                checked += 1
+    assert checked > 50_000
+
+
+def test_no_process_loads_phonenumbers_geocoding_data() -> None:
+    """The geocoder's data for every country and language is ~100 MB in each process that imports it."""
+    code = ("import sys, worker, nurture.web, nurture.cli, nurture.jobs; "
+            "sys.exit('phonenumbers.geodata' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0

@@ -12,11 +12,12 @@ from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from phonenumbers import geocoder
 from phonenumbers import timezone as phone_timezone
+from phonenumbers.phonenumberutil import is_number_type_geographical
 
 from nurture.rules.engine import next_in_window
 from nurture.rules.sequence import Window
+from nurture.rules.us_area_states import state_for
 
 # --- Length and cost ---------------------------------------------------------------------------------------
 
@@ -191,8 +192,9 @@ def _parse(phone: str) -> phonenumbers.PhoneNumber | None:
 def regions_of(phone: str) -> tuple[str, ...]:
     """The regions a number belongs to, most specific first: ("US-FL", "US") for a Florida area code.
 
-    US states come from the area code (phonenumbers' geocoder says "Florida" or "Miami, FL"). That is what
-    the stricter state laws go by too: Florida and Oklahoma presume an in-state area code means a resident.
+    US states come from the area code (phonenumbers' geocoding data, as a table of prefixes: see
+    nurture.rules.us_area_states). That is what the stricter state laws go by too: Florida and Oklahoma
+    presume an in-state area code means a resident.
     """
     number = _parse(phone)
     country = phonenumbers.region_code_for_number(number) if number else None
@@ -200,9 +202,17 @@ def regions_of(phone: str) -> tuple[str, ...]:
         return ()
     if country != "US":
         return (country,)
-    place = geocoder.description_for_number(number, "en")
-    state = US_STATES.get(place) or place.rpartition(", ")[2]
-    return (f"US-{state}", "US") if state in _STATE_CODES else ("US",)
+    state = _us_state(number) if number else ""
+    return (f"US-{state}", "US") if state else ("US",)
+
+
+def _us_state(number: phonenumbers.PhoneNumber) -> str:
+    """The state phonenumbers' geocoder would name for a US number, by the same steps: a number of no
+    known type, or of a type that is not tied to a place (toll-free), has none."""
+    kind = phonenumbers.number_type(number)
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN or not is_number_type_geographical(kind, number.country_code):
+        return ""
+    return state_for(phonenumbers.national_significant_number(number))
 
 
 def zones_of(phone: str) -> tuple[tzinfo, ...]:
