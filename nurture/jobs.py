@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from redis import Redis
 from rq import Queue
 from rq.job import JobStatus
 
@@ -29,9 +30,32 @@ def enqueue_batch(rt: Runtime, queue: Queue, token: str) -> None:
                   result_ttl=3600, failure_ttl=7 * 86400)
 
 
+def _tick_requested_key(rt: Runtime) -> str:
+    return f"nurture:{rt.settings.queue_name}:tick-requested"
+
+
+def request_tick(rt: Runtime, client: Redis) -> bool:
+    """Queue a tick now (after a sign-up or a confirmation: the email goes out in seconds), unless one is
+    queued already and has not started. Returns whether this call queued it.
+
+    One tick waiting is enough for every sign-up committed before it starts: it claims after it started.
+    Without the gate each sign-up queued one more run of the same tick (RQ pushes a job id again even
+    when it is already waiting): a burst of 100 sign-ups a second meant 100 ticks a second for the
+    worker, and 2 Redis round trips each for the web worker instead of the one SET here. The tick clears
+    the gate when it starts (`tick`), so a sign-up after that queues the next one; the expiry only
+    matters if a tick was queued and lost.
+    """
+    if not client.set(_tick_requested_key(rt), "1", nx=True, ex=60):
+        return False
+    Queue(rt.settings.queue_name, connection=client).enqueue("nurture.jobs.tick", job_id="signup-tick",
+                                                             result_ttl=0, failure_ttl=3600)
+    return True
+
+
 def tick() -> int:
     """Find due work and queue it in batches. Run every TICK_SECONDS by the worker's cron scheduler."""
     rt = current_runtime()
+    rt.redis_connection().delete(_tick_requested_key(rt))  # before claiming: see request_tick
     versions.housekeeping(rt)  # reload edited sequence files (a broken one keeps its version); win-back
     signup.expire_pending(rt)  # unconfirmed double opt-in sign-ups lapse after SIGNUP_EXPIRY_HOURS
     alerts.send_alerts(rt)

@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 from redis import Redis
-from rq import Queue
+from rq import Queue, SimpleWorker
 from sqlmodel import Session, select
 
 from nurture.people import signup
-from nurture.runtime import Runtime
+from nurture.runtime import Runtime, use_runtime
 from nurture.store.models import Consent, Contact, Enrollment, Event
 from nurture.web import create_app
 from tests.conftest import ROOT, FakeClock, SmtpServer, free_port, worker_env
@@ -365,6 +365,31 @@ def test_a_sign_up_queues_a_tick_so_the_confirmation_goes_out_at_once(make_runti
     rt = make_runtime(database_url, REDIS_URL=redis_url)
     post(create_app(rt).test_client(), rt, clock, email="ann@example.com")
     assert Queue(rt.settings.queue_name, connection=Redis.from_url(redis_url)).job_ids == ["signup-tick"]
+
+
+def test_a_burst_of_sign_ups_queues_one_tick_not_one_each(make_runtime, database_url, project_with_forms,
+                                                          redis_url, clock) -> None:
+    rt = make_runtime(database_url, REDIS_URL=redis_url)
+    client = create_app(rt).test_client()
+    for n in range(3):
+        post(client, rt, clock, email=f"p{n}@example.com")
+    assert Queue(rt.settings.queue_name, connection=Redis.from_url(redis_url)).job_ids == ["signup-tick"]
+
+
+def test_a_sign_up_after_the_tick_started_queues_the_next_one(make_runtime, database_url, project_with_forms,
+                                                              redis_url, clock) -> None:
+    rt = make_runtime(database_url, REDIS_URL=redis_url)
+    client, redis = create_app(rt).test_client(), Redis.from_url(redis_url)
+    queue = Queue(rt.settings.queue_name, connection=redis)
+    post(client, rt, clock, email="ann@example.com")
+    use_runtime(rt)
+    try:
+        SimpleWorker([queue], connection=redis).work(burst=True)  # the tick, then the batch it queued
+    finally:
+        use_runtime(None)
+    assert queue.job_ids == []
+    post(client, rt, clock, email="bob@example.com")
+    assert queue.job_ids == ["signup-tick"]
 
 
 def test_cors_answers_only_the_forms_allowed_origins(rt, client, clock) -> None:

@@ -26,10 +26,10 @@ from flask_limiter.util import get_remote_address
 from jinja2.utils import htmlsafe_json_dumps
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import Queue
 from sqlmodel import Session
 from werkzeug.exceptions import HTTPException
 
+from nurture import jobs
 from nurture.content.forms import ATTRIBUTION_KEYS, HONEYPOT, STARTED, Form, FormRegistry
 from nurture.people import signup
 from nurture.people.submission import FORM_ERROR, InvalidSignup
@@ -273,8 +273,7 @@ def _nudge_worker(rt: Runtime) -> None:
         client = Redis.from_url(rt.settings.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
         current_app.extensions["nurture.redis"] = client
     try:
-        Queue(rt.settings.queue_name, connection=client).enqueue("nurture.jobs.tick", job_id="signup-tick",
-                                                                 result_ttl=0, failure_ttl=3600)
+        jobs.request_tick(rt, client)  # one Redis round trip when a tick is queued already
     except (RedisError, OSError) as exc:
         log.info("could not queue a tick after a sign-up (the next scheduled tick sends it): %s", exc)
 
