@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -73,6 +73,9 @@ class Enrollment(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("contact_id", "sequence_id", "entry", name="uq_enrollment_contact_sequence_entry"),
         Index("ix_enrollment_due", "status", "due_at"),
+        # Only claimed rows: every lookup is by one token (migration 0002 says what it saves).
+        Index("ix_enrollment_claim_token", "claim_token", sqlite_where=text("claim_token IS NOT NULL"),
+              postgresql_where=text("claim_token IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -86,7 +89,7 @@ class Enrollment(SQLModel, table=True):
     step_entered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # when it reached step_id
     stop_reason: str | None = Field(default=None, max_length=200)
     attempts: int = 0  # temporary failures of the current step
-    claim_token: str | None = Field(default=None, max_length=32, index=True)
+    claim_token: str | None = Field(default=None, max_length=32)
     claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
