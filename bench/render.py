@@ -2,7 +2,8 @@
 
     python bench/render.py [--template customer/thank-you] [--rounds 15] [--calls 300]
 
-In one process, taking turns round after round (the median of the rounds is printed), it times per message:
+In one process, taking turns round after round (the median of the rounds is printed), it times the CPU
+spent per message:
 
   jinja      the compiled subject, HTML and text templates rendered with a prepared context: the Jinja
              render alone, the part no design can skip.
