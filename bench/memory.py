@@ -14,7 +14,8 @@ Printed: the peak of the largest single process's RSS, the peak of the worker's 
 together: what the worker costs the machine), and both again during the first and the last `--window`
 (10,000) messages. Targets: both peaks < 150 MB, and the last window's PSS peak no higher than the first's
 (2% allowed for sampling: the sampling may catch a batch's horse at a different point of its work).
-The run is checked like dispatch.py's: exactly N sent, N deliveries, no failed job.
+The run is checked like dispatch.py's: exactly N sent, N deliveries, no failed job. Ctrl-C (or SIGTERM)
+stops everything and prints the figures for the messages sent so far, marked as partial.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -92,7 +94,12 @@ def drain(rt: Runtime, sink, n: int, worker, samples: Samples, every: float, tim
     return time.perf_counter() - start
 
 
+def _terminated(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminated)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
@@ -125,8 +132,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         samples = Samples()
         samples.take(0, workers[0][0].pid)
+        started = time.perf_counter()
         try:
             elapsed = drain(rt, sink, args.n, workers[0], samples, args.every, max(1800.0, args.n / 10))
+        except KeyboardInterrupt:  # a run cut short still says what it saw, as a partial result
+            sent = sink.count
+            log(f"bench: interrupted after {sent:,} messages; the figures below are for those only")
+            return report(samples, sent, min(window, sent // 2), time.perf_counter() - started,
+                          [f"interrupted after {sent:,} of {args.n:,} messages"])
         except (TimeoutError, SetupError) as exc:
             log(f"bench: {exc}\n{workers[0][1].read_text(errors='replace')[-2000:]}")
             return 1
