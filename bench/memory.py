@@ -159,8 +159,8 @@ def report(samples: Samples, n: int, window: int, elapsed: float, problems: list
     for problem in problems:
         print(f"FAILED: {problem}", flush=True)
     flat = last["pss"] <= first["pss"] * (1 + FLAT_TOLERANCE)
-    summary("P5 memory", f"peak RSS {peak['rss']:.0f} MB, PSS {peak['pss']:.0f} MB; last {window // 1000}k "
-            f"{last['pss']:.0f} MB against first {window // 1000}k {first['pss']:.0f} MB (PSS)",
+    summary("P5 memory", f"peak RSS {peak['rss']:.0f} MB, PSS {peak['pss']:.0f} MB; last {window:,} "
+            f"{last['pss']:.0f} MB against first {window:,} {first['pss']:.0f} MB (PSS)",
             f"< {LIMIT_MB:.0f} MB and flat", max(peak["rss"], peak["pss"]) < LIMIT_MB and flat and not problems)
     return 1 if problems else 0
 
