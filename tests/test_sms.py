@@ -82,6 +82,8 @@ def test_anything_else_is_a_reply_not_a_keyword(body: str) -> None:
 def test_a_us_number_knows_its_state_from_the_area_code() -> None:
     assert regions_of("+13055550123") == ("US-FL", "US")
     assert regions_of("+12125550123") == ("US-NY", "US")  # "New York, NY"
+    assert regions_of("+12065550123") == ("US-WA", "US")  # "Washington State"
+    assert regions_of("+15095550123") == ("US-WA", "US")
     assert regions_of("+442079460000") == ("GB",)
     assert regions_of("not a number") == ()
 

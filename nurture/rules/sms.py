@@ -172,6 +172,7 @@ US_STATES = {
     "Oklahoma": "OK", "Oregon": "OR", "Pennsylvania": "PA", "Rhode Island": "RI", "South Carolina": "SC",
     "South Dakota": "SD", "Tennessee": "TN", "Texas": "TX", "Utah": "UT", "Vermont": "VT", "Virginia": "VA",
     "Washington": "WA", "West Virginia": "WV", "Wisconsin": "WI", "Wyoming": "WY",
+    "Washington State": "WA",  # what phonenumbers calls it for the area codes 206, 253, 360, 425, 509, 564
 }
 _STATE_CODES = frozenset(US_STATES.values())
 
