@@ -79,3 +79,28 @@ def test_the_per_message_tokens_are_itsdangerous_tokens_exactly() -> None:
         assert signer.click_token(delivery_id, url) == URLSafeSerializer(secret, salt="nurture.click").dumps(
             [delivery_id, url])
         assert signer.clicked(signer.click_token(delivery_id, url)) == (delivery_id, url)
+
+
+def test_the_date_header_is_what_the_email_package_writes() -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from nurture.content.mail import _date_header
+
+    moment = datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    for _ in range(2000):
+        assert _date_header(moment) == format_datetime(moment)
+        moment += timedelta(days=3, hours=7, minutes=13, seconds=29)
+
+
+def test_the_mailto_unsubscribe_subject_is_the_token_quoted() -> None:
+    from urllib.parse import quote
+
+    from nurture.delivery.channels.email import _unsubscribe_mailto
+    from nurture.rules.tokens import LinkSigner
+
+    signer = LinkSigner("a-secret-key-of-some-length-0123456789")
+    for delivery_id in (0, 7, 41, 99_999, 10**12):
+        token = signer.unsubscribe_token(delivery_id)
+        assert _unsubscribe_mailto("help@x.example", token) == (
+            f"mailto:help@x.example?subject={quote('unsubscribe ' + token)}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from nurture.content.mail import Envelope, OutgoingEmail, build_email, dkim_sign
 from nurture.content.rendering import RenderedEmail
@@ -25,6 +24,11 @@ def message_id(rt: Runtime, delivery_id: int) -> str:
     return f"<nurture.{delivery_id}.{rt.signer.message_tag(delivery_id)}@{rt.settings.mail_domain}>"
 
 
+def _unsubscribe_mailto(support_email: str, token: str) -> str:
+    # quote("unsubscribe " + token), without quote(): the token is URL-safe base64 and dots already.
+    return f"mailto:{support_email}?subject=unsubscribe%20{token}"
+
+
 def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step, delivery_id: int,
                   now: datetime) -> OutgoingEmail:
     """Render and build one email. Raises RenderError when the template cannot be rendered for this contact."""
@@ -40,7 +44,7 @@ def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step,
         date=now,
         list_id=f"{sequence.name} <{sequence.id}.{settings.mail_domain}>",
         unsubscribe_url=context["unsubscribe_url"],
-        unsubscribe_mailto=f"mailto:{settings.support_email}?subject={quote('unsubscribe ' + token)}",
+        unsubscribe_mailto=_unsubscribe_mailto(settings.support_email, token),
     )
     # The envelope sender (MAIL FROM, the Return-Path a receiver records) names this delivery, signed:
     # a bounce or a feedback report that comes back to it says which message failed, and a forged one
