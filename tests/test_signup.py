@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import shutil
+import signal
 import textwrap
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -383,10 +384,13 @@ def test_a_sign_up_after_the_tick_started_queues_the_next_one(make_runtime, data
     queue = Queue(rt.settings.queue_name, connection=redis)
     post(client, rt, clock, email="ann@example.com")
     use_runtime(rt)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         SimpleWorker([queue], connection=redis).work(burst=True)  # the tick, then the batch it queued
     finally:
         use_runtime(None)
+        for number, handler in handlers.items():  # RQ's stop handlers must not outlive its work()
+            signal.signal(number, handler)
     assert queue.job_ids == []
     post(client, rt, clock, email="bob@example.com")
     assert queue.job_ids == ["signup-tick"]
