@@ -27,7 +27,7 @@ from rq.cron import CronScheduler
 from rq.job import Job
 
 from nurture import jobs
-from nurture.config import ConfigError, load_settings
+from nurture.config import ConfigError, startup_settings
 from nurture.content.rendering import RenderError, email_templates
 from nurture.delivery import versions
 from nurture.runtime import current_runtime
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        settings = load_settings()
+        settings = startup_settings()
     except ConfigError as exc:
         print(f"nurture worker: configuration error: {exc}", file=sys.stderr)
         return 2

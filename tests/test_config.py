@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from nurture.cli import main
-from nurture.config import ConfigError, load_settings, parse_smtp_url
+from nurture.config import ConfigError, load_settings, parse_smtp_url, write_missing_secrets
 
 
 def env(tmp_path: Path, **values: str) -> dict[str, str]:
@@ -42,6 +43,7 @@ def test_smtp_backend_needs_an_smtp_url(tmp_path) -> None:
 
 
 def test_the_defaults_are_the_embedded_setup(tmp_path) -> None:
+    write_missing_secrets(env(tmp_path))  # the start-up step of `nurture dev` and `nurture db upgrade`
     settings = load_settings(env(tmp_path))
     assert settings.database_url == f"sqlite:///{tmp_path / 'var' / 'nurture.db'}"
     assert settings.email_backend == "outbox" and settings.outbox_dir == tmp_path / "var" / "outbox"
@@ -63,6 +65,7 @@ def test_smtp_urls_are_parsed(url, expected) -> None:
 
 
 def test_a_postgres_url_uses_psycopg(tmp_path) -> None:
+    write_missing_secrets(env(tmp_path))
     settings = load_settings(env(tmp_path, DATABASE_URL="postgresql://u@db/nurture"))
     assert settings.database_url == "postgresql+psycopg://u@db/nurture"
 
@@ -77,6 +80,7 @@ def test_the_cli_reports_a_config_error_in_one_line(tmp_path, monkeypatch) -> No
 
 
 def test_bounces_come_back_to_mail_from_unless_a_bounce_address_is_set(tmp_path) -> None:
+    write_missing_secrets(env(tmp_path))
     settings = load_settings(env(tmp_path, MAIL_FROM="Shop <hello@shop.example>"))
     assert settings.bounce_address == "hello@shop.example"
     assert (settings.bounces.soft_limit, settings.bounces.soft_window_days) == (3, 7)
@@ -86,3 +90,61 @@ def test_bounces_come_back_to_mail_from_unless_a_bounce_address_is_set(tmp_path)
     assert settings.bounce_address == "bounces@mail.shop.example"
     assert (settings.bounces.maildir, settings.bounces.soft_limit, settings.bounces.soft_window_days) == (
         Path("/srv/b"), 5, 14)
+
+
+def test_reading_settings_writes_nothing(tmp_path) -> None:
+    load_settings(env(tmp_path, SECRET_KEY="s" * 20, API_KEY="k" * 20))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env(tmp_path))
+    assert str(caught.value) == (f"SECRET_KEY: not set, and {tmp_path / 'var' / 'secret_key'} does not exist (set "
+                                 f"SECRET_KEY, or run `nurture db upgrade` once to generate it there)")
+    assert not (tmp_path / "var").exists()
+
+
+def test_the_start_up_step_writes_each_missing_secret_once_for_its_owner_only(tmp_path) -> None:
+    written = write_missing_secrets(env(tmp_path, API_KEY="k" * 20))
+    assert written == [tmp_path / "var" / "secret_key"]  # API_KEY is set: no file for it
+    assert (written[0].stat().st_mode & 0o777) == 0o600
+    key = written[0].read_text()
+    assert write_missing_secrets(env(tmp_path, API_KEY="k" * 20)) == []
+    assert written[0].read_text() == key and list((tmp_path / "var").iterdir()) == written
+
+
+def test_the_queue_is_one_per_database(tmp_path) -> None:
+    def queue(**values: str) -> str:
+        return load_settings(env(tmp_path, SECRET_KEY="s" * 20, API_KEY="k" * 20, **values)).queue_name
+
+    first, second = queue(DATABASE_URL="postgresql://u:pw@db/one"), queue(DATABASE_URL="postgresql://u:pw@db/two")
+    assert first.startswith("nurture-") and first != second
+    assert queue(DATABASE_URL="postgresql://u:rotated@db/one") == first  # a new password keeps the queue
+    assert queue(VAR_DIR=str(tmp_path / "a")) != queue(VAR_DIR=str(tmp_path / "b"))  # two SQLite files
+    assert queue(QUEUE_NAME="shared") == "shared"
+
+
+def test_the_sender_comes_from_the_project_brand_file_under_the_environment(tmp_path) -> None:
+    secrets = {"SECRET_KEY": "s" * 20, "API_KEY": "k" * 20}
+    bare = load_settings(env(tmp_path, **secrets))
+    assert (bare.brand_name, bare.mail_from, bare.postal_address) == ("nurture", "nurture <nurture@localhost>", "")
+    (tmp_path / "brand.env").write_text('BRAND_NAME="Kiln & Co"\nMAIL_FROM="Kiln <hi@kiln.example>"\n'
+                                        'POSTAL_ADDRESS="1 Clay St, Salem"\n')
+    branded = load_settings(env(tmp_path, **secrets))
+    assert (branded.brand_name, branded.support_email, branded.postal_address) == (
+        "Kiln & Co", "hi@kiln.example", "1 Clay St, Salem")
+    assert load_settings(env(tmp_path, BRAND_NAME="Other", **secrets)).brand_name == "Other"
+
+
+def test_sending_for_real_needs_a_postal_address(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="^POSTAL_ADDRESS: required when EMAIL_BACKEND=smtp"):
+        load_settings(env(tmp_path, EMAIL_BACKEND="smtp", SMTP_URL="smtp://relay:25", SECRET_KEY="s" * 20,
+                          API_KEY="k" * 20))
+
+
+def test_the_readme_table_names_every_variable_and_only_those() -> None:
+    from nurture.config import Settings, SmsSettings
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = {name for row in table.splitlines() if row.startswith("| `")
+                  for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])}
+    fields = [*Settings.model_fields.values(), *SmsSettings.model_fields.values()]
+    assert documented == {field.alias for field in fields if field.alias}

@@ -12,7 +12,7 @@ from typing import Any
 import click
 from sqlmodel import Session, select
 
-from nurture.config import ConfigError, Settings, load_settings
+from nurture.config import ConfigError, Settings, startup_settings
 from nurture.content.checker import CheckResult, SmsCheck, TemplateCheck, check_tree
 from nurture.content.forms import FormRegistry
 from nurture.delivery import alerts, dispatch, versions
@@ -35,7 +35,7 @@ def with_runtime(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            rt = build_runtime(load_settings())
+            rt = build_runtime(startup_settings())
         except ConfigError as exc:
             fail(f"configuration error: {exc}", 2)
         upgrade(rt.db)
@@ -55,7 +55,7 @@ def main() -> None:
 def check(root: Path | None) -> None:
     """Validate every sequence file and template; print each problem as path:line: message."""
     try:
-        settings = load_settings(root=root)
+        settings = startup_settings(root=root)
     except ConfigError as exc:
         fail(f"configuration error: {exc}", 2)
     result = check_project(settings, root)
@@ -381,7 +381,7 @@ def simulate_command(sequence_id: str, contact_spec: str, event_specs: tuple[str
     from nurture.runtime import utc_now
 
     try:
-        settings = load_settings()
+        settings = startup_settings()
     except ConfigError as exc:
         fail(f"configuration error: {exc}", 2)
     registry = SequenceRegistry(settings.sequences_dir, TemplateCheck.for_settings(settings))

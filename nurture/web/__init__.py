@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from flask import Flask, current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from nurture.config import load_settings
+from nurture.config import startup_settings
 from nurture.delivery import versions
 from nurture.runtime import Runtime, build_runtime
 from nurture.store.db import upgrade
@@ -22,7 +22,7 @@ MAX_BODY = 64 * 1024  # a signup or API request is a few hundred bytes; anything
 
 def create_app(runtime: Runtime | None = None) -> Flask:
     """Build the web app. Without `runtime`, settings come from the environment (read once, strictly)."""
-    rt = runtime or build_runtime(load_settings())
+    rt = runtime or build_runtime(startup_settings())
     if runtime is None:
         upgrade(rt.db)
     app = Flask(__name__)
