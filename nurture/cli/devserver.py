@@ -18,8 +18,14 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import RedisError
 
-from nurture.config import ConfigError, Settings, load_settings
+from nurture.config import ConfigError, Settings, load_settings, write_missing_secrets
 from nurture.store.db import make_engine, upgrade
+
+# Threads, not sync workers: a sync worker is held by one connection until it sends a request, so two idle
+# sockets (a browser's preconnects) stop a 2-worker site for the 30 s timeout. A gthread worker gives a new
+# connection at most a few seconds of a thread before parking it in its poller. The control socket is off:
+# its default path is one per user, shared by every gunicorn on the machine. The Procfile says the same.
+GUNICORN_OPTIONS = ("--worker-class", "gthread", "--workers", "2", "--threads", "8", "--no-control-socket")
 
 INSTALL_HINT = "no Redis found: install one with `sudo apt-get install -y redis-server` (or set REDIS_URL)"
 
@@ -67,8 +73,15 @@ def find_redis(settings: Settings) -> tuple[str, subprocess.Popen | None] | None
     return started
 
 
+def gunicorn_command(bind: str) -> list[str]:
+    """The web process: gunicorn (from this interpreter's environment) serving the app factory."""
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    return [str(gunicorn), "--bind", bind, *GUNICORN_OPTIONS, "--access-logfile", "-", "nurture.web:create_app()"]
+
+
 def run(port: int) -> int:
     try:
+        generated = write_missing_secrets()  # the embedded setup asks a newcomer for no secret
         settings = load_settings()
     except ConfigError as exc:
         print(f"nurture: configuration error: {exc}", file=sys.stderr)
@@ -82,18 +95,18 @@ def run(port: int) -> int:
     upgrade(make_engine(settings.database_url))
     env = {**os.environ, "REDIS_URL": redis_url, "NURTURE_ROOT": str(Path.cwd()),
            "BASE_URL": os.environ.get("BASE_URL", f"http://localhost:{port}")}
-    bin_dir = Path(sys.executable).parent
     children = [
-        subprocess.Popen([str(bin_dir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                          "--access-logfile", "-", "nurture.web:create_app()"], env=env),
+        subprocess.Popen(gunicorn_command(f"127.0.0.1:{port}"), env=env),
         subprocess.Popen([sys.executable, str(Path.cwd() / "worker.py")], env=env),
     ]
-    print_banner(settings, port, redis_url, private_redis is not None)
+    print_banner(settings, port, redis_url, private_redis is not None, generated)
     return supervise(children, private_redis)
 
 
-def print_banner(settings: Settings, port: int, redis_url: str, private: bool) -> None:
+def print_banner(settings: Settings, port: int, redis_url: str, private: bool, generated: list[Path]) -> None:
     base = f"http://localhost:{port}"
+    secrets = f"\n    generated    {', '.join(map(str, generated))} (keep them: links are signed with them)" \
+        if generated else ""
     print(f"""
   nurture is running
     overview     {base}/   (log in with any name; the password is the API key in {settings.var_dir}/api_key)
@@ -106,6 +119,7 @@ def print_banner(settings: Settings, port: int, redis_url: str, private: bool) -
     email        {"written to " + str(settings.outbox_dir) if settings.email_backend == "outbox" else "sent by SMTP"}
     database     {settings.database_url}
     redis        {redis_url}{" (private, data in var/redis)" if private else ""}
+    queue        {settings.queue_name}{secrets}
   Ctrl-C stops everything.
 """, flush=True)
 
