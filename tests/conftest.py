@@ -26,6 +26,9 @@ from nurture.runtime import Runtime, build_runtime
 from nurture.store.db import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
+# The tests' own content: a frozen copy of the starter sequences, templates and forms. Tests read this, never
+# the project's live sequences/ (a user's edits must not fail `make test`); only test_starter_content.py does.
+CONTENT = Path(__file__).resolve().parent / "content"
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -197,10 +200,11 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the starter sequences and templates that a test may edit."""
+    """A copy of the fixture sequences and templates (tests/content) that a test may edit."""
     root = tmp_path / "project"
-    shutil.copytree(ROOT / "sequences", root / "sequences")
-    shutil.copytree(ROOT / "email_templates", root / "email_templates")
+    shutil.copytree(CONTENT / "sequences", root / "sequences")
+    shutil.copytree(CONTENT / "email_templates", root / "email_templates")
+    shutil.copy(CONTENT / "brand.env", root / "brand.env")
     return root
 
 
@@ -213,6 +217,7 @@ def worker_env(project: Path, database_url: str, **overrides: str) -> dict[str, 
         "API_KEY": "test-api-key-0123456789",
         "BASE_URL": "https://nurture.test",
         "MAIL_FROM": "Juniper Pottery Studio <hello@juniper.test>",
+        "BRAND_NAME": "Juniper Pottery Studio",
         "POSTAL_ADDRESS": "12 Kiln Lane, Portland, OR 97201",
         "PATH": os.environ.get("PATH", ""),
     }

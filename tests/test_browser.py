@@ -31,7 +31,7 @@ from nurture.runtime import Runtime
 from nurture.store.models import Contact, Enrollment
 from nurture.web import create_app
 from nurture.web.forms import snippets
-from tests.conftest import ROOT, FakeClock, SmtpServer, free_port
+from tests.conftest import CONTENT, FakeClock, SmtpServer, free_port
 from tests.helpers import send_due
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -69,8 +69,8 @@ def serve_directory(directory: Path, port: int) -> Callable[[], None]:
 def site(make_runtime, sqlite_url, smtp_server: SmtpServer, project: Path, tmp_path: Path) -> Iterator[Site]:
     nurture_port, host_port = free_port(), free_port()
     nurture, host = f"http://127.0.0.1:{nurture_port}", f"http://127.0.0.1:{host_port}"
-    shutil.copytree(ROOT / "forms", project / "forms")
-    text = (ROOT / "forms" / "beginners-guide.yaml").read_text()
+    shutil.copytree(CONTENT / "forms", project / "forms")
+    text = (CONTENT / "forms" / "beginners-guide.yaml").read_text()
     text = text.replace("  - https://juniperpottery.example\n", f"  - {host}\n")
     (project / "forms" / "beginners-guide.yaml").write_text(text + f"redirect: {host}/thanks.html\n")
     rt = make_runtime(sqlite_url, EMAIL_BACKEND="smtp", SMTP_URL=smtp_server.url, BASE_URL=nurture)

@@ -188,7 +188,7 @@ def test_nurture_check_reports_lifecycle_mistakes_and_unknown_stages(tmp_path) -
 
     from nurture.content.checker import check_tree
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parent / "content"  # the tests' frozen copy of the starter content
     shutil.copytree(repo / "email_templates", tmp_path / "email_templates")
     shutil.copytree(repo / "sequences", tmp_path / "sequences")
     (tmp_path / "sequences" / "_lifecycle.yaml").write_text("scoring:\n  threshold: 10\n  sequence: nope\n")

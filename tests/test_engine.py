@@ -553,7 +553,7 @@ def test_the_default_backoff_gives_five_retries() -> None:
     from nurture.config import Settings
 
     now = utc(2026, 6, 8)
-    backoff = Settings.retry_backoff_seconds
+    backoff = Settings.model_fields["retry_backoff_seconds"].default
     times = [retry_at(n, now, backoff) for n in range(1, len(backoff) + 2)]
     assert times[:-1] == [now + timedelta(seconds=s) for s in backoff]
     assert times[-1] is None

@@ -17,7 +17,7 @@ from nurture.people.contacts import InvalidContact
 from nurture.people.submission import InvalidSignup, clean_attribution, clean_value, read_submission
 from nurture.rules.tokens import BadToken, LinkSigner
 
-REPO = Path(__file__).resolve().parent.parent
+CONTENT = Path(__file__).resolve().parent / "content"  # the tests' frozen copy of the starter content
 
 VALID = """\
 id: guide
@@ -35,13 +35,13 @@ def dedent(text: str) -> str:
 
 @pytest.fixture
 def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the repository's content (sequences, templates, forms) for `nurture check --root`."""
+    """A copy of the fixture content (sequences, templates, forms) for `nurture check --root`."""
     monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
     for name in ("NURTURE_ROOT", "SEQUENCES_DIR", "TEMPLATES_DIR", "FORMS_DIR"):
         monkeypatch.delenv(name, raising=False)
     root = tmp_path / "project"
     for folder in ("sequences", "email_templates", "forms"):
-        shutil.copytree(REPO / folder, root / folder)
+        shutil.copytree(CONTENT / folder, root / folder)
     return root
 
 
@@ -51,7 +51,7 @@ def check(root: Path) -> list[str]:
 
 
 def test_the_starter_form_loads_with_its_defaults() -> None:
-    forms, problems = load_forms(REPO / "forms", display_root=REPO)
+    forms, problems = load_forms(CONTENT / "forms", display_root=CONTENT)
     assert problems == []
     form = forms["beginners-guide"]
     assert form.sequence == "lead-nurture" and form.confirm_sequence == "confirm-email"

@@ -11,7 +11,7 @@ import pytest
 from nurture.content.loader import SEQUENCE_KEYS, STEP_KEYS, Problem, SequenceFileError, load_sequences, parse_sequence
 from nurture.rules.sequence import DAY_SETS, Delay, Sequence
 
-REPO = Path(__file__).resolve().parent.parent
+CONTENT = Path(__file__).resolve().parent / "content"  # the tests' frozen copy of the starter content
 
 # The key lists the messages name, as the loader prints them.
 SEQUENCE_ALLOWED = ", ".join(sorted(SEQUENCE_KEYS))
@@ -488,7 +488,7 @@ def test_an_empty_directory_loads_nothing_without_problems(tmp_path: Path) -> No
 
 
 def test_the_starter_sequence_files_load_with_no_problems() -> None:
-    sequences, problems = load_sequences(REPO / "sequences", display_root=REPO)
+    sequences, problems = load_sequences(CONTENT / "sequences", display_root=CONTENT)
     assert problems == []
     assert {"customer", "lead-nurture", "hot-lead"} <= set(sequences)
     lead = sequences["lead-nurture"]

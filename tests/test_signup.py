@@ -23,7 +23,7 @@ from nurture.people import signup
 from nurture.runtime import Runtime, use_runtime
 from nurture.store.models import Consent, Contact, Enrollment, Event
 from nurture.web import create_app
-from tests.conftest import ROOT, FakeClock, SmtpServer, free_port, worker_env
+from tests.conftest import CONTENT, FakeClock, SmtpServer, free_port, worker_env
 from tests.helpers import add_contact, deliveries, send_due
 
 FORM = "beginners-guide"
@@ -35,7 +35,7 @@ UA = "Mozilla/5.0 (X11; Linux x86_64) TestBrowser/1.0"
 
 @pytest.fixture
 def project_with_forms(project: Path) -> Path:
-    shutil.copytree(ROOT / "forms", project / "forms")
+    shutil.copytree(CONTENT / "forms", project / "forms")
     return project
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from nurture.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
+CONTENT = Path(__file__).resolve().parent / "content"  # the tests' frozen copy of the starter content
 SEQUENCE = """
 id: texts
 name: Texts
@@ -37,7 +37,8 @@ def settings_outside_the_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def project(tmp_path: Path, text: str, template: str = "class/booked") -> Path:
     root = tmp_path / "project"
-    shutil.copytree(REPO / "email_templates", root / "email_templates")
+    shutil.copytree(CONTENT / "email_templates", root / "email_templates")
+    shutil.copy(CONTENT / "brand.env", root / "brand.env")  # the sender's name counts in every text
     (root / "sequences").mkdir()
     (root / "sequences" / "texts.yaml").write_text(SEQUENCE.format(template=template))
     path = root / "sms_templates" / "class" / "booked.txt"

@@ -14,7 +14,7 @@ from nurture.delivery.channels.sms import MemorySendRate, RedisSendRate
 from nurture.people.preferences import Origin, set_sms
 from nurture.runtime import Runtime
 from nurture.store.models import Consent, Contact, Event, Suppression
-from tests.conftest import ROOT, FakeClock, write_sequence
+from tests.conftest import CONTENT, FakeClock, write_sequence
 from tests.helpers import add_contact, deliveries, enrollment, send_due
 from tests.twilio_fake import FROM_NUMBER, FakeTwilio, serve_fake_twilio
 
@@ -40,7 +40,7 @@ def fake_twilio() -> Iterator[FakeTwilio]:
 @pytest.fixture
 def sms_project(project, clock: FakeClock):  # noqa: ANN001, ANN201
     """The starter project plus the text templates and a sequence of two texts; 10:00 in Portland."""
-    shutil.copytree(ROOT / "sms_templates", project / "sms_templates")
+    shutil.copytree(CONTENT / "sms_templates", project / "sms_templates")
     write_sequence(project, "class-reminders", TEXTS)
     clock.now = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
     return project

@@ -16,7 +16,7 @@ from nurture.delivery import dispatch
 from nurture.runtime import Runtime
 from nurture.store.models import Consent, Contact, Delivery, Event
 from nurture.web import create_app
-from tests.conftest import ROOT, FakeClock, write_sequence
+from tests.conftest import CONTENT, FakeClock, write_sequence
 from tests.helpers import add_contact, deliveries, send_due
 from tests.test_sms_delivery import ANN, BEN, TEXTS, add_texter, twilio_runtime
 from tests.twilio_fake import AUTH_TOKEN, FakeTwilio, serve_fake_twilio
@@ -32,7 +32,7 @@ def fake_twilio() -> Iterator[FakeTwilio]:
 
 @pytest.fixture
 def rt(make_runtime, database_url, project, fake_twilio: FakeTwilio, clock: FakeClock) -> Runtime:  # noqa: ANN001
-    shutil.copytree(ROOT / "sms_templates", project / "sms_templates")
+    shutil.copytree(CONTENT / "sms_templates", project / "sms_templates")
     write_sequence(project, "class-reminders", TEXTS)
     clock.now = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)  # 10:00 in Portland
     return twilio_runtime(make_runtime, database_url, fake_twilio)

@@ -23,7 +23,7 @@ from nurture.people.preferences import Origin, set_sms, unsubscribe_all
 from nurture.rules.conditions import EventFact
 from nurture.runtime import Runtime
 from nurture.store.models import Contact
-from tests.conftest import ROOT, FakeClock, SmtpServer, worker_env, write_sequence
+from tests.conftest import CONTENT, FakeClock, SmtpServer, worker_env, write_sequence
 from tests.helpers import add_contact, deliveries, enrollment, send_due
 
 TOUR = """
@@ -73,7 +73,7 @@ def rt(make_runtime, database_url, project: Path, smtp_server: SmtpServer) -> Ru
     write_sequence(project, "tour", TOUR)
     write_sequence(project, "two-steps", TWO_STEPS)
     write_sequence(project, "ahead", AHEAD)
-    shutil.copytree(ROOT / "sms_templates", project / "sms_templates")
+    shutil.copytree(CONTENT / "sms_templates", project / "sms_templates")
     return make_runtime(database_url, EMAIL_BACKEND="smtp", SMTP_URL=smtp_server.url)
 
 

@@ -187,10 +187,10 @@ def test_a_friend_who_signs_up_on_the_form_through_the_link_is_credited_once_con
         make_runtime, database_url, smtp_server, project, clock) -> None:
     import shutil
 
-    from tests.conftest import ROOT
+    from tests.conftest import CONTENT
     from tests.test_signup import confirm_path, post
 
-    shutil.copytree(ROOT / "forms", project / "forms")
+    shutil.copytree(CONTENT / "forms", project / "forms")
     rt = make_runtime(database_url, EMAIL_BACKEND="smtp", SMTP_URL=smtp_server.url)
     client = create_app(rt).test_client()
     referrer_id = add_contact(rt, "maya@example.com", first_name="Maya")

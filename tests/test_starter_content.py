@@ -1,0 +1,62 @@
+"""The starter content the project ships (sequences/, email_templates/, sms_templates/, forms/, brand.env):
+the one test module that reads it. Every other test uses its own frozen copy in tests/content, so a user
+who edits the starter content into their own still gets a green `make test`; this module then says
+whether their content is sound."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nurture.cli import main
+from nurture.config import load_settings
+from nurture.content.registry import SequenceRegistry
+from nurture.insight import simulate
+from tests.conftest import ROOT
+
+START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def settings_outside_the_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("SECRET_KEY", "x" * 32)
+    monkeypatch.setenv("API_KEY", "k" * 32)
+    for name in ("NURTURE_ROOT", "SEQUENCES_DIR", "TEMPLATES_DIR", "FORMS_DIR", "SMS_TEMPLATES_DIR", "DATABASE_URL",
+                 "EMAIL_BACKEND", "SMS_BACKEND", "BRAND_NAME", "MAIL_FROM", "POSTAL_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def starter_registry() -> SequenceRegistry:
+    registry = SequenceRegistry(ROOT / "sequences")
+    registry.refresh()
+    return registry
+
+
+def test_the_real_repository_tree_passes_with_a_one_line_summary() -> None:
+    result = CliRunner().invoke(main, ["check", "--root", str(ROOT)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line]
+    assert len(lines) == 1
+    assert lines[0].startswith("ok:")
+    assert lines[0].endswith("no problems")
+
+
+def test_every_starter_sequence_loads_and_simulates_to_an_end() -> None:
+    registry = starter_registry()
+    assert registry.problems == [] and registry.all()
+    for sequence in registry.all():
+        contact = simulate.parse_contact("timezone=America/Los_Angeles", registry.lifecycle)
+        timeline = simulate.simulate(sequence, contact, START, [], registry.lifecycle, None, registry.all())
+        assert timeline.entries, sequence.id
+        assert simulate.format_timeline(timeline), sequence.id
+
+
+def test_the_starter_brand_names_the_sender_and_its_postal_address(tmp_path: Path) -> None:
+    settings = load_settings({"VAR_DIR": str(tmp_path / "var"), "SECRET_KEY": "x" * 32, "API_KEY": "k" * 32},
+                             root=ROOT)
+    assert settings.brand_name and settings.postal_address.strip()
+    assert settings.mail_domain != "localhost"  # a real sender, not the unconfigured default
