@@ -148,3 +148,11 @@ def test_the_readme_table_names_every_variable_and_only_those() -> None:
                   for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])}
     fields = [*Settings.model_fields.values(), *SmsSettings.model_fields.values()]
     assert documented == {field.alias for field in fields if field.alias}
+
+
+def test_only_the_two_secrets_are_read_from_var(tmp_path) -> None:
+    write_missing_secrets(env(tmp_path))
+    (tmp_path / "var" / "base_url").write_text("https://stray.example\n")  # a file, not a setting
+    settings = load_settings(env(tmp_path))
+    assert settings.secret_key == (tmp_path / "var" / "secret_key").read_text().strip()
+    assert settings.base_url == "http://localhost:8000"

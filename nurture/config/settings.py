@@ -15,11 +15,12 @@ from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsSettingsSource, SettingsConfigDict
 
 from nurture.config import values as parse
 from nurture.config.bounces import BounceSettings
-from nurture.config.errors import ConfigError
+from nurture.config.errors import SECRETS, ConfigError
 from nurture.config.sms import SmsSettings
 from nurture.config.values import BaseUrl, HttpUrl, MailAddress, SmtpSettings, one_of
 
@@ -53,6 +54,16 @@ def _dkim_needs_all_three(data: dict[str, Any]) -> None:
     if given and len(given) < 3:
         missing = [name for name in names if name not in given]
         raise ConfigError(f"{missing[0]}: required when {', '.join(given)} is set (DKIM needs all three)")
+
+
+class _VarSecrets(SecretsSettingsSource):
+    """pydantic-settings' secrets directory (VAR_DIR), for SECRET_KEY and API_KEY only: the other files
+    there (the database, the outbox) are not settings, and looking each variable up costs a listdir."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field.alias not in SECRETS:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
 
 
 class Settings(BaseSettings):
@@ -115,7 +126,8 @@ class Settings(BaseSettings):
                                    ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment comes in as a mapping (load_settings reads os.environ itself), so tests and
         # production go through the same door; the secrets directory is consulted after it.
-        return init_settings, file_secret_settings
+        assert isinstance(file_secret_settings, SecretsSettingsSource)
+        return init_settings, _VarSecrets(settings_cls, file_secret_settings.secrets_dir)
 
     @model_validator(mode="before")
     @classmethod
