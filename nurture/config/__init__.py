@@ -13,12 +13,12 @@ time instead of at 3 a.m. in the middle of a batch. Nothing else in nurture read
 
 from nurture.config.bounces import BounceSettings
 from nurture.config.errors import ConfigError
-from nurture.config.loading import BRAND_FILE, load_settings, project_paths, startup_settings, write_missing_secrets
+from nurture.config.loading import load_settings, startup_settings, write_missing_secrets
 from nurture.config.settings import DkimSettings, Settings
 from nurture.config.sms import SmsSettings, TwilioSettings
 from nurture.config.values import SmtpSettings, parse_smtp_url
 
 __all__ = [
-    "BRAND_FILE", "BounceSettings", "ConfigError", "DkimSettings", "Settings", "SmsSettings", "SmtpSettings",
-    "TwilioSettings", "load_settings", "parse_smtp_url", "project_paths", "startup_settings", "write_missing_secrets",
+    "BounceSettings", "ConfigError", "DkimSettings", "Settings", "SmsSettings", "SmtpSettings", "TwilioSettings",
+    "load_settings", "parse_smtp_url", "startup_settings", "write_missing_secrets",
 ]
