@@ -21,7 +21,7 @@ from nurture.people.preferences import Origin, set_sms
 from nurture.rules.conditions import EventFact
 from nurture.runtime import Runtime
 from nurture.store.models import Contact, Event
-from tests.conftest import ROOT, FakeClock, SmtpServer, write_sequence
+from tests.conftest import CONTENT, FakeClock, SmtpServer, write_sequence
 from tests.helpers import enrollment, send_due
 
 EMAIL = "ann@example.com"
@@ -96,7 +96,7 @@ def rt(make_runtime, database_url, project: Path, smtp_server: SmtpServer, redis
     for starter in (project / "sequences").glob("*.yaml"):
         starter.unlink()
     (project / "sequences" / "_lifecycle.yaml").write_text("caps: {per_day: 2, per_week: 6}\n")
-    shutil.copytree(ROOT / "sms_templates", project / "sms_templates")
+    shutil.copytree(CONTENT / "sms_templates", project / "sms_templates")
     return make_runtime(database_url, EMAIL_BACKEND="smtp", SMTP_URL=smtp_server.url, REDIS_URL=redis_url)
 
 
