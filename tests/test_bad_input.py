@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from nurture.runtime import Runtime
 from nurture.store.models import Contact, Event
 from nurture.web import create_app
-from tests.conftest import ROOT
+from tests.conftest import CONTENT
 from tests.helpers import deliveries, send_due
 from tests.twilio_fake import AUTH_TOKEN
 
@@ -24,7 +24,7 @@ FORM = "/forms/beginners-guide"
 
 
 def open_runtime(make_runtime, url: str, project: Path) -> Runtime:  # noqa: ANN001
-    shutil.copytree(ROOT / "forms", project / "forms")
+    shutil.copytree(CONTENT / "forms", project / "forms")
     return make_runtime(url, FORM_MIN_FILL_SECONDS="0", FORM_RATE_LIMIT="1000 per minute",
                         SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
                         TWILIO_FROM="+15005550006")

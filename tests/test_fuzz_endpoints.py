@@ -27,7 +27,7 @@ from werkzeug.test import TestResponse
 from nurture.runtime import Runtime
 from nurture.store.models import Delivery, Enrollment
 from nurture.web import create_app
-from tests.conftest import ROOT, FakeClock, _postgres_database
+from tests.conftest import CONTENT, FakeClock, _postgres_database
 from tests.helpers import add_contact
 from tests.twilio_fake import AUTH_TOKEN
 
@@ -101,7 +101,7 @@ def check(response: TestResponse, *sent: object) -> None:
 # --- the app under test --------------------------------------------------------------------------------------
 
 def fuzz_runtime(make_runtime, url: str, project: Path) -> Runtime:  # noqa: ANN001
-    shutil.copytree(ROOT / "forms", project / "forms")
+    shutil.copytree(CONTENT / "forms", project / "forms")
     return make_runtime(url, FORM_MIN_FILL_SECONDS="0", FORM_RATE_LIMIT="100000 per minute",
                         SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
                         TWILIO_FROM="+15005550006")
