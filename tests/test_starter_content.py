@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from nurture.cli import main
 from nurture.config import load_settings
+from nurture.content.checker import TemplateCheck
 from nurture.content.registry import SequenceRegistry
 from nurture.insight import simulate
 from tests.conftest import ROOT
@@ -31,7 +32,8 @@ def settings_outside_the_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def starter_registry() -> SequenceRegistry:
-    registry = SequenceRegistry(ROOT / "sequences")
+    settings = load_settings({"SECRET_KEY": "x" * 32, "API_KEY": "k" * 32}, root=ROOT)
+    registry = SequenceRegistry(ROOT / "sequences", TemplateCheck.for_settings(settings))
     registry.refresh()
     return registry
 
