@@ -18,8 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `python bench/x.py` from anywhere, even without the editable install
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dispatch import (SetupError, bench_env, code_version, copy_project, postgres_database,  # noqa: E402,F401
-                      start_redis, stop_processes)
+from dispatch import SetupError, bench_env, code_version, copy_project, postgres_database, start_redis, stop_processes  # noqa: E402,F401
 
 from nurture.config import load_settings  # noqa: E402
 from nurture.runtime import Runtime, build_runtime  # noqa: E402

@@ -43,8 +43,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-from harness import (ROOT, SetupError, log, machine, percentile, postgres_database, project_env, project_runtime,
-                     start_redis, stop_processes, summary)
+from harness import (
+    ROOT,
+    SetupError,
+    log,
+    machine,
+    percentile,
+    postgres_database,
+    project_env,
+    project_runtime,
+    start_redis,
+    stop_processes,
+    summary,
+)
 from smtp_sink import free_port
 from sqlalchemy import func, select
 from sqlmodel import Session

@@ -29,10 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dispatch import (check_workers, descendants_of, enroll_bulk, sent_count, start_workers, verify,
-                      wait_for_workers)
-from harness import (SetupError, log, machine, postgres_database, project_env, project_runtime, start_redis,
-                     summary)
+from dispatch import check_workers, descendants_of, enroll_bulk, sent_count, start_workers, verify, wait_for_workers
+from harness import SetupError, log, machine, postgres_database, project_env, project_runtime, start_redis, summary
 from smtp_sink import start_sink
 
 from nurture import jobs

@@ -14,8 +14,8 @@ finished or waiting). Where the due ones lie (`--layout`):
            they were written. The default.
   spread   every `total / due`-th row: the worst case, one due row per table page among 1,000,000 but
            several per page among 10,000. Claiming writes the claim into each row, so this measures
-           pages touched as much as the query (see bench/README.md). PostgreSQL is ANALYZEd, as autovacuum would have done;
-SQLite is not, as nurture never does.
+           pages touched as much as the query (see bench/README.md). PostgreSQL is ANALYZEd, as autovacuum
+           would have done; SQLite is not, as nurture never does.
 
 The timed part is what the tick does: `nurture.delivery.dispatch.claim_batches` with BATCH_SIZE 200 (five
 claims of 200, then one that finds nothing), enqueueing nothing. After each claim the 1,000 are released
@@ -135,8 +135,8 @@ def run(kind: str, small: int, large: int, due: int, repeat: int, layout: str) -
         stack.callback(shutil.rmtree, tmp, True)
         runtimes = {}
         now = datetime.now(UTC)
-        for (size, url), name in zip(zip((small, large), database_urls(kind, tmp, stack)), ("small", "large"),
-                                     strict=True):
+        urls = database_urls(kind, tmp, stack)
+        for (size, url), name in zip(zip((small, large), urls, strict=True), ("small", "large"), strict=True):
             rt = project_runtime(project_env(tmp / name, url))
             stack.callback(rt.db.dispose)
             upgrade(rt.db)
@@ -153,8 +153,8 @@ def run(kind: str, small: int, large: int, due: int, repeat: int, layout: str) -
         for size, values in times.items():
             log(f"tick {kind}: {size:,}: " + " ".join(f"{1000 * v:.1f}" for v in values) + " ms")
     ratio = medians[large] / medians[small]
-    print(f"tick {kind} ({layout}): claiming {due:,} due among {large:,}: {1000 * medians[large]:.1f} ms; among {small:,}: "
-          f"{1000 * medians[small]:.1f} ms; ratio {ratio:.2f} (target <= {TARGET})", flush=True)
+    print(f"tick {kind} ({layout}): claiming {due:,} due among {large:,}: {1000 * medians[large]:.1f} ms; "
+          f"among {small:,}: {1000 * medians[small]:.1f} ms; ratio {ratio:.2f} (target <= {TARGET})", flush=True)
     summary(f"P3 tick ({kind}, {layout})", f"ratio {ratio:.2f} ({1000 * medians[large]:.1f} ms among {large:,} / "
             f"{1000 * medians[small]:.1f} ms among {small:,})", f"<= {TARGET}", ratio <= TARGET)
     return ratio

@@ -1,10 +1,12 @@
 """US states by telephone prefix, for SMS sending windows (nurture.rules.sms.regions_of).
 
-Generated from phonenumbers 9.0.43 (its geocoding data, English names) by scripts/gen_us_area_states.py:
-the longest prefix of a number's digits after the country code 1 found here names its state ("" for a prefix that names none, such as a Canadian or Caribbean one, or a
-name phonenumbers gives that is not a state). Only prefixes whose state differs from their shorter
-prefix's are kept. Why not phonenumbers' geocoder itself: importing it loads its data for every country
-and language, ~100 MB in every process that might text (the worker, the web app).
+Generated from phonenumbers 9.0.43 (its geocoding data, English names) by
+tests/gen_us_area_states.py:
+the longest prefix of a number's digits after the country code 1 found here names its state ("" for a
+prefix that names none, such as a Canadian or Caribbean one, or a name phonenumbers gives that is not a
+state). Only prefixes whose state differs from their shorter prefix's are kept. Why not phonenumbers'
+geocoder itself: importing it loads its data for every country and language, ~100 MB in every process that
+might text (the worker, the web app).
 tests/test_sms.py holds this table to the geocoder for every US prefix it knows.
 """
 

@@ -10,8 +10,8 @@ ordered by row id), so each claim and each release moved an entry at a scattered
 large as the table: on SQLite a page written per claimed row. Measured with bench/tick.py (1,000 due,
 spread one per page, among 1,000,000 against 10,000): ratio ~3.0 -> ~1.9-2.9 on a busy machine.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = '0002_claim_token_partial'
 down_revision = '0001'

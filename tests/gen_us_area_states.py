@@ -1,15 +1,18 @@
 """Write nurture/rules/us_area_states.py (to stdout) from phonenumbers' geocoding data:
 
-    .venv/bin/python scripts/gen_us_area_states.py > nurture/rules/us_area_states.py
+    .venv/bin/python tests/gen_us_area_states.py > nurture/rules/us_area_states.py
 """
 import sys
 import textwrap
 from pathlib import Path
+
 import phonenumbers
 from phonenumbers.geodata import GEOCODE_DATA
 from phonenumbers.prefix import _find_lang
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from nurture.rules.sms import US_STATES, _STATE_CODES
+from nurture.rules.sms import _STATE_CODES, US_STATES
+
 
 def state_of(place: str) -> str:
     state = US_STATES.get(place) or place.rpartition(", ")[2]
@@ -44,14 +47,17 @@ for state in sorted(by_state):
     keys = " ".join(by_state[state])
 
     wrapped = textwrap.wrap(keys, 100)
-    lines.append(f'    "{state}": (\n' + "".join(f'        "{w} "\n' for w in wrapped[:-1]) + f'        "{wrapped[-1]}"\n    ),')
+    body = "".join(f'        "{w} "\n' for w in wrapped[:-1])
+    lines.append(f'    "{state}": (\n' + body + f'        "{wrapped[-1]}"\n    ),')
 print(f'''"""US states by telephone prefix, for SMS sending windows (nurture.rules.sms.regions_of).
 
-Generated from phonenumbers {phonenumbers.__version__} (its geocoding data, English names) by scripts/gen_us_area_states.py:
-the longest prefix of a number's digits after the country code 1 found here names its state ("" for a prefix that names none, such as a Canadian or Caribbean one, or a
-name phonenumbers gives that is not a state). Only prefixes whose state differs from their shorter
-prefix's are kept. Why not phonenumbers' geocoder itself: importing it loads its data for every country
-and language, ~100 MB in every process that might text (the worker, the web app).
+Generated from phonenumbers {phonenumbers.__version__} (its geocoding data, English names) by
+tests/gen_us_area_states.py:
+the longest prefix of a number's digits after the country code 1 found here names its state ("" for a
+prefix that names none, such as a Canadian or Caribbean one, or a name phonenumbers gives that is not a
+state). Only prefixes whose state differs from their shorter prefix's are kept. Why not phonenumbers'
+geocoder itself: importing it loads its data for every country and language, ~100 MB in every process that
+might text (the worker, the web app).
 tests/test_sms.py holds this table to the geocoder for every US prefix it knows.
 """
 
