@@ -204,3 +204,21 @@ class SequenceVersion(SQLModel, table=True):
     steps: list = Field(default_factory=list, sa_column=_json_column())  # step ids, in order
     source: str = Field(max_length=200_000)
     loaded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class User(SQLModel, table=True):
+    """A person who logs in to the owner's console. `owner` may do everything, `viewer` only read.
+
+    The password is kept as an Argon2 hash only. `session_id` is what a login session carries instead of
+    the row id: a new one on every password change or reset, so every session opened before it ends.
+    """
+
+    __tablename__ = "console_user"  # "user" is a reserved word in PostgreSQL
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, max_length=320)  # normalised like a contact's
+    password_hash: str = Field(max_length=200)
+    role: str = Field(default="viewer", max_length=16)  # owner | viewer
+    session_id: str = Field(unique=True, max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

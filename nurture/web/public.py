@@ -1,86 +1,17 @@
-"""The owner's overview (behind the API key) and the health check."""
+"""The health check. (The owner's overview that was here, behind the API key, is now the console's
+lifecycle map at `/`, behind a login: nurture.web.console.)"""
 
 from __future__ import annotations
 
-import functools
-import hmac
-from collections.abc import Callable
-from typing import Any
-
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import func, text
-from sqlmodel import Session, select
-from werkzeug.datastructures import Authorization
+from sqlalchemy import text
+from sqlmodel import Session
 
-from nurture.rules.sequence import LIFECYCLE_STAGES
-from nurture.runtime import Runtime
-from nurture.store.models import Contact, Delivery, Enrollment
 from nurture.web import runtime
 
 bp = Blueprint("public", __name__)
-
-
-def owner_only(view: Callable[..., Any]) -> Callable[..., Any]:
-    """HTTP Basic with the API key as the password (any user name): the overview shows the business's
-    numbers, which are nobody else's business. Bearer works too, for scripts."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        expected = runtime().settings.api_key.encode()
-        auth = _authorization()
-        given = (auth.password or auth.token or "") if auth else ""
-        if not hmac.compare_digest(given.encode(), expected):
-            return Response("Log in with any user name and the API key (var/api_key unless API_KEY is set).\n",
-                            401, {"WWW-Authenticate": 'Basic realm="nurture", charset="UTF-8"'})
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def _authorization() -> Authorization | None:
-    """The request's credentials, or None when there are none we can read. Werkzeug parses `Basic` with
-    base64.b64decode, which raises ValueError (chained to "UnicodeEncodeError: 'ascii' codec can't encode
-    character") for a non-ASCII byte in the header, and that escaped as a 500: a garbled login is no login."""
-    try:
-        return request.authorization
-    except ValueError:
-        return None
-
-
-@bp.get("/")
-@owner_only
-def overview() -> str:
-    """The whole map at once, printable: the seven lifecycle stages with their contacts, the sequences that
-    serve each (and the gaps: stages with no automation yet), and each sequence's contacts by step."""
-    rt = runtime()
-    with Session(rt.db) as session:
-        by_stage = dict(session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
-        waiting = dict(session.execute(
-            select(Enrollment.sequence_id + ":" + func.coalesce(Enrollment.step_id, ""), func.count())
-            .where(Enrollment.status == "active").group_by(Enrollment.sequence_id, Enrollment.step_id)
-        ).all())
-        sent = dict(session.execute(
-            select(Delivery.sequence_id + ":" + Delivery.step_id, func.count())
-            # a bounced message was sent too: the bounce came back after (nurture.people.bounces)
-            .where(Delivery.status.in_(("sent", "bounced")))  # type: ignore[attr-defined]
-            .group_by(Delivery.sequence_id, Delivery.step_id)
-        ).all())
-        contacts = session.execute(select(func.count()).select_from(Contact)).scalar_one()
-    return render_template("overview.html", sequences=rt.sequences.all(), waiting=waiting, sent=sent,
-                           contacts=contacts, settings=rt.settings, lifecycle=lifecycle_map(rt, by_stage))
-
-
-def lifecycle_map(rt: Runtime, by_stage: dict[str, int]) -> list[dict[str, Any]]:
-    rules = rt.sequences.lifecycle
-    rows = []
-    for stage in LIFECYCLE_STAGES:
-        contact_stages = [name for name, lifecycle_stage in rules.stages.items() if lifecycle_stage == stage]
-        serving = [s for s in rt.sequences.all() if s.stage == stage]
-        rows.append({"stage": stage, "contact_stages": contact_stages,
-                     "contacts": sum(by_stage.get(name, 0) for name in contact_stages), "sequences": serving})
-    return rows
 
 
 @bp.get("/healthz")
