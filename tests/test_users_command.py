@@ -49,3 +49,14 @@ def test_it_sets_a_new_password_and_removes_an_account(run) -> None:
     assert "no accounts yet" in run("users", "list").output
     gone = run("users", "remove", "ann@example.com")
     assert gone.exit_code == 1 and "no account for 'ann@example.com'" in gone.output
+
+
+def test_make_run_says_how_to_make_the_first_account(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from nurture.cli.devserver import print_banner
+    from nurture.config import load_settings
+
+    settings = load_settings(worker_env(tmp_path, f"sqlite:///{tmp_path / 'n.db'}"))
+    print_banner(settings, 8000, "redis://127.0.0.1:1/0", False, accounts=0)
+    assert "nurture users add you@example.com" in capsys.readouterr().out
+    print_banner(settings, 8000, "redis://127.0.0.1:1/0", False, accounts=2)
+    assert "log in with your account (2 exist" in capsys.readouterr().out

@@ -17,8 +17,10 @@ from pathlib import Path
 
 from redis import Redis
 from redis.exceptions import RedisError
+from sqlmodel import Session
 
 from nurture.config import ConfigError, Settings, load_settings, write_missing_secrets
+from nurture.store.console import count_users
 from nurture.store.db import make_engine, upgrade
 
 # Threads, not sync workers: a sync worker is held by one connection until it sends a request, so two idle
@@ -92,24 +94,30 @@ def run(port: int) -> int:
               f"nurture: REDIS_URL={settings.redis_url} does not answer", file=sys.stderr)
         return 1
     redis_url, private_redis = found
-    upgrade(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    with Session(engine) as session:
+        accounts = count_users(session)
     env = {**os.environ, "REDIS_URL": redis_url, "NURTURE_ROOT": str(Path.cwd()),
            "BASE_URL": os.environ.get("BASE_URL", f"http://localhost:{port}")}
     children = [
         subprocess.Popen(gunicorn_command(f"127.0.0.1:{port}"), env=env),
         subprocess.Popen([sys.executable, str(Path.cwd() / "worker.py")], env=env),
     ]
-    print_banner(settings, port, redis_url, private_redis is not None, generated)
+    print_banner(settings, port, redis_url, private_redis is not None, generated, accounts)
     return supervise(children, private_redis)
 
 
-def print_banner(settings: Settings, port: int, redis_url: str, private: bool, generated: list[Path]) -> None:
+def print_banner(settings: Settings, port: int, redis_url: str, private: bool, generated: list[Path],
+                 accounts: int = 0) -> None:
     base = f"http://localhost:{port}"
+    login = (f"log in with your account ({accounts} exist: .venv/bin/nurture users list)" if accounts else
+             "no accounts yet: create the first with .venv/bin/nurture users add you@example.com")
     secrets = f"\n    generated    {', '.join(map(str, generated))} (keep them: links are signed with them)" \
         if generated else ""
     print(f"""
   nurture is running
-    overview     {base}/   (log in with any name; the password is the API key in {settings.var_dir}/api_key)
+    console      {base}/   the lifecycle map; {login}
     signup form  {base}/forms/beginners-guide   (embeds: .venv/bin/nurture forms snippet beginners-guide)
     health       {base}/healthz
     API          curl -H "Authorization: Bearer $(cat {settings.var_dir}/api_key)" \\
