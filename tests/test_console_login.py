@@ -174,3 +174,11 @@ def test_an_address_has_one_account(make_runtime, sqlite_url) -> None:
     add_account(rt, "ann@example.com")
     with Session(rt.db) as session, pytest.raises(accounts.AccountError, match="already has an account"):
         accounts.add(session, "ANN@example.com", PASSWORD, "viewer", rt.clock())
+
+
+def test_console_pages_are_not_cached_or_framed(make_runtime, sqlite_url) -> None:
+    client = logged_in(make_runtime(sqlite_url))
+    for path in ("/", "/login", "/map.svg"):
+        headers = client.get(path).headers
+        assert headers["Cache-Control"] == "no-store" and headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]

@@ -29,30 +29,39 @@ def measure(session: Session, stage_of_sequence: Mapping[str, str], moved_since:
             parked_since: datetime) -> Measured:
     """Where contacts are now. `stage_of_sequence` maps each sequence to the lifecycle stage it serves;
     contacts who moved stage after `moved_since` are counted by (from, to); active enrollments due
-    before `parked_since` are parked."""
+    before `parked_since` are parked. Four grouped scans, whatever the number of contacts."""
+    waiting, parked = _at_steps(session, parked_since)
+    in_sequence: dict[str, int] = {}
+    for (sequence, _step), n in waiting.items():
+        # A contact has at most one active enrollment per sequence (people.contacts.may_reenter), so the
+        # contacts in a sequence are its enrollments at its steps: no second scan to count them.
+        in_sequence[sequence] = in_sequence.get(sequence, 0) + n
     return Measured(
-        by_contact_stage=_pairs(session.execute(select(Contact.stage, func.count()).group_by(Contact.stage))),
+        by_contact_stage=dict(session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all()),
         moved=_stage_moves(session, moved_since),
-        waiting=_at_steps(session, None),
-        parked=_at_steps(session, parked_since),
-        in_sequence=_pairs(session.execute(
-            select(Enrollment.sequence_id, func.count(distinct(Enrollment.contact_id)))
-            .where(Enrollment.status == "active").group_by(Enrollment.sequence_id))),
+        waiting=waiting,
+        parked=parked,
+        in_sequence=in_sequence,
         in_stage_sequences=_in_stage_sequences(session, stage_of_sequence),
     )
 
 
-def _pairs(rows: object) -> dict:
-    return {key: n for key, n in rows}  # type: ignore[attr-defined]
+StepCounts = dict[tuple[str, str], int]  # (sequence id, step id) -> enrollments
 
 
-def _at_steps(session: Session, due_before: datetime | None) -> dict[tuple[str, str], int]:
-    query = (select(Enrollment.sequence_id, Enrollment.step_id, func.count())
-             .where(Enrollment.status == "active", Enrollment.step_id.is_not(None))
-             .group_by(Enrollment.sequence_id, Enrollment.step_id))
-    if due_before is not None:
-        query = query.where(Enrollment.due_at < due_before)
-    return {(sequence, step): n for sequence, step, n in session.execute(query)}
+def _at_steps(session: Session, parked_before: datetime) -> tuple[StepCounts, StepCounts]:
+    """Active enrollments at each (sequence, step), and how many of them fell due before `parked_before`."""
+    late = func.sum(case((Enrollment.due_at < parked_before, 1), else_=0))
+    rows = session.execute(select(Enrollment.sequence_id, Enrollment.step_id, func.count(), late)
+                           .where(Enrollment.status == "active", Enrollment.step_id.is_not(None))
+                           .group_by(Enrollment.sequence_id, Enrollment.step_id))
+    waiting: StepCounts = {}
+    parked: StepCounts = {}
+    for sequence, step, n, overdue in rows:
+        waiting[(sequence, step)] = n
+        if overdue:
+            parked[(sequence, step)] = int(overdue)
+    return waiting, parked
 
 
 def _stage_moves(session: Session, since: datetime) -> dict[tuple[str, str], int]:

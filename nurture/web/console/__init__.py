@@ -6,7 +6,7 @@ on every form, and writes behind the owner role. Its views live in the modules b
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, render_template
+from flask import Blueprint, Flask, Response, render_template
 from flask_wtf.csrf import CSRFError
 
 from nurture.runtime import Runtime
@@ -14,6 +14,17 @@ from nurture.web import auth, runtime
 
 bp = Blueprint("console", __name__)
 auth.guard(bp, open_endpoints=("console.login",))
+
+
+@bp.after_request
+def private(response: Response) -> Response:
+    """Console pages hold personal data: never cached on the way or kept by the browser, never framed by
+    another site (clickjacking), and their addresses never sent on to other sites."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
 
 
 @bp.context_processor
