@@ -429,10 +429,11 @@ def why_command(rt: Runtime, email: str, as_json: bool) -> None:
 
 
 from nurture.cli import bounces  # noqa: E402,F401  (registers `nurture bounces` on main)
-from nurture.cli import lifecycle_map, users  # noqa: E402  (they use with_runtime and fail, defined above)
+from nurture.cli import lifecycle_map, stats, users  # noqa: E402  (they use with_runtime and fail, defined above)
 
 main.add_command(users.users)
 main.add_command(lifecycle_map.map_command)
+main.add_command(stats.stats_command)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,28 @@
+"""`nurture stats SEQUENCE`: the sequence as a funnel, step by step, as the console shows it."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from nurture.cli import fail, with_runtime
+from nurture.insight.funnel import BadPeriod, format_funnel, funnel_json
+from nurture.insight.sequence_stats import DEFAULT_PERIOD, UnknownSequence, sequence_funnel
+from nurture.runtime import Runtime
+
+
+@click.command("stats")
+@click.argument("sequence_id")
+@click.option("--since", "period", default=DEFAULT_PERIOD, show_default=True, help="the period: 30d, 8w …")
+@click.option("--version", default=None, help="one version of the sequence file (its content hash)")
+@click.option("--json", "as_json", is_flag=True, help="print the funnel as JSON")
+@with_runtime
+def stats_command(rt: Runtime, sequence_id: str, period: str, version: str | None, as_json: bool) -> None:
+    """Per step of SEQUENCE_ID: reached, sent, skipped (by reason), deferred, delivered, clicked (people,
+    not bots), goal reached, unsubscribed, bounced — each with its rate."""
+    try:
+        funnel = sequence_funnel(rt, sequence_id, period, version)
+    except (UnknownSequence, BadPeriod) as exc:
+        fail(str(exc))
+    click.echo(json.dumps(funnel_json(funnel), indent=2) if as_json else "\n".join(format_funnel(funnel)))

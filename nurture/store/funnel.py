@@ -1,0 +1,173 @@
+"""A sequence's funnel, counted from the delivery and event records: per step, how many contacts reached
+it and what became of them. The arithmetic (rates, totals) is nurture.insight.funnel's.
+
+The cohort is the messages made in the period: a delivery row created since `since` (and its clicks,
+unsubscribes, bounces and goals whenever they came), plus the steps that sent nothing — skipped by a
+condition, a wait-for resolved, deferred — by when that happened. Every count is of distinct contacts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, distinct, func, or_
+from sqlmodel import Session, select
+
+from nurture.store.models import Delivery, Enrollment, Event, SequenceVersion
+
+PerStep = dict[str, dict[str, int]]  # step id -> metric -> contacts
+
+
+@dataclass
+class FunnelCounts:
+    steps: PerStep = field(default_factory=lambda: defaultdict(dict))
+    skip_reasons: PerStep = field(default_factory=lambda: defaultdict(dict))  # step id -> reason -> contacts
+    total: dict[str, int] = field(default_factory=dict)  # the whole sequence: entered, goal
+
+    def add(self, step: str, metric: str, n: int) -> None:
+        self.steps[step][metric] = self.steps[step].get(metric, 0) + int(n)
+
+
+def count_funnel(session: Session, sequence_id: str, since: datetime, version: str | None = None) -> FunnelCounts:
+    counts = FunnelCounts()
+    _deliveries(session, counts, sequence_id, since, version)
+    _outcome_events(session, counts, sequence_id, since, version)
+    _linked_events(session, counts, sequence_id, since, version)
+    _clicks_and_goals(session, counts, sequence_id, since, version)
+    _waiting(session, counts, sequence_id, since, version)
+    _totals(session, counts, sequence_id, since, version)
+    return counts
+
+
+def _in_cohort(sequence_id: str, since: datetime, version: str | None) -> list[Any]:
+    where = [Delivery.sequence_id == sequence_id, Delivery.created_at >= since]
+    return where + ([Delivery.sequence_version == version] if version is not None else [])
+
+
+def _deliveries(session: Session, counts: FunnelCounts, sequence_id: str, since: datetime,
+                version: str | None) -> None:
+    """Reached (a delivery row), sent, delivered, failed and skipped (with the reason), per step."""
+    rows = session.execute(
+        select(Delivery.step_id, Delivery.channel, Delivery.status, Delivery.provider_status,
+               func.count(distinct(Delivery.contact_id)))
+        .where(*_in_cohort(sequence_id, since, version))
+        .group_by(Delivery.step_id, Delivery.channel, Delivery.status, Delivery.provider_status))
+    for step, channel, status, provider_status, n in rows:
+        counts.add(step, "reached", n)
+        if status in ("sent", "skipped", "failed"):
+            counts.add(step, status, n)
+        if status == "sent" and channel == "sms" and provider_status == "delivered":
+            counts.add(step, "delivered", n)
+        if status == "sent" and channel == "email":
+            counts.add(step, "delivered", n)  # no receipts for email: sent, less bounced (taken off below)
+    reasons = session.execute(
+        select(Delivery.step_id, Delivery.error, func.count(distinct(Delivery.contact_id)))
+        .where(*_in_cohort(sequence_id, since, version), Delivery.status == "skipped")
+        .group_by(Delivery.step_id, Delivery.error))
+    for step, reason, n in reasons:
+        counts.skip_reasons[step][reason or "no reason recorded"] = int(n)
+
+
+def _event_step(sequence_id: str, since: datetime, version: str | None) -> tuple[Any, list[Any]]:
+    step = Event.data["step"].as_string()
+    where = [Event.data["sequence"].as_string() == sequence_id, Event.occurred_at >= since]
+    if version is not None:
+        where.append(Event.data["version"].as_string() == version)
+    return step, where
+
+
+def _outcome_events(session: Session, counts: FunnelCounts, sequence_id: str, since: datetime,
+                    version: str | None) -> None:
+    """Steps that sent nothing: skipped by a false condition, a wait-for resolved; and deferrals."""
+    step, where = _event_step(sequence_id, since, version)
+    reason = Event.data["reason"].as_string()
+    rows = session.execute(
+        select(step, Event.type, reason, func.count(distinct(Event.contact_id)))
+        .where(Event.type.in_(["step.skipped", "step.branched"]), *where).group_by(step, Event.type, reason))
+    for step_id, kind, why, n in rows:
+        counts.add(step_id, "reached", n)
+        if kind == "step.skipped":
+            counts.add(step_id, "skipped", n)
+            counts.skip_reasons[step_id][why or "condition false"] = int(n)
+    deferred = session.execute(
+        select(step, func.count(distinct(Event.contact_id)))
+        .where(Event.type.in_(["email.deferred", "sms.deferred"]), *where).group_by(step))
+    for step_id, n in deferred:
+        counts.add(step_id, "deferred", n)
+
+
+def _linked_events(session: Session, counts: FunnelCounts, sequence_id: str, since: datetime,
+                   version: str | None) -> None:
+    """Unsubscribes from a message's own link, and bounces: events that name their delivery."""
+    kinds = {"email.unsubscribed": "unsubscribed", "sms.unsubscribed": "unsubscribed",
+             "email.bounced": "bounced", "sms.bounced": "bounced", "sms.undelivered": "bounced"}
+    rows = session.execute(
+        select(Delivery.step_id, Delivery.channel, Event.type, func.count(distinct(Event.contact_id)))
+        .join(Delivery, Delivery.id == Event.delivery_id)
+        .where(Event.type.in_(list(kinds)), *_in_cohort(sequence_id, since, version))
+        .group_by(Delivery.step_id, Delivery.channel, Event.type))
+    for step, channel, kind, n in rows:
+        counts.add(step, kinds[kind], n)
+        if kinds[kind] == "bounced" and channel == "email":
+            counts.add(step, "delivered", -n)
+
+
+def _clicks_and_goals(session: Session, counts: FunnelCounts, sequence_id: str, since: datetime,
+                      version: str | None) -> None:
+    """People who clicked a step's links (a bot's click — a mail scanner's — is marked and not counted),
+    and who reached the sequence's goal after the step was sent to them."""
+    human = or_(Event.data["bot"].as_boolean().is_(None), Event.data["bot"].as_boolean().is_(False))
+    clicked = session.execute(
+        select(Delivery.step_id, func.count(distinct(Event.contact_id)))
+        .join(Delivery, and_(Delivery.contact_id == Event.contact_id,
+                             Delivery.step_id == Event.data["step"].as_string(), Delivery.status == "sent"))
+        .where(Event.type == "email.clicked", Event.data["sequence"].as_string() == sequence_id, human,
+               *_in_cohort(sequence_id, since, version))
+        .group_by(Delivery.step_id))
+    for step, n in clicked:
+        counts.add(step, "clicked", n)
+    goals = session.execute(
+        select(Delivery.step_id, func.count(distinct(Event.contact_id)))
+        .join(Delivery, and_(Delivery.contact_id == Event.contact_id, Delivery.status == "sent",
+                             Delivery.sent_at <= Event.occurred_at))
+        .where(Event.type == "sequence.goal", Event.data["sequence"].as_string() == sequence_id,
+               *_in_cohort(sequence_id, since, version))
+        .group_by(Delivery.step_id))
+    for step, n in goals:
+        counts.add(step, "goal", n)
+
+
+def _waiting(session: Session, counts: FunnelCounts, sequence_id: str, since: datetime, version: str | None) -> None:
+    """Contacts at a step now (since `since`) that nothing has been decided for yet: they reached it too."""
+    decided = select(Delivery.id).where(Delivery.enrollment_id == Enrollment.id,
+                                        Delivery.step_id == Enrollment.step_id).exists()
+    query = (select(Enrollment.step_id, func.count(distinct(Enrollment.contact_id)))
+             .where(Enrollment.sequence_id == sequence_id, Enrollment.status == "active",
+                    Enrollment.step_id.is_not(None), Enrollment.step_entered_at >= since, ~decided)
+             .group_by(Enrollment.step_id))
+    if version is not None:
+        query = query.where(Enrollment.sequence_version == version)
+    for step, n in session.execute(query):
+        counts.add(step, "waiting", n)
+        counts.add(step, "reached", n)
+
+
+def _totals(session: Session, counts: FunnelCounts, sequence_id: str, since: datetime, version: str | None) -> None:
+    """The whole sequence: contacts who entered it, and who reached its goal, in the period."""
+    where = [Event.data["sequence"].as_string() == sequence_id, Event.occurred_at >= since]
+    for kind, metric in (("sequence.enrolled", "entered"), ("sequence.goal", "goal")):
+        query = select(func.count(distinct(Event.contact_id))).where(Event.type == kind, *where)
+        if version is not None and kind == "sequence.enrolled":  # a goal event names no version
+            query = query.where(Event.data["version"].as_string() == version)
+        counts.total[metric] = int(session.execute(query).scalar_one())
+
+
+def versions_of(session: Session, sequence_id: str) -> list[tuple[str, datetime]]:
+    """The versions of a sequence the service has run, newest first."""
+    rows = session.execute(select(SequenceVersion.version, SequenceVersion.loaded_at)
+                           .where(SequenceVersion.sequence_id == sequence_id)
+                           .order_by(SequenceVersion.loaded_at.desc()))
+    return [(version, loaded_at) for version, loaded_at in rows]
