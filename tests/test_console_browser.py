@@ -1,6 +1,6 @@
 """The console in a real browser (headless Chromium): sent to the login without a session, log in, the map
-at desktop and phone width, printed as one landscape sheet on A4 and on Letter, a form without its CSRF
-token refused, log out.
+at desktop and phone width, printed as one landscape sheet on A4 and on Letter, a sequence's funnel, a
+form without its CSRF token refused, log out.
 
 Set CONSOLE_SCREENSHOTS=DIR to keep the screenshots and printed PDFs (to look at them, as the note says).
 """
@@ -80,7 +80,7 @@ def log_in(driver: WebDriver, email: str, password: str) -> None:
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
 
-def test_log_in_see_the_map_print_it_and_log_out(console, browser: WebDriver) -> None:
+def test_log_in_see_the_map_print_it_open_a_funnel_and_log_out(console, browser: WebDriver) -> None:
     rt, base = console
     browser.get(f"{base}/")
     wait_for(browser, "h1", "Log in")
@@ -105,6 +105,17 @@ def test_log_in_see_the_map_print_it_and_log_out(console, browser: WebDriver) ->
     frame = browser.find_element(By.CSS_SELECTOR, ".map-scroll")
     assert browser.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth", frame)
     assert printed_pages(browser, "a4") == 1 and printed_pages(browser, "letter") == 1
+
+    # Open a sequence's funnel from the map, at both widths.
+    browser.set_window_size(1280, 900)
+    browser.find_element(By.LINK_TEXT, "Lead nurture").click()
+    wait_for(browser, "h1", "Lead nurture")
+    sent = browser.find_element(By.CSS_SELECTOR, 'tr[data-step="edu-1"] td[data-metric="sent"]')
+    assert sent.text.startswith("2")
+    screenshot(browser, "funnel-1280.png", 1280)
+    screenshot(browser, "funnel-390.png", 390)
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    browser.get(f"{base}/")
 
     # A form posted without its token (as another site would) is refused, and the session stays.
     browser.execute_script("""const f = document.createElement('form'); f.method = 'post'; f.action = '/logout';
