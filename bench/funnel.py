@@ -1,0 +1,118 @@
+"""How long a sequence's funnel takes with 1,000,000 deliveries in the database.
+
+    .venv/bin/python bench/funnel.py [--deliveries 1000000] [--database sqlite|postgresql] [--repeat 3]
+
+Bulk-inserts contacts, each with one enrollment in one of the starter sequences and a delivery for every
+step of it (all `sent`, spread over the last 120 days), an `email.sent` event per delivery, a click for a
+tenth of them (a fifth of those marked as a bot's), a bounce for one in a hundred, and a goal for one
+contact in twenty. Then it times `sequence_funnel` for Lead nurture over 30 days and over 365 days, and
+prints the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from console_map import database_url  # noqa: E402
+from sqlalchemy import insert  # noqa: E402
+
+from nurture.config import load_settings  # noqa: E402
+from nurture.insight.sequence_stats import sequence_funnel  # noqa: E402
+from nurture.runtime import Runtime, build_runtime  # noqa: E402
+from nurture.store.db import upgrade  # noqa: E402
+from nurture.store.models import Contact, Delivery, Enrollment, Event  # noqa: E402
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+CHUNK = 5000
+
+
+def rows_for(rt: Runtime, target: int) -> dict[type, list[dict]]:
+    sequences = [s for s in rt.sequences.all() if len([x for x in s.steps if x.sends]) >= 3]
+    tables: dict[type, list[dict]] = {Contact: [], Enrollment: [], Delivery: [], Event: []}
+    contact = delivery = 0
+    while delivery < target:
+        contact += 1
+        sequence = sequences[contact % len(sequences)]
+        at = NOW - timedelta(days=contact % 120, minutes=contact % 1440)
+        tables[Contact].append(dict(id=contact, email=f"c{contact}@example.com", first_name="", last_name="",
+                                    fields={}, tags=[], stage="lead", score=0.0, email_status="subscribed",
+                                    sms_status="none", attribution={}, created_at=at, updated_at=at))
+        tables[Enrollment].append(dict(id=contact, contact_id=contact, sequence_id=sequence.id, step_id=None,
+                                       status="completed", entry=1, sequence_version=sequence.version, attempts=0,
+                                       created_at=at, updated_at=at))
+        for step in (s for s in sequence.steps if s.sends):
+            delivery += 1
+            tables[Delivery].append(dict(id=delivery, contact_id=contact, enrollment_id=contact,
+                                         sequence_id=sequence.id, sequence_version=sequence.version, step_id=step.id,
+                                         channel="email", kind=step.kind, recipient="", status="sent", attempts=1,
+                                         created_at=at, updated_at=at, sent_at=at))
+            about = {"sequence": sequence.id, "version": sequence.version, "step": step.id}
+            tables[Event].append(dict(contact_id=contact, type="email.sent", data=about, delivery_id=delivery,
+                                      occurred_at=at, created_at=at))
+            if delivery % 10 == 0:
+                tables[Event].append(dict(contact_id=contact, type="email.clicked", occurred_at=at, created_at=at,
+                                          delivery_id=None,
+                                          data={**about, "bot": delivery % 50 == 0, "url": "https://x.example"}))
+            if delivery % 100 == 3:
+                tables[Event].append(dict(contact_id=contact, type="email.bounced", data=about, delivery_id=delivery,
+                                          occurred_at=at, created_at=at))
+        if contact % 20 == 0:
+            tables[Event].append(dict(contact_id=contact, type="sequence.goal", occurred_at=at + timedelta(days=1),
+                                      delivery_id=None,
+                                      created_at=at, data={"sequence": sequence.id, "reason": "goal reached"}))
+    return tables
+
+
+def seed(rt: Runtime, target: int) -> dict[type, int]:
+    tables = rows_for(rt, target)
+    with rt.db.begin() as connection:
+        for table, rows in tables.items():
+            for start in range(0, len(rows), CHUNK):
+                connection.execute(insert(table), rows[start:start + CHUNK])
+    return {table: len(rows) for table, rows in tables.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--deliveries", type=int, default=1_000_000)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="nurture-funnel-bench-"))
+    database, drop = database_url(args.database, work)
+    try:
+        env = {"NURTURE_ROOT": str(ROOT), "VAR_DIR": str(work / "var"), "DATABASE_URL": database,
+               "SECRET_KEY": "bench-secret-key-0123456789", "API_KEY": "bench-api-key-0123456789"}
+        rt = build_runtime(load_settings(env), clock=lambda: NOW)
+        upgrade(rt.db)
+        start = time.perf_counter()
+        sizes = seed(rt, args.deliveries)
+        print(f"seeded {', '.join(f'{n} {t.__name__.lower()}' for t, n in sizes.items())} "
+              f"in {time.perf_counter() - start:.0f} s ({args.database})")
+        for period in ("30d", "365d"):
+            runs = []
+            for _ in range(args.repeat):
+                began = time.perf_counter()
+                funnel = sequence_funnel(rt, "lead-nurture", period)
+                runs.append(time.perf_counter() - began)
+            print(f"sequence_funnel(lead-nurture, {period}): {statistics.median(runs) * 1000:.0f} ms median of "
+                  f"{args.repeat}; {funnel.total['sent']} sent, {funnel.total['clicked']} clicked")
+        rt.db.dispose()
+    finally:
+        drop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
