@@ -78,10 +78,13 @@ def login_limiter(app: Flask, rt: Runtime) -> Limiter:
 def limit_logins(app: Flask, rt: Runtime, endpoint: str) -> None:
     """Rate-limit failed POSTs to `endpoint` (a failed login answers 401)."""
     limiter = login_limiter(app, rt)
-    failed: Callable[[Response], bool] = lambda response: response.status_code == 401  # noqa: E731
-    view = limiter.limit(LOGIN_LIMITS_PER_IP, methods=["POST"], deduct_when=failed)(app.view_functions[endpoint])
-    view = limiter.limit(LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], deduct_when=failed, key_func=_account_key)(view)
+    view = limiter.limit(LOGIN_LIMITS_PER_IP, methods=["POST"], deduct_when=_failed)(app.view_functions[endpoint])
+    view = limiter.limit(LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], deduct_when=_failed, key_func=_account_key)(view)
     app.view_functions[endpoint] = view
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
 
 
 def _account_key() -> str:
