@@ -16,6 +16,7 @@ from nurture.insight.funnel import BadPeriod, parse_since
 from nurture.insight.sequence_stats import UnknownSequence, sequence_funnel
 from nurture.people import automation
 from nurture.people.contacts import record_event
+from nurture.store.bounces import mark_bounced
 from nurture.store.models import Contact, Delivery
 from tests.conftest import worker_env
 from tests.console_support import logged_in
@@ -40,6 +41,7 @@ def bounce(rt, email: str, step: str) -> None:  # noqa: ANN001
         delivery = session.exec(select(Delivery).where(Delivery.contact_id == contact.id,
                                                        Delivery.step_id == step)).one()
         record_event(session, contact.id, "email.bounced", rt.clock(), {"step": step}, delivery.id)
+        mark_bounced(session, delivery.id, "550 no such user", rt.clock())  # as nurture.people.bounces does
         session.commit()
 
 

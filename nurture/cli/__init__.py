@@ -428,8 +428,12 @@ def why_command(rt: Runtime, email: str, as_json: bool) -> None:
         click.echo("\n".join(why.format_story(story)))
 
 
-from nurture.cli import bounces  # noqa: E402,F401  (registers `nurture bounces` on main)
-from nurture.cli import lifecycle_map, stats, users  # noqa: E402  (they use with_runtime and fail, defined above)
+from nurture.cli import (  # noqa: E402  (they use with_runtime and fail, defined above)
+    bounces,  # noqa: E402,F401  (registers `nurture bounces` on main)
+    lifecycle_map,
+    stats,
+    users,
+)
 
 main.add_command(users.users)
 main.add_command(lifecycle_map.map_command)

@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from nurture.store.models import Delivery, Enrollment, Event, SequenceVersion
 
 PerStep = dict[str, dict[str, int]]  # step id -> metric -> contacts
+SENT = ("sent", "bounced")  # a bounced message was sent: the bounce came back after
 
 
 @dataclass
@@ -60,11 +61,14 @@ def _deliveries(session: Session, counts: FunnelCounts, sequence_id: str, since:
         counts.add(step, "reached", n)
         if status in ("sent", "skipped", "failed"):
             counts.add(step, status, n)
+        if status == "bounced":  # sent, and the bounce came back after (nurture.people.bounces)
+            counts.add(step, "sent", n)
         if status == "skipped":
             reason = error or "no reason recorded"
             counts.skip_reasons[step][reason] = counts.skip_reasons[step].get(reason, 0) + int(n)
         if status == "sent" and (channel == "email" or provider_status == "delivered"):
-            # Email has no receipts: sent, less bounced (taken off in _linked_events). A text: the carrier's word.
+            # Email has no receipts: sent and not bounced (a bounce moves the row to `bounced`). A text: the
+            # carrier's word.
             counts.add(step, "delivered", n)
 
 
@@ -106,10 +110,8 @@ def _linked_events(session: Session, counts: FunnelCounts, sequence_id: str, sin
         .join(Delivery, Delivery.id == Event.delivery_id)
         .where(Event.type.in_(list(kinds)), *_in_cohort(sequence_id, since, version))
         .group_by(Delivery.step_id, Delivery.channel, Event.type))
-    for step, channel, kind, n in rows:
+    for step, _channel, kind, n in rows:
         counts.add(step, kinds[kind], n)
-        if kinds[kind] == "bounced" and channel == "email":
-            counts.add(step, "delivered", -n)
 
 
 def _clicks_and_goals(session: Session, counts: FunnelCounts, sequence_id: str, since: datetime,
@@ -120,7 +122,7 @@ def _clicks_and_goals(session: Session, counts: FunnelCounts, sequence_id: str, 
     clicked = session.execute(
         select(Delivery.step_id, func.count(distinct(Event.contact_id)))
         .join(Delivery, and_(Delivery.contact_id == Event.contact_id,
-                             Delivery.step_id == Event.data["step"].as_string(), Delivery.status == "sent"))
+                             Delivery.step_id == Event.data["step"].as_string(), Delivery.status.in_(SENT)))
         .where(Event.type == "email.clicked", Event.data["sequence"].as_string() == sequence_id, human,
                *_in_cohort(sequence_id, since, version))
         .group_by(Delivery.step_id))
@@ -128,7 +130,7 @@ def _clicks_and_goals(session: Session, counts: FunnelCounts, sequence_id: str, 
         counts.add(step, "clicked", n)
     goals = session.execute(
         select(Delivery.step_id, func.count(distinct(Event.contact_id)))
-        .join(Delivery, and_(Delivery.contact_id == Event.contact_id, Delivery.status == "sent",
+        .join(Delivery, and_(Delivery.contact_id == Event.contact_id, Delivery.status.in_(SENT),
                              Delivery.sent_at <= Event.occurred_at))
         .where(Event.type == "sequence.goal", Event.data["sequence"].as_string() == sequence_id,
                *_in_cohort(sequence_id, since, version))
