@@ -1,7 +1,7 @@
 """console users: the people who log in to the owner's console (nurture users add)
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002_claim_token_partial
 Create Date: 2026-12-06 13:18:15.433469
 """
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 import nurture.store.models
 
-revision = '0002'
-down_revision = '0001'
+revision = '0003'
+down_revision = '0002_claim_token_partial'
 branch_labels = None
 depends_on = None
 
