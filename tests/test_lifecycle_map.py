@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from nurture.config import load_settings
+from nurture.content.checker import TemplateCheck
 from nurture.content.forms import FormRegistry
 from nurture.content.registry import SequenceRegistry
 from nurture.insight.lifecycle_map import Counts, build_map, moved_on_from, reachable_steps
@@ -23,7 +25,8 @@ def sequence(seq_id: str, stage: str, *body: Step, **extra: object) -> Sequence:
 
 
 def starter() -> tuple[list[Sequence], Lifecycle, list]:
-    registry = SequenceRegistry(ROOT / "sequences")
+    settings = load_settings({"SECRET_KEY": "x" * 32, "API_KEY": "k" * 32}, root=ROOT)
+    registry = SequenceRegistry(ROOT / "sequences", TemplateCheck.for_settings(settings))
     registry.refresh()
     return registry.all(), registry.lifecycle, FormRegistry(ROOT / "forms").all()
 

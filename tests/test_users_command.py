@@ -56,7 +56,7 @@ def test_make_run_says_how_to_make_the_first_account(capsys: pytest.CaptureFixtu
     from nurture.config import load_settings
 
     settings = load_settings(worker_env(tmp_path, f"sqlite:///{tmp_path / 'n.db'}"))
-    print_banner(settings, 8000, "redis://127.0.0.1:1/0", False, accounts=0)
+    print_banner(settings, 8000, "redis://127.0.0.1:1/0", False, [], accounts=0)
     assert "nurture users add you@example.com" in capsys.readouterr().out
-    print_banner(settings, 8000, "redis://127.0.0.1:1/0", False, accounts=2)
+    print_banner(settings, 8000, "redis://127.0.0.1:1/0", False, [], accounts=2)
     assert "log in with your account (2 exist" in capsys.readouterr().out
