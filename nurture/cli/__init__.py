@@ -21,7 +21,7 @@ from nurture.people.contacts import ContactInput, InvalidContact, enroll, normal
 from nurture.people.preferences import Origin, consent_history, set_sms
 from nurture.runtime import Runtime, build_runtime
 from nurture.store.db import upgrade
-from nurture.store.models import Contact, Delivery, Event
+from nurture.store.models import Contact, Delivery, Event, Subscription
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -127,7 +127,7 @@ def contacts_add(rt: Runtime, email: str, sequence_id: str | None, name: str, fi
         click.echo(f"{'added' if created else 'updated'} contact {contact.id} <{contact.email}>")
         if sms_consent is not None:
             if not set_sms(session, contact, True, Origin(method="cli", consent_text=sms_consent), now) \
-                    and contact.sms_status != "subscribed":
+                    and contact.sms_status != Subscription.SUBSCRIBED:
                 fail("--sms-consent needs a phone number (--phone)")
             click.echo(f"texts on for {contact.phone}")
         if sequence is not None:

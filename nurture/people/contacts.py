@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from nurture.rules import engine
 from nurture.rules.sequence import Sequence
-from nurture.store.models import Contact, Enrollment, Event
+from nurture.store.models import Contact, Enrollment, EnrollmentStatus, Event
 
 MAX_NAME = 100
 MAX_SOURCE = 200  # the column's size
@@ -182,7 +182,7 @@ def may_reenter(sequence: Sequence, latest: Enrollment | None, now: datetime) ->
     """The sequence's re-entry policy: once ever, every time it is not running, or not within a period."""
     if latest is None:
         return True
-    if latest.status == "active":
+    if latest.status == EnrollmentStatus.ACTIVE:
         return False
     policy = sequence.reentry
     if policy.policy == "always":
@@ -216,7 +216,7 @@ def enroll(session: Session, contact: Contact, sequence: Sequence, now: datetime
         contact_id=contact.id, sequence_id=sequence.id, sequence_version=sequence.version,
         entry=latest.entry + 1 if latest else 1, step_id=due.step_id if due else None,
         due_at=due.at if due else None, step_entered_at=now,
-        status="active" if due else "completed", created_at=now, updated_at=now,
+        status=EnrollmentStatus.ACTIVE if due else EnrollmentStatus.COMPLETED, created_at=now, updated_at=now,
     )
     session.add(enrollment)
     session.flush()

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from sqlmodel import Session
 
 from nurture.people import automation
-from nurture.store.models import Alert, Contact, Delivery
+from nurture.store.models import Alert, AlertStatus, Contact, Delivery
 
 ALERT_DELAY = timedelta(minutes=10)  # time to write the comment before the owner is told
 
@@ -42,7 +42,7 @@ def record_comment(session: Session, rt, delivery: Delivery, contact: Contact, s
                       {"score": score, "comment": comment, "delivery": delivery.id}, now)
     name = f"{contact.first_name} {contact.last_name}".strip() or contact.email
     # The detractor alert, if still waiting, goes out with the comment in it.
-    session.execute(update(Alert).where(Alert.kind == f"detractor:{delivery.id}", Alert.status == "pending")
+    session.execute(update(Alert).where(Alert.kind == f"detractor:{delivery.id}", Alert.status == AlertStatus.PENDING)
                     .values(body=_body(name, contact.email, score, comment)))
 
 

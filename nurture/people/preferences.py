@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from nurture.people.contacts import record_event
-from nurture.store.models import Consent, Contact, Delivery, Enrollment
+from nurture.store.models import Consent, ConsentAction, Contact, Delivery, Enrollment, EnrollmentStatus, Subscription
 
 
 class UnknownLink(LookupError):
@@ -49,8 +49,8 @@ def resolve(session: Session, delivery_id: int) -> LinkTarget:
     return LinkTarget(delivery, contact, session.get(Enrollment, delivery.enrollment_id))
 
 
-def record_consent(session: Session, contact: Contact, channel: str, action: str, origin: Origin, now: datetime,
-                   scope: str = "all") -> None:
+def record_consent(session: Session, contact: Contact, channel: str, action: ConsentAction, origin: Origin,
+                   now: datetime, scope: str = "all") -> None:
     text = origin.consent_text
     session.add(Consent(
         contact_id=contact.id, channel=channel, action=action, method=origin.method, scope=scope,
@@ -64,11 +64,11 @@ def unsubscribe_all(session: Session, contact: Contact, origin: Origin, now: dat
     """Stop all marketing email to `contact`. Returns False when it was already unsubscribed (idempotent:
     a mailbox provider may POST twice; only the first writes a record)."""
     changed = session.execute(
-        update(Contact).where(Contact.id == contact.id, Contact.email_status != "unsubscribed")
-        .values(email_status="unsubscribed", updated_at=now)
+        update(Contact).where(Contact.id == contact.id, Contact.email_status != Subscription.UNSUBSCRIBED)
+        .values(email_status=Subscription.UNSUBSCRIBED, updated_at=now)
     ).rowcount == 1
     if changed:
-        record_consent(session, contact, "email", "opt-out", origin, now)
+        record_consent(session, contact, "email", ConsentAction.OPT_OUT, origin, now)
         record_event(session, contact.id, "email.unsubscribed", now,
                      {"scope": "all", "via": origin.method}, origin.delivery_id)
     return changed
@@ -78,11 +78,11 @@ def leave_sequence(session: Session, contact: Contact, enrollment: Enrollment, o
                    now: datetime) -> bool:
     """Stop one sequence for `contact`; other sequences go on."""
     changed = session.execute(
-        update(Enrollment).where(Enrollment.id == enrollment.id, Enrollment.status == "active")
-        .values(status="stopped", stop_reason="unsubscribed from this sequence", updated_at=now)
+        update(Enrollment).where(Enrollment.id == enrollment.id, Enrollment.status == EnrollmentStatus.ACTIVE)
+        .values(status=EnrollmentStatus.STOPPED, stop_reason="unsubscribed from this sequence", updated_at=now)
     ).rowcount == 1
     if changed:
-        record_consent(session, contact, "email", "opt-out", origin, now, scope=enrollment.sequence_id)
+        record_consent(session, contact, "email", ConsentAction.OPT_OUT, origin, now, scope=enrollment.sequence_id)
         record_event(session, contact.id, "email.unsubscribed", now,
                      {"scope": enrollment.sequence_id, "via": origin.method}, origin.delivery_id)
     return changed
@@ -91,18 +91,18 @@ def leave_sequence(session: Session, contact: Contact, enrollment: Enrollment, o
 def resubscribe(session: Session, contact: Contact, origin: Origin, now: datetime) -> bool:
     """Opt back in to marketing email, with a fresh consent record. Suppressed addresses stay suppressed."""
     changed = session.execute(
-        update(Contact).where(Contact.id == contact.id, Contact.email_status != "subscribed")
-        .values(email_status="subscribed", updated_at=now)
+        update(Contact).where(Contact.id == contact.id, Contact.email_status != Subscription.SUBSCRIBED)
+        .values(email_status=Subscription.SUBSCRIBED, updated_at=now)
     ).rowcount == 1
     if changed:
-        record_consent(session, contact, "email", "opt-in", origin, now)
+        record_consent(session, contact, "email", ConsentAction.OPT_IN, origin, now)
         record_event(session, contact.id, "email.resubscribed", now, {"via": origin.method}, origin.delivery_id)
     return changed
 
 
 def set_sms(session: Session, contact: Contact, wanted: bool, origin: Origin, now: datetime) -> bool:
     """Turn marketing texts on or off. Turning them on needs a phone number and records consent."""
-    status = "subscribed" if wanted else "unsubscribed"
+    status = Subscription.SUBSCRIBED if wanted else Subscription.UNSUBSCRIBED
     if wanted and not contact.phone:
         return False
     changed = session.execute(
@@ -110,7 +110,7 @@ def set_sms(session: Session, contact: Contact, wanted: bool, origin: Origin, no
         .values(sms_status=status, updated_at=now)
     ).rowcount == 1
     if changed:
-        record_consent(session, contact, "sms", "opt-in" if wanted else "opt-out", origin, now)
+        record_consent(session, contact, "sms", ConsentAction.OPT_IN if wanted else ConsentAction.OPT_OUT, origin, now)
         record_event(session, contact.id, "sms.subscribed" if wanted else "sms.unsubscribed", now,
                      {"via": origin.method}, origin.delivery_id)
     return changed

@@ -30,7 +30,7 @@ from nurture.people.preferences import Origin, record_consent, set_sms
 from nurture.people.submission import FORM_ERROR, InvalidSignup, Submission, read_submission
 from nurture.rules.sequence import Sequence
 from nurture.rules.tokens import BadToken
-from nurture.store.models import Consent, Contact
+from nurture.store.models import Consent, ConsentAction, Contact, Subscription
 
 if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow back up
     from nurture.runtime import Runtime
@@ -64,7 +64,7 @@ class Visitor:
 class SignupResult:
     contact_id: int
     created: bool
-    status: str  # "pending" (a confirmation is on its way) or "subscribed"
+    status: Subscription  # PENDING (a confirmation is on its way) or SUBSCRIBED
 
 
 @dataclass(frozen=True)
@@ -142,20 +142,20 @@ def _submit(rt: Runtime, session: Session, form: Form, submission: Submission, v
             sequence: Sequence) -> SignupResult:
     now = rt.clock()
     contact, created = _find_or_create(session, form, submission, now)
-    record_consent(session, contact, "email", "opt-in", visitor.origin(form.id, form.consent_text), now)
+    record_consent(session, contact, "email", ConsentAction.OPT_IN, visitor.origin(form.id, form.consent_text), now)
     if submission.sms_consent:  # its own consent, with its own words (texts still wait for a sequence)
         set_sms(session, contact, True, visitor.origin(form.id, form.sms_consent_text), now)
     record_event(session, contact.id, "signup.submitted", now,
                  {"form": form.id, "double_opt_in": form.double_opt_in, "attribution": submission.attribution})
     if form.double_opt_in:
-        if contact.email_status != "subscribed":
-            contact.email_status = "pending"  # no marketing until the link is clicked
+        if contact.email_status != Subscription.SUBSCRIBED:
+            contact.email_status = Subscription.PENDING  # no marketing until the link is clicked
         contact.pending_form, contact.pending_since = form.id, now
         _send_confirmation(session, contact, sequence, now)
-        return SignupResult(contact.id, created, "pending")
-    contact.email_status, contact.pending_form, contact.pending_since = "subscribed", None, None
+        return SignupResult(contact.id, created, Subscription.PENDING)
+    contact.email_status, contact.pending_form, contact.pending_since = Subscription.SUBSCRIBED, None, None
     _start(rt, session, contact, form, sequence, now)
-    return SignupResult(contact.id, created, "subscribed")
+    return SignupResult(contact.id, created, Subscription.SUBSCRIBED)
 
 
 def _find_or_create(session: Session, form: Form, submission: Submission, now: datetime) -> tuple[Contact, bool]:
@@ -167,7 +167,7 @@ def _find_or_create(session: Session, form: Form, submission: Submission, now: d
     contact = Contact(
         email=submission.email, first_name=submission.first_name, last_name=submission.last_name,
         phone=submission.phone, timezone=submission.timezone, fields=dict(submission.fields),
-        tags=list(form.tags), email_status="pending", attribution=attribution,
+        tags=list(form.tags), email_status=Subscription.PENDING, attribution=attribution,
         source=(submission.attribution.get("source") or f"form:{form.id}")[:200], created_at=now, updated_at=now,
     )
     session.add(contact)
@@ -231,13 +231,13 @@ def confirm(rt: Runtime, forms: FormRegistry, contact_id: int, visitor: Visitor)
             raise UnknownSignup(contact_id)
         form_id = contact.pending_form
         if form_id is None or not _take_pending(session, contact_id, form_id, now):
-            if contact.email_status == "subscribed":
+            if contact.email_status == Subscription.SUBSCRIBED:
                 return ConfirmResult(contact_id, confirmed=False)  # clicked twice: already done
             raise UnknownSignup(contact_id)
         session.refresh(contact)
         form = forms.get(form_id)
         text = _opt_in_text(session, contact_id, form_id) or (form.consent_text if form else None)
-        record_consent(session, contact, "email", "confirm", visitor.origin(form_id, text), now)
+        record_consent(session, contact, "email", ConsentAction.CONFIRM, visitor.origin(form_id, text), now)
         record_event(session, contact_id, "email.confirmed", now, {"form": form_id})
         url = _start(rt, session, contact, form, rt.sequences.get(form.sequence), now) if form else None
         referrals.credit(session, rt, contact, now)  # a friend's sign-up through /r/<code>, confirmed
@@ -250,7 +250,7 @@ def _take_pending(session: Session, contact_id: int, form_id: str, now: datetime
     """Conditional UPDATE: of two clicks at once, exactly one confirms."""
     return session.execute(
         update(Contact).where(Contact.id == contact_id, Contact.pending_form == form_id)
-        .values(email_status="subscribed", pending_form=None, pending_since=None, updated_at=now)
+        .values(email_status=Subscription.SUBSCRIBED, pending_form=None, pending_since=None, updated_at=now)
     ).rowcount == 1
 
 
@@ -258,7 +258,7 @@ def _opt_in_text(session: Session, contact_id: int, form_id: str) -> str | None:
     """The consent text the person saw when they signed up (the form file may have changed since)."""
     return session.exec(
         select(Consent.consent_text).where(Consent.contact_id == contact_id, Consent.form_id == form_id,
-                                           Consent.channel == "email", Consent.action == "opt-in")
+                                           Consent.channel == "email", Consent.action == ConsentAction.OPT_IN)
         .order_by(Consent.id.desc())  # type: ignore[union-attr]
     ).first()
 
@@ -275,7 +275,8 @@ def expire_pending(rt: Runtime, limit: int = 500) -> int:
         for contact_id, form_id in rows:
             changed = session.execute(
                 update(Contact).where(Contact.id == contact_id, Contact.pending_since < cutoff).values(
-                    email_status=case((Contact.email_status == "pending", "expired"), else_=Contact.email_status),
+                    email_status=case((Contact.email_status == Subscription.PENDING, Subscription.EXPIRED),
+                                      else_=Contact.email_status),
                     pending_form=None, pending_since=None, updated_at=now)
             ).rowcount
             if changed:

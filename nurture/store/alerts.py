@@ -7,25 +7,25 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from nurture.store.models import Alert
+from nurture.store.models import Alert, AlertStatus
 
 
 def pending_alerts(session: Session, now: datetime, limit: int) -> list[Alert]:
-    return list(session.exec(select(Alert).where(Alert.status == "pending", Alert.send_after <= now)
+    return list(session.exec(select(Alert).where(Alert.status == AlertStatus.PENDING, Alert.send_after <= now)
                              .order_by(Alert.id).limit(limit)).all())
 
 
 def take_alert(session: Session, alert_id: int) -> bool:
     """Claim one alert for sending (a conditional UPDATE: two ticks never both get it)."""
-    return session.execute(update(Alert).where(Alert.id == alert_id, Alert.status == "pending")
-                           .values(status="sending")).rowcount == 1
+    return session.execute(update(Alert).where(Alert.id == alert_id, Alert.status == AlertStatus.PENDING)
+                           .values(status=AlertStatus.SENDING)).rowcount == 1
 
 
 def alert_sent(session: Session, alert_id: int, now: datetime) -> None:
-    session.execute(update(Alert).where(Alert.id == alert_id).values(status="sent", sent_at=now))
+    session.execute(update(Alert).where(Alert.id == alert_id).values(status=AlertStatus.SENT, sent_at=now))
 
 
 def alert_not_sent(session: Session, alert_id: int, error: str, permanent: bool) -> None:
     # Back to pending when it may work later: an alert is worth a retry at the next tick.
     session.execute(update(Alert).where(Alert.id == alert_id)
-                    .values(status="failed" if permanent else "pending", error=error[:1000]))
+                    .values(status=AlertStatus.FAILED if permanent else AlertStatus.PENDING, error=error[:1000]))

@@ -16,7 +16,7 @@ from werkzeug.datastructures import Authorization
 
 from nurture.rules.sequence import LIFECYCLE_STAGES
 from nurture.runtime import Runtime
-from nurture.store.models import Contact, Delivery, Enrollment
+from nurture.store.models import Contact, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
 from nurture.web import runtime
 
 bp = Blueprint("public", __name__)
@@ -59,12 +59,12 @@ def overview() -> str:
         by_stage = dict(session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
         waiting = dict(session.execute(
             select(Enrollment.sequence_id + ":" + func.coalesce(Enrollment.step_id, ""), func.count())
-            .where(Enrollment.status == "active").group_by(Enrollment.sequence_id, Enrollment.step_id)
+            .where(Enrollment.status == EnrollmentStatus.ACTIVE).group_by(Enrollment.sequence_id, Enrollment.step_id)
         ).all())
         sent = dict(session.execute(
             select(Delivery.sequence_id + ":" + Delivery.step_id, func.count())
             # a bounced message was sent too: the bounce came back after (nurture.people.bounces)
-            .where(Delivery.status.in_(("sent", "bounced")))  # type: ignore[attr-defined]
+            .where(Delivery.status.in_((DeliveryStatus.SENT, DeliveryStatus.BOUNCED)))  # type: ignore[attr-defined]
             .group_by(Delivery.sequence_id, Delivery.step_id)
         ).all())
         contacts = session.execute(select(func.count()).select_from(Contact)).scalar_one()

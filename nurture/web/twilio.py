@@ -24,7 +24,7 @@ from nurture.people.contacts import record_event
 from nurture.people.preferences import Origin
 from nurture.rules.sms import keyword
 from nurture.store import claims as store
-from nurture.store.models import Consent, Contact, Delivery
+from nurture.store.models import Consent, ConsentAction, Contact, Delivery
 from nurture.web import runtime
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def contacts_with_phone(session: Session, phone: str) -> list[Contact]:
 
 def had_sms_consent(session: Session, contact: Contact) -> bool:
     return session.exec(select(Consent.id).where(Consent.contact_id == contact.id, Consent.channel == "sms",
-                                                 Consent.action == "opt-in").limit(1)).first() is not None
+                                                 Consent.action == ConsentAction.OPT_IN).limit(1)).first() is not None
 
 
 def handle_reply(session: Session, settings: Settings, phone: str, body: str, message_sid: str,
