@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlmodel import Session
 
 from nurture.people import automation
-from nurture.store.models import Alert, AlertStatus, Contact, Delivery
+from nurture.store import alerts
+from nurture.store.models import Contact, Delivery
 
 ALERT_DELAY = timedelta(minutes=10)  # time to write the comment before the owner is told
 
@@ -42,8 +42,7 @@ def record_comment(session: Session, rt, delivery: Delivery, contact: Contact, s
                       {"score": score, "comment": comment, "delivery": delivery.id}, now)
     name = f"{contact.first_name} {contact.last_name}".strip() or contact.email
     # The detractor alert, if still waiting, goes out with the comment in it.
-    session.execute(update(Alert).where(Alert.kind == f"detractor:{delivery.id}", Alert.status == AlertStatus.PENDING)
-                    .values(body=_body(name, contact.email, score, comment)))
+    alerts.rewrite_pending(session, f"detractor:{delivery.id}", _body(name, contact.email, score, comment))
 
 
 def _body(name: str, email: str, score: int, comment: str | None) -> str:

@@ -1,4 +1,5 @@
-"""Queries for alerts to people at the business: pending ones, claimed one at a time, their outcome."""
+"""Queries for alerts to people at the business: pending ones, claimed one at a time, their outcome, and
+the body of one still waiting rewritten (a detractor's comment goes out with its alert)."""
 
 from __future__ import annotations
 
@@ -29,3 +30,9 @@ def alert_not_sent(session: Session, alert_id: int, error: str, permanent: bool)
     # Back to pending when it may work later: an alert is worth a retry at the next tick.
     session.execute(update(Alert).where(Alert.id == alert_id)
                     .values(status=AlertStatus.FAILED if permanent else AlertStatus.PENDING, error=error[:1000]))
+
+
+def rewrite_pending(session: Session, kind: str, body: str) -> bool:
+    """Replace the body of the alert of `kind` if it has not gone out yet; False when it has (or none is)."""
+    return session.execute(update(Alert).where(Alert.kind == kind, Alert.status == AlertStatus.PENDING)
+                           .values(body=body)).rowcount == 1

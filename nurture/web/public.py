@@ -10,13 +10,13 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import func, text
-from sqlmodel import Session, select
+from sqlalchemy import text
+from sqlmodel import Session
 from werkzeug.datastructures import Authorization
 
 from nurture.rules.sequence import LIFECYCLE_STAGES
 from nurture.runtime import Runtime
-from nurture.store.models import Contact, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
+from nurture.store import overview as overview_store
 from nurture.web import runtime
 
 bp = Blueprint("public", __name__)
@@ -56,18 +56,10 @@ def overview() -> str:
     serve each (and the gaps: stages with no automation yet), and each sequence's contacts by step."""
     rt = runtime()
     with Session(rt.db) as session:
-        by_stage = dict(session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
-        waiting = dict(session.execute(
-            select(Enrollment.sequence_id + ":" + func.coalesce(Enrollment.step_id, ""), func.count())
-            .where(Enrollment.status == EnrollmentStatus.ACTIVE).group_by(Enrollment.sequence_id, Enrollment.step_id)
-        ).all())
-        sent = dict(session.execute(
-            select(Delivery.sequence_id + ":" + Delivery.step_id, func.count())
-            # a bounced message was sent too: the bounce came back after (nurture.people.bounces)
-            .where(Delivery.status.in_((DeliveryStatus.SENT, DeliveryStatus.BOUNCED)))  # type: ignore[attr-defined]
-            .group_by(Delivery.sequence_id, Delivery.step_id)
-        ).all())
-        contacts = session.execute(select(func.count()).select_from(Contact)).scalar_one()
+        by_stage = overview_store.contacts_by_stage(session)
+        waiting = overview_store.waiting_by_step(session)
+        sent = overview_store.sent_by_step(session)
+        contacts = overview_store.contact_count(session)
     return render_template("overview.html", sequences=rt.sequences.all(), waiting=waiting, sent=sent,
                            contacts=contacts, settings=rt.settings, lifecycle=lifecycle_map(rt, by_stage))
 
