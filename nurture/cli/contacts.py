@@ -7,6 +7,7 @@ import json
 import click
 from sqlmodel import Session
 
+from nurture.cli import lines
 from nurture.cli.common import fail, with_runtime
 from nurture.people import signup
 from nurture.people.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert_contact
@@ -70,29 +71,23 @@ def contacts_add(rt: Runtime, email: str, sequence_id: str | None, name: str, fi
 @click.argument("email")
 @with_runtime
 def contacts_show(rt: Runtime, email: str) -> None:
-    """A contact's deliveries and timeline."""
+    """A contact's deliveries, timeline and consent records."""
     with Session(rt.db) as session:
-        contact = store.by_email(session, email.strip().lower())
+        try:
+            contact = store.by_email(session, normalise_email(email))
+        except InvalidContact as exc:
+            fail(str(exc))
         if contact is None:
             fail(f"no contact {email!r}")
-        click.echo(f"{contact.email}  {contact.first_name} {contact.last_name}  stage={contact.stage} "
-                   f"email={contact.email_status}")
-        for d in store.deliveries_of(session, contact.id):
-            click.echo(f"  delivery {d.id}: {d.sequence_id}/{d.step_id} {d.channel} {d.status}"
-                       f"{' at ' + d.sent_at.isoformat() if d.sent_at else ''}{'  ' + d.error if d.error else ''}")
-        for e in store.events_of(session, contact.id):
-            click.echo(f"  {e.occurred_at:%Y-%m-%d %H:%M:%S}  {e.type}  {e.data}")
-        _print_consent(session, contact.id)
-
-
-def _print_consent(session: Session, contact_id: int) -> None:
-    records = consent_history(session, contact_id)
-    click.echo("  consent:" if records else "  consent: no records")
-    for c in records:
-        source = c.form_id and f"form {c.form_id}" or c.delivery_id and f"message {c.delivery_id}" or c.method
-        click.echo(f"  {c.created_at:%Y-%m-%d %H:%M:%S}  {c.channel} {c.action} ({c.scope}) via {c.method}"
-                   f" from {source}  ip={c.ip or '-'}  ua={c.user_agent or '-'}"
-                   f"{'  text#' + c.consent_hash[:12] if c.consent_hash else ''}")
+        click.echo(lines.header(contact))
+        deliveries = store.deliveries_of(session, contact.id)
+        click.echo("deliveries:" if deliveries else "deliveries: none")
+        click.echo("\n".join(lines.delivery_line(d) for d in deliveries), nl=bool(deliveries))
+        click.echo("timeline:")
+        click.echo("\n".join(lines.event_line(e) for e in store.events_of(session, contact.id)))
+        records = consent_history(session, contact.id)
+        click.echo("consent:" if records else "consent: no records")
+        click.echo("\n".join(lines.consent_line(c) for c in records), nl=bool(records))
 
 
 @contacts.command("consent")
@@ -109,20 +104,21 @@ def contacts_consent(rt: Runtime, email: str, as_json: bool) -> None:
             fail(str(exc))
         if contact is None:
             fail(f"no contact {email!r}")
-        records = [signup.consent_json(c) for c in consent_history(session, contact.id)]
+        records = consent_history(session, contact.id)
     if as_json:
         click.echo(json.dumps({"email": contact.email, "email_status": contact.email_status,
-                               "sms_status": contact.sms_status, "consent": records}, indent=2))
+                               "sms_status": contact.sms_status,
+                               "consent": [signup.consent_json(c) for c in records]}, indent=2))
         return
-    click.echo(f"{contact.email}  email={contact.email_status}  sms={contact.sms_status}")
+    click.echo(f"{contact.email}  email={contact.email_status}  sms={contact.sms_status}  (times in UTC)")
     if not records:
         click.echo("  no consent records")
-    for r in records:
-        source = f"form {r['form']}" if r["form"] else f"message {r['message']}" if r["message"] else r["method"]
-        click.echo(f"  {r['at']}  {r['channel']} {r['action']} ({r['scope']}) via {r['method']}, {source}")
-        click.echo(f"      ip {r['ip'] or '-'}  user agent {r['user_agent'] or '-'}")
-        if r["consent_text"]:
-            click.echo(f"      text sha256 {r['consent_sha256']}: {r['consent_text']!r}")
+    for c in records:
+        click.echo(f"  {lines.when(c.created_at)}  {c.channel} {c.action} ({c.scope}) "
+                   f"{lines.consent_via(c.method, c.form_id, c.delivery_id)}")
+        click.echo(f"      ip {c.ip or '-'}  user agent {c.user_agent or '-'}")
+        if c.consent_text:
+            click.echo(f"      text sha256 {c.consent_hash}: {c.consent_text!r}")
 
 
 @click.command()
