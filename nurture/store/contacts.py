@@ -82,7 +82,7 @@ def take_pending(session: Session, contact_id: int, form_id: str, now: datetime)
 def pending_since_before(session: Session, cutoff: datetime, limit: int) -> Sequence[tuple[int, str | None]]:
     """(contact id, form id) of sign-ups waiting for a confirmation since before `cutoff`."""
     return session.execute(select(Contact.id, Contact.pending_form).where(Contact.pending_since < cutoff)
-                           .limit(limit)).tuples().all()
+                           .limit(limit)).all()
 
 
 def lapse_pending(session: Session, contact_id: int, cutoff: datetime, now: datetime) -> bool:
@@ -104,4 +104,4 @@ def top_referrers(session: Session, limit: int) -> Sequence[tuple[int, str, str,
         .join(Event, Event.contact_id == Contact.id).where(Event.type == "referral")
         .group_by(Contact.id, Contact.email, Contact.first_name, Contact.last_name)
         .order_by(count.desc(), Contact.id).limit(limit)
-    ).tuples().all()
+    ).all()

@@ -9,7 +9,7 @@ from nurture.store.models import Contact, Delivery, DeliveryStatus, Enrollment, 
 
 
 def contacts_by_stage(session: Session) -> dict[str, int]:
-    return dict(session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).tuples().all())
+    return dict(session.execute(select(Contact.stage, func.count()).group_by(Contact.stage)).all())
 
 
 def waiting_by_step(session: Session) -> dict[str, int]:
@@ -18,7 +18,7 @@ def waiting_by_step(session: Session) -> dict[str, int]:
     return dict(session.execute(
         select(key, func.count()).where(Enrollment.status == EnrollmentStatus.ACTIVE)
         .group_by(Enrollment.sequence_id, Enrollment.step_id)
-    ).tuples().all())
+    ).all())
 
 
 def sent_by_step(session: Session) -> dict[str, int]:
@@ -28,7 +28,7 @@ def sent_by_step(session: Session) -> dict[str, int]:
         select(Delivery.sequence_id + ":" + Delivery.step_id, func.count())
         .where(Delivery.status.in_((DeliveryStatus.SENT, DeliveryStatus.BOUNCED)))  # type: ignore[attr-defined]
         .group_by(Delivery.sequence_id, Delivery.step_id)
-    ).tuples().all())
+    ).all())
 
 
 def contact_count(session: Session) -> int:
