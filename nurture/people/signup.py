@@ -223,6 +223,22 @@ def _start(rt: Runtime, session: Session, contact: Contact, form: Form, sequence
     return url
 
 
+@dataclass(frozen=True)
+class Waiting:
+    email: str
+    confirmed: bool  # the link was clicked already: nothing waits, nothing more to do
+
+
+def waiting(rt: Runtime, contact_id: int) -> Waiting:
+    """What a confirmation link points at, before anyone confirms (the GET page only shows a button: mail
+    scanners fetch links). Raises UnknownSignup when nothing waits: the contact is gone or it lapsed."""
+    with Session(rt.db) as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None or (contact.pending_form is None and contact.email_status != Subscription.SUBSCRIBED):
+            raise UnknownSignup(contact_id)
+        return Waiting(contact.email, confirmed=contact.pending_form is None)
+
+
 def confirm(rt: Runtime, forms: FormRegistry, contact_id: int, visitor: Visitor) -> ConfirmResult:
     """Confirm the sign-up waiting for `contact_id`. Raises UnknownSignup when none is (gone, expired)."""
     now = rt.clock()
