@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from nurture.people import automation
 from nurture.store import alerts
+from nurture.store import contacts as store
 from nurture.store.models import Contact, Delivery
 
 ALERT_DELAY = timedelta(minutes=10)  # time to write the comment before the owner is told
@@ -52,8 +53,6 @@ def _body(name: str, email: str, score: int, comment: str | None) -> str:
 
 
 def delivery_and_contact(session: Session, delivery_id: int) -> tuple[Delivery, Contact] | None:
-    delivery = session.get(Delivery, delivery_id)
-    contact = session.get(Contact, delivery.contact_id) if delivery else None
-    return (delivery, contact) if delivery and contact else None
+    return store.delivery_with_contact(session, delivery_id)
 
 

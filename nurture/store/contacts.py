@@ -34,6 +34,13 @@ def latest_enrollment(session: Session, contact_id: int, sequence_id: str) -> En
     ).first()
 
 
+def delivery_with_contact(session: Session, delivery_id: int) -> tuple[Delivery, Contact] | None:
+    """The message a signed link points back to, and its contact; None when either is gone."""
+    delivery = session.get(Delivery, delivery_id)
+    contact = session.get(Contact, delivery.contact_id) if delivery else None
+    return (delivery, contact) if delivery and contact else None
+
+
 def deliveries_of(session: Session, contact_id: int) -> list[Delivery]:
     return list(session.scalars(select(Delivery).where(Delivery.contact_id == contact_id).order_by(Delivery.id)))
 
