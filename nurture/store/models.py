@@ -51,12 +51,21 @@ class StatusColumn(TypeDecorator):
     def __init__(self, enum: type[StrEnum], length: int = 16) -> None:
         super().__init__(length)
         self.enum = enum
+        # Dict lookups, not enum(value) and member.value: every status read or written goes through here,
+        # and those cost ~1.4 µs and ~0.4 µs a value against ~0.1 µs for a dict.
+        self._members = {member.value: member for member in enum}
+        self._plain = {member.value: member.value for member in enum}  # drivers get a plain str
 
     def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
-        return None if value is None else self.enum(value).value
+        if value is None:
+            return None
+        plain = self._plain.get(value)
+        if plain is None:
+            raise ValueError(f"{value!r} is not a valid {self.enum.__name__}")
+        return plain
 
     def process_result_value(self, value: str | None, dialect: Any) -> StrEnum | None:
-        return None if value is None else self.enum(value)
+        return None if value is None else self._members[value]
 
 
 def _json_column() -> Any:
