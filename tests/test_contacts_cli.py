@@ -74,3 +74,19 @@ def test_contacts_show_refuses_what_is_not_an_address_in_one_line(make_runtime, 
         monkeypatch.setenv(name, value)
     result = CliRunner().invoke(main, ["contacts", "show", "not an address"])
     assert result.exit_code == 1 and result.output.startswith("nurture: email:")
+
+
+def test_contacts_add_says_which_offered_values_it_kept_out(make_runtime, project: Path, sqlite_url: str,  # noqa: ANN001
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    make_runtime(sqlite_url)
+    for name, value in worker_env(project, sqlite_url).items():
+        monkeypatch.setenv(name, value)
+    CliRunner().invoke(main, ["contacts", "add", "ann@example.com", "--name", "Ann Lee"])
+    again = CliRunner().invoke(main, ["contacts", "add", "ann@example.com", "--name", "Someone Else",
+                                      "--timezone", "Europe/Paris"])
+    assert again.exit_code == 0, again.output
+    assert again.output.splitlines()[1] == ("kept what is on record for first_name, last_name "
+                                            "(a second sign-up only fills empty fields)")
+    shown = CliRunner().invoke(main, ["contacts", "show", "ann@example.com"]).output
+    assert shown.startswith("ann@example.com  Ann Lee  ")
+    assert "contact.merged  source=cli filled.timezone=Europe/Paris kept=first_name,last_name" in shown

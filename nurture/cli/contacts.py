@@ -10,7 +10,7 @@ from sqlmodel import Session
 from nurture.cli import lines
 from nurture.cli.common import fail, with_runtime
 from nurture.people import signup
-from nurture.people.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert_contact
+from nurture.people.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert
 from nurture.people.preferences import Origin, consent_history, set_sms
 from nurture.runtime import Runtime
 from nurture.store import contacts as store
@@ -48,10 +48,14 @@ def contacts_add(rt: Runtime, email: str, sequence_id: str | None, name: str, fi
                         tags=tags, source="cli")
     with Session(rt.db) as session:
         try:
-            contact, created = upsert_contact(session, data, now)
+            found = upsert(session, data, now)
         except InvalidContact as exc:
             fail(str(exc))
-        click.echo(f"{'added' if created else 'updated'} contact {contact.id} <{contact.email}>")
+        contact = found.contact
+        click.echo(f"{'added' if found.created else 'updated'} contact {contact.id} <{contact.email}>")
+        if found.merge and found.merge.kept:
+            click.echo(f"kept what is on record for {', '.join(found.merge.kept)} (a second sign-up only fills "
+                       f"empty fields)")
         if sms_consent is not None:
             if not set_sms(session, contact, True, Origin(method="cli", consent_text=sms_consent), now) \
                     and contact.sms_status != Subscription.SUBSCRIBED:

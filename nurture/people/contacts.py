@@ -204,24 +204,36 @@ def record_merge(session: Session, contact: Contact, merge: Merge, now: datetime
                      {"source": source, "filled": merge.filled, "kept": merge.kept})
 
 
-def upsert_contact(session: Session, data: ContactInput, now: datetime) -> tuple[Contact, bool]:
-    """Find the contact by normalised email or create it. Returns (contact, created).
+@dataclass(frozen=True)
+class Upserted:
+    contact: Contact
+    created: bool
+    merge: Merge | None = None  # for a known contact: what the merge filled, and what it kept
 
-    A known contact is merged by `merge_into`: it keeps what it has, gains what it lacked.
-    """
+
+def upsert_contact(session: Session, data: ContactInput, now: datetime) -> tuple[Contact, bool]:
+    """Find the contact by normalised email or create it. Returns (contact, created)."""
+    found = upsert(session, data, now)
+    return found.contact, found.created
+
+
+def upsert(session: Session, data: ContactInput, now: datetime) -> Upserted:
+    """Find the contact by normalised email or create it. A known contact is merged by `merge_into`: it
+    keeps what it has, gains what it lacked. Raises InvalidContact naming the first bad field."""
     clean = validated(data)
     contact = store.by_email(session, clean.email)
     if contact is not None:
-        record_merge(session, contact, merge_into(contact, clean), now, clean.source)
+        merge = merge_into(contact, clean)
+        record_merge(session, contact, merge, now, clean.source)
         session.flush()
-        return contact, False
+        return Upserted(contact, False, merge)
     contact = Contact(email=clean.email, first_name=clean.first_name, last_name=clean.last_name, phone=clean.phone,
                       timezone=clean.timezone, fields=dict(clean.fields or {}), tags=list(clean.tags),
                       source=clean.source, created_at=now, updated_at=now)
     session.add(contact)
     session.flush()
     record_event(session, contact.id, "contact.created", now, {"source": clean.source})
-    return contact, True
+    return Upserted(contact, True)
 
 
 class UnknownStep(ValueError):
