@@ -6,6 +6,9 @@ from __future__ import annotations
 import click
 
 from nurture.cli import contacts, events, forms, insight, ops, suppress
+from nurture.cli.common import fail, with_runtime
+
+__all__ = ["fail", "main", "with_runtime"]  # fail and with_runtime: for command modules, here or in cli.common
 
 
 @click.group()
