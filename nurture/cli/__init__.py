@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from nurture.cli import contacts, events, forms, insight, ops, suppress
+from nurture.cli import bounces, contacts, events, forms, insight, ops, suppress
 from nurture.cli.common import fail, with_runtime
 
 __all__ = ["fail", "main", "with_runtime"]  # fail and with_runtime: for command modules, here or in cli.common
@@ -18,11 +18,8 @@ def main() -> None:
 
 for command in (ops.check, ops.db, contacts.contacts, forms.forms_group, suppress.suppress, events.events,
                 insight.plan, contacts.referrals, ops.send_due, ops.dev, insight.simulate_command,
-                insight.why_command):
+                insight.why_command, bounces.bounces_group):
     main.add_command(command)
-
-
-from nurture.cli import bounces  # noqa: E402,F401  (registers `nurture bounces` on main)
 
 if __name__ == "__main__":
     main()
