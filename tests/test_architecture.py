@@ -144,3 +144,39 @@ def test_no_module_imports_itself_in_a_circle(layer: str) -> None:
 
     circles = sorted(name for name in graph if name in reach(name))
     assert circles == [], f"modules in an import circle: {circles}"
+
+
+SQL_BUILDERS = {"select", "update", "insert", "delete", "func", "text", "case"}
+# Modules outside nurture/store that still build their own SQL (issue 14, "store behind one door"): take a
+# name off when its queries have moved, and add none.
+STILL_BUILDING_SQL = {
+    "nurture/web/public.py",  # only /healthz's SELECT 1
+}
+
+
+def sql_builders_imported(path: Path) -> list[str]:
+    """`name (line)` for every SQL builder (select, update ...) a module imports from sqlalchemy or
+    sqlmodel, and for a plain `import sqlalchemy` / `import sqlmodel` (which would reach them all)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("sqlalchemy", "sqlmodel"):
+            found += [f"{a.name} (line {node.lineno})" for a in node.names if a.name in SQL_BUILDERS]
+        elif isinstance(node, ast.Import):
+            found += [f"{a.name} (line {node.lineno})" for a in node.names if a.name in ("sqlalchemy", "sqlmodel")]
+    return found
+
+
+def test_sql_is_built_in_the_store_layer_only() -> None:
+    """Views, commands and feature modules reach the database through named functions of nurture/store."""
+    building = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = str(path.relative_to(PACKAGE.parent))
+        if relative.startswith("nurture/store/"):
+            continue
+        if imported := sql_builders_imported(path):
+            building[relative] = imported
+    outside = {name: imported for name, imported in building.items() if name not in STILL_BUILDING_SQL}
+    assert outside == {}, "SQL built outside nurture/store (add a named function to a store module):\n" + \
+        "\n".join(f"{name}: {', '.join(imported)}" for name, imported in outside.items())
+    moved = sorted(STILL_BUILDING_SQL - set(building))
+    assert moved == [], f"these modules no longer build SQL: take them off STILL_BUILDING_SQL: {moved}"

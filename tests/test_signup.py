@@ -492,7 +492,7 @@ def test_the_api_json_and_the_cli_show_a_contacts_consent(rt, client, clock, smt
 
     output = CliRunner().invoke(main, ["contacts", "consent", "Ann@Example.com"]).output
     assert "ann@example.com  email=subscribed  sms=none" in output
-    assert f"email opt-in (all) via form, form {FORM}" in output and f"user agent {UA}" in output
+    assert f"email opt-in (all) via form {FORM}\n" in output and f"user agent {UA}" in output
     assert f"text sha256 {hashlib.sha256(CONSENT_TEXT.encode()).hexdigest()}: {CONSENT_TEXT!r}" in output
     as_json = json.loads(CliRunner().invoke(main, ["contacts", "consent", "ann@example.com", "--json"]).output)
     assert as_json["consent"] == body["consent"]

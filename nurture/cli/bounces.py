@@ -7,13 +7,13 @@ import threading
 
 import click
 
-from nurture.cli import fail, main, with_runtime
+from nurture.cli.common import fail, with_runtime
 from nurture.delivery import bounce_mail
 from nurture.delivery.bounce_server import start_server
 from nurture.runtime import Runtime
 
 
-@main.group("bounces")
+@click.group("bounces")
 def bounces_group() -> None:
     """Bounces and spam complaints coming back (see docs/deliverability.md)."""
 

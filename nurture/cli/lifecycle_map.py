@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from nurture.cli import fail, with_runtime
+from nurture.cli.common import fail, with_runtime
 from nurture.insight import map_sheet
 from nurture.runtime import Runtime
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from nurture.cli import fail, with_runtime
+from nurture.cli.common import fail, with_runtime
 from nurture.insight.funnel import BadPeriod, format_funnel, funnel_json
 from nurture.insight.sequence_stats import DEFAULT_PERIOD, UnknownSequence, sequence_funnel
 from nurture.runtime import Runtime

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from sqlmodel import Session
 
-from nurture.cli import fail, with_runtime
+from nurture.cli.common import fail, with_runtime
 from nurture.people import accounts
 from nurture.runtime import Runtime
 

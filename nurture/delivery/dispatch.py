@@ -25,7 +25,7 @@ from nurture.people.contacts import record_event
 from nurture.rules import decisions, engine
 from nurture.rules.sequence import Sequence, Step
 from nurture.store import claims as store
-from nurture.store.models import Contact, Delivery, Enrollment
+from nurture.store.models import Contact, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
 
 if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow back up
     from nurture.runtime import Runtime
@@ -171,7 +171,8 @@ def _process(batch: _Batch, enrollment: Enrollment, contact: Contact, now: datet
     if sequence is None:
         # The file was removed or never loaded cleanly: keep the contact's place and look again later.
         store.move_enrollment(session, enrollment.id, batch.token, now, step_id=enrollment.step_id,
-                              due_at=now + timedelta(hours=1), status="active", attempts=enrollment.attempts)
+                              due_at=now + timedelta(hours=1), status=EnrollmentStatus.ACTIVE,
+                              attempts=enrollment.attempts)
         session.commit()
         log.warning("enrollment %s: sequence %r is not loaded; postponed", enrollment.id, enrollment.sequence_id)
         return "postponed"
@@ -210,7 +211,7 @@ def _relocate(batch: _Batch, item: _Item) -> str:
     if target is None:
         return _finish(batch, item, f"step {enrollment.step_id!r} was removed and no later step is left")
     store.move_enrollment(session, enrollment.id, batch.token, now, step_id=target,
-                          due_at=max(enrollment.due_at or now, now), status="active",
+                          due_at=max(enrollment.due_at or now, now), status=EnrollmentStatus.ACTIVE,
                           version=item.sequence.version, new_step=True)
     session.commit()
     return "moved"
@@ -219,7 +220,7 @@ def _relocate(batch: _Batch, item: _Item) -> str:
 def _finish(batch: _Batch, item: _Item, reason: str) -> str:
     now = item.now
     store.move_enrollment(batch.session, item.enrollment.id, batch.token, now, step_id=None, due_at=None,
-                          status="completed", stop_reason=reason)
+                          status=EnrollmentStatus.COMPLETED, stop_reason=reason)
     if reason.startswith("goal reached"):
         record_event(batch.session, item.contact.id, "sequence.goal", now,
                      {"sequence": item.sequence.id, "reason": reason})
@@ -282,7 +283,7 @@ def _send(batch: _Batch, item: _Item, step: Step) -> str:
 
 def _sent(batch: _Batch, item: _Item, step: Step, delivery: Delivery, provider_id: str, message_id: str) -> str:
     now = item.now
-    recorded = store.finish_delivery(batch.session, delivery.id, batch.token, now, status="sent",
+    recorded = store.finish_delivery(batch.session, delivery.id, batch.token, now, status=DeliveryStatus.SENT,
                                      provider_id=provider_id, attempts=delivery.attempts + 1)
     record_event(batch.session, item.contact.id, f"{step.channel}.sent", now,
                  item.about(step, message_id=message_id), delivery.id)
@@ -307,12 +308,12 @@ def _skip(batch: _Batch, item: _Item, step: Step, delivery: Delivery, reason: st
     on to them; otherwise the enrollment stops rather than creep through steps that would be skipped too.
     (Moving on never revives an enrollment that was stopped: see store.move_enrollment.)"""
     now = item.now
-    store.finish_delivery(batch.session, delivery.id, batch.token, now, status="skipped", error=reason)
+    store.finish_delivery(batch.session, delivery.id, batch.token, now, status=DeliveryStatus.SKIPPED, error=reason)
     if not decisions.stops_after_block(item.sequence, step):
         _advance(batch, item, step, now, skipped=True)
     else:
         store.move_enrollment(batch.session, item.enrollment.id, batch.token, now, step_id=step.id, due_at=None,
-                              status="stopped", stop_reason=reason)
+                              status=EnrollmentStatus.STOPPED, stop_reason=reason)
     record_event(batch.session, item.contact.id, f"{step.channel}.skipped", now, item.about(step, reason=reason),
                  delivery.id)
     batch.session.commit()
@@ -323,7 +324,7 @@ def _defer(batch: _Batch, item: _Item, step: Step, until: datetime, reason: str)
     """Not now (quiet hours, send window, frequency cap): wait for `until`, never dropped; reason recorded."""
     now = item.now
     store.move_enrollment(batch.session, item.enrollment.id, batch.token, now, step_id=step.id, due_at=until,
-                          status="active", attempts=item.enrollment.attempts)
+                          status=EnrollmentStatus.ACTIVE, attempts=item.enrollment.attempts)
     record_event(batch.session, item.contact.id, f"{step.channel}.deferred", now,
                  item.about(step, reason=reason, until=until.isoformat()))
     batch.session.commit()
@@ -337,7 +338,8 @@ def _advance(batch: _Batch, item: _Item, step: Step, done_at: datetime, skipped:
     due = engine.next_due(item.sequence, step.id, done_at, tz, skipped=skipped, target=target)
     moved = store.move_enrollment(
         batch.session, item.enrollment.id, batch.token, done_at, step_id=due.step_id if due else None,
-        due_at=due.at if due else None, status="active" if due else "completed", version=item.sequence.version,
+        due_at=due.at if due else None, status=EnrollmentStatus.ACTIVE if due else EnrollmentStatus.COMPLETED,
+        version=item.sequence.version,
         stop_reason=None if due else "sequence complete", new_step=True,
     )
     if not moved:
@@ -350,7 +352,7 @@ def _advance(batch: _Batch, item: _Item, step: Step, done_at: datetime, skipped:
 def _fail(batch: _Batch, item: _Item, step: Step, delivery_id: int, reason: str, attempts: int | None = None) -> str:
     """A permanent failure of this one message: recorded with its reason; the contact moves on."""
     now = item.now
-    store.finish_delivery(batch.session, delivery_id, batch.token, now, status="failed", error=reason,
+    store.finish_delivery(batch.session, delivery_id, batch.token, now, status=DeliveryStatus.FAILED, error=reason,
                           attempts=attempts)
     record_event(batch.session, item.contact.id, f"{step.channel}.failed", now, item.about(step, reason=reason),
                  delivery_id)
@@ -376,9 +378,10 @@ def _transport_failed(batch: _Batch, item: _Item, step: Step, delivery: Delivery
     if retry is None:
         reason = str(exc) if exc.permanent else f"gave up after {attempts} attempts: {exc}"
         return _fail(batch, item, step, delivery.id, reason, attempts)
-    store.finish_delivery(session, delivery.id, batch.token, now, status="retry", error=str(exc), attempts=attempts)
+    store.finish_delivery(session, delivery.id, batch.token, now, status=DeliveryStatus.RETRY, error=str(exc),
+                          attempts=attempts)
     store.move_enrollment(session, item.enrollment.id, batch.token, now, step_id=step.id, due_at=retry,
-                          status="active", attempts=attempts)
+                          status=EnrollmentStatus.ACTIVE, attempts=attempts)
     record_event(session, item.contact.id, f"{step.channel}.retry", now,
                  item.about(step, reason=str(exc), retry_at=retry.isoformat()), delivery.id)
     session.commit()

@@ -72,7 +72,11 @@ def step_label(sequence: Sequence, step_id: str) -> str:
         return "a step this version no longer has"
     if step.wait_for is not None:
         return f"waits for {step.wait_for.event}"
-    return f"{step.kind or 'message'} · {step.channel}"
+    label = f"{step.kind or 'message'} · {step.channel}"
+    if step.offers:  # one product may be offered to several kinds of buyer: name it once
+        products = dict.fromkeys(offer.product for offer in step.offers)
+        label += " · offers: " + ", ".join(products)
+    return label
 
 
 PerStep = Mapping[str, Mapping[str, int]]  # step id -> metric (or skip reason) -> contacts

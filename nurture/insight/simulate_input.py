@@ -14,9 +14,10 @@ from nurture.rules import engine
 from nurture.rules.conditions import EventFact
 from nurture.rules.lifecycle import Lifecycle
 from nurture.rules.sequence import parse_duration
+from nurture.rules.statuses import Subscription
 
-EMAIL_STATUSES = ("subscribed", "pending", "unsubscribed", "expired")
-SMS_STATUSES = ("none", "subscribed", "unsubscribed")
+EMAIL_STATUSES = (Subscription.SUBSCRIBED, Subscription.PENDING, Subscription.UNSUBSCRIBED, Subscription.EXPIRED)
+SMS_STATUSES = (Subscription.NONE, Subscription.SUBSCRIBED, Subscription.UNSUBSCRIBED)
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
@@ -65,11 +66,12 @@ def parse_contact(spec: str, lifecycle: Lifecycle) -> SimContact:
     for ignored in ("first_name", "last_name", "email"):
         pairs.pop(ignored, None)
     # A contact given a phone number here is assumed to have agreed to texts, unless told otherwise.
-    sms_status = _choice(pairs.pop("sms_status", "subscribed" if phone else "none"), SMS_STATUSES, "sms_status")
+    assumed = Subscription.SUBSCRIBED if phone else Subscription.NONE
+    sms_status = _choice(pairs.pop("sms_status", assumed), SMS_STATUSES, "sms_status")
     return SimContact(
         timezone=timezone, phone=phone, score=score, stage=stage, sms_status=sms_status,
         tags=frozenset(t.strip() for t in pairs.pop("tags", "").split(";") if t.strip()),
-        email_status=_choice(pairs.pop("email_status", "subscribed"), EMAIL_STATUSES, "email_status"),
+        email_status=_choice(pairs.pop("email_status", Subscription.SUBSCRIBED), EMAIL_STATUSES, "email_status"),
         fields={key: _typed(value) for key, value in pairs.items()},
     )
 

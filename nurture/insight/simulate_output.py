@@ -7,6 +7,7 @@ from datetime import tzinfo
 
 from nurture.insight.timeline import Entry, SimContact, Timeline
 from nurture.insight.times import is_utc, iso_utc, stamp, utc_stamp
+from nurture.rules.statuses import Subscription
 
 
 def describe(entry: Entry, zone: tzinfo) -> str:
@@ -36,7 +37,7 @@ def _who(contact: SimContact) -> str:
     parts += [f"{key}={value}" for key, value in sorted(contact.fields.items())]
     if contact.phone:
         parts.append(f"phone {contact.phone} (texts {contact.sms_status})")
-    if contact.email_status != "subscribed":
+    if contact.email_status != Subscription.SUBSCRIBED:
         parts.append(f"email {contact.email_status}")
     return ", ".join(parts)
 

@@ -10,6 +10,7 @@ from datetime import datetime, tzinfo
 from nurture.rules import engine
 from nurture.rules.conditions import EventFact
 from nurture.rules.sequence import Sequence
+from nurture.rules.statuses import Subscription
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,8 @@ class SimContact:
     stage: str = "lead"
     score: float = 0.0
     phone: str | None = None
-    email_status: str = "subscribed"
-    sms_status: str = "none"
+    email_status: str = Subscription.SUBSCRIBED
+    sms_status: str = Subscription.NONE
 
     @property
     def zone(self) -> tzinfo:

@@ -26,7 +26,7 @@ from nurture.rules import decisions, engine
 from nurture.rules.sequence import CHANNELS, Sequence
 from nurture.store import claims, history
 from nurture.store import events as event_store
-from nurture.store.models import Contact, Delivery, Enrollment, Event, Suppression
+from nurture.store.models import Contact, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Event, Suppression
 
 # "<channel>.<outcome>" events about one message (sms delivered/undelivered come from Twilio's reports;
 # email bounced, soft_bounce, complained also from bounces and feedback reports: nurture.people.bounces).
@@ -128,7 +128,7 @@ def _outlook(session: Session, contact: Contact, enrollment: Enrollment, sequenc
     later) with what is on record today: `engine.decide`, then `decisions.consent_block`, then
     `decisions.send_hold`, per channel."""
     step_id = enrollment.step_id
-    if enrollment.status != "active" or not step_id or sequence.step(step_id) is None:
+    if enrollment.status != EnrollmentStatus.ACTIVE or not step_id or sequence.step(step_id) is None:
         return None  # ended, or at a step removed by an edit (the worker relocates it first)
     at = max(now, enrollment.due_at or now)
     facts = event_store.load_facts(session, contact, enrollment, sequence, sequences.lifecycle.scoring, at)
@@ -198,7 +198,7 @@ def _owner(enrollments: list[Enrollment], event: Event) -> Enrollment | None:
 def _fill_in(lines: list[Line], delivery: Delivery) -> None:
     """A delivery whose outcome has no event of its own: one in flight right now (or left by a worker that
     died mid-send), or an outcome recorded before it had an event."""
-    if delivery.status == "sending":
+    if delivery.status == DeliveryStatus.SENDING:
         reason = "in flight (if its worker died, it is sent again with the same message id)"
     elif any(line.step == delivery.step_id and line.channel == delivery.channel
              and line.what in COVERS.get(delivery.status, (delivery.status,)) for line in lines):
@@ -214,7 +214,7 @@ def _run(enrollment: Enrollment, lines: list[Line], sequence: Sequence | None,
          outlook: decisions.Outlook | None) -> Run:
     step = sequence.step(enrollment.step_id) if sequence and enrollment.step_id else None
     waiting = step.wait_for.event if step is not None and step.wait_for is not None else None
-    active = enrollment.status == "active"
+    active = enrollment.status == EnrollmentStatus.ACTIVE
     return Run(enrollment.sequence_id, enrollment.entry, enrollment.created_at, enrollment.status,
                enrollment.stop_reason, enrollment.step_id if active else None,
                enrollment.due_at if active else None, waiting if active else None, tuple(lines), outlook)
@@ -240,7 +240,7 @@ def describe(line: Line, zone: tzinfo) -> str:
 
 def next_text(run: Run, now: datetime, zone: tzinfo) -> str | None:
     """The enrollment's own state: what comes next, or why nothing does."""
-    if run.status != "active":
+    if run.status != EnrollmentStatus.ACTIVE:
         return f"{run.status}: {run.stop_reason or 'no reason recorded'}"
     if run.next_step is None or run.due_at is None:
         return None

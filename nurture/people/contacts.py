@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import insert
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from nurture.rules import engine
 from nurture.rules.sequence import Sequence
-from nurture.store.models import Contact, Enrollment, Event
+from nurture.store import contacts as store
+from nurture.store.models import Contact, Enrollment, EnrollmentStatus
 
 MAX_NAME = 100
 MAX_SOURCE = 200  # the column's size
@@ -144,34 +144,96 @@ def _fields(fields: dict | None) -> dict:
 
 def record_event(session: Session, contact_id: int, type_: str, now: datetime, data: dict | None = None,
                  delivery_id: int | None = None) -> None:
-    """Append to the contact's timeline. A plain INSERT, not the ORM's unit of work: it runs for every
-    message sent, and nothing reads the row back in the same session."""
-    session.execute(insert(Event.__table__).values(contact_id=contact_id, type=type_, data=data or {},  # type: ignore[attr-defined]
-                                                   delivery_id=delivery_id, occurred_at=now, created_at=now))
+    """Append to the contact's timeline (never updated, never deleted)."""
+    store.insert_event(session, contact_id, type_, now, data or {}, delivery_id)
+
+
+MERGED_ATTRS = ("first_name", "last_name", "phone", "timezone")
+
+
+@dataclass(frozen=True)
+class Merge:
+    """What a second sign-up did to a known contact: `filled` the fields that were empty (name -> value,
+    tags -> the ones added), `kept` the names of fields offered a different value than the one on record."""
+
+    filled: dict[str, object]
+    kept: list[str]
+
+
+def merge_into(contact: Contact, offered: ContactInput) -> Merge:
+    """The one rule for a contact that signs up again (form, API, CLI): nobody who types an address is
+    signed in as its owner, so what is on record stays; empty fields are filled and tags accumulate.
+    A correction to a name or phone the owner set is an edit, not a second sign-up."""
+    filled: dict[str, object] = {}
+    kept: list[str] = []
+    for attr in MERGED_ATTRS:
+        value, current = getattr(offered, attr), getattr(contact, attr)
+        if value and not current:
+            setattr(contact, attr, value)
+            filled[attr] = value
+        elif value and value != current:
+            kept.append(attr)
+    fields = _merge_fields(contact.fields, offered.fields or {}, kept)
+    if fields:
+        contact.fields = {**contact.fields, **fields}
+        filled["fields"] = fields
+    tags = [t for t in dict.fromkeys(offered.tags) if t not in contact.tags]
+    if tags:
+        contact.tags = [*contact.tags, *tags]
+        filled["tags"] = tags
+    return Merge(filled, kept)
+
+
+def _merge_fields(current: dict, offered: dict, kept: list[str]) -> dict:
+    """The custom fields `offered` adds: those missing or empty on record. Others go into `kept`."""
+    added = {}
+    for key, value in offered.items():
+        if current.get(key) in (None, ""):
+            added[key] = value
+        elif value not in (None, "") and value != current[key]:
+            kept.append(f"fields.{key}")
+    return added
+
+
+def record_merge(session: Session, contact: Contact, merge: Merge, now: datetime, source: str | None) -> None:
+    """Put a merge on the contact's timeline, so the owner sees what a sign-up filled and what it offered
+    that was not taken. Nothing is recorded when the sign-up brought nothing new."""
+    if merge.filled or merge.kept:
+        contact.updated_at = now
+        record_event(session, contact.id, "contact.merged", now,
+                     {"source": source, "filled": merge.filled, "kept": merge.kept})
+
+
+@dataclass(frozen=True)
+class Upserted:
+    contact: Contact
+    created: bool
+    merge: Merge | None = None  # for a known contact: what the merge filled, and what it kept
 
 
 def upsert_contact(session: Session, data: ContactInput, now: datetime) -> tuple[Contact, bool]:
-    """Find the contact by normalised email or create it. Returns (contact, created).
+    """Find the contact by normalised email or create it. Returns (contact, created)."""
+    found = upsert(session, data, now)
+    return found.contact, found.created
 
-    An existing contact keeps what it has; new non-empty values fill gaps and tags accumulate.
-    """
+
+def upsert(session: Session, data: ContactInput, now: datetime) -> Upserted:
+    """Find the contact by normalised email or create it. A known contact is merged by `merge_into`: it
+    keeps what it has, gains what it lacked. Raises InvalidContact naming the first bad field."""
     clean = validated(data)
-    contact = session.exec(select(Contact).where(Contact.email == clean.email)).first()
-    created = contact is None
-    if contact is None:
-        contact = Contact(email=clean.email, created_at=now, updated_at=now, source=clean.source)
-        session.add(contact)
-    for attr in ("first_name", "last_name", "phone", "timezone"):
-        value = getattr(clean, attr)
-        if value:
-            setattr(contact, attr, value)
-    contact.fields = {**contact.fields, **(clean.fields or {})}
-    contact.tags = list(dict.fromkeys([*contact.tags, *clean.tags]))
-    contact.updated_at = now
+    contact = store.by_email(session, clean.email)
+    if contact is not None:
+        merge = merge_into(contact, clean)
+        record_merge(session, contact, merge, now, clean.source)
+        session.flush()
+        return Upserted(contact, False, merge)
+    contact = Contact(email=clean.email, first_name=clean.first_name, last_name=clean.last_name, phone=clean.phone,
+                      timezone=clean.timezone, fields=dict(clean.fields or {}), tags=list(clean.tags),
+                      source=clean.source, created_at=now, updated_at=now)
+    session.add(contact)
     session.flush()
-    if created:
-        record_event(session, contact.id, "contact.created", now, {"source": clean.source})
-    return contact, created
+    record_event(session, contact.id, "contact.created", now, {"source": clean.source})
+    return Upserted(contact, True)
 
 
 class UnknownStep(ValueError):
@@ -182,7 +244,7 @@ def may_reenter(sequence: Sequence, latest: Enrollment | None, now: datetime) ->
     """The sequence's re-entry policy: once ever, every time it is not running, or not within a period."""
     if latest is None:
         return True
-    if latest.status == "active":
+    if latest.status == EnrollmentStatus.ACTIVE:
         return False
     policy = sequence.reentry
     if policy.policy == "always":
@@ -198,10 +260,7 @@ def enroll(session: Session, contact: Contact, sequence: Sequence, now: datetime
     Enrolling again while the contact is in the sequence never starts a second run; after it finished, the
     sequence's re-entry policy decides (default: once ever).
     """
-    latest = session.exec(
-        select(Enrollment).where(Enrollment.contact_id == contact.id, Enrollment.sequence_id == sequence.id)
-        .order_by(Enrollment.entry.desc())  # type: ignore[attr-defined]
-    ).first()
+    latest = store.latest_enrollment(session, contact.id, sequence.id)
     if latest is not None and not may_reenter(sequence, latest, now):
         return latest, False
     tz = engine.contact_zone(contact.timezone)
@@ -216,7 +275,7 @@ def enroll(session: Session, contact: Contact, sequence: Sequence, now: datetime
         contact_id=contact.id, sequence_id=sequence.id, sequence_version=sequence.version,
         entry=latest.entry + 1 if latest else 1, step_id=due.step_id if due else None,
         due_at=due.at if due else None, step_entered_at=now,
-        status="active" if due else "completed", created_at=now, updated_at=now,
+        status=EnrollmentStatus.ACTIVE if due else EnrollmentStatus.COMPLETED, created_at=now, updated_at=now,
     )
     session.add(enrollment)
     session.flush()

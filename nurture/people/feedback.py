@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlmodel import Session
 
 from nurture.people import automation
-from nurture.store.models import Alert, Contact, Delivery
+from nurture.store import alerts
+from nurture.store import contacts as store
+from nurture.store.models import Contact, Delivery
 
 ALERT_DELAY = timedelta(minutes=10)  # time to write the comment before the owner is told
 
@@ -42,8 +43,7 @@ def record_comment(session: Session, rt, delivery: Delivery, contact: Contact, s
                       {"score": score, "comment": comment, "delivery": delivery.id}, now)
     name = f"{contact.first_name} {contact.last_name}".strip() or contact.email
     # The detractor alert, if still waiting, goes out with the comment in it.
-    session.execute(update(Alert).where(Alert.kind == f"detractor:{delivery.id}", Alert.status == "pending")
-                    .values(body=_body(name, contact.email, score, comment)))
+    alerts.rewrite_pending(session, f"detractor:{delivery.id}", _body(name, contact.email, score, comment))
 
 
 def _body(name: str, email: str, score: int, comment: str | None) -> str:
@@ -53,8 +53,6 @@ def _body(name: str, email: str, score: int, comment: str | None) -> str:
 
 
 def delivery_and_contact(session: Session, delivery_id: int) -> tuple[Delivery, Contact] | None:
-    delivery = session.get(Delivery, delivery_id)
-    contact = session.get(Contact, delivery.contact_id) if delivery else None
-    return (delivery, contact) if delivery and contact else None
+    return store.delivery_with_contact(session, delivery_id)
 
 

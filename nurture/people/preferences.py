@@ -10,11 +10,12 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from nurture.people.contacts import record_event
-from nurture.store.models import Consent, Contact, Delivery, Enrollment
+from nurture.store import consent as consent_store
+from nurture.store import contacts as store
+from nurture.store.models import Consent, ConsentAction, Contact, Delivery, Enrollment, Subscription
 
 
 class UnknownLink(LookupError):
@@ -49,8 +50,8 @@ def resolve(session: Session, delivery_id: int) -> LinkTarget:
     return LinkTarget(delivery, contact, session.get(Enrollment, delivery.enrollment_id))
 
 
-def record_consent(session: Session, contact: Contact, channel: str, action: str, origin: Origin, now: datetime,
-                   scope: str = "all") -> None:
+def record_consent(session: Session, contact: Contact, channel: str, action: ConsentAction, origin: Origin,
+                   now: datetime, scope: str = "all") -> None:
     text = origin.consent_text
     session.add(Consent(
         contact_id=contact.id, channel=channel, action=action, method=origin.method, scope=scope,
@@ -63,12 +64,9 @@ def record_consent(session: Session, contact: Contact, channel: str, action: str
 def unsubscribe_all(session: Session, contact: Contact, origin: Origin, now: datetime) -> bool:
     """Stop all marketing email to `contact`. Returns False when it was already unsubscribed (idempotent:
     a mailbox provider may POST twice; only the first writes a record)."""
-    changed = session.execute(
-        update(Contact).where(Contact.id == contact.id, Contact.email_status != "unsubscribed")
-        .values(email_status="unsubscribed", updated_at=now)
-    ).rowcount == 1
+    changed = store.set_status(session, contact.id, "email_status", Subscription.UNSUBSCRIBED, now)
     if changed:
-        record_consent(session, contact, "email", "opt-out", origin, now)
+        record_consent(session, contact, "email", ConsentAction.OPT_OUT, origin, now)
         record_event(session, contact.id, "email.unsubscribed", now,
                      {"scope": "all", "via": origin.method}, origin.delivery_id)
     return changed
@@ -77,12 +75,9 @@ def unsubscribe_all(session: Session, contact: Contact, origin: Origin, now: dat
 def leave_sequence(session: Session, contact: Contact, enrollment: Enrollment, origin: Origin,
                    now: datetime) -> bool:
     """Stop one sequence for `contact`; other sequences go on."""
-    changed = session.execute(
-        update(Enrollment).where(Enrollment.id == enrollment.id, Enrollment.status == "active")
-        .values(status="stopped", stop_reason="unsubscribed from this sequence", updated_at=now)
-    ).rowcount == 1
+    changed = store.stop_enrollment(session, enrollment.id, "unsubscribed from this sequence", now)
     if changed:
-        record_consent(session, contact, "email", "opt-out", origin, now, scope=enrollment.sequence_id)
+        record_consent(session, contact, "email", ConsentAction.OPT_OUT, origin, now, scope=enrollment.sequence_id)
         record_event(session, contact.id, "email.unsubscribed", now,
                      {"scope": enrollment.sequence_id, "via": origin.method}, origin.delivery_id)
     return changed
@@ -90,31 +85,25 @@ def leave_sequence(session: Session, contact: Contact, enrollment: Enrollment, o
 
 def resubscribe(session: Session, contact: Contact, origin: Origin, now: datetime) -> bool:
     """Opt back in to marketing email, with a fresh consent record. Suppressed addresses stay suppressed."""
-    changed = session.execute(
-        update(Contact).where(Contact.id == contact.id, Contact.email_status != "subscribed")
-        .values(email_status="subscribed", updated_at=now)
-    ).rowcount == 1
+    changed = store.set_status(session, contact.id, "email_status", Subscription.SUBSCRIBED, now)
     if changed:
-        record_consent(session, contact, "email", "opt-in", origin, now)
+        record_consent(session, contact, "email", ConsentAction.OPT_IN, origin, now)
         record_event(session, contact.id, "email.resubscribed", now, {"via": origin.method}, origin.delivery_id)
     return changed
 
 
 def set_sms(session: Session, contact: Contact, wanted: bool, origin: Origin, now: datetime) -> bool:
     """Turn marketing texts on or off. Turning them on needs a phone number and records consent."""
-    status = "subscribed" if wanted else "unsubscribed"
+    status = Subscription.SUBSCRIBED if wanted else Subscription.UNSUBSCRIBED
     if wanted and not contact.phone:
         return False
-    changed = session.execute(
-        update(Contact).where(Contact.id == contact.id, Contact.sms_status != status)
-        .values(sms_status=status, updated_at=now)
-    ).rowcount == 1
+    changed = store.set_status(session, contact.id, "sms_status", status, now)
     if changed:
-        record_consent(session, contact, "sms", "opt-in" if wanted else "opt-out", origin, now)
+        record_consent(session, contact, "sms", ConsentAction.OPT_IN if wanted else ConsentAction.OPT_OUT, origin, now)
         record_event(session, contact.id, "sms.subscribed" if wanted else "sms.unsubscribed", now,
                      {"via": origin.method}, origin.delivery_id)
     return changed
 
 
 def consent_history(session: Session, contact_id: int) -> list[Consent]:
-    return list(session.exec(select(Consent).where(Consent.contact_id == contact_id).order_by(Consent.id)))
+    return consent_store.history(session, contact_id)

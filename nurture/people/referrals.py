@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from nurture.people import automation
 from nurture.people.contacts import record_event
-from nurture.store.models import Contact, Event
+from nurture.store import contacts as store
+from nurture.store.models import Contact
 
 if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow back up
     from nurture.runtime import Runtime
@@ -27,7 +27,7 @@ def credit(session: Session, rt: Runtime, friend: Contact, now: datetime) -> Con
         return None
     referrer = session.get(Contact, referrer_id)
     key = f"referral:{friend.id}"
-    if referrer is None or session.exec(select(Event.id).where(Event.idempotency_key == key)).first():
+    if referrer is None or store.event_key_taken(session, key):
         return None
     record_event(session, friend.id, "referred", now, {"by": referrer.id, "code": code})
     event, created = automation.record(session, rt, referrer, "referral",
@@ -44,13 +44,7 @@ class Referrer:
 
 
 def top_referrers(session: Session, limit: int = 20) -> list[Referrer]:
-    count = func.count(Event.id)
-    rows = session.exec(
-        select(Contact.id, Contact.email, Contact.first_name, Contact.last_name, count)
-        .join(Event, Event.contact_id == Contact.id).where(Event.type == "referral")
-        .group_by(Contact.id, Contact.email, Contact.first_name, Contact.last_name)
-        .order_by(count.desc(), Contact.id).limit(limit)
-    ).all()
+    rows = store.top_referrers(session, limit)
     return [Referrer(cid, email, f"{first} {last}".strip(), n) for cid, email, first, last, n in rows]
 
 

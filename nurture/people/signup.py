@@ -19,18 +19,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import case, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from nurture.content.forms import HONEYPOT, STARTED, Form, FormRegistry
 from nurture.people import automation, referrals
-from nurture.people.contacts import enroll, record_event
+from nurture.people.contacts import ContactInput, enroll, merge_into, record_event, record_merge
 from nurture.people.preferences import Origin, record_consent, set_sms
 from nurture.people.submission import FORM_ERROR, InvalidSignup, Submission, read_submission
 from nurture.rules.sequence import Sequence
 from nurture.rules.tokens import BadToken
-from nurture.store.models import Consent, Contact
+from nurture.store import consent as consent_store
+from nurture.store import contacts as store
+from nurture.store.models import Consent, ConsentAction, Contact, Subscription
 
 if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow back up
     from nurture.runtime import Runtime
@@ -64,7 +65,7 @@ class Visitor:
 class SignupResult:
     contact_id: int
     created: bool
-    status: str  # "pending" (a confirmation is on its way) or "subscribed"
+    status: Subscription  # PENDING (a confirmation is on its way) or SUBSCRIBED
 
 
 @dataclass(frozen=True)
@@ -142,32 +143,32 @@ def _submit(rt: Runtime, session: Session, form: Form, submission: Submission, v
             sequence: Sequence) -> SignupResult:
     now = rt.clock()
     contact, created = _find_or_create(session, form, submission, now)
-    record_consent(session, contact, "email", "opt-in", visitor.origin(form.id, form.consent_text), now)
+    record_consent(session, contact, "email", ConsentAction.OPT_IN, visitor.origin(form.id, form.consent_text), now)
     if submission.sms_consent:  # its own consent, with its own words (texts still wait for a sequence)
         set_sms(session, contact, True, visitor.origin(form.id, form.sms_consent_text), now)
     record_event(session, contact.id, "signup.submitted", now,
                  {"form": form.id, "double_opt_in": form.double_opt_in, "attribution": submission.attribution})
     if form.double_opt_in:
-        if contact.email_status != "subscribed":
-            contact.email_status = "pending"  # no marketing until the link is clicked
+        if contact.email_status != Subscription.SUBSCRIBED:
+            contact.email_status = Subscription.PENDING  # no marketing until the link is clicked
         contact.pending_form, contact.pending_since = form.id, now
         _send_confirmation(session, contact, sequence, now)
-        return SignupResult(contact.id, created, "pending")
-    contact.email_status, contact.pending_form, contact.pending_since = "subscribed", None, None
+        return SignupResult(contact.id, created, Subscription.PENDING)
+    contact.email_status, contact.pending_form, contact.pending_since = Subscription.SUBSCRIBED, None, None
     _start(rt, session, contact, form, sequence, now)
-    return SignupResult(contact.id, created, "subscribed")
+    return SignupResult(contact.id, created, Subscription.SUBSCRIBED)
 
 
 def _find_or_create(session: Session, form: Form, submission: Submission, now: datetime) -> tuple[Contact, bool]:
-    contact = session.exec(select(Contact).where(Contact.email == submission.email)).first()
+    contact = store.by_email(session, submission.email)
     if contact is not None:
-        _fill_gaps(contact, form, submission, now)
+        _fill_gaps(session, contact, form, submission, now)
         return contact, False
     attribution = {**submission.attribution, "form": form.id}
     contact = Contact(
         email=submission.email, first_name=submission.first_name, last_name=submission.last_name,
         phone=submission.phone, timezone=submission.timezone, fields=dict(submission.fields),
-        tags=list(form.tags), email_status="pending", attribution=attribution,
+        tags=list(form.tags), email_status=Subscription.PENDING, attribution=attribution,
         source=(submission.attribution.get("source") or f"form:{form.id}")[:200], created_at=now, updated_at=now,
     )
     session.add(contact)
@@ -177,17 +178,17 @@ def _find_or_create(session: Session, form: Form, submission: Submission, now: d
     return contact, True
 
 
-def _fill_gaps(contact: Contact, form: Form, submission: Submission, now: datetime) -> None:
-    """A form is not signed in: whoever types an address may not rename its contact or change its data.
-    So a known contact only gains what it lacked (names, phone, fields, first attribution) and tags."""
-    for attr in ("first_name", "last_name", "phone", "timezone"):
-        if not getattr(contact, attr) and getattr(submission, attr):
-            setattr(contact, attr, getattr(submission, attr))
-    contact.fields = {**submission.fields, **contact.fields}
-    contact.tags = list(dict.fromkeys([*contact.tags, *form.tags]))
+def _fill_gaps(session: Session, contact: Contact, form: Form, submission: Submission, now: datetime) -> None:
+    """A known contact signs up again: merged by the one rule (contacts.merge_into), plus the first
+    attribution when it had none."""
+    offered = ContactInput(email=submission.email, first_name=submission.first_name,
+                           last_name=submission.last_name, phone=submission.phone, timezone=submission.timezone,
+                           fields=dict(submission.fields), tags=tuple(form.tags))
+    merge = merge_into(contact, offered)
     if not contact.attribution and submission.attribution:
         contact.attribution = {**submission.attribution, "form": form.id}
-    contact.updated_at = now
+        merge.filled["attribution"] = contact.attribution
+    record_merge(session, contact, merge, now, f"form:{form.id}")
 
 
 def _send_confirmation(session: Session, contact: Contact, sequence: Sequence, now: datetime) -> None:
@@ -222,6 +223,22 @@ def _start(rt: Runtime, session: Session, contact: Contact, form: Form, sequence
     return url
 
 
+@dataclass(frozen=True)
+class Waiting:
+    email: str
+    confirmed: bool  # the link was clicked already: nothing waits, nothing more to do
+
+
+def waiting(rt: Runtime, contact_id: int) -> Waiting:
+    """What a confirmation link points at, before anyone confirms (the GET page only shows a button: mail
+    scanners fetch links). Raises UnknownSignup when nothing waits: the contact is gone or it lapsed."""
+    with Session(rt.db) as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None or (contact.pending_form is None and contact.email_status != Subscription.SUBSCRIBED):
+            raise UnknownSignup(contact_id)
+        return Waiting(contact.email, confirmed=contact.pending_form is None)
+
+
 def confirm(rt: Runtime, forms: FormRegistry, contact_id: int, visitor: Visitor) -> ConfirmResult:
     """Confirm the sign-up waiting for `contact_id`. Raises UnknownSignup when none is (gone, expired)."""
     now = rt.clock()
@@ -230,14 +247,14 @@ def confirm(rt: Runtime, forms: FormRegistry, contact_id: int, visitor: Visitor)
         if contact is None:
             raise UnknownSignup(contact_id)
         form_id = contact.pending_form
-        if form_id is None or not _take_pending(session, contact_id, form_id, now):
-            if contact.email_status == "subscribed":
+        if form_id is None or not store.take_pending(session, contact_id, form_id, now):
+            if contact.email_status == Subscription.SUBSCRIBED:
                 return ConfirmResult(contact_id, confirmed=False)  # clicked twice: already done
             raise UnknownSignup(contact_id)
         session.refresh(contact)
         form = forms.get(form_id)
-        text = _opt_in_text(session, contact_id, form_id) or (form.consent_text if form else None)
-        record_consent(session, contact, "email", "confirm", visitor.origin(form_id, text), now)
+        text = consent_store.opt_in_text(session, contact_id, form_id) or (form.consent_text if form else None)
+        record_consent(session, contact, "email", ConsentAction.CONFIRM, visitor.origin(form_id, text), now)
         record_event(session, contact_id, "email.confirmed", now, {"form": form_id})
         url = _start(rt, session, contact, form, rt.sequences.get(form.sequence), now) if form else None
         referrals.credit(session, rt, contact, now)  # a friend's sign-up through /r/<code>, confirmed
@@ -246,39 +263,15 @@ def confirm(rt: Runtime, forms: FormRegistry, contact_id: int, visitor: Visitor)
         return ConfirmResult(contact_id, confirmed=True, form=form, lead_magnet_url=url)
 
 
-def _take_pending(session: Session, contact_id: int, form_id: str, now: datetime) -> bool:
-    """Conditional UPDATE: of two clicks at once, exactly one confirms."""
-    return session.execute(
-        update(Contact).where(Contact.id == contact_id, Contact.pending_form == form_id)
-        .values(email_status="subscribed", pending_form=None, pending_since=None, updated_at=now)
-    ).rowcount == 1
-
-
-def _opt_in_text(session: Session, contact_id: int, form_id: str) -> str | None:
-    """The consent text the person saw when they signed up (the form file may have changed since)."""
-    return session.exec(
-        select(Consent.consent_text).where(Consent.contact_id == contact_id, Consent.form_id == form_id,
-                                           Consent.channel == "email", Consent.action == "opt-in")
-        .order_by(Consent.id.desc())  # type: ignore[union-attr]
-    ).first()
-
-
 def expire_pending(rt: Runtime, limit: int = 500) -> int:
     """Let sign-ups not confirmed within SIGNUP_EXPIRY_HOURS lapse: a pending contact becomes "expired" (it
     was never opted in; its records stay as evidence). Returns how many lapsed. Safe to run twice."""
     now = rt.clock()
     cutoff = now - timedelta(hours=rt.settings.signup_expiry_hours)
     with Session(rt.db) as session:
-        rows = session.exec(select(Contact.id, Contact.pending_form).where(Contact.pending_since < cutoff)
-                            .limit(limit)).all()
         expired = 0
-        for contact_id, form_id in rows:
-            changed = session.execute(
-                update(Contact).where(Contact.id == contact_id, Contact.pending_since < cutoff).values(
-                    email_status=case((Contact.email_status == "pending", "expired"), else_=Contact.email_status),
-                    pending_form=None, pending_since=None, updated_at=now)
-            ).rowcount
-            if changed:
+        for contact_id, form_id in store.pending_since_before(session, cutoff, limit):
+            if store.lapse_pending(session, contact_id, cutoff, now):
                 record_event(session, contact_id, "signup.expired", now, {"form": form_id})
                 expired += 1
         session.commit()

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import delete
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from nurture.people.contacts import InvalidContact, normalise_email
 from nurture.store import claims as store
+from nurture.store import suppressions
 from nurture.store.models import Suppression
 
 
@@ -30,8 +30,7 @@ def add(session: Session, address: str, reason: str, now: datetime) -> str:
 
 
 def remove(session: Session, address: str) -> bool:
-    result = session.execute(delete(Suppression).where(Suppression.address == normalise_email(address)))
-    return result.rowcount == 1
+    return suppressions.unsuppress(session, normalise_email(address))
 
 
 def import_csv(session: Session, path: Path, now: datetime, reason: str = "imported") -> ImportReport:
@@ -53,4 +52,4 @@ def import_csv(session: Session, path: Path, now: datetime, reason: str = "impor
 
 
 def listing(session: Session) -> Iterable[Suppression]:
-    return session.exec(select(Suppression).order_by(Suppression.created_at, Suppression.id))
+    return suppressions.listing(session)

@@ -20,6 +20,7 @@ from nurture.rules.conditions import EventFact, Facts
 from nurture.rules.lifecycle import Lifecycle, Scoring, decayed_score
 from nurture.rules.sequence import Sequence, Step, Window
 from nurture.rules.sms import next_allowed, regions_of, window_for, zones_of
+from nurture.rules.statuses import EnrollmentStatus, Subscription
 
 # Engagement with a message: conditions `{opened: step}` / `{clicked: step}` look at these.
 ENGAGEMENT = ("email.opened", "email.clicked")
@@ -105,16 +106,16 @@ def facts_for(sequence_id: str, contact: ContactFacts, events: Iterable[EventFac
 # --- May this message go to this contact? -------------------------------------------------------------------
 
 def consent_block(channel: str, address: str | None, consent: str, suppressed: str | None, transactional: bool,
-                  enrollment_status: str = "active", stop_reason: str | None = None) -> str | None:
+                  enrollment_status: str = EnrollmentStatus.ACTIVE, stop_reason: str | None = None) -> str | None:
     """Why this contact must not get a message on `channel`, or None. In this order: the enrollment was
     ended meanwhile; no address; no consent (`consent` is the contact's status for the channel, and a
     transactional message — one the contact asked for — ignores it); the address is suppressed (always)."""
-    if enrollment_status != "active":
+    if enrollment_status != EnrollmentStatus.ACTIVE:
         return stop_reason or f"enrollment {enrollment_status}"
     if not address:
         return f"no address for this channel ({channel})"
-    if consent != "subscribed" and not transactional:
-        return f"contact is {consent} for {channel}" if consent != "none" else f"no {channel} consent"
+    if consent != Subscription.SUBSCRIBED and not transactional:
+        return f"contact is {consent} for {channel}" if consent != Subscription.NONE else f"no {channel} consent"
     return f"address suppressed: {suppressed}" if suppressed else None
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from nurture.store.models import Delivery, Event
+from nurture.store.models import Delivery, DeliveryStatus, Event
 
 EVENT = Event.__table__.c  # type: ignore[attr-defined]
 DELIVERY = Delivery.__table__.c  # type: ignore[attr-defined]
@@ -37,6 +37,6 @@ def mark_bounced(session: Session, delivery_id: int, reason: str, now: datetime)
     """A sent message came back: the delivery becomes `bounced`. Only from `sent`: a row still `sending`
     is the send path's (its outcome is not recorded yet), and failed or skipped ones never went out."""
     return session.execute(
-        update(Delivery.__table__).where(DELIVERY.id == delivery_id, DELIVERY.status == "sent")
-        .values(status="bounced", error=reason[:1000], updated_at=now)
+        update(Delivery.__table__).where(DELIVERY.id == delivery_id, DELIVERY.status == DeliveryStatus.SENT)
+        .values(status=DeliveryStatus.BOUNCED, error=reason[:1000], updated_at=now)
     ).rowcount == 1

@@ -16,7 +16,18 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from nurture.rules.decisions import consent_block
-from nurture.store.models import Consent, Contact, Delivery, Enrollment, Event, Suppression
+from nurture.store.models import (
+    Consent,
+    ConsentAction,
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    Subscription,
+    Suppression,
+)
 
 # The send path writes through the tables' Core columns, not the ORM classes. ORM-enabled DML coerces
 # every value and, by default, evaluates each UPDATE's WHERE against every object of that class in the
@@ -28,12 +39,12 @@ SUPPRESSION = Suppression.__table__.c  # type: ignore[attr-defined]
 NO_SYNC = {"synchronize_session": False}  # for the few ORM-entity UPDATEs left (not on the send path)
 
 # Delivery statuses after which the step is done with, whatever happened.
-FINAL = ("sent", "failed", "skipped")
+FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
 
 
 def _due_filter(now: datetime, columns=Enrollment) -> tuple:  # type: ignore[no-untyped-def]
     return (
-        columns.status == "active",
+        columns.status == EnrollmentStatus.ACTIVE,
         columns.due_at <= now,
         or_(columns.claimed_until.is_(None), columns.claimed_until < now),
     )
@@ -104,7 +115,7 @@ def release(session: Session, enrollment_id: int, token: str) -> None:
 
 
 def move_enrollment(session: Session, enrollment_id: int, token: str, now: datetime, *, step_id: str | None,
-                    due_at: datetime | None, status: str, version: str | None = None,
+                    due_at: datetime | None, status: EnrollmentStatus, version: str | None = None,
                     stop_reason: str | None = None, attempts: int = 0, new_step: bool = False) -> bool:
     """Set an enrollment's next step (or end it) and release the claim — only if `token` still holds it.
     `new_step` marks the moment it reached the step (wait-for steps count from it)."""
@@ -117,7 +128,7 @@ def move_enrollment(session: Session, enrollment_id: int, token: str, now: datet
     # status == active: an enrollment stopped meanwhile (the contact left the sequence) stays stopped.
     result = session.execute(
         update(Enrollment.__table__).where(ENROLLMENT.id == enrollment_id, ENROLLMENT.claim_token == token,
-                                           ENROLLMENT.status == "active").values(**values)
+                                           ENROLLMENT.status == EnrollmentStatus.ACTIVE).values(**values)
     )
     return result.rowcount == 1
 
@@ -145,7 +156,7 @@ def open_delivery(session: Session, enrollment: Enrollment, step_id: str, channe
     """
     values = dict(contact_id=enrollment.contact_id, enrollment_id=enrollment.id,
                   sequence_id=enrollment.sequence_id, sequence_version=enrollment.sequence_version,
-                  step_id=step_id, channel=channel, kind=kind, recipient=recipient, status="sending",
+                  step_id=step_id, channel=channel, kind=kind, recipient=recipient, status=DeliveryStatus.SENDING,
                   claim_token=token, attempts=0, created_at=now, updated_at=now)
     # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
     inserted = session.execute(
@@ -165,14 +176,14 @@ def open_delivery(session: Session, enrollment: Enrollment, step_id: str, channe
     taken = session.execute(
         update(Delivery.__table__).where(DELIVERY.id == delivery.id, DELIVERY.status == previous,
                                          DELIVERY.updated_at == delivery.updated_at)
-        .values(status="sending", claim_token=token, updated_at=now)
+        .values(status=DeliveryStatus.SENDING, claim_token=token, updated_at=now)
     ).rowcount
     if taken:
         session.refresh(delivery)
-    return Opened(delivery, send=bool(taken), interrupted=bool(taken) and previous == "sending")
+    return Opened(delivery, send=bool(taken), interrupted=bool(taken) and previous == DeliveryStatus.SENDING)
 
 
-def finish_delivery(session: Session, delivery_id: int, token: str, now: datetime, *, status: str,
+def finish_delivery(session: Session, delivery_id: int, token: str, now: datetime, *, status: DeliveryStatus,
                     provider_id: str | None = None, error: str | None = None, attempts: int | None = None) -> bool:
     """Record a delivery's outcome, only while claim `token` still owns the row (open_delivery wrote it).
     False: a worker that took the step over after this one's lease ran out owns it now, and its record
@@ -180,7 +191,7 @@ def finish_delivery(session: Session, delivery_id: int, token: str, now: datetim
     values: dict = dict(status=status, updated_at=now, error=error[:1000] if error else None)
     if provider_id is not None:
         values["provider_id"] = provider_id
-    if status == "sent":
+    if status == DeliveryStatus.SENT:
         values["sent_at"] = now
     if attempts is not None:
         values["attempts"] = attempts
@@ -225,7 +236,7 @@ def sent_times(session: Session, contact_ids: list[int], since: datetime,
     one query for a whole batch."""
     rows = session.execute(
         select(DELIVERY.contact_id, DELIVERY.sent_at, DELIVERY.sequence_id)
-        .where(DELIVERY.contact_id.in_(contact_ids), DELIVERY.status == "sent", DELIVERY.sent_at >= since)
+        .where(DELIVERY.contact_id.in_(contact_ids), DELIVERY.status == DeliveryStatus.SENT, DELIVERY.sent_at >= since)
     ).all()
     times: dict[int, list[datetime]] = {contact_id: [] for contact_id in contact_ids}
     for contact_id, sent_at, sequence_id in rows:
@@ -238,7 +249,7 @@ def sent_to(session: Session, channel: str, recipient: str) -> bool:
     """Whether anything has been sent on `channel` to `recipient` (whichever contact holds the address)."""
     return session.execute(
         select(DELIVERY.id).where(DELIVERY.channel == channel, DELIVERY.recipient == recipient,
-                                  DELIVERY.status == "sent").limit(1)
+                                  DELIVERY.status == DeliveryStatus.SENT).limit(1)
     ).first() is not None
 
 
@@ -248,12 +259,13 @@ def opt_out_at_provider(session: Session, contact_id: int, channel: str, status_
     contact's consent column for `channel` becomes "unsubscribed", on the record like any opt-out. The
     address is not suppressed: the recipient may opt back in (START). Returns whether anything changed."""
     changed = session.execute(
-        update(Contact).where(Contact.id == contact_id, getattr(Contact, status_field) != "unsubscribed")
-        .values({status_field: "unsubscribed", "updated_at": now})
+        update(Contact).where(Contact.id == contact_id, getattr(Contact, status_field) != Subscription.UNSUBSCRIBED)
+        .values({status_field: Subscription.UNSUBSCRIBED, "updated_at": now})
     ).rowcount == 1
     if changed:
-        session.add(Consent(contact_id=contact_id, channel=channel, action="opt-out", method="carrier-opt-out",
-                            delivery_id=delivery_id, consent_text=reason[:2000], created_at=now))
+        session.add(Consent(contact_id=contact_id, channel=channel, action=ConsentAction.OPT_OUT,
+                            method="carrier-opt-out", delivery_id=delivery_id, consent_text=reason[:2000],
+                            created_at=now))
         session.add(Event(contact_id=contact_id, type=f"{channel}.unsubscribed", delivery_id=delivery_id,
                           data={"via": "carrier-opt-out", "reason": reason}, occurred_at=now, created_at=now))
     return changed

@@ -15,7 +15,7 @@ from nurture.rules import decisions
 from nurture.rules.conditions import EventFact, Facts, event_types
 from nurture.rules.lifecycle import Scoring
 from nurture.rules.sequence import Sequence
-from nurture.store.models import Contact, Enrollment, Event
+from nurture.store.models import Contact, Enrollment, EnrollmentStatus, Event, Subscription
 
 
 def event_by_key(session: Session, key: str) -> Event | None:
@@ -60,19 +60,21 @@ def load_facts(session: Session, contact: Contact, enrollment: Enrollment, seque
 
 def active_enrollments(session: Session, contact_id: int) -> list[Enrollment]:
     return list(session.exec(select(Enrollment).where(Enrollment.contact_id == contact_id,
-                                                      Enrollment.status == "active")))
+                                                      Enrollment.status == EnrollmentStatus.ACTIVE)))
 
 
 def complete_enrollment(session: Session, enrollment_id: int, reason: str, now: datetime) -> bool:
     """End an enrollment that is still active (a goal reached). Returns whether this call ended it."""
-    result = session.execute(update(Enrollment).where(Enrollment.id == enrollment_id, Enrollment.status == "active")
-                             .values(status="completed", stop_reason=reason, updated_at=now))
+    result = session.execute(update(Enrollment)
+                             .where(Enrollment.id == enrollment_id, Enrollment.status == EnrollmentStatus.ACTIVE)
+                             .values(status=EnrollmentStatus.COMPLETED, stop_reason=reason, updated_at=now))
     return result.rowcount == 1
 
 
 def make_due(session: Session, enrollment_id: int, now: datetime) -> None:
     """An active enrollment is due now (the event its wait-for step waits for came)."""
-    session.execute(update(Enrollment).where(Enrollment.id == enrollment_id, Enrollment.status == "active")
+    session.execute(update(Enrollment)
+                    .where(Enrollment.id == enrollment_id, Enrollment.status == EnrollmentStatus.ACTIVE)
                     .values(due_at=now, updated_at=now))
 
 
@@ -86,8 +88,8 @@ def inactive_contacts(session: Session, sequence: Sequence, cutoff: datetime, li
     # Contacts the policy would refuse are left out here, so they don't fill every run's limit.
     recent = Enrollment.created_at > cutoff if sequence.reentry.policy != "once" else Enrollment.id.is_not(None)  # type: ignore[union-attr]
     taken = select(Enrollment.contact_id).where(Enrollment.sequence_id == sequence.id,
-                                                (Enrollment.status == "active") | recent)
+                                                (Enrollment.status == EnrollmentStatus.ACTIVE) | recent)
     return list(session.exec(
-        select(Contact).where(Contact.email_status == "subscribed", Contact.created_at <= cutoff,
+        select(Contact).where(Contact.email_status == Subscription.SUBSCRIBED, Contact.created_at <= cutoff,
                               Contact.id.not_in(engaged), Contact.id.not_in(taken))  # type: ignore[union-attr]
         .order_by(Contact.id).limit(limit)))

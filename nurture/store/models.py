@@ -7,11 +7,19 @@ so anything here must be enough to rebuild the queue after Redis is flushed.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, text
+from sqlalchemy import JSON, Column, DateTime, Index, String, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from nurture.rules.statuses import AlertStatus, ConsentAction, DeliveryStatus, EnrollmentStatus, Subscription
+
+__all__ = [  # the statuses are re-exported: code above the rules finds them beside the tables
+    "Alert", "AlertStatus", "Consent", "ConsentAction", "Contact", "Delivery", "DeliveryStatus", "Enrollment",
+    "EnrollmentStatus", "Event", "SequenceVersion", "StatusColumn", "Subscription", "Suppression", "UTCDateTime",
+]
 
 
 class UTCDateTime(TypeDecorator):
@@ -32,6 +40,34 @@ class UTCDateTime(TypeDecorator):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class StatusColumn(TypeDecorator):
+    """A StrEnum stored as its plain string value (the same VARCHAR as before: no data migration), read
+    back as the enum member. Writing a value the enum does not know raises, so a misspelt status fails
+    at the write, not later as a row no query ever matches."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[StrEnum], length: int = 16) -> None:
+        super().__init__(length)
+        self.enum = enum
+        # Dict lookups, not enum(value) and member.value: every status read or written goes through here,
+        # and those cost ~1.4 µs and ~0.4 µs a value against ~0.1 µs for a dict.
+        self._members = {member.value: member for member in enum}
+        self._plain = {member.value: member.value for member in enum}  # drivers get a plain str
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        plain = self._plain.get(value)
+        if plain is None:
+            raise ValueError(f"{value!r} is not a valid {self.enum.__name__}")
+        return plain
+
+    def process_result_value(self, value: str | None, dialect: Any) -> StrEnum | None:
+        return None if value is None else self._members[value]
+
+
 def _json_column() -> Any:
     return Column(JSON, nullable=False)
 
@@ -49,9 +85,8 @@ class Contact(SQLModel, table=True):
     # Lead score as of score_at; decay is applied when it is read (see engine.decayed_score).
     score: float = 0.0
     score_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    # subscribed | pending (signed up, not confirmed yet) | unsubscribed | expired (never confirmed)
-    email_status: str = Field(default="subscribed", max_length=16)
-    sms_status: str = Field(default="none", max_length=16)  # none | subscribed | unsubscribed
+    email_status: Subscription = Field(default=Subscription.SUBSCRIBED, sa_type=StatusColumn(Subscription))
+    sms_status: Subscription = Field(default=Subscription.NONE, sa_type=StatusColumn(Subscription))
     source: str | None = Field(default=None, max_length=200)
     # First sign-up's source, UTM tags, referral code, landing page: set once, never overwritten.
     attribution: dict = Field(default_factory=dict, sa_column=_json_column())
@@ -85,7 +120,7 @@ class Enrollment(SQLModel, table=True):
     entry: int = 1  # the how-many-th time this contact entered this sequence
     step_id: str | None = Field(default=None, max_length=64)
     due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    status: str = Field(default="active", max_length=16)  # active | completed | stopped
+    status: EnrollmentStatus = Field(default=EnrollmentStatus.ACTIVE, sa_type=StatusColumn(EnrollmentStatus))
     step_entered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # when it reached step_id
     stop_reason: str | None = Field(default=None, max_length=200)
     attempts: int = 0  # temporary failures of the current step
@@ -113,9 +148,7 @@ class Delivery(SQLModel, table=True):
     channel: str = Field(max_length=8)
     kind: str = Field(default="", max_length=32)
     recipient: str = Field(default="", max_length=320)
-    # sending | sent | retry | failed | skipped | uncertain | bounced (a bounce came back after `sent`:
-    # nurture.people.bounces; only ever from `sent`)
-    status: str = Field(default="sending", max_length=16)
+    status: DeliveryStatus = Field(default=DeliveryStatus.SENDING, sa_type=StatusColumn(DeliveryStatus))
     claim_token: str | None = Field(default=None, max_length=32)
     provider_id: str | None = Field(default=None, max_length=255, index=True)
     # What the provider reported after accepting it (Twilio status callbacks: queued, sent, delivered,
@@ -153,7 +186,7 @@ class Consent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contact.id", index=True)
     channel: str = Field(max_length=8)  # email | sms
-    action: str = Field(max_length=16)  # opt-in | confirm | opt-out
+    action: ConsentAction = Field(sa_type=StatusColumn(ConsentAction))
     method: str = Field(max_length=32)
     scope: str = Field(default="all", max_length=64)  # "all" marketing on the channel, or a sequence id
     form_id: str | None = Field(default=None, max_length=64)
@@ -184,7 +217,7 @@ class Alert(SQLModel, table=True):
     recipient: str = Field(max_length=320)
     subject: str = Field(max_length=300)
     body: str = Field(max_length=10000)
-    status: str = Field(default="pending", max_length=16, index=True)  # pending | sending | sent | failed
+    status: AlertStatus = Field(default=AlertStatus.PENDING, sa_type=StatusColumn(AlertStatus), index=True)
     send_after: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str | None = Field(default=None, max_length=1000)
     created_at: datetime = Field(sa_type=UTCDateTime)

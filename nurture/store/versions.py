@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from nurture.store.models import Delivery, Enrollment, SequenceVersion
+from nurture.store.models import Delivery, Enrollment, EnrollmentStatus, SequenceVersion
 
 _NEWEST_FIRST = (SequenceVersion.loaded_at.desc(), SequenceVersion.id.desc())  # type: ignore[attr-defined]
 _OLDEST_FIRST = (SequenceVersion.loaded_at.asc(), SequenceVersion.id.asc())  # type: ignore[attr-defined]
@@ -66,4 +66,4 @@ def steps_done(session: Session, enrollment_id: int) -> frozenset[str]:
 def in_flight(session: Session, sequence_id: str) -> list[Enrollment]:
     """The active enrollments of a sequence: the contacts an edit of it affects."""
     return list(session.exec(select(Enrollment).where(Enrollment.sequence_id == sequence_id,
-                                                      Enrollment.status == "active")).all())
+                                                      Enrollment.status == EnrollmentStatus.ACTIVE)).all())

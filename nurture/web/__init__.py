@@ -13,6 +13,7 @@ from nurture.config import startup_settings
 from nurture.delivery import versions
 from nurture.runtime import Runtime, build_runtime
 from nurture.store.db import upgrade
+from nurture.store.models import EnrollmentStatus, Subscription
 from nurture.web.inputs import StrictJSONProvider
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.config.update(SECRET_KEY=rt.settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY, JSON_SORT_KEYS=False)
     app.extensions["nurture"] = rt
     app.before_request(_follow_sequences(rt))
+    # Templates compare statuses by name too, not by a string that a typo would make never match.
+    app.jinja_env.globals.update(Subscription=Subscription, EnrollmentStatus=EnrollmentStatus)
 
     from nurture.web import api, forms, public, unsubscribe
 

@@ -7,11 +7,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from nurture.people.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert_contact
 from nurture.people.preferences import consent_history
 from nurture.people.signup import consent_json
+from nurture.store import contacts as store
 from nurture.store.models import Consent, Contact, Enrollment
 from nurture.web import runtime
 
@@ -113,7 +114,7 @@ def add_contact() -> tuple[Response, int]:
         except IntegrityError:
             session.rollback()  # a concurrent request created the same contact first: the same answer as a repeat
             return error(409, "this contact is being created by another request; try again")
-        enrollments = list(session.exec(select(Enrollment).where(Enrollment.contact_id == contact.id)))
+        enrollments = store.enrollments_of(session, contact.id)
         consent = consent_history(session, contact.id)
         return jsonify(contact_json(contact, enrollments, consent)), 201 if created else 200
 
@@ -126,8 +127,8 @@ def get_contact(email: str) -> tuple[Response, int]:
     except InvalidContact as exc:
         return error(400, exc.message, "email")
     with Session(rt.db) as session:
-        contact = session.exec(select(Contact).where(Contact.email == address)).first()
+        contact = store.by_email(session, address)
         if contact is None:
             return error(404, "no such contact")
-        enrollments = list(session.exec(select(Enrollment).where(Enrollment.contact_id == contact.id)))
+        enrollments = store.enrollments_of(session, contact.id)
         return jsonify(contact_json(contact, enrollments, consent_history(session, contact.id))), 200

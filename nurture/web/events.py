@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from nurture.people import automation
 from nurture.people.automation import InvalidEvent
 from nurture.people.contacts import InvalidContact, normalise_email
+from nurture.store import contacts as store
 from nurture.store.models import Contact
 from nurture.web import runtime
 from nurture.web.api import error, require_api_key
@@ -27,7 +28,7 @@ def _find_contact(session: Session, body: dict) -> Contact | None:
         if not is_db_id(contact_id):
             raise InvalidEvent("contact_id", f"a contact's id: a whole number from 1 to {MAX_ID}")
         return session.get(Contact, contact_id)
-    return session.exec(select(Contact).where(Contact.email == normalise_email(body.get("email") or ""))).first()
+    return store.by_email(session, normalise_email(body.get("email") or ""))
 
 
 @bp.post("/events")

@@ -26,7 +26,6 @@ from flask_limiter.util import get_remote_address
 from jinja2.utils import htmlsafe_json_dumps
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlmodel import Session
 from werkzeug.exceptions import HTTPException
 
 from nurture import jobs
@@ -35,7 +34,7 @@ from nurture.people import signup
 from nurture.people.submission import FORM_ERROR, InvalidSignup
 from nurture.rules.tokens import BadToken
 from nurture.runtime import Runtime
-from nurture.store.models import Contact
+from nurture.store.models import Subscription
 from nurture.web import runtime
 from nurture.web.unsubscribe import mask
 
@@ -234,7 +233,7 @@ def _accepted(form: Form) -> Any:
     """The same answer for a real sign-up, a repeat and a bot: nobody learns whether an address is known,
     and a bot cannot tell that it was turned away."""
     if wants_json():
-        return jsonify(ok=True, status="pending" if form.double_opt_in else "subscribed",
+        return jsonify(ok=True, status=Subscription.PENDING if form.double_opt_in else Subscription.SUBSCRIBED,
                        message=form.thanks_message), 200
     return redirect(form.redirect or f"{runtime().settings.base_url}/forms/{form.id}/thanks", 303)
 
@@ -328,18 +327,13 @@ def _confirm_page(status: int, state: str, **context: Any) -> Any:
 
 @bp.get("/confirm/<token>")
 def confirm_page(token: str) -> Any:
-    rt = runtime()
     try:
-        contact_id = _confirm_contact(token)
-    except BadToken:
+        found = signup.waiting(runtime(), _confirm_contact(token))
+    except (BadToken, signup.UnknownSignup):
         return _confirm_page(400, "expired")
-    with Session(rt.db) as session:
-        contact = session.get(Contact, contact_id)
-        if contact is None or (contact.pending_form is None and contact.email_status != "subscribed"):
-            return _confirm_page(400, "expired")
-        if contact.pending_form is None:
-            return _confirm_page(200, "already")
-        return _confirm_page(200, "ask", masked=mask(contact.email))
+    if found.confirmed:
+        return _confirm_page(200, "already")
+    return _confirm_page(200, "ask", masked=mask(found.email))
 
 
 @bp.post("/confirm/<token>")

@@ -11,6 +11,7 @@ from sqlmodel import Session
 from nurture.people import automation
 from nurture.rules.links import looks_automated, with_utm
 from nurture.rules.tokens import BadToken
+from nurture.store import contacts as store
 from nurture.store.models import Contact, Delivery
 from nurture.web import runtime
 
@@ -37,10 +38,10 @@ def click(token: str) -> Response | tuple[str, int]:
     except BadToken:
         return render_template("link_invalid.html", brand=rt.settings.brand_name, reason=None), 400
     with Session(rt.db) as session:
-        delivery = session.get(Delivery, delivery_id)
-        contact = session.get(Contact, delivery.contact_id) if delivery else None
-    if delivery is None or contact is None:
+        found = store.delivery_with_contact(session, delivery_id)
+    if found is None:
         return redirect(url, code=302)  # the link is ours and intact; the record of it is gone
+    delivery, contact = found
     _record(delivery, contact, "email.clicked", {"url": url})
     sequence = rt.sequences.get(delivery.sequence_id)
     tags = {"source": "nurture", "medium": delivery.channel, "campaign": delivery.sequence_id,
@@ -54,10 +55,9 @@ def opened(token: str) -> Response:
     try:
         delivery_id = rt.signer.delivery_id(token)
         with Session(rt.db) as session:
-            delivery = session.get(Delivery, delivery_id)
-            contact = session.get(Contact, delivery.contact_id) if delivery else None
-        if delivery is not None and contact is not None:
-            _record(delivery, contact, "email.opened", {})
+            found = store.delivery_with_contact(session, delivery_id)
+        if found is not None:
+            _record(*found, "email.opened", {})
     except BadToken:
         pass  # a pixel never shows an error
     return Response(PIXEL, mimetype="image/gif", headers={"Cache-Control": "no-store"})

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 
 from flask import Blueprint, Response, request
-from sqlmodel import Session, select
+from sqlmodel import Session
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -24,7 +24,9 @@ from nurture.people.contacts import record_event
 from nurture.people.preferences import Origin
 from nurture.rules.sms import keyword
 from nurture.store import claims as store
-from nurture.store.models import Consent, Contact, Delivery
+from nurture.store import consent as consent_store
+from nurture.store import contacts as contacts_store
+from nurture.store.models import Contact, Delivery
 from nurture.web import runtime
 
 log = logging.getLogger(__name__)
@@ -117,12 +119,11 @@ def help_reply(settings: Settings) -> str:
 def contacts_with_phone(session: Session, phone: str) -> list[Contact]:
     if not phone:
         return []
-    return list(session.exec(select(Contact).where(Contact.phone == phone).order_by(Contact.id)))
+    return contacts_store.by_phone(session, phone)
 
 
 def had_sms_consent(session: Session, contact: Contact) -> bool:
-    return session.exec(select(Consent.id).where(Consent.contact_id == contact.id, Consent.channel == "sms",
-                                                 Consent.action == "opt-in").limit(1)).first() is not None
+    return consent_store.ever_opted_in(session, contact.id, "sms")
 
 
 def handle_reply(session: Session, settings: Settings, phone: str, body: str, message_sid: str,

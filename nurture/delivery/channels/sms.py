@@ -18,7 +18,7 @@ from nurture.rules import decisions
 from nurture.rules.sequence import Sequence, Step
 from nurture.rules.sms import OutgoingSms, with_opt_out_notice
 from nurture.store import claims as store
-from nurture.store.models import Contact
+from nurture.store.models import Contact, Subscription
 
 if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow back up
     from nurture.runtime import Runtime
@@ -72,7 +72,7 @@ class SmsChannel:
         quiet = decisions.quiet_hours(now, contact.phone, contact.timezone, sms.hours, sms.hours_by_region)
         if quiet is not None:
             return quiet
-        if contact.sms_status != "subscribed":
+        if contact.sms_status != Subscription.SUBSCRIBED:
             return None
         sender = sms.twilio.sender if sms.twilio and sms.twilio.sender else "outbox"
         slot = send_rate(rt).reserve(sender, contact.id or 0, now)
