@@ -62,3 +62,13 @@ def test_the_starter_brand_names_the_sender_and_its_postal_address(tmp_path: Pat
                              root=ROOT)
     assert settings.brand_name and settings.postal_address.strip()
     assert settings.mail_domain != "localhost"  # a real sender, not the unconfigured default
+
+
+def test_the_starter_footer_names_the_brand_once(tmp_path: Path) -> None:
+    """The email footer prints the brand, then the postal address under it: an address that starts with the
+    brand again reads "Juniper Pottery Studio / Juniper Pottery Studio, 12 Kiln Lane" in every email."""
+    settings = load_settings({"VAR_DIR": str(tmp_path / "var"), "SECRET_KEY": "x" * 32, "API_KEY": "k" * 32},
+                             root=ROOT)
+    layout = (ROOT / "email_templates" / "_layout.txt").read_text()
+    assert "{{ brand.name }}\n{{ postal_address }}" in layout
+    assert settings.brand_name not in settings.postal_address
