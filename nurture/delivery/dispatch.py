@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 from nurture.delivery import versions
-from nurture.delivery.channels import Channel, channel_for
+from nurture.delivery.channels import Channel, all_channels, channel_for
 from nurture.delivery.outcomes import Batch, Item, Send, advance, heartbeat, send_chunk
 from nurture.people import automation
 from nurture.people.contacts import record_event
@@ -105,6 +105,7 @@ def _run_chunk(batch: Batch, rows: list[tuple[Enrollment, Contact]]) -> list[str
         heartbeat(batch, now)
         held = sending.fence(session, [e.id for e, _ in rows], batch.token, now, batch.lease_until(now))
         session.commit()
+        batch.consents = _read_consents(session, rows)
     except Exception:
         session.rollback()
         log.exception("batch %s: unexpected error fencing a chunk; left for the next tick", batch.token)
@@ -119,6 +120,12 @@ def _run_chunk(batch: Batch, rows: list[tuple[Enrollment, Contact]]) -> list[str
         else:
             results.append(result)
     return results + send_chunk(batch, sends)
+
+
+def _read_consents(session: Session, rows: list[tuple[Enrollment, Contact]]) -> sending.Consents:
+    channels = all_channels()
+    addresses = {address for _, contact in rows for c in channels if (address := c.address(contact))}
+    return sending.consents(session, [e.id for e, _ in rows], [c.status_field for c in channels], addresses)
 
 
 def _run_item(batch: Batch, enrollment: Enrollment, contact: Contact, now: datetime) -> str | Send:
@@ -218,8 +225,8 @@ def _send(batch: Batch, item: Item, step: Step) -> str | Send:
     session, now = batch.session, item.now
     channel = channel_for(step.channel)
     address = channel.address(item.contact)
-    blocked = store.blocked_reason(session, item.contact, item.enrollment, channel.status_field, address,
-                                   item.sequence.transactional)
+    assert batch.consents is not None  # read by _run_chunk, after the fence
+    blocked = batch.consents.blocked(item.enrollment.id, channel.status_field, address, item.sequence.transactional)
     # A message that may not go at all is skipped now, not deferred for quiet hours first.
     hold = None if blocked else _hold(batch, item, channel, now)
     if hold is not None:

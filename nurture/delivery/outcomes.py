@@ -26,7 +26,7 @@ from nurture.rules import engine
 from nurture.rules.sequence import Sequence, Step
 from nurture.store import claims as store
 from nurture.store import sending
-from nurture.store.models import Contact, Delivery, Enrollment
+from nurture.store.models import Contact, Enrollment
 
 if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow back up
     from nurture.runtime import Runtime
@@ -47,6 +47,7 @@ class Batch:
     # as it sends (a query a message saved). Another worker sending to the same contact in the same second
     # is not seen: the cap can be passed by one message in that race, never by more.
     sent: dict[int, list[datetime]] = field(default_factory=dict)
+    consents: sending.Consents | None = None  # the current chunk's, read right after its fence
 
     def transport(self, channel: Channel) -> Transport:
         if channel.name not in self.transports:
@@ -76,6 +77,15 @@ class Item:
                 "kind": step.kind, **extra}
 
 
+@dataclass(frozen=True)
+class Row:
+    """What the send path needs of a delivery row (building the ORM object cost ~0.2 ms a message)."""
+
+    id: int
+    recipient: str
+    attempts: int
+
+
 @dataclass
 class Send:
     """A message the checks let through (consent, quiet hours, window, cap), waiting for its delivery row."""
@@ -84,7 +94,7 @@ class Send:
     step: Step
     channel: Channel
     address: str
-    delivery: Delivery | None = None
+    delivery: Row | None = None
 
     def row(self, token: str) -> dict[str, Any]:
         enrollment, now = self.item.enrollment, self.item.now
@@ -133,7 +143,7 @@ def _open(batch: Batch, sends: list[Send]) -> tuple[list[str], list[Send]]:
     for send in sends:
         item, step = send.item, send.step
         if item.enrollment.id in written:
-            send.delivery = Delivery(id=written[item.enrollment.id], **send.row(batch.token), status=sending.QUEUED)
+            send.delivery = Row(written[item.enrollment.id], send.address, 0)
             ready.append(send)
             continue
         opened = store.open_delivery(session, item.enrollment, step.id, step.channel, step.kind, send.address,
@@ -146,7 +156,7 @@ def _open(batch: Batch, sends: list[Send]) -> tuple[list[str], list[Send]]:
             sending.record_event(session, item.contact.id, f"{step.channel}.interrupted", item.now, item.about(
                 step, reason="an earlier attempt died mid-send; sending again with the same message id"),
                 opened.delivery.id)
-        send.delivery = opened.delivery
+        send.delivery = Row(opened.delivery.id or 0, opened.delivery.recipient, opened.delivery.attempts)
         ready.append(send)
     session.commit()
     return outcomes, ready
@@ -176,7 +186,7 @@ def _send_one(batch: Batch, send: Send) -> str:
         return "error"
 
 
-def _deliver(batch: Batch, item: Item, send: Send, delivery: Delivery) -> str:
+def _deliver(batch: Batch, item: Item, send: Send, delivery: Row) -> str:
     try:
         message = send.channel.compose(batch.rt, item.contact, item.sequence, send.step, delivery.id, item.now)
     except RenderError as exc:
@@ -188,7 +198,7 @@ def _deliver(batch: Batch, item: Item, send: Send, delivery: Delivery) -> str:
     return _sent(batch, item, send.step, delivery, provider_id, message.message_id)
 
 
-def _sent(batch: Batch, item: Item, step: Step, delivery: Delivery, provider_id: str, message_id: str) -> str:
+def _sent(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str, message_id: str) -> str:
     now, session = item.now, batch.session
     recorded = sending.record_sent(session, delivery.id, batch.token, now, provider_id)
     sending.record_event(session, item.contact.id, f"{step.channel}.sent", now,
@@ -236,7 +246,7 @@ def fail(batch: Batch, item: Item, step: Step, delivery_id: int, reason: str, at
     return "failed"
 
 
-def _transport_failed(batch: Batch, item: Item, step: Step, delivery: Delivery, exc: TransportError) -> str:
+def _transport_failed(batch: Batch, item: Item, step: Step, delivery: Row, exc: TransportError) -> str:
     """Temporary -> retried after the backoff; permanent -> failed; a refused recipient is suppressed."""
     session, now = batch.session, item.now
     attempts = delivery.attempts + 1
