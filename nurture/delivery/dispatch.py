@@ -104,8 +104,10 @@ def _run_chunk(batch: Batch, rows: list[tuple[Enrollment, Contact]]) -> list[str
     try:
         heartbeat(batch, now)
         held = sending.fence(session, [e.id for e, _ in rows], batch.token, now, batch.lease_until(now))
-        session.commit()
         batch.consents = _read_consents(session, rows)
+        # Committed, not held through the chunk's decisions: on SQLite every transaction holds the one
+        # write lock, and the other worker needs it for each message it sends.
+        session.commit()
     except Exception:
         session.rollback()
         log.exception("batch %s: unexpected error fencing a chunk; left for the next tick", batch.token)
