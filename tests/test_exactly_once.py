@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 
 from nurture import jobs
 from nurture.delivery import dispatch
+from nurture.delivery.transports.smtp import SmtpTransport
 from nurture.runtime import use_runtime
 from nurture.store import claims as store
 from nurture.store.models import Contact, Enrollment, Event
@@ -280,3 +281,37 @@ def test_a_send_that_outlives_its_lease_is_on_the_record_twice_not_silently(rq_r
         types = Counter(e.type for e in session.exec(select(Event).join(Contact, Contact.id == Event.contact_id)
                                                      .where(Contact.email == late)))
     assert types["email.sent"] == 2 and types["email.interrupted"] == 1
+
+
+class Crash(BaseException):
+    """The process dying mid-batch: not an Exception, so nothing in the send path catches it."""
+
+
+def test_a_crash_mid_chunk_marks_only_the_message_in_flight(rq_runtime, smtp_server, real_now,
+                                                             monkeypatch) -> None:
+    # A chunk writes all its delivery rows before sending the first; the ones never handed to the server
+    # must not be taken for interrupted sends when another worker picks them up.
+    emails = enroll_many(rq_runtime, 5)
+    first: list[str] = []
+    dispatch.claim_batches(rq_runtime, first.append, max_batches=1)
+    real_send = SmtpTransport.send
+
+    def dies_at_the_third(self: SmtpTransport, message: object) -> str:
+        if len(smtp_server.received) == 2:
+            raise Crash
+        return real_send(self, message)
+
+    monkeypatch.setattr(SmtpTransport, "send", dies_at_the_third)
+    with pytest.raises(Crash):
+        dispatch.run_batch(rq_runtime, first[0])
+    assert sorted(d.status for d in deliveries(rq_runtime)) == ["queued", "queued", "sending", "sent", "sent"]
+    monkeypatch.setattr(SmtpTransport, "send", real_send)
+    real_now.advance(seconds=rq_runtime.settings.claim_lease_seconds + 1)
+    second: list[str] = []
+    dispatch.claim_batches(rq_runtime, second.append, max_batches=1)
+    assert dispatch.run_batch(rq_runtime, second[0]).counts == {"sent": 3}
+    assert recipients(smtp_server.received) == Counter(emails)
+    with Session(rq_runtime.db) as session:
+        interrupted = session.exec(select(Event).where(Event.type == "email.interrupted")).all()
+    assert len(interrupted) == 1  # the third, which was `sending` when the process died; not the queued two
+    assert {d.status for d in deliveries(rq_runtime)} == {"sent"}

@@ -28,6 +28,7 @@ class EnrollmentStatus(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
+    QUEUED = "queued"  # written with its chunk, before the send; never handed to the server, so taken over quietly
     SENDING = "sending"  # written before the transport is called; left behind only by a worker that died
     SENT = "sent"
     RETRY = "retry"  # a temporary failure: the step is tried again later

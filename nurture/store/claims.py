@@ -39,7 +39,8 @@ SUPPRESSION = Suppression.__table__.c  # type: ignore[attr-defined]
 NO_SYNC = {"synchronize_session": False}  # for the few ORM-entity UPDATEs left (not on the send path)
 
 # Delivery statuses after which the step is done with, whatever happened.
-FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
+# A row in one of these is done: never taken over and sent again (a bounced one was sent, then bounced).
+FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED, DeliveryStatus.BOUNCED)
 
 
 def _due_filter(now: datetime, columns=Enrollment) -> tuple:  # type: ignore[no-untyped-def]
@@ -147,17 +148,20 @@ def _insert(session: Session):  # type: ignore[no-untyped-def]
 
 
 def open_delivery(session: Session, enrollment: Enrollment, step_id: str, channel: str, kind: str,
-                  recipient: str, token: str, now: datetime) -> Opened:
-    """Write the delivery row with status "sending" before anything is sent.
+                  recipient: str, token: str, now: datetime,
+                  status: DeliveryStatus = DeliveryStatus.SENDING) -> Opened:
+    """Write the delivery row with status "sending" (or `status`: "queued" when the send path writes a
+    chunk ahead) before anything is sent.
 
     A row that already exists decides instead: a final one means the step is done (never send twice); a
-    "retry" one is taken over by a conditional UPDATE; a "sending" one was left by a worker that died
-    mid-send, and is sent again with the same Message-ID (see docs/delivery.md for that window).
+    "retry" or "queued" one (never handed to the server) is taken over by a conditional UPDATE; a
+    "sending" one was left by a worker that died mid-send, and is sent again with the same Message-ID (see
+    docs/delivery.md for that window).
     """
     values = dict(contact_id=enrollment.contact_id, enrollment_id=enrollment.id,
                   sequence_id=enrollment.sequence_id, sequence_version=enrollment.sequence_version,
-                  step_id=step_id, channel=channel, kind=kind, recipient=recipient, status=DeliveryStatus.SENDING,
-                  claim_token=token, attempts=0, created_at=now, updated_at=now)
+                  step_id=step_id, channel=channel, kind=kind, recipient=recipient,
+                  claim_token=token, attempts=0, created_at=now, updated_at=now, status=status)
     # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
     inserted = session.execute(
         _insert(session)(Delivery.__table__).values(**values)
@@ -172,11 +176,11 @@ def open_delivery(session: Session, enrollment: Enrollment, step_id: str, channe
     ).scalar_one()
     if delivery.status in FINAL:
         return Opened(delivery, send=False)
-    previous = delivery.status  # "retry", or "sending" left behind by a dead worker
+    previous = delivery.status  # "retry" or "queued", or "sending" left behind by a dead worker
     taken = session.execute(
         update(Delivery.__table__).where(DELIVERY.id == delivery.id, DELIVERY.status == previous,
                                          DELIVERY.updated_at == delivery.updated_at)
-        .values(status=DeliveryStatus.SENDING, claim_token=token, updated_at=now)
+        .values(status=status, claim_token=token, updated_at=now)
     ).rowcount
     if taken:
         session.refresh(delivery)

@@ -47,6 +47,10 @@ def channel_for(name: str) -> Channel:
     return _CHANNELS[name]
 
 
+def all_channels() -> list[Channel]:
+    return list(_CHANNELS.values())
+
+
 from nurture.delivery.channels.email import EmailChannel  # noqa: E402  (registers after the protocol exists)
 from nurture.delivery.channels.sms import SmsChannel  # noqa: E402
 
