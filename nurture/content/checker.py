@@ -53,7 +53,7 @@ class SmsCheck:
 
     templates_dir: Path
     max_segments: int = 2
-    brand: str = "Juniper Pottery Studio"
+    brand: str = "Example Business"  # the settings' BRAND_NAME, when `nurture check` builds it
     base_url: str = "http://localhost:8000"
 
 
@@ -353,7 +353,7 @@ def _sample_text(env: jinja2.Environment, name: Path, source: str, sms: SmsCheck
         "contact": ContactView("Alexandra", "Richardson", "alexandra.richardson@example.com", "+15035550123",
                                "America/Los_Angeles", "customer", (), {}),
         "brand": BrandView(sms.brand, "hello@example.com", sms.base_url),
-        "postal_address": "12 Kiln Lane, Portland, OR 97201, USA",
+        "postal_address": "1200 Example Avenue, Springfield, OR 97477, USA",  # a made-up one of common length
         "sequence": SequenceView("sample", "Sample"),
         "step": StepView("sample", "educate"),
     }

@@ -6,9 +6,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import text
-from sqlmodel import Session
 
+from nurture.store.db import ping
 from nurture.web import runtime
 
 bp = Blueprint("public", __name__)
@@ -19,8 +18,7 @@ def health() -> tuple[Response, int]:
     rt = runtime()
     checks = {}
     try:
-        with Session(rt.db) as session:
-            session.execute(text("SELECT 1"))
+        ping(rt.db)
         checks["database"] = "ok"
     except Exception as exc:  # report, don't crash: this is what a load balancer polls
         checks["database"] = f"error: {exc}"
