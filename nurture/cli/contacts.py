@@ -9,12 +9,14 @@ from sqlmodel import Session
 
 from nurture.cli import lines
 from nurture.cli.common import fail, with_runtime
-from nurture.people import signup
+from nurture.people import erasure, owner_actions, signup
 from nurture.people.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert
 from nurture.people.preferences import Origin, consent_history, set_sms
 from nurture.runtime import Runtime
 from nurture.store import contacts as store
-from nurture.store.models import Subscription
+from nurture.store.models import Contact, Subscription
+
+CLI_ACTOR = owner_actions.Actor("cli", "cli")
 
 
 @click.group()
@@ -123,6 +125,61 @@ def contacts_consent(rt: Runtime, email: str, as_json: bool) -> None:
         click.echo(f"      ip {c.ip or '-'}  user agent {c.user_agent or '-'}")
         if c.consent_text:
             click.echo(f"      text sha256 {c.consent_hash}: {c.consent_text!r}")
+
+
+def _find(session: Session, email: str) -> Contact:
+    try:
+        contact = store.by_email(session, normalise_email(email))
+    except InvalidContact as exc:
+        fail(str(exc))
+    if contact is None:
+        fail(f"no contact {email!r}")
+    return contact
+
+
+@contacts.command("export")
+@click.argument("email")
+@with_runtime
+def contacts_export(rt: Runtime, email: str) -> None:
+    """Everything held about EMAIL as JSON (a GDPR access request); the export is recorded."""
+    with Session(rt.db) as session:
+        contact = _find(session, email)
+        data = erasure.export(session, contact)
+        owner_actions.record_export(session, contact, CLI_ACTOR, rt.clock())
+        session.commit()
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@contacts.command("erase")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@with_runtime
+def contacts_erase(rt: Runtime, email: str, yes: bool) -> None:
+    """Erase EMAIL at the person's request (GDPR): personal data removed, the address kept only as a
+    digest so that it is never added again by mistake. Cannot be undone."""
+    with Session(rt.db) as session:
+        contact = _find(session, email)
+        if not yes:
+            click.confirm(f"Erase {contact.email} for good?", abort=True)
+        erasure.erase(session, contact, CLI_ACTOR, rt.clock())
+        session.commit()
+    click.echo(f"erased contact {contact.id}: its address is kept only as a digest")
+
+
+@contacts.command("unerase")
+@click.argument("email")
+@with_runtime
+def contacts_unerase(rt: Runtime, email: str) -> None:
+    """Let EMAIL be added again, when the erased person asks to come back (nothing erased returns)."""
+    with Session(rt.db) as session:
+        try:
+            lifted = erasure.lift(session, email)
+        except InvalidContact as exc:
+            fail(str(exc))
+        session.commit()
+    if not lifted:
+        fail(f"{email} is not on the erased list")
+    click.echo(f"{email} may be added again")
 
 
 @click.command()

@@ -98,6 +98,12 @@ def explain(session: Session, email: str, sequences: SequenceRegistry, now: date
     contact = history.contact_by_email(session, normalise_email(email))
     if contact is None:
         raise UnknownContact(f"no contact {email!r}")
+    return story_of(session, contact, sequences, now, sms)
+
+
+def story_of(session: Session, contact: Contact, sequences: SequenceRegistry, now: datetime,
+             sms: SmsSettings | None = None) -> Story:
+    """`explain` for a contact already found (the console finds it by id)."""
     contact_id = contact.id or 0
     enrollments = history.enrollments_of(session, contact_id)
     lines: dict[int | None, list[Line]] = {e.id: [] for e in enrollments}

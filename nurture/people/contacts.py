@@ -16,8 +16,10 @@ from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session
 
 from nurture.rules import engine
+from nurture.rules.erasure import address_digest
 from nurture.rules.sequence import Sequence
 from nurture.store import contacts as store
+from nurture.store import erasure as erasure_store
 from nurture.store.models import Contact, Enrollment, EnrollmentStatus
 
 MAX_NAME = 100
@@ -35,6 +37,21 @@ class InvalidContact(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class ErasedAddress(InvalidContact):
+    """The address belongs to a person erased at their request: adding it again would undo that. Every
+    caller that handles InvalidContact (API 400, CLI exit code, an import's skipped row) handles this."""
+
+    def __init__(self) -> None:
+        super().__init__("email", "this address was erased at the person's request and is not added again "
+                         "(see docs/compliance.md to lift it when they ask to come back)")
+
+
+def check_not_erased(session: Session, normalised: str) -> None:
+    """Raise ErasedAddress for an address on the erased list (people.erasure)."""
+    if erasure_store.is_erased(session, address_digest(normalised)):
+        raise ErasedAddress()
 
 
 @dataclass(frozen=True)
@@ -227,6 +244,7 @@ def upsert(session: Session, data: ContactInput, now: datetime) -> Upserted:
         record_merge(session, contact, merge, now, clean.source)
         session.flush()
         return Upserted(contact, False, merge)
+    check_not_erased(session, clean.email)  # an erased person's row holds their address no more
     contact = Contact(email=clean.email, first_name=clean.first_name, last_name=clean.last_name, phone=clean.phone,
                       timezone=clean.timezone, fields=dict(clean.fields or {}), tags=list(clean.tags),
                       source=clean.source, created_at=now, updated_at=now)
@@ -244,7 +262,7 @@ def may_reenter(sequence: Sequence, latest: Enrollment | None, now: datetime) ->
     """The sequence's re-entry policy: once ever, every time it is not running, or not within a period."""
     if latest is None:
         return True
-    if latest.status == EnrollmentStatus.ACTIVE:
+    if latest.status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED):
         return False
     policy = sequence.reentry
     if policy.policy == "always":
@@ -253,12 +271,13 @@ def may_reenter(sequence: Sequence, latest: Enrollment | None, now: datetime) ->
 
 
 def enroll(session: Session, contact: Contact, sequence: Sequence, now: datetime,
-           start_at: str | None = None) -> tuple[Enrollment, bool]:
+           start_at: str | None = None, by: str | None = None) -> tuple[Enrollment, bool]:
     """Put `contact` into `sequence`, at its first step or at `start_at` (a contact may enter the lifecycle
     anywhere: an imported customer starts at feedback). Returns (enrollment, created).
 
-    Enrolling again while the contact is in the sequence never starts a second run; after it finished, the
-    sequence's re-entry policy decides (default: once ever).
+    Enrolling again while the contact is in the sequence (running or paused) never starts a second run;
+    after it finished, the sequence's re-entry policy decides (default: once ever). `by`: who asked (an
+    owner's console account, "cli"), kept on the timeline.
     """
     latest = store.latest_enrollment(session, contact.id, sequence.id)
     if latest is not None and not may_reenter(sequence, latest, now):
@@ -281,5 +300,5 @@ def enroll(session: Session, contact: Contact, sequence: Sequence, now: datetime
     session.flush()
     record_event(session, contact.id, "sequence.enrolled", now,
                  {"sequence": sequence.id, "version": sequence.version, "first_step": enrollment.step_id,
-                  "entry": enrollment.entry})
+                  "entry": enrollment.entry, **({"by": by} if by else {})})
     return enrollment, True

@@ -32,6 +32,7 @@ class Origin:
     user_agent: str | None = None
     consent_text: str | None = None
     form_id: str | None = None
+    by: str | None = None  # a person acting for the contact (an owner in the console): kept on the timeline
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def unsubscribe_all(session: Session, contact: Contact, origin: Origin, now: dat
     if changed:
         record_consent(session, contact, "email", ConsentAction.OPT_OUT, origin, now)
         record_event(session, contact.id, "email.unsubscribed", now,
-                     {"scope": "all", "via": origin.method}, origin.delivery_id)
+                     {"scope": "all", "via": origin.method, **_by(origin)}, origin.delivery_id)
     return changed
 
 
@@ -101,8 +102,12 @@ def set_sms(session: Session, contact: Contact, wanted: bool, origin: Origin, no
     if changed:
         record_consent(session, contact, "sms", ConsentAction.OPT_IN if wanted else ConsentAction.OPT_OUT, origin, now)
         record_event(session, contact.id, "sms.subscribed" if wanted else "sms.unsubscribed", now,
-                     {"via": origin.method}, origin.delivery_id)
+                     {"via": origin.method, **_by(origin)}, origin.delivery_id)
     return changed
+
+
+def _by(origin: Origin) -> dict[str, str]:
+    return {"by": origin.by} if origin.by else {}
 
 
 def consent_history(session: Session, contact_id: int) -> list[Consent]:

@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from nurture.content.forms import HONEYPOT, STARTED, Form, FormRegistry
 from nurture.people import automation, referrals
-from nurture.people.contacts import ContactInput, enroll, merge_into, record_event, record_merge
+from nurture.people.contacts import ContactInput, check_not_erased, enroll, merge_into, record_event, record_merge
 from nurture.people.preferences import Origin, record_consent, set_sms
 from nurture.people.submission import FORM_ERROR, InvalidSignup, Submission, read_submission
 from nurture.rules.sequence import Sequence
@@ -122,7 +122,8 @@ def _needed_sequence(rt: Runtime, form: Form) -> Sequence:
 
 
 def submit(rt: Runtime, form: Form, submission: Submission, visitor: Visitor) -> SignupResult:
-    """Record one sign-up, all or nothing. A second submission of the same address updates the same contact."""
+    """Record one sign-up, all or nothing. A second submission of the same address updates the same contact.
+    Raises contacts.ErasedAddress, recording nothing, for the address of a person erased at their request."""
     sequence = _needed_sequence(rt, form)
     for attempt in (1, 2):
         with Session(rt.db) as session:
@@ -164,6 +165,7 @@ def _find_or_create(session: Session, form: Form, submission: Submission, now: d
     if contact is not None:
         _fill_gaps(session, contact, form, submission, now)
         return contact, False
+    check_not_erased(session, submission.email)  # raises ErasedAddress: nothing of it is kept
     attribution = {**submission.attribution, "form": form.id}
     contact = Contact(
         email=submission.email, first_name=submission.first_name, last_name=submission.last_name,

@@ -19,12 +19,15 @@ class Subscription(StrEnum):
     PENDING = "pending"  # email only: signed up through a double opt-in form, not confirmed yet
     UNSUBSCRIBED = "unsubscribed"
     EXPIRED = "expired"  # email only: never confirmed within SIGNUP_EXPIRY_HOURS
+    ERASED = "erased"  # the person asked to be forgotten (GDPR Art. 17): see people.erasure
 
 
 class EnrollmentStatus(StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"  # ran out of steps, or reached its goal
     STOPPED = "stopped"  # unsubscribed, exited, or a permanent failure
+    # Held by an owner (console, CLI): never claimed by the worker until resumed, at the step it was at.
+    PAUSED = "paused"
 
 
 class DeliveryStatus(StrEnum):

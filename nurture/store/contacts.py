@@ -112,3 +112,37 @@ def top_referrers(session: Session, limit: int) -> Sequence[tuple[int, str, str,
         .group_by(Contact.id, Contact.email, Contact.first_name, Contact.last_name)
         .order_by(count.desc(), Contact.id).limit(limit)
     ).all()
+
+
+# --- an owner's actions on an enrollment (people.owner_actions) ------------------------------------------------
+
+RUNNING = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
+
+
+def pause_enrollment(session: Session, enrollment_id: int, reason: str, now: datetime) -> bool:
+    """Hold a running enrollment where it is. Only one no batch holds right now (an expired lease counts
+    as free, and its token is cleared so that batch's fence fails): pausing mid-send would turn the step
+    into a skip. False when it is not running, or is being sent this moment."""
+    return session.execute(
+        update(Enrollment).where(Enrollment.id == enrollment_id, Enrollment.status == EnrollmentStatus.ACTIVE,
+                                 (Enrollment.claim_token.is_(None)) | (Enrollment.claimed_until < now))  # type: ignore[union-attr,operator]
+        .values(status=EnrollmentStatus.PAUSED, stop_reason=reason, claim_token=None, claimed_until=None,
+                updated_at=now)
+    ).rowcount == 1
+
+
+def resume_enrollment(session: Session, enrollment_id: int, now: datetime) -> bool:
+    """Let a paused enrollment run again from its step (due at once if its time passed while paused)."""
+    return session.execute(
+        update(Enrollment).where(Enrollment.id == enrollment_id, Enrollment.status == EnrollmentStatus.PAUSED)
+        .values(status=EnrollmentStatus.ACTIVE, stop_reason=None, updated_at=now)
+    ).rowcount == 1
+
+
+def end_enrollment(session: Session, enrollment_id: int, reason: str, now: datetime) -> bool:
+    """Stop a running or paused enrollment for good. A batch sending it right now skips the step (the
+    send path re-reads the status just before the send: store.claims.blocked_reason)."""
+    return session.execute(
+        update(Enrollment).where(Enrollment.id == enrollment_id, Enrollment.status.in_(RUNNING))  # type: ignore[attr-defined]
+        .values(status=EnrollmentStatus.STOPPED, stop_reason=reason, updated_at=now)
+    ).rowcount == 1

@@ -18,6 +18,7 @@ from nurture.rules.statuses import AlertStatus, ConsentAction, DeliveryStatus, E
 
 __all__ = [  # the statuses are re-exported: code above the rules finds them beside the tables
     "Alert", "AlertStatus", "Consent", "ConsentAction", "Contact", "Delivery", "DeliveryStatus", "Enrollment",
+    "ErasedAddress",
     "EnrollmentStatus", "Event", "SequenceVersion", "StatusColumn", "Subscription", "Suppression", "UTCDateTime",
 ]
 
@@ -81,7 +82,7 @@ class Contact(SQLModel, table=True):
     timezone: str | None = Field(default=None, max_length=64)
     fields: dict = Field(default_factory=dict, sa_column=_json_column())
     tags: list = Field(default_factory=list, sa_column=_json_column())
-    stage: str = Field(default="lead", max_length=32)
+    stage: str = Field(default="lead", max_length=32, index=True)  # the contact list filters by it
     # Lead score as of score_at; decay is applied when it is read (see engine.decayed_score).
     score: float = 0.0
     score_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -255,3 +256,15 @@ class User(SQLModel, table=True):
     session_id: str = Field(unique=True, max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime)
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ErasedAddress(SQLModel, table=True):
+    """What remains of a person erased at their request (GDPR Art. 17): a digest of their address
+    (rules.erasure.address_digest), so that no sign-up, API call or import adds them again by mistake.
+    The address itself is nowhere any more."""
+
+    __tablename__ = "erased_address"
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(unique=True, max_length=64)
+    created_at: datetime = Field(sa_type=UTCDateTime)

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from nurture.people import directory
 from nurture.people.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert_contact
 from nurture.people.preferences import consent_history
 from nurture.people.signup import consent_json
@@ -132,3 +133,27 @@ def get_contact(email: str) -> tuple[Response, int]:
             return error(404, "no such contact")
         enrollments = store.enrollments_of(session, contact.id)
         return jsonify(contact_json(contact, enrollments, consent_history(session, contact.id))), 200
+
+
+@bp.get("/contacts")
+def list_contacts() -> tuple[Response, int]:
+    """A page of contacts, newest first: ?q= (address or name), stage, tag, sequence, email_status,
+    sms_status, limit (1-200), cursor (the `next_cursor` of the page before; null on the last page)."""
+    try:
+        filters = directory.filters_from(request.args)
+        limit = directory.limit_from(request.args.get("limit"))
+        cursor = directory.cursor_from(request.args.get("cursor"))
+    except directory.BadFilter as exc:
+        return error(400, exc.message, exc.field)
+    with Session(runtime().db) as session:
+        page = directory.listing(session, filters, limit, cursor)
+    return jsonify({"contacts": [_summary(row) for row in page.rows], "next_cursor": page.next_cursor}), 200
+
+
+def _summary(row: directory.Row) -> dict[str, Any]:
+    contact = row.contact
+    return {"id": contact.id, "email": contact.email, "first_name": contact.first_name,
+            "last_name": contact.last_name, "stage": contact.stage, "tags": contact.tags,
+            "email_status": contact.email_status, "sms_status": contact.sms_status,
+            "sequences": [{"sequence": s, "status": status} for s, status in row.sequences],
+            "created_at": contact.created_at.isoformat()}

@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException
 from nurture import jobs
 from nurture.content.forms import ATTRIBUTION_KEYS, HONEYPOT, STARTED, Form, FormRegistry
 from nurture.people import signup
+from nurture.people.contacts import ErasedAddress
 from nurture.people.submission import FORM_ERROR, InvalidSignup
 from nurture.rules.tokens import BadToken
 from nurture.runtime import Runtime
@@ -224,6 +225,8 @@ def submit(form_id: str) -> Any:
             _nudge_worker(rt)
     except InvalidSignup as exc:
         return _invalid(form, data, exc.errors)
+    except ErasedAddress:  # answered like any sign-up: nobody learns that this person was ever a contact
+        log.info("form %s: a sign-up of an erased address refused, nothing recorded", form.id)
     except signup.SignupUnavailable:
         return _message(503, "Please try again soon", UNAVAILABLE, form)
     return _accepted(form)
