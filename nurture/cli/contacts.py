@@ -163,7 +163,7 @@ def contacts_erase(rt: Runtime, email: str, yes: bool) -> None:
             click.confirm(f"Erase {contact.email} for good?", abort=True)
         erasure.erase(session, contact, CLI_ACTOR, rt.clock())
         session.commit()
-    click.echo(f"erased contact {contact.id}: its address is kept only as a digest")
+        click.echo(f"erased contact {contact.id}: its address is kept only as a digest")
 
 
 @contacts.command("unerase")

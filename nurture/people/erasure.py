@@ -78,7 +78,7 @@ def export(session: Session, contact: Contact) -> dict[str, Any]:
         "messages": [{"sequence": d.sequence_id, "step": d.step_id, "channel": d.channel, "kind": d.kind,
                       "to": d.recipient, "status": d.status, "error": d.error, "sent_at": _iso(d.sent_at),
                       "created_at": _iso(d.created_at)} for d in erasure_store.deliveries_of(session, contact.id)],
-        "events": [{"type": e.type, "at": _iso(e.occurred_at), "data": e.data}
+        "events": [{"type": e.type, "at": _iso(e.occurred_at), "data": e.data, "key": e.idempotency_key}
                    for e in erasure_store.events_of(session, contact.id)],
         "alerts": [{"kind": a.kind, "subject": a.subject, "body": a.body, "at": _iso(a.created_at)}
                    for a in erasure_store.alerts_about(session, contact.id)],
