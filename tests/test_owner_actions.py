@@ -45,7 +45,8 @@ def test_it_holds_a_paused_enrollment_at_its_step_until_resumed(rt: Runtime, clo
     send_due(rt)
     assert deliveries(rt, "ann@example.com") == []
     paused = enrollment(rt, "ann@example.com", "lead-nurture")
-    assert (paused.status, paused.step_id, paused.stop_reason) == ("paused", held.step_id, "paused by owner@example.com")
+    assert (paused.status, paused.step_id) == ("paused", held.step_id)
+    assert paused.stop_reason == "paused by owner@example.com"
 
     act(rt, ann, owner_actions.resume, held.id)
     send_due(rt)
