@@ -69,6 +69,7 @@ def test_the_contact_page_tells_the_timeline_as_nurture_why_does(owner: FlaskCli
     assert '<p class="next">next: edu-2 not yet due, due 2026-11-25 10:00 Wed UTC</p>' in html
     assert owner.get("/contacts/999").status_code == 404
     assert owner.get(f"/contacts/{2**70}").status_code == 404
+    assert owner.get(f"/contacts/{2**31}").status_code == 404  # past INTEGER: PostgreSQL would refuse the query
 
 
 def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(rt: Runtime, owner: FlaskClient) -> None:

@@ -314,3 +314,71 @@ def test_on_postgresql_no_event_or_contact_gets_a_5xx(fuzzed_pg: Fuzzed, body: d
 @given(params=TWILIO_FIELDS, path=st.sampled_from(["/twilio/inbound", "/twilio/status"]))
 def test_on_postgresql_no_signed_twilio_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, params: dict, path: str) -> None:
     check(fuzzed_pg.twilio(path, params, signed=True), params)
+
+
+# --- the contact list and the console's contact pages ----------------------------------------------------------
+
+LIST_KEYS = ["q", "stage", "tag", "sequence", "email_status", "sms_status", "limit", "cursor"]
+LIST_VALUES = wire_text | st.sampled_from(["lead", "vip", "lead-nurture", "subscribed", "erased", "0", "200",
+                                           "201", "1", str(2**31), "9" * 30, "ann", "%", "_", "\\"])
+LIST_QUERY = st.dictionaries(st.sampled_from(LIST_KEYS) | wire_text, LIST_VALUES, max_size=5)
+
+
+@SMALL
+@given(query=LIST_QUERY)
+def test_no_contact_list_query_gets_a_5xx(fuzzed: Fuzzed, query: dict) -> None:
+    response = fuzzed.client.get("/api/contacts", headers=AUTH, query_string=query)
+    check(response, query)
+    assert response.status_code in (200, 400), response.status_code
+
+
+@SMALL
+@given(query=LIST_QUERY)
+def test_on_postgresql_no_contact_list_query_gets_a_5xx(fuzzed_pg: Fuzzed, query: dict) -> None:
+    check(fuzzed_pg.client.get("/api/contacts", headers=AUTH, query_string=query), query)
+
+
+@pytest.fixture
+def owner_console(fuzzed: Fuzzed) -> tuple[FlaskClient, str]:
+    """An owner logged in through the real form, and a valid CSRF token of that session."""
+    from tests.console_support import csrf_token, logged_in
+
+    client = logged_in(fuzzed.rt, "owner")
+    return client, csrf_token(client, "/contacts")
+
+
+CONSOLE_ACTIONS = ["enroll", "tags", "tags/remove", "unsubscribe", "erase", "export", "enrollments/1/pause",
+                   "enrollments/1/resume", "enrollments/1/end", "enrollments/2/pause", "enrollments/1/x"]
+
+
+@FUZZ
+@given(contact=st.sampled_from(["1", "2", "0", "-1", str(2**31), "x"]) | wire_text,
+       action=st.sampled_from(CONSOLE_ACTIONS),
+       form=st.dictionaries(st.sampled_from(["sequence", "tag", "channel", "confirm"]) | wire_text,
+                            st.sampled_from(["lead-nurture", "customer", "vip", "email", "sms", "ann@example.com"])
+                            | wire_text, max_size=3),
+       query=LIST_QUERY)
+def test_no_console_contact_page_or_action_gets_a_5xx(owner_console: tuple[FlaskClient, str], contact: str,
+                                                      action: str, form: dict, query: dict) -> None:
+    client, token = owner_console
+    path = f"/contacts/{quote(contact, safe='')}"
+    check(client.get("/contacts", query_string=query), query)
+    check(client.get(path), contact)
+    check(client.post(f"{path}/{action}", data={**form, "csrf_token": token}), contact, form)
+
+
+@SMALL
+@given(contact=st.sampled_from(["1", str(2**31), str(2**63 - 1)]) | wire_text, action=st.sampled_from(CONSOLE_ACTIONS),
+       form=st.dictionaries(st.sampled_from(["sequence", "tag", "channel", "confirm"]), wire_text, max_size=3),
+       query=LIST_QUERY)
+def test_on_postgresql_no_console_contact_action_gets_a_5xx(fuzzed_pg: Fuzzed, contact: str, action: str,
+                                                            form: dict, query: dict) -> None:
+    from tests.console_support import csrf_token, logged_in
+
+    if not hasattr(fuzzed_pg, "owner"):
+        fuzzed_pg.owner = logged_in(fuzzed_pg.rt, "owner")  # type: ignore[attr-defined]
+    client = fuzzed_pg.owner  # type: ignore[attr-defined]
+    path = f"/contacts/{quote(contact, safe='')}"
+    check(client.get("/contacts", query_string=query), query)
+    check(client.get(path), contact)
+    check(client.post(f"{path}/{action}", data={**form, "csrf_token": csrf_token(client, "/contacts")}), form)

@@ -18,7 +18,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 MAX_QUERY = 320  # the longest address
 FILTER_KEYS = ("q", "stage", "tag", "sequence", "email_status", "sms_status")
-MAX_ID = 2**63 - 1  # the largest id either database stores (a cursor past it would overflow the query)
+MAX_ID = 2**31 - 1  # ids are INTEGER: PostgreSQL refuses a larger number in the query (out of range)
 
 
 class BadFilter(ValueError):

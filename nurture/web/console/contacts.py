@@ -26,7 +26,7 @@ from nurture.web import runtime
 from nurture.web.console import bp
 from nurture.web.console.contact_page import contact_page_data
 
-MAX_ROW_ID = 2**63 - 1
+MAX_ROW_ID = directory.MAX_ID  # a larger id is no row, and PostgreSQL would refuse it in the query
 
 
 @bp.get("/contacts")
