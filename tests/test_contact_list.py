@@ -107,7 +107,8 @@ def test_cursor_pages_walk_the_whole_list_once_newest_first(rt: Runtime) -> None
 
 @pytest.mark.parametrize(("args", "field"), [
     ({"limit": "0"}, "limit"), ({"limit": "201"}, "limit"), ({"limit": "x"}, "limit"), ({"limit": "²"}, "limit"),
-    ({"cursor": "-1"}, "cursor"), ({"cursor": "9" * 30}, "cursor"), ({"cursor": "2147483648"}, "cursor"), ({"email_status": "happy"}, "email_status"),
+    ({"cursor": "-1"}, "cursor"), ({"cursor": "9" * 30}, "cursor"), ({"cursor": "2147483648"}, "cursor"),
+    ({"email_status": "happy"}, "email_status"),
     ({"q": "a\x00b"}, "q"), ({"q": "x" * 321}, "q"),
 ])
 def test_the_api_names_a_bad_parameter_with_a_400(client: FlaskClient, args: dict, field: str) -> None:

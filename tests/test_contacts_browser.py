@@ -88,7 +88,8 @@ def test_find_a_contact_pause_its_enrollment_and_refuse_a_form_without_its_token
     search.submit()
     WebDriverWait(browser, 15).until(lambda d: "q=lee" in d.current_url)
     wait_for(browser, "tr[data-contact='5']")
-    assert [r.get_attribute("data-contact") for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-contact]")] == ["5"]
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-contact]")
+    assert [r.get_attribute("data-contact") for r in rows] == ["5"]
     browser.find_element(By.LINK_TEXT, "ann.lee@example.com").click()
 
     run = wait_for(browser, ".run[data-sequence='lead-nurture']")
