@@ -86,7 +86,8 @@ class Contact(SQLModel, table=True):
     # Lead score as of score_at; decay is applied when it is read (see engine.decayed_score).
     score: float = 0.0
     score_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    email_status: Subscription = Field(default=Subscription.SUBSCRIBED, sa_type=StatusColumn(Subscription))
+    email_status: Subscription = Field(default=Subscription.SUBSCRIBED, sa_type=StatusColumn(Subscription),
+                                       index=True)  # the contact list filters by it
     sms_status: Subscription = Field(default=Subscription.NONE, sa_type=StatusColumn(Subscription))
     source: str | None = Field(default=None, max_length=200)
     # First sign-up's source, UTM tags, referral code, landing page: set once, never overwritten.

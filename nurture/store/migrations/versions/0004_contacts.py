@@ -47,6 +47,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('digest')
     )
     op.create_index('ix_contact_stage', 'contact', ['stage'])
+    op.create_index('ix_contact_email_status', 'contact', ['email_status'])
     if op.get_bind().dialect.name != 'postgresql':
         return
     for name, definition in PG_INDEXES.items():
@@ -75,5 +76,6 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
         for name in [*TRIGRAM_INDEXES, *PG_INDEXES]:
             op.execute(f"DROP INDEX IF EXISTS {name}")
+    op.drop_index('ix_contact_email_status', table_name='contact')
     op.drop_index('ix_contact_stage', table_name='contact')
     op.drop_table('erased_address')
