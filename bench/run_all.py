@@ -26,6 +26,7 @@ def benches(quick: bool) -> list[tuple[str, list[str]]]:
         ("P3 tick", ["tick.py", *(["--large", "100000", "--repeat", "3"] if quick else [])]),
         ("P4 intake", ["intake.py", *(["--seconds", "3", "--steady-seconds", "10"] if quick else [])]),
         ("P5 memory", ["memory.py", *(["--n", "10000", "--window", "2000"] if quick else [])]),
+        ("P6 contact search", ["contact_search.py", *(["--n", "100000", "--repeat", "3"] if quick else [])]),
     ]
 
 
