@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from nurture.store.claims import _insert as dialect_insert
 from nurture.store.models import Alert, Consent, Delivery, ErasedAddress, Event, Suppression
 
 
@@ -19,7 +20,8 @@ def is_erased(session: Session, digest: str) -> bool:
 
 def add_erased(session: Session, digest: str, now: datetime) -> None:
     """Keep the digest (once: erasing the same address twice keeps one row)."""
-    session.execute(dialect_insert(session)(ErasedAddress).values(digest=digest, created_at=now)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(ErasedAddress).values(digest=digest, created_at=now)
                     .on_conflict_do_nothing(index_elements=["digest"]))
 
 
