@@ -164,3 +164,17 @@ def test_the_cli_exports_and_erases_through_the_same_functions(rt, client, clock
     assert done == [("contact.exported", {"by": "cli", "via": "cli"}), ("contact.erased", {"by": "cli", "via": "cli"})]
     gone = CliRunner().invoke(main, ["contacts", "export", "annabel.quill@example.com"])
     assert gone.exit_code == 1 and "no contact" in gone.output
+
+
+def test_the_api_erases_by_address_and_says_who(rt, client, clock) -> None:  # noqa: ANN001
+    contact_id = annabel(rt, client, clock)
+    assert client.delete("/api/contacts/annabel.quill@example.com").status_code == 401
+    done = client.delete("/api/contacts/Annabel.Quill@example.com", headers=AUTH)
+    assert done.status_code == 200 and done.json == {"erased": True, "id": contact_id}
+    assert client.delete("/api/contacts/annabel.quill@example.com", headers=AUTH).status_code == 404
+    assert client.delete("/api/contacts/not-an-address", headers=AUTH).status_code == 400
+    with Session(rt.db) as session:
+        (event,) = session.exec(select(Event).where(Event.type == "contact.erased")).all()
+        assert event.data == {"by": "api", "via": "api"}
+    for value in PERSONAL:
+        assert value.lower() not in every_row_as_text(rt).lower(), value

@@ -325,11 +325,17 @@ LIST_QUERY = st.dictionaries(st.sampled_from(LIST_KEYS) | wire_text, LIST_VALUES
 
 
 @SMALL
-@given(query=LIST_QUERY)
-def test_no_contact_list_query_gets_a_5xx(fuzzed: Fuzzed, query: dict) -> None:
+@given(query=LIST_QUERY, email=wire_text | st.sampled_from(["ann@example.com", "ANN@example.com", "x@y"]),
+       auth=st.sampled_from([AUTH, {}]))
+def test_no_contact_list_query_or_erasure_gets_a_5xx(fuzzed: Fuzzed, query: dict, email: str, auth: dict) -> None:
     response = fuzzed.client.get("/api/contacts", headers=AUTH, query_string=query)
     check(response, query)
     assert response.status_code in (200, 400), response.status_code
+    response = fuzzed.client.delete(f"/api/contacts/{quote(email or 'x', safe='@')}", headers=auth)
+    check(response, email)
+    if response.status_code == 308:  # the router merged a double slash: the answer is at that address
+        check(fuzzed.client.delete(response.headers["Location"], headers=auth), email)
+    assert response.status_code in (200, 308, 400, 401, 404, 405), response.status_code
 
 
 @SMALL

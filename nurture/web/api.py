@@ -9,8 +9,9 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from nurture.people import directory
+from nurture.people import directory, erasure
 from nurture.people.contacts import ContactInput, InvalidContact, enroll, normalise_email, upsert_contact
+from nurture.people.owner_actions import Actor
 from nurture.people.preferences import consent_history
 from nurture.people.signup import consent_json
 from nurture.store import contacts as store
@@ -19,6 +20,7 @@ from nurture.web import runtime
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
+API_ACTOR = Actor("api", "api")
 CONTACT_FIELDS = {"email", "first_name", "last_name", "phone", "timezone", "fields", "tags", "sequence", "source"}
 
 
@@ -157,3 +159,20 @@ def _summary(row: directory.Row) -> dict[str, Any]:
             "email_status": contact.email_status, "sms_status": contact.sms_status,
             "sequences": [{"sequence": s, "status": status} for s, status in row.sequences],
             "created_at": contact.created_at.isoformat()}
+
+
+@bp.delete("/contacts/<path:email>")
+def erase_contact(email: str) -> tuple[Response, int]:
+    """GDPR erasure (docs/compliance.md): the person's data removed, the address kept only as a digest."""
+    rt = runtime()
+    try:
+        address = normalise_email(email)
+    except InvalidContact as exc:
+        return error(400, exc.message, "email")
+    with Session(rt.db) as session:
+        contact = store.by_email(session, address)
+        if contact is None:
+            return error(404, "no such contact", "email")
+        erasure.erase(session, contact, API_ACTOR, rt.clock())
+        session.commit()
+        return jsonify({"erased": True, "id": contact.id}), 200
