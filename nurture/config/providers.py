@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
+import re
 from ipaddress import ip_address
 from typing import Annotated
 
@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 # (and .amazonaws.com.cn in China). A message naming any other host is refused before anything is fetched.
 SNS_HOSTS = ("sns.*.amazonaws.com", "sns.*.amazonaws.com.cn")
 LOOPBACK_NAMES = ("localhost",)
+AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]{1,2}")
 
 
 def _words(value: object) -> object:
@@ -31,6 +32,16 @@ def _words(value: object) -> object:
 
 
 Words = Annotated[tuple[str, ...], BeforeValidator(_words)]
+
+
+def host_matches(host: str, pattern: str) -> bool:
+    """`*` stands for one AWS region name (us-east-1, cn-north-1), nothing else. Not fnmatch: its `*`
+    crosses dots, and an S3 bucket named `sns.x` is served as sns.x.s3.amazonaws.com; nor any one label:
+    a bucket named `sns` is sns.s3.amazonaws.com — anyone's certificate on an amazonaws.com host."""
+    labels, wanted = host.lower().split("."), pattern.lower().split(".")
+    return len(labels) == len(wanted) and all(
+        want == label or (want == "*" and AWS_REGION.fullmatch(label) is not None)
+        for label, want in zip(labels, wanted, strict=True))
 
 
 def is_loopback(host: str) -> bool:
@@ -99,5 +110,5 @@ class ProviderSettings(BaseModel):
         """Whether SNS's certificate or subscription URL may be fetched: https to an allowed host, or
         http to an allowed host that is this machine (see SNS_CERT_HOSTS)."""
         host = host.lower()
-        listed = any(fnmatch.fnmatchcase(host, pattern.lower()) for pattern in self.sns_hosts)
+        listed = any(host_matches(host, pattern) for pattern in self.sns_hosts)
         return listed and (scheme == "https" or (scheme == "http" and is_loopback(host)))
