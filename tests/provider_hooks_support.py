@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cryptography import x509
@@ -219,7 +219,7 @@ def sendgrid_events(smtp_id: str, *names: str) -> list[dict]:
 
 # --- Mailgun -----------------------------------------------------------------------------------------------
 
-def mailgun_signed(event_data: dict, timestamp: int, token: str, key: str = MAILGUN_KEY) -> dict:
+def mailgun_signed(event_data: object, timestamp: int, token: str, key: str = MAILGUN_KEY) -> dict:
     signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
     return {"signature": {"timestamp": str(timestamp), "token": token, "signature": signature},
             "event-data": event_data}
@@ -240,3 +240,38 @@ def mailgun_event(message_id: str, event: str = "failed", **fields: object) -> d
             "tags": ["my_tag_1"], "user-variables": {"my_var_1": "Mailgun Variable #1"}}
     data.update(fields)
     return data
+
+
+# --- for the fuzz test: one set of keys per test process, and a request for each provider -------------------
+
+FUZZ_NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+FUZZ_SNS_KEY, FUZZ_SNS_CERT = rsa_certificate(FUZZ_NOW)
+FUZZ_SENDGRID_KEY, FUZZ_SENDGRID_PUBLIC = sendgrid_keys()
+HOOK_PATHS = ("/hooks/ses", "/hooks/postmark", "/hooks/sendgrid", "/hooks/mailgun")
+
+
+def hook_env() -> dict[str, str]:
+    return {"SES_SNS_TOPIC_ARNS": TOPIC, "SNS_CERT_HOSTS": "127.0.0.1", "POSTMARK_WEBHOOK_USER": POSTMARK_USER,
+            "POSTMARK_WEBHOOK_PASSWORD": POSTMARK_PASSWORD, "SENDGRID_WEBHOOK_PUBLIC_KEY": FUZZ_SENDGRID_PUBLIC,
+            "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY}
+
+
+def hook_request(path: str, body: object, signed: bool, now: datetime, sns: SnsHost,
+                 sns_type: str = "Notification") -> tuple[bytes, dict[str, str]]:
+    """The bytes and headers a provider would send to `path` carrying `body`; signed or not."""
+    data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+    stamp = int(now.timestamp())
+    if path == "/hooks/ses":
+        sns.files["/cert.pem"] = FUZZ_SNS_CERT
+        message = {"Type": sns_type, "MessageId": "m-1", "TopicArn": TOPIC, "Message": data.decode("utf-8", "replace"),
+                   "Timestamp": "2026-11-23T09:00:00.000Z", "Token": "t", "SubscribeURL": sns.url + "/confirm"}
+        key = FUZZ_SNS_KEY if signed else rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        return json.dumps(sns_signed(message, key, sns.url + "/cert.pem")).encode(), {}
+    if path == "/hooks/postmark":
+        return data, {"Authorization": basic_auth(POSTMARK_USER, POSTMARK_PASSWORD if signed else "wrong-password")}
+    if path == "/hooks/sendgrid":
+        return data, sendgrid_headers(FUZZ_SENDGRID_KEY if signed else sendgrid_keys()[0], data, stamp)
+    token = hashlib.sha256(data).hexdigest()  # a new token for every body: the same body twice is a replay
+    event_data = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    return json.dumps(mailgun_signed(event_data, stamp, token, MAILGUN_KEY if signed else "key-not-ours-0123456789")
+                      ).encode(), {"Content-Type": "application/json"}
