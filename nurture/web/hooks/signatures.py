@@ -8,6 +8,7 @@ import binascii
 import hashlib
 import hmac
 from datetime import datetime
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -41,10 +42,15 @@ def sendgrid_ok(public_key: str, signature: str, timestamp: str, payload: bytes)
     body, the signature base64 DER in X-Twilio-Email-Event-Webhook-Signature."""
     try:
         raw = base64.b64decode(signature, validate=True)
-        sendgrid_key(public_key).verify(raw, timestamp.encode() + payload, ec.ECDSA(hashes.SHA256()))
+        _key(public_key).verify(raw, timestamp.encode() + payload, ec.ECDSA(hashes.SHA256()))
     except (binascii.Error, ValueError, InvalidSignature):
         return False
     return True
+
+
+@lru_cache(maxsize=4)
+def _key(text: str) -> ec.EllipticCurvePublicKey:
+    return sendgrid_key(text)  # parsed at start-up already (settings); kept parsed: one per process
 
 
 def mailgun_ok(signing_key: str, timestamp: str, token: str, signature: str) -> bool:
