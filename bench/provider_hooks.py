@@ -20,8 +20,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from nurture.config.providers import ProviderSettings  # noqa: E402
 from nurture.web.hooks import signatures, sns  # noqa: E402
 from tests.provider_hooks_support import (  # noqa: E402
-    FUZZ_NOW, FUZZ_SENDGRID_KEY, FUZZ_SENDGRID_PUBLIC, FUZZ_SNS_CERT, FUZZ_SNS_KEY, MAILGUN_KEY, SES_BOUNCE, TOPIC,
-    SnsHost, mailgun_event, mailgun_signed, sendgrid_events, sendgrid_headers, sns_notification, sns_signed)
+    FUZZ_NOW,
+    FUZZ_SENDGRID_KEY,
+    FUZZ_SENDGRID_PUBLIC,
+    FUZZ_SNS_CERT,
+    FUZZ_SNS_KEY,
+    MAILGUN_KEY,
+    SES_BOUNCE,
+    TOPIC,
+    SnsHost,
+    mailgun_event,
+    mailgun_signed,
+    sendgrid_events,
+    sendgrid_headers,
+    sns_notification,
+    sns_signed,
+)
 
 
 def per_call(fn: Callable[[], object], n: int) -> float:

@@ -198,7 +198,8 @@ def test_a_forged_ses_notification_is_refused_and_changes_nothing(rt, app, smtp_
                                      sns_key[0], cert_url(sns_host))
     not_an_sns_host = sns_signed(bounce, sns_key[0], cert_url(sns_host).replace("127.0.0.1", "localhost"))
     for forged in (sns_signed(bounce, other_key, cert_url(sns_host)), tampered, someone_elses_topic,
-                   not_an_sns_host, {**sns_signed(bounce, sns_key[0], cert_url(sns_host)), "SignatureVersion": "3"}):
+                   not_an_sns_host, {**sns_signed(bounce, sns_key[0], cert_url(sns_host)), "SignatureVersion": "3"},
+                   sns_signed(bounce, sns_key[0], "http://["), sns_signed(bounce, sns_key[0], "file:///etc/passwd")):
         status, text = post(app + "/hooks/ses", forged)
         assert status == 403, text
     assert snapshot(rt) == before

@@ -81,8 +81,12 @@ def string_to_sign(body: dict[str, str]) -> bytes:
 
 def fetch(settings: ProviderSettings, url: str, limit: int) -> bytes:
     """GET an SNS URL (certificate, subscription) if its host is allowed. Raises NotFromSns."""
-    parts = urlsplit(url)
-    if not settings.sns_url_allowed(parts.scheme, parts.hostname or ""):
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError as exc:  # "http://[" and the like
+        raise NotFromSns(f"{url[:200]!r} is not a URL") from exc
+    if not settings.sns_url_allowed(parts.scheme, host):
         raise NotFromSns(f"{url[:200]!r} is not an allowed SNS URL (SNS_CERT_HOSTS)")
     try:
         with _opener.open(url, timeout=FETCH_TIMEOUT) as response:
