@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlmodel import Session, select
 
 from nurture.config import ConfigError, load_settings
+from nurture.insight import why
 from nurture.runtime import Runtime
 from nurture.store.models import Consent, Contact, Delivery, Event, ProviderReceipt, Suppression
 from tests.conftest import FakeClock, SmtpServer, worker_env
@@ -125,6 +126,11 @@ def ann(rt: Runtime) -> Contact:
         return session.exec(select(Contact).where(Contact.email == "ann@example.com")).one()
 
 
+def story(rt: Runtime) -> str:
+    with Session(rt.db) as session:
+        return "\n".join(why.format_story(why.explain(session, "ann@example.com", rt.sequences, rt.clock())))
+
+
 def post(url: str, body: object, headers: dict[str, str] | None = None) -> tuple[int, str]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     response = requests.post(url, data=data, headers=headers or {"Content-Type": "text/plain"}, timeout=10)
@@ -184,6 +190,8 @@ def test_ses_retrying_the_same_notification_changes_things_once(rt, app, smtp_se
     assert "ses" in consent.consent_text
     assert event_types(rt).count("email.complained") == 1
     assert deliveries(rt)[0].status == "sent"  # a complaint: the message arrived
+    text = story(rt)  # nurture why shows it on the step's line, as a complaint by email
+    assert re.search(r"edu-1 .*\n.*complained +spam complaint: abuse", text), text
 
 
 def test_a_forged_ses_notification_is_refused_and_changes_nothing(rt, app, smtp_server, sns_host, sns_key) -> None:  # noqa: ANN001
@@ -252,6 +260,7 @@ def test_sendgrid_events_signed_with_its_key_are_applied_in_order(
     assert post(app + "/hooks/sendgrid", payload, sendgrid_headers(key, payload, stamp)) == (200, "ok\n")
     assert deliveries(rt)[0].provider_status == "opened"
     assert [t for t in event_types(rt) if t.startswith("email.")][-2:] == ["email.delivered", "email.opened"]
+    assert re.search(r"\bdelivered\b", story(rt))
 
     payload = json.dumps(sendgrid_events(sent.message_id, "bounce")).encode()
     assert post(app + "/hooks/sendgrid", payload, sendgrid_headers(key, payload, stamp)) == (200, "ok\n")
