@@ -343,6 +343,17 @@ def test_every_endpoint_is_off_until_its_secret_is_set(make_runtime, sqlite_url)
             assert post(url + path, {"a": 1})[0] == 404
 
 
+def test_a_nul_or_a_lone_surrogate_in_a_signed_payload_is_stored_without_it(rt, app, smtp_server) -> None:  # noqa: ANN001
+    sent = send_ann(rt, smtp_server)
+    bounce = postmark_bounce(sent.message_id)
+    bounce["Details"] = "smtp;550 5.1.1 no\u0000 such\ud800 user"
+    raw = json.dumps(bounce).encode()
+    assert b"\\u0000" in raw and b"\\ud800" in raw  # as JSON spells them; PostgreSQL refuses both in text
+    auth = {"Authorization": basic_auth(POSTMARK_USER, POSTMARK_PASSWORD)}
+    assert post(app + "/hooks/postmark", raw, auth) == (200, "ok\n")
+    assert suppressed(rt) == {"ann@example.com": "hard bounce: 5.1.1 HardBounce: smtp;550 5.1.1 no such? user"}
+
+
 def test_a_proved_body_that_is_not_the_payload_is_a_400(rt, app, clock) -> None:  # noqa: ANN001
     auth = {"Authorization": basic_auth(POSTMARK_USER, POSTMARK_PASSWORD)}
     assert post(app + "/hooks/postmark", b"{not json", auth)[0] == 400

@@ -49,7 +49,10 @@ class ProviderEvent:
 
 
 def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else str(value) if isinstance(value, int | float) else ""
+    """A field as text fit to store: JSON may spell a NUL or a lone surrogate (\\u0000, \\ud800), which
+    PostgreSQL refuses in text and in jsonb alike."""
+    text = value if isinstance(value, str) else str(value) if isinstance(value, int | float) else ""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8").strip()
 
 
 def _traces(*values: Any) -> tuple[str, ...]:
@@ -82,7 +85,7 @@ def ses_events(message: Any, sns_message_id: str) -> list[ProviderEvent]:
     # The envelope sender SES was given is our signed VERP return path: the most direct trace.
     traces = _traces(mail.get("source"), common.get("messageId"), headers.get("message-id"),
                      headers.get("return-path"), mail.get("messageId"))
-    key = f"ses:{sns_message_id}"
+    key = f"ses:{_text(sns_message_id)}"
     if kind_name == "Bounce":
         return _ses_bounce(_object(message.get("bounce", {}), "bounce"), key, traces)
     if kind_name == "Complaint":

@@ -55,7 +55,7 @@ def _forbidden(provider: str, why: str) -> Response:
     return _text(403, f"forbidden: {why}")
 
 
-def _json(data: bytes) -> Any:
+def _json(data: bytes | str) -> Any:
     """The body as JSON; PayloadError when it is not (NaN and Infinity are no JSON either)."""
     try:
         return json.loads(data, parse_constant=_no_constant)
@@ -103,7 +103,7 @@ def ses() -> Response:
         return _forbidden("ses", str(exc))
     if message.type != "Notification":
         return _text(200, "ok")
-    return _apply(lambda: ses_events(_json(message.message.encode()), message.message_id))
+    return _apply(lambda: ses_events(_json(message.message), message.message_id))
 
 
 @bp.post("/hooks/postmark")
@@ -149,4 +149,6 @@ def mailgun() -> Response:
         return _forbidden("mailgun", "missing or wrong signature")
     if not signatures.fresh(timestamp, rt.clock(), settings.max_age_seconds):
         return _forbidden("mailgun", "the signed timestamp is too old (a replay?)")
+    if not (token.isascii() and token.isprintable() and len(token) <= 150):  # Mailgun's are 50 hex digits
+        return _text(400, "the signature's token is not one Mailgun makes")
     return _apply(lambda: [mailgun_event(body.get("event-data"))], receipt=f"mailgun:token:{token}")
