@@ -275,3 +275,17 @@ def hook_request(path: str, body: object, signed: bool, now: datetime, sns: SnsH
     event_data = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     return json.dumps(mailgun_signed(event_data, stamp, token, MAILGUN_KEY if signed else "key-not-ours-0123456789")
                       ).encode(), {"Content-Type": "application/json"}
+
+
+def samples(path: str, message_id: str) -> list[object]:
+    """The documented samples for `path`, about the delivery whose Message-ID is `message_id` (fresh copies)."""
+    if path == "/hooks/ses":
+        return [ses_about(SES_BOUNCE, message_id=message_id), ses_about(SES_COMPLAINT, message_id=message_id),
+                {**ses_about(SES_BOUNCE, message_id=message_id), "notificationType": "Delivery"}]
+    if path == "/hooks/postmark":
+        return [postmark_bounce(message_id), postmark_bounce(message_id, "SoftBounce"), postmark_delivery(message_id),
+                postmark_open(message_id)]
+    if path == "/hooks/sendgrid":
+        return [sendgrid_events(message_id, "delivered", "open", "bounce", "blocked", "spamreport", "deferred")]
+    return [mailgun_event(message_id), mailgun_event(message_id, "delivered"), mailgun_event(message_id, "complained"),
+            mailgun_event(message_id, reason="old")]

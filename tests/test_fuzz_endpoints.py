@@ -29,7 +29,7 @@ from nurture.store.models import Delivery, Enrollment
 from nurture.web import create_app
 from tests.conftest import CONTENT, FakeClock, _postgres_database
 from tests.helpers import add_contact
-from tests.provider_hooks_support import HOOK_PATHS, SnsHost, hook_env, hook_request
+from tests.provider_hooks_support import HOOK_PATHS, SnsHost, hook_env, hook_request, samples
 from tests.twilio_fake import AUTH_TOKEN
 
 AUTH = {"Authorization": "Bearer test-api-key-0123456789"}
@@ -383,9 +383,41 @@ def test_no_unsigned_raw_body_to_a_provider_webhook_gets_past_the_proof(fuzzed: 
     assert response.status_code in (400, 403)
 
 
+def positions(value: object) -> Iterator[tuple[dict | list, object]]:
+    """Every (container, key) in a JSON value: where a mutation may go."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield value, key
+            yield from positions(item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield value, index
+            yield from positions(item)
+
+
+def mutated_sample(data: st.DataObject, path: str, message_id: str) -> object:
+    """One of the provider's documented samples about the sent delivery, with one to three fields replaced:
+    the events then reach the database, where what PostgreSQL refuses (NUL, lone surrogates) would show."""
+    body = data.draw(st.sampled_from(samples(path, message_id)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        container, key = data.draw(st.sampled_from(list(positions(body))))
+        container[key] = data.draw(hook_leaf)  # type: ignore[index]
+    return with_message_id(body, message_id)
+
+
+@FUZZ
+@given(path=st.sampled_from(HOOK_PATHS), data=st.data())
+def test_no_signed_provider_sample_with_fields_fuzzed_gets_a_5xx(fuzzed: Fuzzed, sns_host: SnsHost, path: str,
+                                                                 data: st.DataObject) -> None:
+    body = mutated_sample(data, path, fuzzed.message_id())
+    check(fuzzed.hook(path, body, True, sns_host, "Notification"), body)
+
+
 @SMALL
-@given(path=st.sampled_from(HOOK_PATHS), body=HOOK_BODY)
+@given(path=st.sampled_from(HOOK_PATHS), body=HOOK_BODY, data=st.data())
 def test_on_postgresql_no_signed_provider_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, sns_host: SnsHost, path: str,
-                                                             body: object) -> None:
+                                                             body: object, data: st.DataObject) -> None:
     body = with_message_id(body, fuzzed_pg.message_id())
     check(fuzzed_pg.hook(path, body, True, sns_host, "Notification"), body)
+    sample = mutated_sample(data, path, fuzzed_pg.message_id())
+    check(fuzzed_pg.hook(path, sample, True, sns_host, "Notification"), sample)

@@ -354,6 +354,17 @@ def test_a_nul_or_a_lone_surrogate_in_a_signed_payload_is_stored_without_it(rt, 
     assert suppressed(rt) == {"ann@example.com": "hard bounce: 5.1.1 HardBounce: smtp;550 5.1.1 no such? user"}
 
 
+def test_a_signed_ses_notification_with_fields_of_the_wrong_type_is_read_as_far_as_it_goes(
+        rt, app, smtp_server, sns_host, sns_key) -> None:  # noqa: ANN001
+    # Found by the fuzz run: "headers": true was iterated, a 500.
+    sent = send_ann(rt, smtp_server)
+    ses = ses_about(SES_BOUNCE, message_id=sent.message_id)
+    ses["mail"]["headers"], ses["bounce"]["bouncedRecipients"] = True, 5
+    notification = sns_signed(sns_notification("odd-1", ses), sns_key[0], cert_url(sns_host))
+    assert post(app + "/hooks/ses", notification) == (200, "ok\n")
+    assert suppressed(rt) == {"ann@example.com": "hard bounce: General"}  # no recipient block: the subtype
+
+
 def test_a_proved_body_that_is_not_the_payload_is_a_400(rt, app, clock) -> None:  # noqa: ANN001
     auth = {"Authorization": basic_auth(POSTMARK_USER, POSTMARK_PASSWORD)}
     assert post(app + "/hooks/postmark", b"{not json", auth)[0] == 400

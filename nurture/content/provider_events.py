@@ -66,6 +66,11 @@ def _status_in(*texts: str | None) -> str | None:
     return None
 
 
+def _dicts(value: Any) -> list[dict]:
+    """The objects in what should be a list of objects (anything else in it, or no list, is none)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _object(value: Any, what: str) -> dict:
     if not isinstance(value, dict):
         raise PayloadError(f"expected {what} to be a JSON object")
@@ -79,8 +84,7 @@ def ses_events(message: Any, sns_message_id: str) -> list[ProviderEvent]:
     message = _object(message, "the SNS Message")
     kind_name = _text(message.get("notificationType") or message.get("eventType"))
     mail = _object(message.get("mail", {}), "mail")
-    headers = {_text(h.get("name")).lower(): _text(h.get("value")) for h in mail.get("headers") or []
-               if isinstance(h, dict)}
+    headers = {_text(h.get("name")).lower(): _text(h.get("value")) for h in _dicts(mail.get("headers"))}
     common = mail.get("commonHeaders") if isinstance(mail.get("commonHeaders"), dict) else {}
     # The envelope sender SES was given is our signed VERP return path: the most direct trace.
     traces = _traces(mail.get("source"), common.get("messageId"), headers.get("message-id"),
@@ -113,8 +117,7 @@ def _ses_bounce(bounce: dict, key: str, traces: tuple[str, ...]) -> list[Provide
 
 
 def _recipients(block: dict, name: str) -> list[dict]:
-    found = [r for r in block.get(name) or [] if isinstance(r, dict)]
-    return found or [{}]
+    return _dicts(block.get(name)) or [{}]
 
 
 # --- Postmark ------------------------------------------------------------------------------------------------
