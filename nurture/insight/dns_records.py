@@ -47,7 +47,7 @@ class Lookup:
         """The records' text ([] when the name or the type is not there). Raises CouldNotLook."""
         key = (name.lower().rstrip("."), rdtype)
         if self._unreachable is not None:
-            raise self._unreachable
+            raise CouldNotLook(f"not asked for {key[0]} {rdtype}: DNS did not answer the lookup before")
         if key not in self._seen:
             try:
                 self._seen[key] = self._ask(*key)
