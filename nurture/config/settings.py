@@ -23,6 +23,7 @@ from nurture.config.bounces import BounceSettings
 from nurture.config.errors import SECRETS, ConfigError
 from nurture.config.sms import SmsSettings
 from nurture.config.values import BaseUrl, HttpUrl, MailAddress, SmtpSettings, one_of
+from nurture.config.webhooks import WebhookSettings
 
 Secret = Annotated[str, AfterValidator(parse.secret)]
 Seconds = Annotated[tuple[int, ...], BeforeValidator(parse.backoff)]
@@ -112,6 +113,7 @@ class Settings(BaseSettings):
     form_min_fill_seconds: int = Field(3, ge=0, alias="FORM_MIN_FILL_SECONDS")  # faster: a bot filled it
     sms: SmsSettings
     bounces: BounceSettings
+    webhooks: WebhookSettings
     # Without a variable, read from VAR_DIR/secret_key and VAR_DIR/api_key (pydantic-settings' secrets
     # directory), which only an explicit start-up step writes (nurture.config.loading.write_missing_secrets).
     # Missing is reported last, in `_parts_fit_together`: a bad value elsewhere is the news.
@@ -149,6 +151,8 @@ class Settings(BaseSettings):
         # SmsSettings picks its own variables (SMS_*, TWILIO_*) from the same mapping.
         values["sms"] = {"SMS_TEMPLATES_DIR": root / "sms_templates", **data}
         values["bounces"] = data  # and BounceSettings its BOUNCE_*
+        values["webhooks"] = WebhookSettings.from_environment(  # and WebhookSettings its WEBHOOK*
+            {"WEBHOOKS_FILE": root / "webhooks.yaml", **data})
         return values
 
     @classmethod
@@ -178,6 +182,10 @@ class Settings(BaseSettings):
     @cached_property  # on every message; parseaddr is slower than it looks
     def mail_domain(self) -> str:
         return parseaddr(self.mail_from)[1].rpartition("@")[2] or "localhost"
+
+    @property
+    def webhooks_file(self) -> Path:
+        return self.webhooks.file or self.root / "webhooks.yaml"
 
     @cached_property
     def bounce_address(self) -> str:
