@@ -9,12 +9,13 @@ between the check and the connect (rebinding) cannot lead the worker into the pr
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, NewConnectionError, SSLError, TimeoutError
 
 from nurture.delivery.transports import TransportError
 
@@ -77,7 +78,7 @@ class WebhookTransport:
             response.read(4096)  # the body is not used; read a little so the connection closes cleanly
             response.release_conn()
         except HTTPError as exc:
-            raise TransportError(f"{type(exc).__name__}: {exc}"[:300]) from None
+            raise TransportError(_said(exc, self.timeout.connect_timeout)) from None
         finally:
             pool.close()
         if not 200 <= response.status < 300:
@@ -89,3 +90,15 @@ class WebhookTransport:
             return urllib3.HTTPSConnectionPool(address, target.port, timeout=self.timeout, maxsize=1,
                                                server_hostname=target.host, assert_hostname=target.host)
         return urllib3.HTTPConnectionPool(address, target.port, timeout=self.timeout, maxsize=1)
+
+
+def _said(exc: HTTPError, seconds: object) -> str:
+    """urllib3's error in a few words for the log: `connection refused`, `timed out after 5 s` ..."""
+    if isinstance(exc, NewConnectionError):  # first: urllib3 makes it a kind of timeout, for old callers
+        # "HTTPConnection(...): Failed to establish a new connection: [Errno 111] Connection refused"
+        return "cannot connect: " + re.sub(r"^\[Errno -?\d+\] ", "", str(exc).rsplit(": ", 1)[-1])
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {seconds} s"
+    if isinstance(exc, SSLError):
+        return f"TLS error: {exc}"[:300]
+    return f"{type(exc).__name__}: {exc}"[:300]
