@@ -314,3 +314,30 @@ def test_on_postgresql_no_event_or_contact_gets_a_5xx(fuzzed_pg: Fuzzed, body: d
 @given(params=TWILIO_FIELDS, path=st.sampled_from(["/twilio/inbound", "/twilio/status"]))
 def test_on_postgresql_no_signed_twilio_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, params: dict, path: str) -> None:
     check(fuzzed_pg.twilio(path, params, signed=True), params)
+
+
+# --- the console's webhooks page (an owner logged in) -------------------------------------------------------
+
+@pytest.fixture
+def webhooks_console(make_runtime, sqlite_url: str, project: Path) -> FlaskClient:  # noqa: ANN001
+    # A private address, not allowed: a ping is refused before any connection, so the fuzz sends nothing out.
+    (project / "webhooks.yaml").write_text("endpoints:\n  - name: crm\n    url: http://127.0.0.1:9/in\n"
+                                           "    secret_env: WEBHOOK_SECRET_CRM\n")
+    rt = make_runtime(sqlite_url, WEBHOOK_SECRET_CRM="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    from tests.console_support import logged_in
+    return logged_in(rt, "owner")
+
+
+@SMALL
+@given(name=st.sampled_from(["crm", "nope"]) | wire_text, action=st.sampled_from(["ping", "enable"]),
+       query=st.dictionaries(st.sampled_from(["name", "x"]) | wire_text, wire_text, max_size=2),
+       with_token=st.booleans())
+def test_no_request_to_the_webhooks_page_gets_a_5xx(webhooks_console: FlaskClient, name: str, action: str,
+                                                    query: dict, with_token: bool) -> None:
+    check(webhooks_console.get("/webhooks", query_string=query), query)
+    from tests.console_support import csrf_token
+    form = {"csrf_token": csrf_token(webhooks_console, "/webhooks")} if with_token else {}
+    response = webhooks_console.post(f"/webhooks/{quote(name or 'x', safe='')}/{action}", data=form)
+    check(response, name)
+    if not with_token:  # refused for want of the token; or no such page at all (a name holding a slash)
+        assert response.status_code in (400, 404)

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from nurture.content.webhooks_file import parse_webhooks
@@ -24,11 +25,12 @@ if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow b
 
 log = logging.getLogger(__name__)
 
-FAN_OUT_LIMIT = 500  # events read per endpoint per run; the next run goes on from the cursor
+FAN_OUT_LIMIT = 1000  # messages written per endpoint per run; the next run goes on
 # A PostgreSQL transaction may commit an event with a lower id after one with a higher id was read. The
-# cursor stays behind events younger than this, so they are read again next time (the unique key
-# endpoint × event makes the second read a no-op) and a late commit is not skipped.
-SETTLE = timedelta(seconds=60)
+# cursor stays this far behind the newest events, and the events after it that have no message yet are read
+# again at each run, so a late commit is still picked up. A dispatch batch commits every 50 messages (a few
+# seconds); a transaction open longer than this could still be missed.
+SETTLE = timedelta(minutes=5)
 
 
 def endpoints(rt: Runtime) -> list[rules.Endpoint]:
@@ -47,20 +49,21 @@ def fan_out(session: Session, endpoint: rules.Endpoint, now: datetime) -> int:
     state = store.endpoint_state(session, endpoint.name, now)
     if state.disabled_at is not None:
         return 0  # the cursor waits: re-enabled, it goes on from where it stopped, nothing lost
-    rows = store.events_after(session, state.cursor, rules.PUBLIC_NAMES, FAN_OUT_LIMIT)
-    known = store.queued_event_ids(session, endpoint.name, [e.id for e, _ in rows if e.id is not None])
-    cursor, settled, written = state.cursor, True, 0
+    wanted = [kind for kind, public in rules.PUBLIC_NAMES.items() if endpoint.wants(public)]
+    rows = store.unqueued_events(session, endpoint.name, state.cursor, wanted, FAN_OUT_LIMIT)
     for event, contact in rows:
-        settled = settled and event.created_at <= now - SETTLE
-        cursor = event.id if settled and event.id else cursor
-        public = rules.PUBLIC_NAMES[event.type]
-        if event.id in known or not endpoint.wants(public):
-            continue
-        session.add(_message(endpoint.name, event, contact, public, now))
-        written += 1
+        session.add(_message(endpoint.name, event, contact, rules.PUBLIC_NAMES[event.type], now))
+    # Never past what was read: with the limit reached, the rest is read next time.
+    cursor = store.settled_cursor(session, state.cursor, now - SETTLE)
+    if len(rows) == FAN_OUT_LIMIT:
+        cursor = min(cursor, (rows[-1][0].id or 0))
     store.move_cursor(session, endpoint.name, cursor, now)
-    session.commit()
-    return written
+    try:
+        session.commit()
+    except IntegrityError:  # another worker wrote the same messages first: theirs stand
+        session.rollback()
+        return 0
+    return len(rows)
 
 
 def _message(endpoint: str, event: Event, contact: Contact, public: str, now: datetime) -> WebhookMessage:

@@ -33,19 +33,25 @@ def endpoint_states(session: Session) -> dict[str, WebhookEndpoint]:
     return {e.name: e for e in session.exec(select(WebhookEndpoint)).all()}
 
 
-def events_after(session: Session, cursor: int, types: Iterable[str], limit: int) -> list[tuple[Event, Contact]]:
-    """Events after `cursor` (an event id) of the given internal types, oldest first, with their contact."""
+def unqueued_events(session: Session, endpoint: str, cursor: int, types: Iterable[str], limit: int,
+                    ) -> list[tuple[Event, Contact]]:
+    """Events after `cursor` (an event id) of the given internal types that have no message for `endpoint`
+    yet, oldest first, with their contact. The anti-join keeps a re-read of the unsettled tail cheap."""
+    queued = select(WebhookMessage.id).where(WebhookMessage.endpoint == endpoint,
+                                             WebhookMessage.event_id == Event.id).exists()
     return list(session.exec(select(Event, Contact).join(Contact, col(Contact.id) == Event.contact_id)
-                             .where(Event.id > cursor, col(Event.type).in_(list(types)))
+                             .where(Event.id > cursor, col(Event.type).in_(list(types)), ~queued)
                              .order_by(Event.id).limit(limit)).all())
 
 
-def queued_event_ids(session: Session, endpoint: str, event_ids: list[int]) -> set[int]:
-    if not event_ids:
-        return set()
-    rows = session.exec(select(WebhookMessage.event_id).where(WebhookMessage.endpoint == endpoint,
-                                                              col(WebhookMessage.event_id).in_(event_ids))).all()
-    return {r for r in rows if r is not None}
+def settled_cursor(session: Session, cursor: int, settled_before: datetime) -> int:
+    """How far a cursor may move: to just before the first event recorded after `settled_before` (whose
+    transaction may still have neighbours in flight), or to the newest event when all are older."""
+    first_young = session.exec(select(func.min(Event.id)).where(Event.id > cursor,
+                                                                Event.created_at > settled_before)).one()
+    if first_young is not None:
+        return max(cursor, first_young - 1)
+    return max(cursor, session.exec(select(func.max(Event.id))).one() or 0)
 
 
 def move_cursor(session: Session, name: str, cursor: int, now: datetime) -> None:
