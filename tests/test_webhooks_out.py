@@ -16,12 +16,13 @@ from sqlmodel import Session, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from nurture import jobs
-from nurture.delivery import webhooks
+from nurture.delivery import webhook_outbox, webhooks
 from nurture.delivery.transports import TransportError
 from nurture.delivery.transports.webhook import resolve
 from nurture.runtime import use_runtime
-from nurture.store.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
-from tests.helpers import add_contact
+from nurture.store import webhooks as store
+from nurture.store.models import Event, WebhookAttempt, WebhookEndpoint, WebhookMessage
+from tests.helpers import add_contact, send_due
 from tests.webhooks_support import SECRET, SECRET_ENV, receiver, write_webhooks  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("receiver")
@@ -178,3 +179,68 @@ def test_it_refuses_private_addresses_unless_allowed(make_runtime, sqlite_url, p
     outcome = webhooks.send_ping(rt, "crm")
     assert not outcome.ok and "private" in (outcome.error or "")
     assert receiver.requests == []
+
+
+def test_an_event_committed_late_with_a_lower_id_is_still_sent(make_runtime, database_url, project, clock,
+                                                              receiver) -> None:  # noqa: F811
+    write_webhooks(project, receiver.url)
+    rt = make_runtime(database_url, **SECRET_ENV)
+    contact_id = add_contact(rt, "ann@example.com")
+    webhooks.deliver_due(rt)  # first sight: from the newest event on
+    with Session(rt.db) as session:
+        newest = session.exec(select(Event.id).order_by(Event.id.desc())).first()
+        # Event 1000 is read first; 900 commits afterwards (on PostgreSQL, ids are handed out before commit).
+        session.add(Event(id=newest + 1000, contact_id=contact_id, type="contact.created", data={},
+                          occurred_at=clock.now, created_at=clock.now))
+        session.commit()
+    webhooks.deliver_due(rt)
+    clock.advance(seconds=30)
+    with Session(rt.db) as session:
+        session.add(Event(id=newest + 900, contact_id=contact_id, type="contact.created", data={},
+                          occurred_at=clock.now - timedelta(seconds=40), created_at=clock.now - timedelta(seconds=40)))
+        session.commit()
+    webhooks.deliver_due(rt)
+    ids = [json.loads(r.body)["data"]["event"]["id"] for r in receiver.accepted]
+    assert ids == [newest + 1000, newest + 900]
+    clock.advance(minutes=10)
+    webhooks.deliver_due(rt)
+    with Session(rt.db) as session:
+        assert session.exec(select(WebhookEndpoint)).one().cursor == newest + 1000  # settled: moved past both
+    assert len(receiver.requests) == 2
+
+
+def test_the_send_path_only_records_events(make_runtime, sqlite_url, project, clock, receiver) -> None:  # noqa: F811
+    write_webhooks(project, receiver.url, events="[delivery.sent]")
+    rt = make_runtime(sqlite_url, **SECRET_ENV)
+    webhooks.deliver_due(rt)
+    receiver.fail_first = 1
+    add_contact(rt, "ann@example.com", "lead-nurture")
+    assert send_due(rt).get("sent") == 1  # the receiver is failing: the email goes anyway
+    with Session(rt.db) as session:
+        assert session.exec(select(WebhookMessage)).all() == []  # nothing on the send path but the event
+    assert receiver.requests == []
+    webhooks.deliver_due(rt)
+    clock.advance(seconds=5)
+    webhooks.deliver_due(rt)
+    assert [json.loads(r.body)["type"] for r in receiver.accepted] == ["delivery.sent"]
+
+
+def test_a_message_claimed_by_a_worker_that_died_is_sent_after_its_lease(make_runtime, sqlite_url, project,
+                                                                         clock, receiver) -> None:  # noqa: F811
+    write_webhooks(project, receiver.url)
+    rt = make_runtime(sqlite_url, **SECRET_ENV)
+    webhooks.deliver_due(rt)
+    add_contact(rt, "ann@example.com")
+    receiver.fail_first = 10  # the fan-out happens; the first attempt is made by "the dead worker" below
+    with Session(rt.db) as session:
+        webhook_outbox.fan_out(session, webhook_outbox.endpoints(rt)[0], clock.now)
+        message = session.exec(select(WebhookMessage)).one()
+        assert store.take_message(session, message.id, "dead-worker", clock.now, timedelta(seconds=45))
+        assert not store.take_message(session, message.id, "another", clock.now, timedelta(seconds=45))
+        session.commit()
+    receiver.fail_first = 0
+    webhooks.deliver_due(rt)
+    assert receiver.requests == []  # its lease still holds
+    clock.advance(seconds=46)
+    webhooks.deliver_due(rt)
+    assert len(receiver.accepted) == 1

@@ -45,13 +45,15 @@ def unqueued_events(session: Session, endpoint: str, cursor: int, types: Iterabl
 
 
 def settled_cursor(session: Session, cursor: int, settled_before: datetime) -> int:
-    """How far a cursor may move: to just before the first event recorded after `settled_before` (whose
-    transaction may still have neighbours in flight), or to the newest event when all are older."""
+    """How far a cursor may move: to the last event there is before the first one recorded after
+    `settled_before` (an id below that one whose row is not there yet may still be committed), or to the
+    newest event when all are older."""
     first_young = session.exec(select(func.min(Event.id)).where(Event.id > cursor,
                                                                 Event.created_at > settled_before)).one()
+    older = select(func.max(Event.id)).where(Event.id > cursor)
     if first_young is not None:
-        return max(cursor, first_young - 1)
-    return max(cursor, session.exec(select(func.max(Event.id))).one() or 0)
+        older = older.where(Event.id < first_young)
+    return session.exec(older).one() or cursor
 
 
 def move_cursor(session: Session, name: str, cursor: int, now: datetime) -> None:
