@@ -35,6 +35,9 @@ if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow b
 log = logging.getLogger(__name__)
 
 RUN_LIMIT = 200  # messages tried per run; the next run (next tick) takes the rest
+# A run stops starting new attempts after this long (wall time): slow receivers cannot keep one run going
+# past RQ's job timeout, and the next tick's run goes on where it stopped.
+RUN_SECONDS = 60.0
 
 
 class UnknownEndpoint(LookupError):
@@ -59,7 +62,10 @@ def deliver_due(rt: Runtime, limit: int = RUN_LIMIT) -> dict[str, int]:
         states = store.endpoint_states(session)
         enabled = {e.name: e for e in configured if e.name in states and states[e.name].disabled_at is None}
         failing: set[str] = set()  # a receiver that just failed is not tried again in this run
+        started = time.monotonic()
         for message in store.due_messages(session, rt.clock(), list(enabled), limit):
+            if time.monotonic() - started > RUN_SECONDS:
+                break
             if message.endpoint in failing:
                 continue
             outcome = _attempt(rt, session, enabled[message.endpoint], message)
