@@ -1,7 +1,7 @@
 """webhooks out: the endpoints' state, the outbox of messages and the log of attempts
 
 Revision ID: 0004_webhooks_out
-Revises: 0003
+Revises: 0004_provider_hooks
 Create Date: 2026-12-06 16:30:00
 """
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ import nurture.store.models
 from nurture.rules.webhooks import WebhookStatus
 
 revision = '0004_webhooks_out'
-down_revision = '0003'
+down_revision = '0004_provider_hooks'
 branch_labels = None
 depends_on = None
 
