@@ -98,7 +98,7 @@ def read_bounces() -> dict[str, int]:
 def enqueue_webhooks(rt: Runtime, queue: Queue) -> None:
     """Queue one run of webhooks out, unless one is waiting or running (its fixed job id): the POSTs, with
     their timeouts, happen in that job, never in the tick and never on the send path."""
-    if not rt.settings.webhooks_file.is_file():
+    if not webhooks.has_endpoints(rt):
         return
     job = queue.fetch_job("deliver-webhooks")
     if job is None or job.get_status() not in (JobStatus.QUEUED, JobStatus.STARTED):

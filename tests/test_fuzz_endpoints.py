@@ -448,3 +448,18 @@ def test_no_request_to_the_webhooks_page_gets_a_5xx(webhooks_console: FlaskClien
     check(response, name)
     if not with_token:  # refused for want of the token; or no such page at all (a name holding a slash)
         assert response.status_code in (400, 404)
+
+
+@SMALL
+@given(form=st.fixed_dictionaries({}, optional={
+    "name": st.sampled_from(["crm", "shop"]) | wire_text, "url": st.sampled_from(["http://127.0.0.1:9/x"]) | wire_text,
+    "secret_env": st.sampled_from(["WEBHOOK_SECRET_CRM"]) | wire_text,
+    "events": st.lists(st.sampled_from(["feedback", "referral"]) | wire_text, max_size=3)}))
+def test_no_endpoint_added_in_the_console_gets_a_5xx(webhooks_console: FlaskClient, form: dict) -> None:
+    from tests.console_support import csrf_token
+    response = webhooks_console.post("/webhooks/new", data={**form, "csrf_token": csrf_token(webhooks_console,
+                                                                                             "/webhooks")})
+    check(response, form)
+    assert response.status_code in (302, 400)
+    if "shop" in response.headers.get("Location", ""):  # added: take it away, so the next example may add it
+        webhooks_console.post("/webhooks/shop/remove", data={"csrf_token": csrf_token(webhooks_console, "/webhooks")})

@@ -4,6 +4,7 @@ browser at desktop and phone width (CONSOLE_SCREENSHOTS=DIR keeps the screenshot
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from standardwebhooks.webhooks import Webhook
 
 from nurture.cli import main
 from nurture.delivery import webhooks
@@ -163,3 +165,51 @@ def test_the_webhooks_page_in_a_browser(console, browser: WebDriver) -> None:
     wait_for(browser, ".flash.ok", "warehouse is switched back on")
     assert browser.find_element(By.CSS_SELECTOR, "#endpoint-warehouse .state").text.lower() == "active"
     shot(browser, "after-actions", 390)
+    browser.set_window_size(390, 900)
+    browser.find_element(By.CSS_SELECTOR, "details.add summary").click()
+    browser.find_element(By.ID, "wh-name").send_keys("Bad Name")
+    browser.find_element(By.ID, "wh-url").send_keys("https://shop.example.com/in")
+    browser.find_element(By.CSS_SELECTOR, "details.add button.primary").click()
+    assert "must use lowercase letters" in wait_for(browser, "details.add .error", "lowercase").text
+    shot(browser, "add-refused", 390)
+    name = browser.find_element(By.ID, "wh-name")
+    name.clear()
+    name.send_keys("shop")
+    browser.find_element(By.CSS_SELECTOR, "input[value='feedback']").click()
+    browser.find_element(By.CSS_SELECTOR, "details.add button.primary").click()
+    wait_for(browser, ".flash.ok", "shop added")
+    assert "feedback" in browser.find_element(By.CSS_SELECTOR, "#endpoint-shop").text
+    shot(browser, "added", 1280)
+
+
+def test_an_owner_adds_an_endpoint_in_the_console_and_it_receives_events(make_runtime, sqlite_url, clock,
+                                                                          receiver) -> None:  # noqa: F811
+    rt = make_runtime(sqlite_url, **SECRET_ENV)
+    owner = logged_in(rt, "owner")
+    token = csrf_token(owner, "/webhooks")
+    bad = owner.post("/webhooks/new", data={"csrf_token": token, "name": "Shop!", "url": "ftp://x",
+                                            "secret_env": "WEBHOOK_SECRET_NOPE", "events": ["feedback"]})
+    page = bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "must use lowercase letters" in page and "http(s)" in page
+    assert "WEBHOOK_SECRET_NOPE is not set" in page
+    assert webhooks.has_endpoints(rt) is False  # nothing was added
+    added = owner.post("/webhooks/new", data={"csrf_token": token, "name": "shop", "url": receiver.url,
+                                              "secret_env": "WEBHOOK_SECRET_CRM", "events": ["contact.created"]},
+                       follow_redirects=True)
+    assert "shop added" in added.get_data(as_text=True)
+    again = owner.post("/webhooks/new", data={"csrf_token": token, "name": "shop", "url": receiver.url,
+                                              "secret_env": "WEBHOOK_SECRET_CRM"})
+    assert again.status_code == 400 and "already an endpoint named" in again.get_data(as_text=True)
+    add_contact(rt, "ann@example.com")
+    webhooks.deliver_due(rt)
+    assert [json.loads(r.body)["type"] for r in receiver.accepted] == ["contact.created"]
+    assert Webhook(SECRET).sign(receiver.accepted[0].headers["webhook-id"], receiver.accepted[0].at,
+                                receiver.accepted[0].body) == receiver.accepted[0].headers["webhook-signature"]
+
+    viewer = logged_in(rt, "viewer")
+    assert viewer.post("/webhooks/shop/remove", data={"csrf_token": csrf_token(viewer, "/webhooks")}).status_code == 403
+    assert owner.post("/webhooks/shop/remove", data={"csrf_token": token}).status_code == 302
+    assert owner.post("/webhooks/shop/remove", data={"csrf_token": token}).status_code == 404
+    add_contact(rt, "bob@example.com")
+    webhooks.deliver_due(rt)
+    assert len(receiver.requests) == 1  # removed: nothing more

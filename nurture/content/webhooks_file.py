@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+import yaml
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from nurture.content.yaml_reader import NodeReader, Problem, compose
@@ -103,3 +104,15 @@ def parse_webhooks(source: str, path: str, secrets: Mapping[str, str] | None = N
     reader = _WebhooksReader(path, secrets)
     endpoints = reader.endpoints(root)
     return endpoints, sorted(reader.problems)
+
+
+def check_endpoint(name: str, url: str, events: list[str], secret_env: str, secrets: Mapping[str, str],
+                   ) -> tuple[Endpoint | None, list[str]]:
+    """One endpoint typed into the console, checked by the same rules as the file's (it is written out as
+    the file would hold it, escaped by the YAML writer, and read back). Returns it, or the problems."""
+    item: dict[str, object] = {"name": name, "url": url, "secret_env": secret_env}
+    if events:
+        item["events"] = list(events)
+    source = yaml.safe_dump({"endpoints": [item]}, allow_unicode=True)
+    found, problems = parse_webhooks(source, "console", secrets)
+    return (found[0] if found and not problems else None), [p.message for p in problems]

@@ -34,13 +34,21 @@ SETTLE = timedelta(minutes=5)
 
 
 def endpoints(rt: Runtime) -> list[rules.Endpoint]:
-    """The endpoints in webhooks.yaml that have no problems (and whose secret is set); [] without a file."""
+    """The endpoints in webhooks.yaml that have no problems (and whose secret is set), then those added in
+    the console (a name in the file wins)."""
     path = rt.settings.webhooks_file
-    if not path.is_file():
-        return []
-    found, problems = parse_webhooks(path.read_text(encoding="utf-8"), str(path), rt.settings.webhooks.secrets)
-    for problem in problems:  # `nurture check` reports these too; the worker goes on with the good ones
-        log.warning("webhooks: %s", problem)
+    found: list[rules.Endpoint] = []
+    if path.is_file():
+        found, problems = parse_webhooks(path.read_text(encoding="utf-8"), str(path), rt.settings.webhooks.secrets)
+        for problem in problems:  # `nurture check` reports these too; the worker goes on with the good ones
+            log.warning("webhooks: %s", problem)
+    with Session(rt.db) as session:
+        added = store.console_endpoints(session)
+    named = {e.name for e in found}
+    for row in added:
+        endpoint = rules.Endpoint(row.name, row.url or "", row.secret_env or "", tuple(row.events))
+        if row.name not in named and (row.secret_env or "") in rt.settings.webhooks.secrets:
+            found.append(endpoint)
     return found
 
 

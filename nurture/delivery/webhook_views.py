@@ -26,6 +26,7 @@ class EndpointView:
     pending: int
     delivered: int
     failed: int
+    added_in_console: bool = False
 
     @property
     def state(self) -> str:
@@ -48,7 +49,8 @@ def endpoint_views(rt: Runtime) -> list[EndpointView]:
         state = states.get(endpoint.name)
         views.append(EndpointView(endpoint, state.disabled_at if state else None,
                                   state.failing_since if state else None,
-                                  *(counts.get((endpoint.name, s), 0) for s in ("pending", "delivered", "failed"))))
+                                  *(counts.get((endpoint.name, s), 0) for s in ("pending", "delivered", "failed")),
+                                  added_in_console=bool(state and state.url)))
     return views
 
 

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from nurture.content.mail import Envelope, build_email
 from nurture.content.rendering import RenderedEmail
+from nurture.content.webhooks_file import check_endpoint
 from nurture.delivery import webhook_outbox as outbox
 from nurture.delivery.transports import TransportError
 from nurture.delivery.transports.webhook import WebhookTransport
@@ -74,6 +75,35 @@ def deliver_due(rt: Runtime, limit: int = RUN_LIMIT) -> dict[str, int]:
                 failing |= set() if outcome.ok else {message.endpoint}
         tell_owner(rt, session)
     return counts
+
+
+def has_endpoints(rt: Runtime) -> bool:
+    """Whether there may be anything to send: a webhooks.yaml, or an endpoint added in the console."""
+    if rt.settings.webhooks_file.is_file():
+        return True
+    with Session(rt.db) as session:
+        return bool(store.console_endpoints(session))
+
+
+def add_endpoint(rt: Runtime, name: str, url: str, events: list[str], secret_env: str) -> list[str]:
+    """Add an endpoint from the console, checked like the file's; returns the problems ([] when added)."""
+    endpoint, problems = check_endpoint(name, url, events, secret_env, rt.settings.webhooks.secrets)
+    if endpoint is None:
+        return problems
+    if any(e.name == name for e in outbox.endpoints(rt)):
+        return [f"there is already an endpoint named {name!r}"]
+    with Session(rt.db) as session:
+        added = store.add_endpoint(session, name, endpoint.url, list(endpoint.events), secret_env, rt.clock())
+        session.commit()
+    return [] if added else [f"the name {name!r} was used before; choose another"]
+
+
+def remove_endpoint(rt: Runtime, name: str) -> bool:
+    """Remove an endpoint added in the console (one in webhooks.yaml is removed from the file)."""
+    with Session(rt.db) as session:
+        gone = store.remove_endpoint(session, name)
+        session.commit()
+    return gone
 
 
 def _lease(rt: Runtime) -> timedelta:

@@ -273,7 +273,8 @@ class ProviderReceipt(SQLModel, table=True):
 # --- webhooks out (docs/webhooks.md) -------------------------------------------------------------------------
 
 class WebhookEndpoint(SQLModel, table=True):
-    """What the service remembers about an endpoint named in webhooks.yaml: how far through the Event
+    """What the service remembers about an endpoint (named in webhooks.yaml, or added in the console with its
+    url, events and secret variable): how far through the Event
     table it has been handed (`cursor`, an event id), since when it has been failing, and whether it was
     switched off for failing a whole day (and the owner told)."""
 
@@ -281,6 +282,10 @@ class WebhookEndpoint(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, max_length=64)
+    # Set for an endpoint added in the console (one named in webhooks.yaml keeps only its state here).
+    url: str | None = Field(default=None, max_length=2000)
+    events: list = Field(default_factory=list, sa_column=_json_column())
+    secret_env: str | None = Field(default=None, max_length=64)
     cursor: int = 0
     failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -34,6 +34,35 @@ def endpoint_state(session: Session, name: str, now: datetime) -> WebhookEndpoin
     except IntegrityError:
         pass
     return session.exec(select(WebhookEndpoint).where(WebhookEndpoint.name == name)).one()
+
+
+def add_endpoint(session: Session, name: str, url: str, events: list[str], secret_env: str, now: datetime) -> bool:
+    """An endpoint added in the console, starting from the newest event. False when the name is taken."""
+    newest = session.exec(select(func.max(Event.id))).one() or 0
+    try:
+        with session.begin_nested():
+            session.add(WebhookEndpoint(name=name, url=url, events=events, secret_env=secret_env, cursor=newest,
+                                        created_at=now, updated_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+def console_endpoints(session: Session) -> list[WebhookEndpoint]:
+    return list(session.exec(select(WebhookEndpoint).where(col(WebhookEndpoint.url).is_not(None))
+                             .order_by(WebhookEndpoint.id)).all())
+
+
+def remove_endpoint(session: Session, name: str) -> bool:
+    """Forget an endpoint added in the console; its waiting messages are given up on (the log stays)."""
+    gone = _run(session, delete(WebhookEndpoint).where(WebhookEndpoint.name == name,
+                                                       col(WebhookEndpoint.url).is_not(None)))
+    if gone.rowcount != 1:
+        return False
+    _run(session, update(WebhookMessage).where(WebhookMessage.endpoint == name,
+                                               WebhookMessage.status == WebhookStatus.PENDING)
+         .values(status=WebhookStatus.FAILED, last_error="endpoint removed in the console", next_attempt_at=None))
+    return True
 
 
 def endpoint_states(session: Session) -> dict[str, WebhookEndpoint]:

@@ -7,6 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from nurture.delivery import webhook_views, webhooks
+from nurture.rules.webhooks import EVENT_NAMES
 from nurture.web import runtime
 from nurture.web.console import bp
 
@@ -22,7 +23,33 @@ def webhooks_page() -> str:
         chosen = None  # an unknown name shows every endpoint's log, not an error
     return render_template("console/webhooks.html", views=views, chosen=chosen,
                            log=webhook_views.attempt_log(rt, chosen, LOG_LIMIT), describe=webhook_views.describe,
-                           file=rt.settings.webhooks_file.name)
+                           file=rt.settings.webhooks_file.name, event_names=EVENT_NAMES,
+                           secret_names=sorted(rt.settings.webhooks.secrets), form={}, problems=[])
+
+
+@bp.post("/webhooks/new")
+def webhook_add() -> Response | tuple[str, int]:
+    rt = runtime()
+    form = {key: request.form.get(key, "").strip() for key in ("name", "url", "secret_env")}
+    events = [e for e in request.form.getlist("events") if e in EVENT_NAMES]
+    problems = webhooks.add_endpoint(rt, form["name"], form["url"], events, form["secret_env"])
+    if not problems:
+        flash(f"{form['name']} added: it receives what happens from now on.", "ok")
+        return redirect(url_for("console.webhooks_page", name=form["name"]))
+    views = webhook_views.endpoint_views(rt)
+    return render_template("console/webhooks.html", views=views, chosen=None,
+                           log=webhook_views.attempt_log(rt, None, LOG_LIMIT), describe=webhook_views.describe,
+                           file=rt.settings.webhooks_file.name, event_names=EVENT_NAMES,
+                           secret_names=sorted(rt.settings.webhooks.secrets), form={**form, "events": events},
+                           problems=problems), 400
+
+
+@bp.post("/webhooks/<name>/remove")
+def webhook_remove(name: str) -> Response:
+    if not webhooks.remove_endpoint(runtime(), name):
+        abort(404)
+    flash(f"{name} removed; its waiting events will not be sent.", "ok")
+    return redirect(url_for("console.webhooks_page"))
 
 
 @bp.post("/webhooks/<name>/ping")
