@@ -48,6 +48,9 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     from nurture.web import twilio
 
     app.register_blueprint(twilio.bp)
+    from nurture.web import integrations
+
+    app.register_blueprint(integrations.bp)
     from nurture.web import console
 
     console.init_app(app, rt)  # the owner's console: login, sessions, CSRF, the lifecycle map at /
