@@ -49,8 +49,9 @@ def window(attribution: Attribution, kind: str) -> timedelta:
 
 
 def credited_touch(purchase: Purchase, touches: Iterable[Touch], attribution: Attribution) -> Touch | None:
-    """The last touch of the purchase's contact at or before it, inside its kind's window."""
-    qualifying = [t for t in touches if t.contact_id == purchase.contact_id and t.at <= purchase.at
+    """The last touch of the purchase's contact before it, inside its kind's window. Strictly before: the
+    thank-you a purchase itself sets off goes out the same instant, and must not take its credit."""
+    qualifying = [t for t in touches if t.contact_id == purchase.contact_id and t.at < purchase.at
                   and purchase.at - t.at <= window(attribution, t.kind)]
     return max(qualifying, key=lambda t: (t.at, t.kind == "click"), default=None)
 
