@@ -37,8 +37,8 @@ class _IntegrationsReader(NodeReader):
                 self.problem(key_node, f"{what}: each entry maps one text to one text")
                 continue
             if value_check is not None and not value_check.match(value_node.value):
+                # Kept in the mapping all the same: one message about it, not a second one that it is missing.
                 self.problem(value_node, f"{what}: {value_node.value!r} is not a dotted path like customer.email")
-                continue
             if key_node.value in found:
                 self.problem(key_node, f"duplicate key {key_node.value!r} in {what}")
             found[str(key_node.value)] = str(value_node.value)
