@@ -138,7 +138,8 @@ def format_revenue(funnel: Funnel) -> list[str]:
         share = percent(rate(credited.conversions, row.counts["sent"]))
         lines.append(f"{row.step[:21]:<22}{credited.conversions:>12}{share:>9}  {money(credited.revenue)}")
     whole = funnel.total_revenue
-    lines.append(f"whole sequence: {whole.conversions} conversions, {money(whole.revenue)}")
+    plural = "" if whole.conversions == 1 else "s"
+    lines.append(f"whole sequence: {whole.conversions} conversion{plural}, {money(whole.revenue)}")
     return lines
 
 
