@@ -120,6 +120,7 @@ class Settings(BaseSettings):
     # Stripe price ids and inbound hooks (integrations.yaml); the hooks' secrets are the *_WEBHOOK_SECRET
     # variables (STRIPE_WEBHOOK_SECRET, and whatever name the file gives each hook), read here, once.
     integrations_file: Path = Field(alias="INTEGRATIONS_FILE")
+    stripe_webhook_secret: str | None = Field(None, alias="STRIPE_WEBHOOK_SECRET", repr=False)  # whsec_...
     webhook_secrets: dict[str, str] = Field(default_factory=dict, repr=False)
 
     @classmethod

@@ -45,7 +45,7 @@ def _record(inbound: Inbound) -> tuple[Response, int]:
 def stripe_webhook() -> tuple[Response, int]:
     """Stripe's events, verified by the stripe package with STRIPE_WEBHOOK_SECRET."""
     rt = runtime()
-    secret = rt.settings.webhook_secrets.get(STRIPE_SECRET)
+    secret = rt.settings.stripe_webhook_secret
     if not secret:
         return error(404, f"Stripe is not set up here ({STRIPE_SECRET} is not set)")
     body = request.get_data()
