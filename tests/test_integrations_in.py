@@ -190,3 +190,16 @@ def test_a_signed_payload_with_an_address_that_is_none_is_a_clear_400(integratio
         {"sale": {"ref": "r2", "buyer": "not an address", "total": "12.50", "item": "taster-class"}}))
     assert reply.status == 400 and reply.body["field"] == "email"
     assert STRIPE_SECRET not in str(reply.body)
+
+
+def test_the_same_stripe_event_delivered_five_times_at_once_is_recorded_once(integrations_site: Site) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rt = integrations_site.rt
+    signed = stripe_signed(checkout_completed("new-buyer@example.com", rt.clock()))
+    with ThreadPoolExecutor(5) as pool:
+        replies = list(pool.map(lambda _: integrations_site.post("/integrations/stripe", signed), range(5)))
+    assert {r.status for r in replies} <= {200, 409}, [(r.status, r.body) for r in replies]
+    assert [r.body.get("recorded") for r in replies].count(True) == 1
+    assert integrations_site.post("/integrations/stripe", signed).body["recorded"] is False  # Stripe's retry
+    assert len(events_of(rt, "new-buyer@example.com", "purchase")) == 1

@@ -12,6 +12,7 @@ from typing import Any
 
 import stripe
 from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from nurture.people.contacts import InvalidContact
@@ -35,9 +36,14 @@ def _record(inbound: Inbound) -> tuple[Response, int]:
     with Session(rt.db) as session:
         try:
             event, created = record_inbound(session, rt, inbound)
+            session.commit()
         except InvalidContact as exc:
             return error(400, exc.message, exc.field)
-        session.commit()
+        except IntegrityError:
+            # A concurrent delivery of the same event created its new contact first. Not a 2xx: the sender
+            # retries, and the retry finds the event recorded once.
+            session.rollback()
+            return error(409, "this event is being recorded by another request; try again")
         return jsonify(recorded=created, id=event.id, type=event.type, contact_id=event.contact_id), 200
 
 
