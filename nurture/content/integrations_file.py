@@ -64,6 +64,8 @@ class _IntegrationsReader(NodeReader):
         if event and not EVENT_TYPE.match(event):
             self.problem(fields["event"], "event is a type like purchase or class-booked (lowercase, digits, . _ -)")
         mapped = self.names(fields["fields"], f"{what} fields", DOTTED) if "fields" in fields else {}
+        if "source" in mapped:  # every event from a hook says which one it came from
+            self.problem(fields["fields"], f"{what} fields: 'source' is set by nurture (hook:{name}); rename it")
         if "email" not in mapped:
             self.problem(fields.get("fields", node), f"{what} fields must say where the email is, like "
                                                      "`email: customer.email`")

@@ -42,7 +42,10 @@ def touches_of(session: Session, contact_ids: list[int], earliest: datetime) -> 
         clicks = session.execute(
             select(Event.contact_id, Event.data["sequence"].as_string(), Event.data["step"].as_string(),
                    Event.occurred_at)
-            .where(Event.type == "email.clicked", Event.contact_id.in_(chunk), Event.occurred_at >= earliest,  # type: ignore[attr-defined]
-                   human))
+            # `type || ''`, not `type`: SQLite would otherwise walk the type index through every click ever
+            # made (bench/revenue.py: 0.9 s of 1.0 at 200,000 deliveries), not the buyers' own rows. First, so
+            # the JSON of their other events is never read.
+            .where(Event.contact_id.in_(chunk), Event.type.concat("") == "email.clicked",  # type: ignore[attr-defined]
+                   Event.occurred_at >= earliest, human))
         touches += [Touch(c, seq, step, "click", at) for c, seq, step, at in clicks if seq and step]
     return touches
