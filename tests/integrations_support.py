@@ -79,7 +79,9 @@ def stripe_event(kind: str, obj: dict, when: datetime, event_id: str | None = No
 
 
 def checkout_completed(email: str, when: datetime, amount: int = 24000, currency: str = "usd",
-                       payment_link: str | None = None, name: str = "Ann Lee", metadata: dict | None = None) -> dict:
+                       payment_link: str | None = None, name: str = "Ann Lee", metadata: dict | None = None,
+                       promotions: str | None = None) -> dict:
+    """`promotions`: what the buyer chose in Checkout's consent collection ("opt_in" / "opt_out")."""
     return stripe_event("checkout.session.completed", {
         "id": "cs_test_a1" + secrets.token_hex(12), "object": "checkout.session", "amount_subtotal": amount,
         "amount_total": amount, "currency": currency, "customer": "cus_Rtest" + secrets.token_hex(4),
@@ -89,6 +91,8 @@ def checkout_completed(email: str, when: datetime, amount: int = 24000, currency
         "customer_email": None, "livemode": False, "metadata": metadata or {}, "mode": "payment",
         "payment_intent": "pi_3Qtest" + secrets.token_hex(8), "payment_link": payment_link,
         "payment_status": "paid", "status": "complete", "success_url": "https://juniper.example/thanks",
+        "consent": {"promotions": promotions, "terms_of_service": None} if promotions else None,
+        "consent_collection": {"promotions": "auto", "terms_of_service": "none"} if promotions else None,
     }, when)
 
 

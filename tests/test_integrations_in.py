@@ -203,3 +203,31 @@ def test_the_same_stripe_event_delivered_five_times_at_once_is_recorded_once(int
     assert [r.body.get("recorded") for r in replies].count(True) == 1
     assert integrations_site.post("/integrations/stripe", signed).body["recorded"] is False  # Stripe's retry
     assert len(events_of(rt, "new-buyer@example.com", "purchase")) == 1
+
+
+def test_a_buyer_who_ticks_checkout_s_promotions_box_is_subscribed_with_the_proof_and_only_then(
+        integrations_site: Site) -> None:
+    from sqlmodel import Session
+
+    from nurture.people.preferences import consent_history
+    from nurture.store.contacts import set_status
+
+    rt = integrations_site.rt
+    for email, choice in (("opt@example.com", "opt_in"), ("no@example.com", "opt_out"), ("gone@example.com", "opt_in")):
+        if email == "gone@example.com":  # unsubscribed before: a payment page does not undo that
+            contact_id = add_contact(rt, email)
+            with Session(rt.db) as session:
+                set_status(session, contact_id, "email_status", Subscription.UNSUBSCRIBED, rt.clock())
+                session.commit()
+        event = checkout_completed(email, rt.clock(), promotions=choice)
+        assert integrations_site.post("/integrations/stripe", stripe_signed(event)).body["recorded"] is True
+    assert contact_of(rt, "opt@example.com").email_status == Subscription.SUBSCRIBED
+    assert contact_of(rt, "no@example.com").email_status == Subscription.NONE
+    assert contact_of(rt, "gone@example.com").email_status == Subscription.UNSUBSCRIBED
+    opted, declined = contact_of(rt, "opt@example.com").id, contact_of(rt, "no@example.com").id
+    with Session(rt.db) as session:  # (one session at a time: SQLite's writer lock is taken at BEGIN)
+        proof = consent_history(session, opted)
+        assert [(c.method, c.action) for c in proof] == [("stripe-checkout", "opt-in")]
+        assert "cs_test_" in proof[0].consent_text and proof[0].consent_hash
+        assert consent_history(session, declined) == []
+    assert send_due(rt) == {"sent": 1, "skipped": 2}  # the thank-you: only to the one who opted in

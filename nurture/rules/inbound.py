@@ -62,6 +62,9 @@ class Inbound:
     key: str
     occurred_at: datetime | None = None
     names: Mapping[str, str] = field(default_factory=dict)  # first_name, last_name, phone for a new contact
+    # The buyer ticked Stripe Checkout's promotional-emails box (consent_collection.promotions): a consent
+    # of its own, recorded as such. Nothing else here ever implies one.
+    opted_in: str | None = None  # the consent text to record, naming the session
 
 
 class NotForUs(ValueError):
@@ -162,8 +165,12 @@ def stripe_inbound(event: Mapping, products: Mapping[str, str], now: datetime) -
     data.update(product=stripe_product(obj, products), amount=major_amount(minor, currency))
     name = _text(dotted(obj, "customer_details.name")) or _text(obj.get("customer_name"))
     first, _, last = name.partition(" ")
+    opted_in = None
+    if kind == "checkout.session.completed" and dotted(obj, "consent.promotions") == "opt_in":
+        opted_in = (f"Stripe Checkout: the promotional emails box was ticked (consent.promotions = opt_in) "
+                    f"in checkout session {data['stripe_object']}")
     return Inbound(email, "purchase", data, f"stripe:{event_id}", stripe_created(event, now),
-                   {"first_name": first, "last_name": last})
+                   {"first_name": first, "last_name": last}, opted_in)
 
 
 CONTACT_KEYS = ("email", "first_name", "last_name", "phone")
