@@ -110,11 +110,11 @@ def invoice_paid(email: str, when: datetime, price: str = "price_1QtestWheel6Wee
     }, when)
 
 
-def charge_refunded(email: str, when: datetime, amount: int = 24000) -> dict:
+def charge_refunded(email: str, when: datetime, amount: int = 24000, payment_intent: str = "pi_3Qtest1") -> dict:
     return stripe_event("charge.refunded", {
         "id": "ch_3Qtest" + secrets.token_hex(8), "object": "charge", "amount": amount, "amount_refunded": amount,
         "currency": "usd", "billing_details": {"email": email, "name": "Ann Lee"}, "receipt_email": email,
-        "payment_intent": "pi_3Qtest1", "refunded": True, "status": "succeeded",
+        "payment_intent": payment_intent, "refunded": True, "status": "succeeded",
     }, when)
 
 

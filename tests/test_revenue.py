@@ -174,3 +174,32 @@ def test_stats_and_the_console_show_conversions_and_revenue(make_runtime, sqlite
     assert "conversions" in out.output and "whole sequence: 3 conversions, USD 450.00" in out.output
     data = json.loads(CliRunner().invoke(main, ["stats", "lead-nurture", "--since", "3650d", "--json"]).output)
     assert data["revenue"] == {"conversions": 3, "revenue": {"USD": "450.0"}}
+
+
+def test_a_refund_of_a_credited_purchase_comes_off_its_step_s_revenue(site: Site, clock: FakeClock) -> None:
+    from tests.integrations_support import charge_refunded
+
+    simulated_week(site, clock)
+    cat = next(e for e in events_of_type(site, "purchase") if e.data.get("amount") == 90.0)
+    refund = charge_refunded("cat@example.com", at(clock, days=9), amount=3000,
+                             payment_intent=cat.data["payment_intent"])
+    assert site.post("/integrations/stripe", stripe_signed(refund)).body["type"] == "refund"
+    offer = sequence_funnel(site.rt, "lead-nurture", "30d").step_revenue("offer")
+    assert offer.conversions == 1 and offer.revenue == {"USD": Decimal("60")}  # 90 less the 30 refunded
+    site.post("/integrations/stripe", stripe_signed(charge_refunded("cat@example.com", at(clock, days=9, hours=1),
+                                                                   amount=9000, payment_intent="pi_other")))
+    assert sequence_funnel(site.rt, "lead-nurture", "30d").step_revenue("offer").revenue == {"USD": Decimal("60")}
+
+
+def events_of_type(site: Site, type_: str) -> list:
+    from nurture.store.models import Event
+
+    with Session(site.rt.db) as session:
+        return list(session.exec(select(Event).where(Event.type == type_)))
+
+
+def test_a_refund_never_takes_more_than_its_purchase() -> None:
+    purchase = Purchase(1, 1, T0 + timedelta(hours=2), Decimal("90"), "USD", "pi_1")
+    steps = credit([purchase], [touch("send", 0, "offer")], Attribution(), "lead-nurture",
+                   {"pi_1": Decimal("500")})
+    assert steps["offer"].revenue == {"USD": Decimal("0")} and steps["offer"].conversions == 1

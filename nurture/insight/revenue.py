@@ -13,19 +13,21 @@ from sqlmodel import Session
 
 from nurture.rules.attribution import StepRevenue, credit, total
 from nurture.rules.inbound import Attribution
-from nurture.store.revenue import purchases_since, touches_of
+from nurture.store.revenue import purchases_since, refunds_since, touches_of
 
 
 def sequence_revenue(session: Session, sequence_id: str, since: datetime, attribution: Attribution,
                      until: datetime | None = None) -> dict[str, StepRevenue]:
-    """Per step of `sequence_id`: the purchases from `since` credited to it, with their sum per currency.
+    """Per step of `sequence_id`: the purchases from `since` credited to it, with their sum per currency
+    less what was refunded of them (a `refund` naming the same payment_intent).
     A purchase is weighed against every sequence's touches: the last touch wins, whichever sequence it is."""
     purchases = purchases_since(session, since, until)
     if not purchases:
         return {}
     buyers = sorted({p.contact_id for p in purchases})
     earliest = since - max(attribution.click, attribution.send)
-    return credit(purchases, touches_of(session, buyers, earliest), attribution, sequence_id)
+    return credit(purchases, touches_of(session, buyers, earliest), attribution, sequence_id,
+                  refunds_since(session, since))
 
 
 def whole(steps: dict[str, StepRevenue]) -> StepRevenue:

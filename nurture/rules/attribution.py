@@ -31,6 +31,7 @@ class Purchase:
     at: datetime
     amount: Decimal | None
     currency: str  # ISO code, upper case; "" when the event named none
+    reference: str = ""  # the payment (Stripe's payment_intent) a later refund names
 
 
 @dataclass
@@ -38,10 +39,12 @@ class StepRevenue:
     conversions: int = 0  # purchases credited to the step
     revenue: dict[str, Decimal] = field(default_factory=dict)  # currency -> sum (amounts without one: "")
 
-    def add(self, purchase: Purchase) -> None:
+    def add(self, purchase: Purchase, refunded: Decimal = Decimal(0)) -> None:
+        """Count the purchase; its amount less what was refunded of it (never below nothing)."""
         self.conversions += 1
         if purchase.amount is not None:
-            self.revenue[purchase.currency] = self.revenue.get(purchase.currency, Decimal(0)) + purchase.amount
+            kept = purchase.amount - min(max(refunded, Decimal(0)), purchase.amount)
+            self.revenue[purchase.currency] = self.revenue.get(purchase.currency, Decimal(0)) + kept
 
 
 def window(attribution: Attribution, kind: str) -> timedelta:
@@ -57,8 +60,9 @@ def credited_touch(purchase: Purchase, touches: Iterable[Touch], attribution: At
 
 
 def credit(purchases: Iterable[Purchase], touches: Iterable[Touch], attribution: Attribution,
-           sequence: str) -> dict[str, StepRevenue]:
-    """Per step of `sequence`: the purchases credited to it, and their sum per currency."""
+           sequence: str, refunds: Mapping[str, Decimal] | None = None) -> dict[str, StepRevenue]:
+    """Per step of `sequence`: the purchases credited to it, and their sum per currency, net of `refunds`
+    (amount refunded per payment reference). A refunded purchase still converted: it stays counted."""
     by_contact: dict[int, list[Touch]] = {}
     for touch in touches:
         by_contact.setdefault(touch.contact_id, []).append(touch)
@@ -66,7 +70,8 @@ def credit(purchases: Iterable[Purchase], touches: Iterable[Touch], attribution:
     for purchase in purchases:
         touch = credited_touch(purchase, by_contact.get(purchase.contact_id, ()), attribution)
         if touch is not None and touch.sequence == sequence:
-            steps.setdefault(touch.step, StepRevenue()).add(purchase)
+            refunded = (refunds or {}).get(purchase.reference, Decimal(0)) if purchase.reference else Decimal(0)
+            steps.setdefault(touch.step, StepRevenue()).add(purchase, refunded)
     return steps
 
 

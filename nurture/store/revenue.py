@@ -5,6 +5,7 @@ per delivery, and costs one scan of the period's purchases plus an indexed look-
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import or_
 from sqlmodel import Session, select
@@ -24,8 +25,25 @@ def purchases_since(session: Session, since: datetime, until: datetime | None = 
         query = query.where(Event.occurred_at <= until)
     rows = session.execute(query.order_by(Event.occurred_at, Event.id))
     return [Purchase(event_id, contact_id, at, amount_of((data or {}).get("amount")),
-                     str((data or {}).get("currency") or "").upper()[:8])
+                     str((data or {}).get("currency") or "").upper()[:8], _reference(data))
             for event_id, contact_id, at, data in rows]
+
+
+def _reference(data: object) -> str:
+    reference = data.get("payment_intent") if isinstance(data, dict) else None
+    return reference if isinstance(reference, str) else ""
+
+
+def refunds_since(session: Session, since: datetime) -> dict[str, Decimal]:
+    """Amount refunded per payment reference, from `refund` events since `since` (a refund comes after
+    its purchase, so this holds every refund of the period's purchases)."""
+    refunded: dict[str, Decimal] = {}
+    rows = session.execute(select(Event.data).where(Event.type == "refund", Event.occurred_at >= since))
+    for (data,) in rows:
+        reference, amount = _reference(data), amount_of((data or {}).get("amount"))
+        if reference and amount is not None:
+            refunded[reference] = refunded.get(reference, Decimal(0)) + amount
+    return refunded
 
 
 def touches_of(session: Session, contact_ids: list[int], earliest: datetime) -> list[Touch]:
