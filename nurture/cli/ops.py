@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -11,6 +11,7 @@ import click
 from nurture.cli.common import fail, with_runtime
 from nurture.config import ConfigError, Settings, startup_settings
 from nurture.content.checker import CheckResult, SmsCheck, check_tree, shown_path
+from nurture.content.integrations_file import INTEGRATIONS_FILE, check_integrations
 from nurture.content.webhooks_file import parse_webhooks
 from nurture.delivery import alerts, dispatch, versions, webhooks
 from nurture.runtime import Runtime
@@ -43,12 +44,13 @@ def check_project(settings: Settings, root: Path | None = None, shown_from: Path
     sms = SmsCheck(root / "sms_templates" if root else settings.sms.templates_dir, settings.sms.max_segments,
                    settings.brand_name, settings.base_url)
     result = check_tree(sequences_dir, templates_dir, base, forms_dir, sms)
+    integrations = root / INTEGRATIONS_FILE if root else settings.integrations_file
+    problems = result.problems + check_integrations(integrations, shown_path(integrations, base))
     webhooks_file = root / "webhooks.yaml" if root else settings.webhooks_file
-    if not webhooks_file.is_file():
-        return result
-    _, found = parse_webhooks(webhooks_file.read_text(encoding="utf-8"), shown_path(webhooks_file, base),
-                              settings.webhooks.secrets)
-    return dataclasses.replace(result, problems=result.problems + found)
+    if webhooks_file.is_file():
+        problems += parse_webhooks(webhooks_file.read_text(encoding="utf-8"), shown_path(webhooks_file, base),
+                                   settings.webhooks.secrets)[1]
+    return replace(result, problems=problems)
 
 
 @click.group()

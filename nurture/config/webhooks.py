@@ -24,7 +24,7 @@ class WebhookSettings(BaseModel):
     # user could otherwise make the worker POST into the private network, e.g. a cloud metadata service).
     allow_private: bool = Field(False, alias="WEBHOOKS_ALLOW_PRIVATE")
     timeout_seconds: float = Field(5.0, gt=0, le=30, alias="WEBHOOKS_TIMEOUT_SECONDS")
-    secrets: dict[str, str] = Field(default_factory=dict)  # WEBHOOK_SECRET_* by name, gathered below
+    secrets: dict[str, str] = Field(default_factory=dict, repr=False)  # WEBHOOK_SECRET_* by name, gathered below
 
     @classmethod
     def from_environment(cls, data: dict) -> dict:
