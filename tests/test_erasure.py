@@ -14,14 +14,16 @@ from flask.testing import FlaskClient
 from sqlmodel import Session, func, select
 
 from nurture.cli import main
-from nurture.people import erasure, suppression
+from nurture.delivery import webhooks
+from nurture.people import erasure, owner_actions, suppression
 from nurture.rules.erasure import address_digest
 from nurture.runtime import Runtime
-from nurture.store.models import Contact, Delivery, ErasedAddress, Event, Subscription
+from nurture.store.models import Contact, Delivery, ErasedAddress, Event, Subscription, WebhookMessage
 from nurture.web import create_app
 from tests.conftest import CONTENT, FakeClock, worker_env
 from tests.contacts_support import OWNER, every_row_as_text
-from tests.helpers import send_due
+from tests.helpers import add_contact, send_due
+from tests.webhooks_support import SECRET_ENV, receiver, write_webhooks  # noqa: F401  (receiver: a fixture)
 
 AUTH = {"Authorization": "Bearer test-api-key-0123456789"}
 UA = "Mozilla/5.0 (X11; Linux x86_64) Quillbrowser/9.1"
@@ -178,3 +180,37 @@ def test_the_api_erases_by_address_and_says_who(rt, client, clock) -> None:  # n
         assert event.data == {"by": "api", "via": "api"}
     for value in PERSONAL:
         assert value.lower() not in every_row_as_text(rt).lower(), value
+
+
+def test_webhooks_out_lose_the_persons_data_and_a_waiting_message_is_never_sent(
+        make_runtime, database_url: str, project: Path, clock: FakeClock, receiver) -> None:  # noqa: ANN001, F811
+    write_webhooks(project, receiver.url, events="[contact.created, unsubscribed]")
+    rt = make_runtime(database_url, **SECRET_ENV)
+    webhooks.deliver_due(rt)  # the endpoint's first sight: it starts from now
+    contact_id = add_contact(rt, "annabel.quill@example.com", first_name="Annabel", last_name="Quillfeather")
+    clock.advance(minutes=10)
+    webhooks.deliver_due(rt)
+    assert len(receiver.accepted) == 1 and b"annabel.quill@example.com" in receiver.accepted[0].body
+    receiver.fail_first = 1000  # the receiver is down when she unsubscribes: that message waits
+    with Session(rt.db) as session:
+        owner_actions.unsubscribe(session, session.get(Contact, contact_id), "email", OWNER, clock())
+        session.commit()
+    clock.advance(minutes=10)
+    webhooks.deliver_due(rt)
+    with Session(rt.db) as session:
+        assert [m.status for m in session.exec(select(WebhookMessage).order_by(WebhookMessage.id))] == [
+            "delivered", "pending"]
+        erasure.erase(session, session.get(Contact, contact_id), OWNER, clock())
+        session.commit()
+
+    dump = every_row_as_text(rt).lower()
+    assert "annabel" not in dump and "quillfeather" not in dump
+    receiver.fail_first = 0
+    sent_before = len(receiver.requests)
+    for _ in range(4):
+        clock.advance(hours=6)
+        webhooks.deliver_due(rt)
+    assert all(b"annabel" not in r.body.lower() for r in receiver.requests[sent_before:])
+    with Session(rt.db) as session:
+        waiting = session.exec(select(WebhookMessage).order_by(WebhookMessage.id)).all()[1]
+        assert (waiting.status, waiting.last_error) == ("failed", "not sent: the person was erased")

@@ -6,12 +6,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from nurture.store.models import Alert, Consent, Delivery, ErasedAddress, Event, Suppression
+from nurture.store.models import (
+    Alert,
+    Consent,
+    Delivery,
+    ErasedAddress,
+    Event,
+    Suppression,
+    WebhookMessage,
+    WebhookStatus,
+)
 
 
 def is_erased(session: Session, digest: str) -> bool:
@@ -64,3 +73,21 @@ def scrub_rows(session: Session, contact_id: int, addresses: Iterable[str]) -> N
     wanted = [a for a in addresses if a]
     if wanted:
         session.execute(delete(Suppression).where(Suppression.address.in_(wanted)))  # type: ignore[attr-defined]
+    _scrub_webhook_messages(session, contact_id)
+
+
+ERASED_BODY = '{"erased": true}'
+
+
+def _scrub_webhook_messages(session: Session, contact_id: int) -> None:
+    """Webhooks out keep each message's body as it was written, with the contact's address and names in it:
+    the body goes, and a message still waiting is never sent (failed, saying why). The row and its attempts
+    stay for the endpoint's log."""
+    pending = WebhookMessage.status == WebhookStatus.PENDING
+    session.execute(
+        update(WebhookMessage)
+        .where(WebhookMessage.event_id.in_(select(Event.id).where(Event.contact_id == contact_id)))  # type: ignore[union-attr]
+        .values(body=ERASED_BODY,
+                status=case((pending, WebhookStatus.FAILED), else_=WebhookMessage.status),
+                last_error=case((pending, "not sent: the person was erased"), else_=WebhookMessage.last_error),
+                next_attempt_at=case((pending, None), else_=WebhookMessage.next_attempt_at)))
