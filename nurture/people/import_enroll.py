@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
@@ -17,7 +18,7 @@ from sqlmodel import Session
 from nurture.people.contacts import may_reenter
 from nurture.rules import engine
 from nurture.store import importing as store
-from nurture.store.models import ConsentAction, Contact, EnrollmentStatus, Subscription
+from nurture.store.models import ConsentAction, EnrollmentStatus, Subscription
 
 if TYPE_CHECKING:
     from nurture.people.importing import ImportOptions
@@ -31,7 +32,7 @@ class Target:
     contact_id: int | None  # None in a preview, for a contact not created yet
     email: str
     timezone: str | None
-    contact: Contact | None
+    contact: SimpleNamespace | None  # store.importing's plain row
 
 
 def enroll_all(session: Session, targets: list[Target], opts: ImportOptions, consented: set[str], now: datetime,
@@ -47,7 +48,7 @@ def enroll_all(session: Session, targets: list[Target], opts: ImportOptions, con
     for target in targets:
         refusal = _refusal(target, opts, consented)
         before = latest.get(target.contact_id) if target.contact_id is not None else None
-        if refusal is None and not may_reenter(sequence, before, now):
+        if refusal is None and not may_reenter(sequence, before, now):  # type: ignore[arg-type]  # a plain row
             refusal = f"already in {sequence.id}" if before and before.status == EnrollmentStatus.ACTIVE \
                 else f"was in {sequence.id} before (its re-entry policy: {sequence.reentry.policy})"
         if refusal is not None:

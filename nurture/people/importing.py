@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from itertools import islice
+from types import SimpleNamespace
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -33,7 +34,9 @@ from nurture.rules.import_mapping import FIELD_PREFIX, ColumnMapping, split_tags
 from nurture.rules.lifecycle import DEFAULT_STAGES
 from nurture.rules.sequence import Sequence
 from nurture.store import importing as store
-from nurture.store.models import Contact, Subscription
+from nurture.store.models import Subscription
+
+Known = SimpleNamespace  # a known contact as store.importing reads it: id, email, the merged fields, statuses
 
 BATCH = 2000  # rows per transaction: big enough that the per-statement cost vanishes, small enough to lock briefly
 SAMPLE = 200  # results kept for the preview, besides every skipped row
@@ -212,24 +215,25 @@ class _Merged:
     status: Subscription
 
 
-def _merge_known(rows: list[_Checked], known: dict[str, Contact], opts: ImportOptions, now: datetime,
-                 write: bool, session: Session) -> list[tuple[_Checked, Contact, _Merged]]:
-    """Merge each row into its known contact by the one merge rule (a preview merges into a copy):
-    each row with its contact and what the merge did."""
-    merged: list[tuple[_Checked, Contact, _Merged]] = []
-    events = []
+def _merge_known(rows: list[_Checked], known: dict[str, Known], opts: ImportOptions, now: datetime,
+                 write: bool, session: Session) -> list[tuple[_Checked, Known, _Merged]]:
+    """Merge each row into its known contact by the one merge rule, `merge_into` (on the plain row the
+    store read; written back when `write`): each row with its contact and what the merge did."""
+    merged: list[tuple[_Checked, Known, _Merged]] = []
+    updates, events = [], []
     for row in rows:
         contact = known[row.data.email]
-        target = contact if write else _copy(contact)
-        merge = merge_into(target, row.data)
+        merge = merge_into(contact, row.data)  # type: ignore[arg-type]  # a plain row with Contact's merged fields
         kept = list(merge.kept) + (["stage"] if row.stage and row.stage != contact.stage else [])
-        if write and (merge.filled or kept):
-            target.updated_at = now
+        if merge.filled:
+            updates.append({"contact_id": contact.id, "updated_at": now,
+                            **{name: getattr(contact, name) for name in store.MERGED}})
+        if merge.filled or kept:
             events.append(_event(contact.id, "contact.merged", now,
                                  {"source": opts.source, "filled": merge.filled, "kept": kept}))
         merged.append((row, contact, _Merged(tuple(merge.filled), tuple(kept), contact.email_status)))
     if write:
-        session.flush()
+        store.update_merged(session, updates)
         store.insert_events(session, events)
     return merged
 
@@ -244,13 +248,6 @@ def _merge_result(row: _Checked, merge: _Merged, notes: list[str] | None) -> Row
         parts.append("stays unsubscribed")
     outcome = Outcome.UPDATED if merge.filled else Outcome.UNCHANGED
     return RowResult(row.line, row.data.email, outcome, _join(parts + (notes or [])))
-
-
-def _copy(contact: Contact) -> Contact:
-    return Contact(email=contact.email, first_name=contact.first_name, last_name=contact.last_name,
-                   phone=contact.phone, timezone=contact.timezone, fields=dict(contact.fields),
-                   tags=list(contact.tags), stage=contact.stage, created_at=contact.created_at,
-                   updated_at=contact.updated_at)
 
 
 def _create(session: Session, rows: list[_Checked], opts: ImportOptions, now: datetime) -> dict[str, int]:
@@ -268,7 +265,7 @@ def _create(session: Session, rows: list[_Checked], opts: ImportOptions, now: da
     return ids
 
 
-def _consent(session: Session, new: list[_Checked], ids: dict[str, int], known: list[Contact],
+def _consent(session: Session, new: list[_Checked], ids: dict[str, int], known: list[Known],
              opts: ImportOptions, now: datetime, write: bool) -> set[str]:
     """Subscribe under the import's consent the new contacts and the known ones never asked; a consent
     row and an event for each. The addresses subscribed (in a preview: that would be)."""
