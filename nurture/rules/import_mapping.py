@@ -66,14 +66,18 @@ def guess(headers: Sequence[str]) -> dict[int, str]:
     guessed: dict[int, str] = {}
     taken: set[str] = set()
     for index, header in enumerate(headers):
-        target = SYNONYMS.get(_key(header))
-        if target is None:
-            name = re.sub(r"[^A-Za-z0-9_]+", "_", header.strip()).strip("_").lower()[:64]
-            target = FIELD_PREFIX + name if name and FIELD_NAME.match(name) else IGNORE
+        target = SYNONYMS.get(_key(header)) or custom_field(header) or IGNORE
         if target != IGNORE and target not in taken:
             guessed[index] = target
             taken.add(target)
     return guessed
+
+
+def custom_field(header: str) -> str | None:
+    """The custom field a column would be by its header ('Company name' -> fields.company_name), or None
+    when the header has nothing usable in a name."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", header.strip()).strip("_").lower()[:64]
+    return FIELD_PREFIX + name if name and FIELD_NAME.match(name) else None
 
 
 def build(headers: Sequence[str], chosen: Mapping[str, str] | None = None, guessed: bool = True) -> ColumnMapping:
@@ -87,12 +91,19 @@ def build(headers: Sequence[str], chosen: Mapping[str, str] | None = None, guess
         raise BadMapping(f"no column {unknown[0]!r} in the file (its columns: {', '.join(headers)})")
     targets = guess(headers) if guessed else {}
     for header, target in chosen.items():
-        targets[index_of[header.strip()]] = check_target(target)
-    targets = {i: t for i, t in targets.items() if t != IGNORE}
-    _check_unique(targets, headers)
-    if "email" not in targets.values():
+        targets[index_of[header.strip()]] = target
+    return by_index(headers, targets)
+
+
+def by_index(headers: Sequence[str], targets: Mapping[int, str]) -> ColumnMapping:
+    """The mapping of column index -> target (the console's form names columns by place: two columns may
+    share a header). Raises BadMapping as `build` does."""
+    checked = {i: check_target(t) for i, t in targets.items() if 0 <= i < len(headers)}
+    checked = {i: t for i, t in checked.items() if t != IGNORE}
+    _check_unique(checked, headers)
+    if "email" not in checked.values():
         raise BadMapping("no column is mapped to email (map one: --map 'E-mail=email')")
-    return ColumnMapping(tuple(headers), dict(sorted(targets.items())))
+    return ColumnMapping(tuple(headers), dict(sorted(checked.items())))
 
 
 def _check_unique(targets: dict[int, str], headers: Sequence[str]) -> None:

@@ -60,7 +60,8 @@ def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> dict[str, i
     session.execute(insert(Contact.__table__), rows)  # type: ignore[attr-defined]
     ids: dict[str, int] = {}
     for part in chunks([row["email"] for row in rows]):
-        ids.update(session.execute(select(Contact.email, Contact.id).where(Contact.email.in_(part))).tuples().all())  # type: ignore[attr-defined]
+        rows = session.execute(select(Contact.email, Contact.id).where(Contact.email.in_(part)))  # type: ignore[attr-defined]
+        ids.update((email, contact_id) for email, contact_id in rows)
     return ids
 
 

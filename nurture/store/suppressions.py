@@ -25,6 +25,7 @@ def suppression_reasons(session: Session, addresses: Sequence[str]) -> dict[str,
     found: dict[str, str] = {}
     for start in range(0, len(addresses), 900):  # SQLite before 3.32: 999 parameters a statement
         part = addresses[start:start + 900]
-        found.update(session.execute(select(Suppression.address, Suppression.reason)
-                                     .where(Suppression.address.in_(part))).tuples().all())  # type: ignore[attr-defined]
+        rows = session.execute(select(Suppression.address, Suppression.reason)
+                               .where(Suppression.address.in_(part)))  # type: ignore[attr-defined]
+        found.update((address, reason) for address, reason in rows)
     return found
