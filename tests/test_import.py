@@ -122,7 +122,8 @@ def test_it_never_adds_a_suppressed_address_nor_resubscribes_an_unsubscribed_one
     assert send_due(rt) == {} and deliveries(rt) == []
 
 
-def test_a_sequence_starts_only_when_asked_and_only_for_those_who_may_receive_it(make_runtime, database_url: str) -> None:
+def test_a_sequence_starts_only_when_asked_and_only_for_those_who_may_receive_it(make_runtime,  # noqa: ANN001
+                                                                                 database_url: str) -> None:
     rt = make_runtime(database_url)
     csv_file = parse_csv(b"email,first_name\nann@example.com,Ann\nbob@example.com,Bob\n", "f.csv")
     mapping = import_mapping.build(csv_file.headers)
