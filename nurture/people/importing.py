@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from nurture.people import import_enroll, suppression
-from nurture.people.contacts import ContactInput, InvalidContact, check_text, merge_into, validated
+from nurture.people.contacts import UNSTORABLE, ContactInput, InvalidContact, check_text, merge_into, validated
 from nurture.people.import_file import CsvFile, CsvRow
 from nurture.rules.import_mapping import FIELD_PREFIX, ColumnMapping, split_tags
 from nurture.rules.lifecycle import DEFAULT_STAGES
@@ -76,6 +76,8 @@ def options(file_name: str, sequence: Sequence | None = None, consent_text: str 
         raise ImportRefused(f"legal basis {legal_basis!r}: use one of {', '.join(LEGAL_BASES)}")
     if consent_text is not None and len(consent_text) > MAX_CONSENT_TEXT:
         raise ImportRefused(f"the consent text must be at most {MAX_CONSENT_TEXT} characters")
+    if consent_text is not None and UNSTORABLE.search(consent_text):
+        raise ImportRefused("the consent text contains a control character or an unpaired surrogate")
     name = "".join(ch if ch.isprintable() else "?" for ch in file_name)[:190]
     return ImportOptions(source=check_text(f"import:{name}", "source", 200), sequence=sequence,
                          consent_text=consent_text, legal_basis=legal_basis, stages=tuple(stages))
