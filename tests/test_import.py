@@ -98,6 +98,8 @@ def test_consent_needs_its_text_and_a_legal_basis_and_is_recorded_with_both(
     assert (record.method, record.action, record.legal_basis, record.consent_text) == (
         "import", "opt-in", "existing-customer", "Yes, send me the studio's news")
     assert len(record.consent_hash) == 64
+    shown = run_cli(monkeypatch, project, database_url, "contacts", "consent", "dora@example.com")
+    assert "email opt-in (all) via import, basis existing-customer" in shown.output, shown.output
 
 
 def test_it_never_adds_a_suppressed_address_nor_resubscribes_an_unsubscribed_one(
