@@ -22,6 +22,7 @@ from nurture.people.preferences import Origin, record_consent
 from nurture.runtime import Runtime
 from nurture.store.models import ConsentAction, Contact, Subscription
 from nurture.web import create_app
+from nurture.web.console import import_uploads as uploads
 from tests.conftest import ROOT, free_port
 from tests.console_support import PASSWORD, add_account, csrf_token, logged_in
 from tests.helpers import add_contact
@@ -65,6 +66,16 @@ def test_an_owner_uploads_checks_every_row_and_imports_and_nothing_is_written_be
     assert ann.email_status == Subscription.SUBSCRIBED
     assert consents_of(rt, "ann@example.com")[0].consent_text == "Yes, the newsletter"
     assert client.get(preview).status_code == 404  # the upload is gone once imported
+
+
+def test_of_two_clicks_on_import_only_one_imports(make_runtime, sqlite_url: str) -> None:  # noqa: ANN001
+    rt = make_runtime(sqlite_url)
+    client = logged_in(rt)
+    preview = upload(client, LEADS)
+    uploads.claim(rt.settings.var_dir, preview.rsplit("/", 1)[1])  # the first click's import, running now
+    second = client.post(preview, data={"csrf_token": csrf_token(client, "/import"), "col-0": "email"})
+    assert second.status_code == 409 and "imported already" in second.get_data(as_text=True)
+    assert count(rt, Contact) == 0
 
 
 def test_bad_files_and_bad_choices_get_a_clear_answer_not_a_500(make_runtime, sqlite_url: str) -> None:  # noqa: ANN001

@@ -25,6 +25,7 @@ from itertools import islice
 from types import SimpleNamespace
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from nurture.people import import_enroll, suppression
@@ -134,18 +135,28 @@ def run(engine: Engine, csv_file: CsvFile, mapping: ColumnMapping, opts: ImportO
     report = Report(csv_file.name, write)
     seen: dict[str, int] = {}  # address -> the line it was first met on: a second row is a duplicate
     for batch in _batches(csv_file.rows(), BATCH):
-        with Session(engine) as session:
-            results, consented, enrolled = _batch(session, batch, mapping, opts, seen, now, write)
-            if write:
-                session.commit()
-            else:
-                session.rollback()
+        try:
+            results, consented, enrolled = _in_session(engine, batch, mapping, opts, seen, now, write)
+        except IntegrityError:  # a sign-up took one of these addresses meanwhile: once more, it is known now
+            results, consented, enrolled = _in_session(engine, batch, mapping, opts, seen, now, write)
         report.add(results)
         report.consented += consented
         report.enrolled += enrolled
         if progress is not None:
             progress(batch[-1].line)
     return report
+
+
+def _in_session(engine: Engine, batch: list[CsvRow], mapping: ColumnMapping, opts: ImportOptions,
+                seen: dict[str, int], now: datetime, write: bool) -> tuple[list[RowResult], int, int]:
+    """One batch in one transaction: committed when `write`, else rolled back (nothing was written)."""
+    with Session(engine) as session:
+        outcome = _batch(session, batch, mapping, opts, seen, now, write)
+        if write:
+            session.commit()
+        else:
+            session.rollback()
+        return outcome
 
 
 def _batches(rows: Iterator[CsvRow], size: int) -> Iterator[list[CsvRow]]:

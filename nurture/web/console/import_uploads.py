@@ -41,16 +41,31 @@ def load(var_dir: Path, token: str) -> tuple[bytes, str]:
     """(the file's bytes, its name as uploaded). Raises UnknownUpload."""
     if not TOKEN.match(token):
         raise UnknownUpload(token)
-    path = folder(var_dir) / f"{token}.csv"
+    for suffix in (".csv", ".importing"):  # waiting, or taken by an import that runs now
+        try:
+            data = (folder(var_dir) / f"{token}{suffix}").read_bytes()
+            return data, (folder(var_dir) / f"{token}.name").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+    raise UnknownUpload(token)
+
+
+def claim(var_dir: Path, token: str) -> tuple[bytes, str]:
+    """Take the upload for its import: renamed first (atomic), so that of two clicks on Import only one
+    runs it; the other finds no upload. Raises UnknownUpload."""
+    if not TOKEN.match(token):
+        raise UnknownUpload(token)
+    waiting, taken = folder(var_dir) / f"{token}.csv", folder(var_dir) / f"{token}.importing"
     try:
-        return path.read_bytes(), (folder(var_dir) / f"{token}.name").read_text(encoding="utf-8")
+        waiting.rename(taken)
     except FileNotFoundError:
         raise UnknownUpload(token) from None
+    return taken.read_bytes(), (folder(var_dir) / f"{token}.name").read_text(encoding="utf-8")
 
 
 def remove(var_dir: Path, token: str) -> None:
     if TOKEN.match(token):
-        for suffix in (".csv", ".name"):
+        for suffix in (".csv", ".importing", ".name"):
             (folder(var_dir) / f"{token}{suffix}").unlink(missing_ok=True)
 
 

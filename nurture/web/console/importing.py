@@ -94,8 +94,15 @@ def import_run(token: str) -> str | tuple[str, int]:
         opts = _options(csv_file, choices)
     except (import_mapping.BadMapping, importing.ImportRefused) as exc:
         return _page(token, csv_file, choices, None, str(exc)), 400
+    var_dir = runtime().settings.var_dir
+    try:
+        uploads.claim(var_dir, token)
+    except uploads.UnknownUpload:  # a second click while the first runs, or after it
+        return render_template("console/message.html", title="Imported already",
+                               text="This file is being imported or was imported already: see the contacts, "
+                               "or upload it again to import it once more."), 409
     report = importing.run(runtime().db, csv_file, mapping, opts, runtime().clock(), write=True)
-    uploads.remove(runtime().settings.var_dir, token)
+    uploads.remove(var_dir, token)
     return render_template("console/import_done.html", report=report, shown=SHOWN_PROBLEMS,
                            sequence_id=choices.sequence_id)
 
