@@ -60,6 +60,19 @@ def make_csv(rows: int) -> tuple[bytes, int]:
     return ("\n".join(lines) + "\n").encode(), good
 
 
+def server_cpu(db_name: str | None) -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving `db_name` (Linux /proc; 0 elsewhere)."""
+    if db_name is None:
+        return 0.0
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and db_name.encode() in (proc / "cmdline").read_bytes():
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def count(session: Session, model: type) -> int:
     return session.execute(select(func.count()).select_from(model)).scalar_one()
 
@@ -78,12 +91,14 @@ def measure(database: str, data: bytes, good: int, rows: int) -> float:
         opts = importing.options("bench.csv", rt.sequences.get("lead-nurture"), "Yes, send me studio news",
                                  "consent", rt.sequences.lifecycle.stages)
         times = {}
+        db_name = url.rsplit("/", 1)[-1] if database == "postgresql" else None
         for name, write in (("new", True), ("again", True), ("preview", False)):
-            start, cpu = time.perf_counter(), time.process_time()
+            start, cpu, server = time.perf_counter(), time.process_time(), server_cpu(db_name)
             report = importing.run(rt.db, csv_file, mapping, opts, rt.clock(), write=write)
             times[name], cpu = time.perf_counter() - start, time.process_time() - cpu
+            server = f"; PostgreSQL's CPU {server_cpu(db_name) - server:.1f} s" if db_name else ""
             log(f"{database} {name}: {rows:,} rows in {times[name]:.1f} s = {rows / times[name]:,.0f} rows/s; "
-                f"this process's CPU {cpu:.1f} s = {rows / cpu:,.0f} rows per CPU-second "
+                f"this process's CPU {cpu:.1f} s = {rows / cpu:,.0f} rows per CPU-second{server} "
                 f"({', '.join(f'{n} {o}' for o, n in report.counts.items())}; load {os.getloadavg()[0]:.1f})")
         with Session(rt.db) as session:
             found = (count(session, Contact), count(session, Consent), count(session, Enrollment))

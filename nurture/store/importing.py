@@ -8,12 +8,14 @@ the ORM and a round trip each would have cost more than the whole import's minut
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from enum import StrEnum
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlmodel import Session
 
 from nurture.store.models import Consent, Contact, Enrollment, Event, Subscription
@@ -28,6 +30,36 @@ T = TypeVar("T")
 def chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` (dicts with the same keys) in the session's transaction: COPY on PostgreSQL, executemany
+    elsewhere. Measured at 100,000 imported rows (six rows written each), pipelined single-row INSERTs kept
+    the PostgreSQL server busy for most of two minutes; COPY takes them as one stream."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    raw = session.connection().connection.dbapi_connection  # psycopg's, inside the session's transaction
+    assert raw is not None
+    columns = ", ".join(f'"{name}"' for name in names)
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([_plain(row[name]) for name in names])
+
+
+def _plain(value: object) -> object:
+    """A value as the column stores it (what the column types' bind processing does for the ORM): JSON as
+    text, times as naive UTC (see models.UTCDateTime), statuses as their plain strings."""
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None)
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
 
 
 def contacts_by_email(session: Session, emails: Sequence[str]) -> dict[str, SimpleNamespace]:
@@ -58,7 +90,7 @@ def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> dict[str, i
     statement."""
     if not rows:
         return {}
-    session.execute(insert(Contact.__table__), rows)  # type: ignore[attr-defined]
+    bulk_insert(session, Contact.__table__, rows)  # type: ignore[attr-defined]
     ids: dict[str, int] = {}
     for part in chunks([row["email"] for row in rows]):
         rows = session.execute(select(Contact.email, Contact.id).where(Contact.email.in_(part)))  # type: ignore[attr-defined]
@@ -69,17 +101,17 @@ def insert_contacts(session: Session, rows: list[dict[str, Any]]) -> dict[str, i
 def insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
     """Timeline events (contact_id, type, data, occurred_at, created_at), many rows per statement."""
     if rows:
-        session.execute(insert(Event.__table__), rows)  # type: ignore[attr-defined]
+        bulk_insert(session, Event.__table__, rows)  # type: ignore[attr-defined]
 
 
 def insert_consents(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(Consent.__table__), rows)  # type: ignore[attr-defined]
+        bulk_insert(session, Consent.__table__, rows)  # type: ignore[attr-defined]
 
 
 def insert_enrollments(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(Enrollment.__table__), rows)  # type: ignore[attr-defined]
+        bulk_insert(session, Enrollment.__table__, rows)  # type: ignore[attr-defined]
 
 
 def subscribe_unasked(session: Session, contact_ids: Iterable[int], now: datetime) -> list[int]:
