@@ -4,6 +4,7 @@ unsubscribed addresses respected, and no sequence unless asked. SQLite and Postg
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from nurture.people.preferences import Origin, unsubscribe_all
 from nurture.rules import import_mapping
 from nurture.rules.import_mapping import BadMapping
 from nurture.store.models import Consent, Contact, Event, Subscription
+from tests.conftest import _postgres_database
 from tests.helpers import add_contact, deliveries, send_due
 from tests.import_support import LEADS, consents_of, contact, count, enrollments_of, run_cli, write_csv
 
@@ -194,3 +196,37 @@ def test_the_preview_says_what_each_row_will_do_writes_nothing_and_the_import_th
     assert contact(rt, "ann@example.com").stage == "customer"
     assert contact(rt, "known@example.com").first_name == "Kay"
     assert count(rt, Consent) == 0
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from _postgres_database()
+
+
+def test_an_address_that_signs_up_while_its_batch_is_matched_is_merged_not_lost(
+        make_runtime, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """The race, on PostgreSQL: the batch looks its addresses up, a sign-up commits one of them, the batch
+    then inserts it and meets the unique key; it runs once more and finds the contact known. (On SQLite
+    it cannot happen: a batch holds the write lock from its first statement, BEGIN IMMEDIATE, and the
+    sign-up waits for its commit.)"""
+    from nurture.store import importing as store
+
+    rt = make_runtime(postgres_url)
+    lookup = store.contacts_by_email
+    raced: list[str] = []
+
+    def lookup_then_a_signup_commits(session: Session, emails: list[str]) -> dict:
+        found = lookup(session, emails)
+        if not raced:
+            raced.append(emails[0])
+            add_contact(rt, emails[0], first_name="Signed")  # another session, committed
+        return found
+
+    monkeypatch.setattr(store, "contacts_by_email", lookup_then_a_signup_commits)
+    csv_file = parse_csv(b"email,first_name,last_name\nann@example.com,Ann,Lee\nbob@example.com,Bob,Ode\n", "f.csv")
+    opts = importing.options("f.csv", stages=rt.sequences.lifecycle.stages)
+    report = importing.run(rt.db, csv_file, import_mapping.build(csv_file.headers), opts, rt.clock(), write=True)
+    assert [(r.email, r.outcome) for r in report.sample] == [("ann@example.com", "updated"),
+                                                             ("bob@example.com", "created")]
+    ann = contact(rt, "ann@example.com")
+    assert (ann.first_name, ann.last_name) == ("Signed", "Lee") and count(rt, Contact) == 2

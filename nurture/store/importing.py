@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from nurture.store.models import Consent, Contact, Enrollment, Event, Subscription
@@ -45,9 +46,13 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     raw = session.connection().connection.dbapi_connection  # psycopg's, inside the session's transaction
     assert raw is not None
     columns = ", ".join(f'"{name}"' for name in names)
-    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([_plain(row[name]) for name in names])
+    statement = f'COPY "{table.name}" ({columns}) FROM STDIN'
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([_plain(row[name]) for name in names])
+    except session.get_bind().dialect.loaded_dbapi.IntegrityError as exc:  # as SQLAlchemy raises it for INSERT
+        raise IntegrityError(statement, None, exc) from exc
 
 
 def _plain(value: object) -> object:
