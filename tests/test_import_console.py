@@ -180,6 +180,8 @@ def test_an_owner_imports_a_csv_through_the_page(console, browser: WebDriver, tm
     browser.find_element(By.LINK_TEXT, "Import").click()
     wait_for(browser, "h1", "Import contacts")
     screenshot(browser, "import-upload-1280.png", 1280)
+    screenshot(browser, "import-upload-390.png", 390)
+    browser.set_window_size(1280, 900)
     browser.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(path))
     browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
     wait_for(browser, "h1", "leads.csv")
@@ -202,6 +204,7 @@ def test_an_owner_imports_a_csv_through_the_page(console, browser: WebDriver, tm
     browser.find_element(By.CSS_SELECTOR, "#run button").click()
     wait_for(browser, "h1", "Imported")
     screenshot(browser, "import-done-390.png", 390)
+    screenshot(browser, "import-done-1280.png", 1280)
     assert contact(rt, "erin@example.com").last_name == "Ode"
     assert contact(rt, "ann@example.com").last_name == "Lee"  # filled: it was empty
     assert contact(rt, "dora@example.com").email_status == Subscription.SUBSCRIBED
