@@ -1,15 +1,15 @@
 """consent.legal_basis: the lawful basis a CSV import claimed for the consent it records
 
-Revision ID: 0004_import
-Revises: 0003
+Revision ID: 0005_import
+Revises: 0004_provider_hooks
 Create Date: 2026-12-06 16:30:00
 """
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0004_import'
-down_revision = '0003'
+revision = '0005_import'
+down_revision = '0004_provider_hooks'
 branch_labels = None
 depends_on = None
 
