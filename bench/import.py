@@ -40,6 +40,7 @@ from nurture.store.db import upgrade
 from nurture.store.models import Consent, Contact, Enrollment
 
 TARGET_SECONDS = 60.0
+TARGET_ROWS = 100_000
 ZONES = ["America/New_York", "America/Chicago", "Europe/Paris", ""]
 
 
@@ -117,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for database in ("sqlite", "postgresql") if args.database == "both" else (args.database,):
             seconds = measure(database, data, good, args.rows)
-            summary(f"P6 import ({database})", f"{args.rows:,} rows in {seconds:.1f} s = {args.rows / seconds:,.0f} "
-                    f"rows/s", f"{args.rows:,} rows < {TARGET_SECONDS:.0f} s", seconds < TARGET_SECONDS)
+            rate, needed = args.rows / seconds, TARGET_ROWS / TARGET_SECONDS  # a --rows run is judged by its rate
+            summary(f"P6 import ({database})", f"{args.rows:,} rows in {seconds:.1f} s = {rate:,.0f} rows/s",
+                    f">= {needed:,.0f} rows/s, i.e. {TARGET_ROWS:,} rows < {TARGET_SECONDS:.0f} s", rate >= needed)
     except SetupError as exc:
         log(f"bench: setup failed: {exc}")
         return 2
