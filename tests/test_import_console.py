@@ -25,7 +25,7 @@ from nurture.web import create_app
 from nurture.web.console import import_uploads as uploads
 from tests.conftest import ROOT, free_port
 from tests.console_support import PASSWORD, add_account, csrf_token, logged_in
-from tests.helpers import add_contact
+from tests.helpers import add_contact, send_due
 from tests.import_support import LEADS, consents_of, contact, count, run_cli, write_csv
 from tests.test_browser import chromium, serve, wait_for
 from tests.test_console_browser import log_in, screenshot
@@ -135,6 +135,10 @@ def test_exports_are_streamed_csv_and_typed_in_formulas_are_defused(make_runtime
     result = run_cli(monkeypatch, project, sqlite_url, "contacts", "export", "contacts", "--csv", str(out))
     assert result.exit_code == 0 and "wrote 1 contacts rows" in result.output
     assert out.read_bytes() == response.get_data()
+    add_contact(rt, "bea@example.com", "lead-nurture")
+    send_due(rt)
+    sent = list(csv.DictReader(io.StringIO(client.get("/export/deliveries.csv").get_data(as_text=True))))
+    assert [(d["email"], d["step_id"], d["status"]) for d in sent] == [("bea@example.com", "edu-1", "sent")]
 
 
 def test_an_export_of_more_rows_than_a_page_has_every_row_once(make_runtime, sqlite_url: str,  # noqa: ANN001
