@@ -1,7 +1,7 @@
 """consent.legal_basis: the lawful basis a CSV import claimed for the consent it records
 
 Revision ID: 0005_import
-Revises: 0004_provider_hooks
+Revises: 0004_webhooks_out
 Create Date: 2026-12-06 16:30:00
 """
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlmodel
 from alembic import op
 
 revision = '0005_import'
-down_revision = '0004_provider_hooks'
+down_revision = '0004_webhooks_out'
 branch_labels = None
 depends_on = None
 
