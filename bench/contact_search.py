@@ -1,8 +1,8 @@
-"""P6: the console's contact search over 1,000,000 contacts on PostgreSQL (target: under 200 ms).
+"""P7: the console's contact search over 1,000,000 contacts on PostgreSQL (target: under 200 ms).
 
     .venv/bin/python bench/contact_search.py [--n 1000000] [--repeat 7]
 
-Fills a fresh database (migrated to head, so with migration 0004's indexes, and pg_trgm when this role may
+Fills a fresh database (migrated to head, so with migration 0006_contacts's indexes, and pg_trgm when this role may
 create it) with N contacts in one INSERT ... SELECT from generate_series: names drawn from 40 first and 40
 last names, addresses unique; a tenth tagged vip, half enrolled (a third of those in `customer`), a
 hundredth unsubscribed, stages spread, each drawn by its own hash of the id (independent of the names). Then
@@ -115,7 +115,7 @@ def run(url: str, n: int, repeat: int) -> None:
         median, found = measure(rt, query, cursor, repeat)
         worst = max(worst, median)
         print(f"  {median:7.1f} ms  {found:>3} rows  {label}")
-    summary("P6 contact search (postgresql)", f"slowest median {worst:.1f} ms over {n:,} contacts",
+    summary("P7 contact search (postgresql)", f"slowest median {worst:.1f} ms over {n:,} contacts",
             f"< {TARGET_MS:.0f} ms", worst < TARGET_MS)
     rt.db.dispose()
 

@@ -151,7 +151,7 @@ def test_the_cli_exports_and_erases_through_the_same_functions(rt, client, clock
     contact_id = annabel(rt, client, clock)
     for name, value in worker_env(project, database_url).items():
         monkeypatch.setenv(name, value)
-    exported = CliRunner().invoke(main, ["contacts", "export", "ANNABEL.QUILL@example.com"])
+    exported = CliRunner().invoke(main, ["contacts", "export-person", "ANNABEL.QUILL@example.com"])
     assert exported.exit_code == 0, exported.output
     assert json.loads(exported.output)["contact"]["first_name"] == "Annabel Quillfeather"
 
@@ -164,7 +164,7 @@ def test_the_cli_exports_and_erases_through_the_same_functions(rt, client, clock
                                                                  Event.type.in_(["contact.exported", "contact.erased"]))
                             .order_by(Event.id)).all()
     assert done == [("contact.exported", {"by": "cli", "via": "cli"}), ("contact.erased", {"by": "cli", "via": "cli"})]
-    gone = CliRunner().invoke(main, ["contacts", "export", "annabel.quill@example.com"])
+    gone = CliRunner().invoke(main, ["contacts", "export-person", "annabel.quill@example.com"])
     assert gone.exit_code == 1 and "no contact" in gone.output
 
 
@@ -214,3 +214,22 @@ def test_webhooks_out_lose_the_persons_data_and_a_waiting_message_is_never_sent(
     with Session(rt.db) as session:
         waiting = session.exec(select(WebhookMessage).order_by(WebhookMessage.id)).all()[1]
         assert (waiting.status, waiting.last_error) == ("failed", "not sent: the person was erased")
+
+
+def test_a_csv_import_skips_an_erased_address_and_adds_the_rest(rt, client, clock, project: Path,  # noqa: ANN001
+                                                                 database_url: str, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    contact_id = annabel(rt, client, clock)
+    with Session(rt.db) as session:
+        erasure.erase(session, session.get(Contact, contact_id), OWNER, clock())
+        session.commit()
+    contacts_before = counts(rt)[0]
+    for name, value in worker_env(project, database_url).items():
+        monkeypatch.setenv(name, value)
+    sheet = tmp_path / "list.csv"
+    sheet.write_text("email,first_name\nAnnabel.Quill@example.com,Annabel\nnew.person@example.com,New\n")
+    result = CliRunner().invoke(main, ["contacts", "import", str(sheet)])
+    assert result.exit_code == 0, result.output
+    assert "erased at the person's request" in result.output
+    assert counts(rt)[0] == contacts_before + 1
+    assert "annabel" not in every_row_as_text(rt).lower()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +11,9 @@ from pathlib import Path
 from sqlmodel import Session
 
 from nurture.people.contacts import InvalidContact, normalise_email
+from nurture.rules.erasure import address_digest
 from nurture.store import claims as store
+from nurture.store import erasure as erasure_store
 from nurture.store import suppressions
 from nurture.store.models import Suppression
 
@@ -49,6 +51,20 @@ def import_csv(session: Session, path: Path, now: datetime, reason: str = "impor
             except InvalidContact as exc:
                 invalid.append((line, value, exc.message))
     return ImportReport(added, invalid)
+
+
+ERASED_REASON = "erased at the person's request"
+
+
+def suppressed_among(session: Session, addresses: Sequence[str]) -> dict[str, str]:
+    """address -> reason, for the normalised `addresses` that no send may pass (a whole import batch in
+    a few queries), or that belong to a person erased at their request (people.erasure: kept only as a
+    digest). What an import asks before it adds or updates anyone."""
+    reasons = suppressions.suppression_reasons(session, addresses)
+    digests = {address_digest(a): a for a in addresses if a not in reasons}
+    for digest in erasure_store.erased_among(session, list(digests)):
+        reasons[digests[digest]] = ERASED_REASON
+    return reasons
 
 
 def listing(session: Session) -> Iterable[Suppression]:

@@ -27,6 +27,13 @@ def is_erased(session: Session, digest: str) -> bool:
     return session.scalars(select(ErasedAddress.id).where(ErasedAddress.digest == digest)).first() is not None
 
 
+def erased_among(session: Session, digests: list[str]) -> set[str]:
+    """Which of these digests are on the erased list (an import batch's addresses, in one query)."""
+    if not digests:
+        return set()
+    return set(session.scalars(select(ErasedAddress.digest).where(ErasedAddress.digest.in_(digests))))  # type: ignore[attr-defined]
+
+
 def add_erased(session: Session, digest: str, now: datetime) -> None:
     """Keep the digest (once: erasing the same address twice keeps one row)."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

@@ -200,6 +200,9 @@ class Consent(SQLModel, table=True):
     ip: str | None = Field(default=None, max_length=45)
     user_agent: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # GDPR Art. 6: the lawful basis an import claimed (consent, legitimate-interest ...); None for the
+    # person's own opt-in through a form, link or keyword, where the basis is consent by the act itself.
+    legal_basis: str | None = Field(default=None, max_length=32)
 
 
 class Suppression(SQLModel, table=True):

@@ -1,7 +1,7 @@
 """contacts in the console: erased addresses (GDPR erasure), and the indexes the contact search needs
 
-Revision ID: 0004_contacts
-Revises: 0004_webhooks_out
+Revision ID: 0006_contacts
+Revises: 0005_import
 Create Date: 2026-12-06 16:30:00
 
 The search (store.contact_list) looks an address or a name up by prefix on every database, and by any
@@ -17,8 +17,8 @@ from alembic import op
 
 import nurture.store.models
 
-revision = '0004_contacts'
-down_revision = '0004_webhooks_out'
+revision = '0006_contacts'
+down_revision = '0005_import'
 branch_labels = None
 depends_on = None
 
