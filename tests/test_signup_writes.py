@@ -139,7 +139,10 @@ def test_a_new_address_takes_four_inserts_and_a_repeat_merges_into_the_same_cont
         rt: Runtime, clock: FakeClock) -> None:
     form_ = form(rt, "beginners-guide")
     first = statements(rt, lambda: signup.submit(rt, form_, answers("Ann@example.com".lower()), VISITOR))
-    assert first == ["INSERT"] * 4  # contact, consents, enrollment, events: one each, whatever the rows
+    if rt.db.dialect.name == "postgresql":
+        assert first == ["WITH"]  # the contact's INSERT a CTE, the others select its id: one round trip
+    else:
+        assert first == ["INSERT"] * 4  # contact, consents, enrollment, events: one each, whatever the rows
     clock.advance(minutes=20)
     again = signup.submit(rt, form_, answers("ann@example.com", last_name="Potter"), VISITOR)
     assert not again.created

@@ -271,7 +271,7 @@ def enroll(session: Session, contact: Contact, sequence: Sequence, now: datetime
     return enrollment, True
 
 
-def enrollment_row(contact_id: int, timezone: str | None, sequence: Sequence, now: datetime, entry: int,
+def enrollment_row(contact_id: int | None, timezone: str | None, sequence: Sequence, now: datetime, entry: int,
                    start_at: str | None = None) -> dict[str, object]:
     """A new enrollment's columns, at the sequence's first step or at `start_at`: one definition for
     `enroll` and a new address's sign-up (nurture.people.new_signup, which inserts it without the ORM)."""

@@ -50,7 +50,7 @@ def resolve(session: Session, delivery_id: int) -> LinkTarget:
     return LinkTarget(delivery, contact, session.get(Enrollment, delivery.enrollment_id))
 
 
-def consent_row(contact_id: int, channel: str, action: ConsentAction, origin: Origin, now: datetime,
+def consent_row(contact_id: int | None, channel: str, action: ConsentAction, origin: Origin, now: datetime,
                 scope: str = "all") -> dict[str, object]:
     """The consent record's columns: one definition for the ORM path and a new address's sign-up (which
     inserts its rows in one statement, nurture.people.new_signup)."""

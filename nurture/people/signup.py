@@ -124,10 +124,16 @@ def _needed_sequence(rt: Runtime, form: Form) -> Sequence:
 def submit(rt: Runtime, form: Form, submission: Submission, visitor: Visitor) -> SignupResult:
     """Record one sign-up, all or nothing. A second submission of the same address updates the same contact."""
     sequence = _needed_sequence(rt, form)
+    now = rt.clock()
+    origins = (visitor.origin(form.id, form.consent_text), visitor.origin(form.id, form.sms_consent_text))
+    magnet = None if form.double_opt_in or form.lead_magnet is None else _magnet_field(rt, form)
+    contact_id = new_signup.create(rt.db, form, submission, origins, sequence, magnet, now)
+    if contact_id is not None:  # a new address, the common case: written in one statement (PostgreSQL)
+        return SignupResult(contact_id, True, Subscription.PENDING if form.double_opt_in else Subscription.SUBSCRIBED)
     for attempt in (1, 2):
         with Session(rt.db) as session:
             try:
-                result = _submit(rt, session, form, submission, visitor, sequence)
+                result = _merge(rt, session, form, submission, visitor, sequence, now)
                 session.commit()
                 return result
             except IntegrityError:
@@ -137,18 +143,6 @@ def submit(rt: Runtime, form: Form, submission: Submission, visitor: Visitor) ->
                 if attempt == 2:
                     raise
     raise AssertionError("unreachable")
-
-
-def _submit(rt: Runtime, session: Session, form: Form, submission: Submission, visitor: Visitor,
-            sequence: Sequence) -> SignupResult:
-    now = rt.clock()
-    status = Subscription.PENDING if form.double_opt_in else Subscription.SUBSCRIBED
-    origins = (visitor.origin(form.id, form.consent_text), visitor.origin(form.id, form.sms_consent_text))
-    magnet = None if form.double_opt_in or form.lead_magnet is None else _magnet_field(rt, form)
-    contact_id = new_signup.create(session, form, submission, origins, sequence, magnet, now)
-    if contact_id is not None:
-        return SignupResult(contact_id, True, status)
-    return _merge(rt, session, form, submission, visitor, sequence, now)
 
 
 def _magnet_field(rt: Runtime, form: Form) -> Callable[[int], dict]:
