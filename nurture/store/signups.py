@@ -115,6 +115,11 @@ def _one_statement(contact_columns: tuple[str, ...], shape: tuple[tuple[str, tup
     return select(new.c.id).add_cte(*ctes)
 
 
+def _converts(kind: object) -> bool:
+    """A column type of ours that converts values before they are stored (SQLModel's AutoString does not)."""
+    return isinstance(kind, TypeDecorator) and type(kind).process_bind_param is not TypeDecorator.process_bind_param
+
+
 def _as_json(table: Table, rows: Sequence[Row], dialect: Dialect) -> list[dict[str, object]]:
     """`rows` as json_to_recordset reads them: each value as its column stores it (UTC datetimes naive,
     statuses plain strings), datetimes in ISO form."""
@@ -123,7 +128,7 @@ def _as_json(table: Table, rows: Sequence[Row], dialect: Dialect) -> list[dict[s
         plain: dict[str, object] = {_ORDER: number}
         for key, value in row.items():
             kind = table.c[key].type
-            if isinstance(kind, TypeDecorator) and type(kind).process_bind_param is not TypeDecorator.process_bind_param:
+            if _converts(kind):
                 value = kind.process_bind_param(value, dialect)  # UTCDateTime, StatusColumn
             plain[key] = value.isoformat() if isinstance(value, datetime) else value
         found.append(plain)
