@@ -29,6 +29,7 @@ from nurture.store.models import Delivery, Enrollment
 from nurture.web import create_app
 from tests.conftest import CONTENT, FakeClock, _postgres_database
 from tests.helpers import add_contact
+from tests.provider_hooks_support import HOOK_PATHS, SnsHost, hook_env, hook_request, samples
 from tests.twilio_fake import AUTH_TOKEN
 
 AUTH = {"Authorization": "Bearer test-api-key-0123456789"}
@@ -104,7 +105,7 @@ def fuzz_runtime(make_runtime, url: str, project: Path) -> Runtime:  # noqa: ANN
     shutil.copytree(CONTENT / "forms", project / "forms")
     return make_runtime(url, FORM_MIN_FILL_SECONDS="0", FORM_RATE_LIMIT="100000 per minute",
                         SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-                        TWILIO_FROM="+15005550006")
+                        TWILIO_FROM="+15005550006", **hook_env())
 
 
 def sent_delivery(rt: Runtime) -> int:
@@ -137,6 +138,14 @@ class Fuzzed:
                 "/c/": signer.click_token(delivery, "https://juniperpottery.example/classes?a=1"),
                 "/confirm/": signer.confirm_token(1), "/r/": signer.referral_code(1),
                 f"/forms/{FORM}/download/": signer.lead_magnet_token(1, FORM)}
+
+    def message_id(self) -> str:
+        """The sent delivery's Message-ID, as a provider echoes it."""
+        return f"<nurture.{self.delivery_id}.{self.rt.signer.message_tag(self.delivery_id)}@juniper.test>"
+
+    def hook(self, path: str, body: object, signed: bool, sns: SnsHost, sns_type: str) -> TestResponse:
+        data, headers = hook_request(path, body, signed, self.clock(), sns, sns_type)
+        return self.client.post(path, data=data, headers=headers)
 
     def twilio(self, path: str, params: dict[str, str], signed: bool) -> TestResponse:
         signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + path, params) if signed else "x"
@@ -314,3 +323,194 @@ def test_on_postgresql_no_event_or_contact_gets_a_5xx(fuzzed_pg: Fuzzed, body: d
 @given(params=TWILIO_FIELDS, path=st.sampled_from(["/twilio/inbound", "/twilio/status"]))
 def test_on_postgresql_no_signed_twilio_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, params: dict, path: str) -> None:
     check(fuzzed_pg.twilio(path, params, signed=True), params)
+
+
+# --- webhooks in: Stripe and the generic hooks (tests/test_integrations_in.py) -------------------------------
+
+from tests.integrations_support import (  # noqa: E402 (this section's own imports, kept with it)
+    SECRETS,
+    calendly_signed,
+    nurture_signed,
+    shopify_signed,
+    stripe_signed,
+    write_integrations,
+)
+
+INBOUND_PATHS = ["/integrations/stripe", "/integrations/hooks/shopify-orders", "/integrations/hooks/calendly-bookings",
+              "/integrations/hooks/studio-pos", "/integrations/hooks/nope"]
+STRIPE_TYPES = ["checkout.session.completed", "invoice.paid", "charge.refunded", "customer.created"]
+STRIPE_OBJECT = st.fixed_dictionaries({}, optional={
+    "id": json_value, "amount_total": ids, "amount_paid": ids, "amount_refunded": ids,
+    "currency": st.sampled_from(["usd", "jpy", "kwd"]) | json_value,
+    "customer_details": st.fixed_dictionaries({}, optional={"email": st.emails() | json_value, "name": json_value}),
+    "customer_email": st.emails() | json_value, "billing_details": json_value, "payment_link": json_value,
+    "metadata": json_value, "lines": json_value, "payment_intent": json_value, "customer_name": json_value})
+STRIPE_EVENT = st.fixed_dictionaries({"object": st.just("event")}, optional={
+    "id": st.just("evt_1") | json_value, "type": st.sampled_from(STRIPE_TYPES) | json_value, "created": ids,
+    "data": st.fixed_dictionaries({"object": STRIPE_OBJECT}) | json_value})
+HOOK_PAYLOAD = st.fixed_dictionaries({}, optional={
+    "id": ids, "email": st.emails() | json_value, "total_price": json_value, "currency": json_value,
+    "customer": json_value, "line_items": json_value, "event": st.sampled_from(["invitee.created"]) | json_value,
+    "payload": st.fixed_dictionaries({}, optional={"email": st.emails() | json_value, "uri": json_value,
+                                                   "first_name": json_value, "scheduled_event": json_value}),
+    "sale": st.fixed_dictionaries({}, optional={"ref": ids, "buyer": st.emails() | json_value, "total": json_value,
+                                                "item": json_value, "currency": json_value})})
+
+
+def signed_for(path: str, payload: object, now) -> tuple[bytes, dict[str, str]]:  # noqa: ANN001
+    if path.endswith("/stripe"):
+        return stripe_signed(payload)  # type: ignore[arg-type]
+    if path.endswith("/shopify-orders"):
+        return shopify_signed(payload)  # type: ignore[arg-type]
+    if path.endswith("/calendly-bookings"):
+        return calendly_signed(payload, now)  # type: ignore[arg-type]
+    return nurture_signed(payload)  # type: ignore[arg-type]
+
+
+def webhooks_client(make_runtime, url: str, project: Path) -> FlaskClient:  # noqa: ANN001
+    write_integrations(project)
+    rt = make_runtime(url, **SECRETS)
+    add_contact(rt, "ann@example.com", "lead-nurture")
+    return create_app(rt).test_client()
+
+
+@pytest.fixture
+def webhooks(make_runtime, sqlite_url: str, project: Path) -> FlaskClient:  # noqa: ANN001
+    return webhooks_client(make_runtime, sqlite_url, project)
+
+
+@pytest.fixture
+def webhooks_pg(make_runtime, project: Path) -> Iterator[FlaskClient]:  # noqa: ANN001
+    for url in _postgres_database():
+        yield webhooks_client(make_runtime, url, project)
+
+
+def post_webhook(client: FlaskClient, path: str, payload: object, signed: bool, header: str, clock) -> None:  # noqa: ANN001
+    body, headers = signed_for(path, payload, clock())
+    if not signed:  # the real header's name, holding something else
+        headers = {name: header for name in headers if name != "Content-Type"}
+    response = client.post(path, data=body, headers=headers, content_type="application/json")
+    check(response, payload, header)
+    if not signed:
+        assert response.status_code in (400, 404), (path, response.status_code)
+    if response.status_code >= 400:
+        assert isinstance(response.json.get("error"), str), response.json
+
+
+@FUZZ
+@given(path=st.sampled_from(INBOUND_PATHS), payload=HOOK_PAYLOAD | json_value, stripe_event=STRIPE_EVENT,
+       signed=st.booleans(), header=header_text)
+def test_no_webhook_in_gets_a_5xx_signed_or_not(webhooks: FlaskClient, clock: FakeClock, path: str, payload: object,
+                                                stripe_event: dict, signed: bool, header: str) -> None:
+    post_webhook(webhooks, path, stripe_event if path.endswith("/stripe") else payload, signed, header, clock)
+
+
+@SMALL
+@given(raw=RAW_JSON, path=st.sampled_from(INBOUND_PATHS), header=header_text)
+def test_no_raw_webhook_body_gets_a_5xx(webhooks: FlaskClient, raw: str | bytes, path: str, header: str) -> None:
+    for name in ("Stripe-Signature", "X-Shopify-Hmac-Sha256", "Calendly-Webhook-Signature", "X-Nurture-Signature"):
+        check(webhooks.post(path, data=raw, headers={name: header}, content_type="application/json"), raw, header)
+
+
+@SMALL
+@given(path=st.sampled_from(INBOUND_PATHS[:4]), payload=HOOK_PAYLOAD, stripe_event=STRIPE_EVENT)
+def test_on_postgresql_no_signed_webhook_in_gets_a_5xx(webhooks_pg: FlaskClient, clock: FakeClock, path: str,
+                                                       payload: dict, stripe_event: dict) -> None:
+    post_webhook(webhooks_pg, path, stripe_event if path.endswith("/stripe") else payload, True, "", clock)
+
+# --- the email providers' webhooks ---------------------------------------------------------------------------
+
+@pytest.fixture
+def sns_host() -> Iterator[SnsHost]:
+    host = SnsHost()
+    yield host
+    host.close()
+
+
+EVENT_NAMES = st.sampled_from(["Bounce", "Complaint", "Delivery", "Open", "HardBounce", "SoftBounce", "Blocked",
+                               "SpamComplaint", "delivered", "open", "bounce", "spamreport", "failed", "opened",
+                               "complained", "Permanent", "Transient", "temporary", "permanent", "old"])
+HOOK_KEYS = ["notificationType", "eventType", "mail", "bounce", "complaint", "bouncedRecipients", "bounceType",
+             "RecordType", "Type", "MessageID", "Metadata", "Details", "event", "type", "status", "reason",
+             "smtp-id", "sg_event_id", "sg_message_id", "severity", "message", "headers", "message-id",
+             "delivery-status", "user-variables", "id", "source", "commonHeaders", "messageId", "email"]
+# Shaped like the providers' payloads (their field names and event names), with anything in the fields.
+hook_leaf = json_scalar | EVENT_NAMES | st.just("MSGID")
+hook_value = st.recursive(hook_leaf, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.sampled_from(HOOK_KEYS) | json_text, inner, max_size=4), max_leaves=8)
+HOOK_BODY = hook_value | st.lists(hook_value, max_size=3) | st.binary(max_size=60)
+
+
+def with_message_id(value: object, message_id: str) -> object:
+    """Put the sent delivery's Message-ID wherever the strategy left a MSGID."""
+    if value == "MSGID":
+        return message_id
+    if isinstance(value, dict):
+        return {k: with_message_id(v, message_id) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_message_id(v, message_id) for v in value]
+    return value
+
+
+@FUZZ
+@given(path=st.sampled_from(HOOK_PATHS), body=HOOK_BODY, signed=st.booleans(),
+       sns_type=st.sampled_from(["Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation", "x"]))
+def test_no_provider_webhook_gets_a_5xx(fuzzed: Fuzzed, sns_host: SnsHost, path: str, body: object, signed: bool,
+                                        sns_type: str) -> None:
+    body = with_message_id(body, fuzzed.message_id())
+    response = fuzzed.hook(path, body, signed, sns_host, sns_type)
+    check(response, body)
+    if not signed:
+        assert response.status_code == 403
+
+
+@FUZZ
+@given(path=st.sampled_from(HOOK_PATHS), raw=st.binary(max_size=200) | wire_text,
+       headers=st.dictionaries(st.sampled_from(["Authorization", "X-Twilio-Email-Event-Webhook-Signature",
+                                                "X-Twilio-Email-Event-Webhook-Timestamp", "Content-Type"]),
+                               header_text, max_size=3))
+def test_no_unsigned_raw_body_to_a_provider_webhook_gets_past_the_proof(fuzzed: Fuzzed, path: str, raw: bytes | str,
+                                                                        headers: dict[str, str]) -> None:
+    response = fuzzed.client.post(path, data=raw, headers=headers)
+    check(response, raw, headers)
+    assert response.status_code in (400, 403)
+
+
+def positions(value: object) -> Iterator[tuple[dict | list, object]]:
+    """Every (container, key) in a JSON value: where a mutation may go."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield value, key
+            yield from positions(item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield value, index
+            yield from positions(item)
+
+
+def mutated_sample(data: st.DataObject, path: str, message_id: str) -> object:
+    """One of the provider's documented samples about the sent delivery, with one to three fields replaced:
+    the events then reach the database, where what PostgreSQL refuses (NUL, lone surrogates) would show."""
+    body = data.draw(st.sampled_from(samples(path, message_id)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        container, key = data.draw(st.sampled_from(list(positions(body))))
+        container[key] = data.draw(hook_leaf)  # type: ignore[index]
+    return with_message_id(body, message_id)
+
+
+@FUZZ
+@given(path=st.sampled_from(HOOK_PATHS), data=st.data())
+def test_no_signed_provider_sample_with_fields_fuzzed_gets_a_5xx(fuzzed: Fuzzed, sns_host: SnsHost, path: str,
+                                                                 data: st.DataObject) -> None:
+    body = mutated_sample(data, path, fuzzed.message_id())
+    check(fuzzed.hook(path, body, True, sns_host, "Notification"), body)
+
+
+@SMALL
+@given(path=st.sampled_from(HOOK_PATHS), body=HOOK_BODY, data=st.data())
+def test_on_postgresql_no_signed_provider_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, sns_host: SnsHost, path: str,
+                                                             body: object, data: st.DataObject) -> None:
+    body = with_message_id(body, fuzzed_pg.message_id())
+    check(fuzzed_pg.hook(path, body, True, sns_host, "Notification"), body)
+    sample = mutated_sample(data, path, fuzzed_pg.message_id())
+    check(fuzzed_pg.hook(path, sample, True, sns_host, "Notification"), sample)

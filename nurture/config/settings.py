@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsS
 from nurture.config import values as parse
 from nurture.config.bounces import BounceSettings
 from nurture.config.errors import SECRETS, ConfigError
+from nurture.config.providers import ProviderSettings
 from nurture.config.sms import SmsSettings
 from nurture.config.values import BaseUrl, HttpUrl, MailAddress, SmtpSettings, one_of
 
@@ -112,11 +113,17 @@ class Settings(BaseSettings):
     form_min_fill_seconds: int = Field(3, ge=0, alias="FORM_MIN_FILL_SECONDS")  # faster: a bot filled it
     sms: SmsSettings
     bounces: BounceSettings
+    providers: ProviderSettings
     # Without a variable, read from VAR_DIR/secret_key and VAR_DIR/api_key (pydantic-settings' secrets
     # directory), which only an explicit start-up step writes (nurture.config.loading.write_missing_secrets).
     # Missing is reported last, in `_parts_fit_together`: a bad value elsewhere is the news.
     secret_key: Secret = Field("", alias="SECRET_KEY")  # signs links: must survive restarts
     api_key: Secret = Field("", alias="API_KEY")
+    # Stripe price ids and inbound hooks (integrations.yaml); the hooks' secrets are the *_WEBHOOK_SECRET
+    # variables (STRIPE_WEBHOOK_SECRET, and whatever name the file gives each hook), read here, once.
+    integrations_file: Path = Field(alias="INTEGRATIONS_FILE")
+    stripe_webhook_secret: str | None = Field(None, alias="STRIPE_WEBHOOK_SECRET", repr=False)  # whsec_...
+    webhook_secrets: dict[str, str] = Field(default_factory=dict, repr=False)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -141,6 +148,7 @@ class Settings(BaseSettings):
             "DATABASE_URL": f"sqlite:///{var_dir / 'nurture.db'}",
             "SEQUENCES_DIR": root / "sequences", "TEMPLATES_DIR": root / "email_templates",
             "FORMS_DIR": root / "forms", "OUTBOX_DIR": var_dir / "outbox",
+            "INTEGRATIONS_FILE": root / "integrations.yaml",
             "BRAND_NAME": name or address, "SUPPORT_EMAIL": address,
             "REFERRAL_LANDING_URL": str(cls._given(data, "base_url")).rstrip("/") + "/forms/beginners-guide",
         }
@@ -149,6 +157,9 @@ class Settings(BaseSettings):
         # SmsSettings picks its own variables (SMS_*, TWILIO_*) from the same mapping.
         values["sms"] = {"SMS_TEMPLATES_DIR": root / "sms_templates", **data}
         values["bounces"] = data  # and BounceSettings its BOUNCE_*
+        values["webhook_secrets"] = {name.upper(): secret for name, secret in data.items()
+                                     if isinstance(name, str) and name.upper().endswith("_WEBHOOK_SECRET") and secret}
+        values["providers"] = data  # and ProviderSettings the providers' webhook secrets
         return values
 
     @classmethod
