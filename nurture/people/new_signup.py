@@ -57,8 +57,9 @@ def create(db: Engine, form: Form, submission: Submission, origins: tuple[Origin
         "form": form.id, "double_opt_in": form.double_opt_in, "attribution": submission.attribution}))
     enrollment = enrollment_row(None, submission.timezone, sequence, now, entry=1)
     events.append(store.event_row("sequence.enrolled", now, enrolled_data(sequence, enrollment)))
-    fields_for = None
-    if lead_magnet is not None:
-        fields_for = lambda contact_id: {**submission.fields, "lead_magnet": lead_magnet(contact_id)}  # noqa: E731
+    def with_magnet(contact_id: int) -> dict:
+        assert lead_magnet is not None
+        return {**submission.fields, "lead_magnet": lead_magnet(contact_id)}
+
     return store.insert_new_signup(db, contact, {"consent": consents, "enrollment": [enrollment], "event": events},
-                                   fields_for)
+                                   with_magnet if lead_magnet is not None else None)
