@@ -8,6 +8,7 @@ in seconds. The cases these runs found are pinned down, one by one, in tests/tes
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -325,6 +326,67 @@ def test_on_postgresql_no_signed_twilio_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, pa
     check(fuzzed_pg.twilio(path, params, signed=True), params)
 
 
+# --- the console's import and export (an owner's session) -------------------------------------------------------
+
+IMPORT_KEYS = ["check", "col-0", "col-1", "col-2", "col-9", "sequence", "basis", "consent", "csrf_token"]
+IMPORT_VALUES = st.sampled_from(["email", "phone", "first_name", "tags", "stage", "fields.plan", "fields.", "ignore",
+                                 "lead-nurture", "consent", "legitimate-interest", "1"]) | wire_text
+CSV_BODIES = st.sampled_from([b"email,phone,name\nann@example.com,+14155552671,Ann\n", b"", b"\xff\xfe\x00",
+                              b"email\n" + b"x" * 200_000 + b"\n", b'"unclosed,\nann@example.com\n',
+                              "email;name\nj\u00fcrgen@example.com;J\n".encode()]) | st.binary(max_size=300)
+
+
+@pytest.fixture
+def owner(fuzzed: Fuzzed) -> FlaskClient:
+    from tests.console_support import logged_in
+
+    return logged_in(fuzzed.rt)
+
+
+def owner_upload(client: FlaskClient, body: bytes = b"email,phone,name\nann@example.com,+14155552671,Ann\n") -> str:
+    from tests.console_support import csrf_token
+
+    response = client.post("/import", data={"csrf_token": csrf_token(client, "/import"),
+                                            "file": (io.BytesIO(body), "f.csv")}, content_type="multipart/form-data")
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return response.headers["Location"]
+
+
+@SMALL
+@given(body=CSV_BODIES, name=wire_text)
+def test_no_uploaded_file_gets_a_5xx(fuzzed: Fuzzed, owner: FlaskClient, body: bytes, name: str) -> None:
+    from tests.console_support import csrf_token
+
+    response = owner.post("/import", data={"csrf_token": csrf_token(owner, "/import"),
+                                           "file": (io.BytesIO(body), name or "x")}, content_type="multipart/form-data")
+    check(response, name)
+    if response.status_code == 303:
+        check(owner.get(response.headers["Location"], query_string={"check": "1"}), name)
+
+
+@SMALL
+@given(query=st.dictionaries(st.sampled_from(IMPORT_KEYS) | wire_text, IMPORT_VALUES, max_size=6),
+       post=st.booleans())
+def test_no_mapping_or_option_chosen_for_an_import_gets_a_5xx(fuzzed: Fuzzed, owner: FlaskClient, query: dict,
+                                                                 post: bool) -> None:
+    from tests.console_support import csrf_token
+
+    preview = owner_upload(owner)
+    if post:
+        response = owner.post(preview, data={**query, "csrf_token": csrf_token(owner, "/import")})
+    else:
+        response = owner.get(preview, query_string=query)
+    check(response, query)
+
+
+@SMALL
+@given(name=wire_text, prefix=st.sampled_from(["/export/", "/import/"]))
+def test_no_export_or_upload_name_gets_a_5xx(fuzzed: Fuzzed, owner: FlaskClient, name: str, prefix: str) -> None:
+    suffix = ".csv" if prefix == "/export/" else ""
+    check(owner.get(prefix + quote(name or "x", safe="") + suffix), name)
+
+
+
 # --- webhooks in: Stripe and the generic hooks (tests/test_integrations_in.py) -------------------------------
 
 from tests.integrations_support import (  # noqa: E402 (this section's own imports, kept with it)
@@ -514,3 +576,45 @@ def test_on_postgresql_no_signed_provider_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, 
     check(fuzzed_pg.hook(path, body, True, sns_host, "Notification"), body)
     sample = mutated_sample(data, path, fuzzed_pg.message_id())
     check(fuzzed_pg.hook(path, sample, True, sns_host, "Notification"), sample)
+
+
+# --- the console's webhooks page (an owner logged in) -------------------------------------------------------
+
+@pytest.fixture
+def webhooks_console(make_runtime, sqlite_url: str, project: Path) -> FlaskClient:  # noqa: ANN001
+    # A private address, not allowed: a ping is refused before any connection, so the fuzz sends nothing out.
+    (project / "webhooks.yaml").write_text("endpoints:\n  - name: crm\n    url: http://127.0.0.1:9/in\n"
+                                           "    secret_env: WEBHOOK_SECRET_CRM\n")
+    rt = make_runtime(sqlite_url, WEBHOOK_SECRET_CRM="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    from tests.console_support import logged_in
+    return logged_in(rt, "owner")
+
+
+@SMALL
+@given(name=st.sampled_from(["crm", "nope"]) | wire_text, action=st.sampled_from(["ping", "enable"]),
+       query=st.dictionaries(st.sampled_from(["name", "x"]) | wire_text, wire_text, max_size=2),
+       with_token=st.booleans())
+def test_no_request_to_the_webhooks_page_gets_a_5xx(webhooks_console: FlaskClient, name: str, action: str,
+                                                    query: dict, with_token: bool) -> None:
+    check(webhooks_console.get("/webhooks", query_string=query), query)
+    from tests.console_support import csrf_token
+    form = {"csrf_token": csrf_token(webhooks_console, "/webhooks")} if with_token else {}
+    response = webhooks_console.post(f"/webhooks/{quote(name or 'x', safe='')}/{action}", data=form)
+    check(response, name)
+    if not with_token:  # refused for want of the token; or no such page at all (a name holding a slash)
+        assert response.status_code in (400, 404)
+
+
+@SMALL
+@given(form=st.fixed_dictionaries({}, optional={
+    "name": st.sampled_from(["crm", "shop"]) | wire_text, "url": st.sampled_from(["http://127.0.0.1:9/x"]) | wire_text,
+    "secret_env": st.sampled_from(["WEBHOOK_SECRET_CRM"]) | wire_text,
+    "events": st.lists(st.sampled_from(["feedback", "referral"]) | wire_text, max_size=3)}))
+def test_no_endpoint_added_in_the_console_gets_a_5xx(webhooks_console: FlaskClient, form: dict) -> None:
+    from tests.console_support import csrf_token
+    response = webhooks_console.post("/webhooks/new", data={**form, "csrf_token": csrf_token(webhooks_console,
+                                                                                             "/webhooks")})
+    check(response, form)
+    assert response.status_code in (302, 400)
+    if "shop" in response.headers.get("Location", ""):  # added: take it away, so the next example may add it
+        webhooks_console.post("/webhooks/shop/remove", data={"csrf_token": csrf_token(webhooks_console, "/webhooks")})
