@@ -21,6 +21,7 @@ from nurture.content.forms import Form
 from nurture.people.contacts import enrolled_data, enrollment_row
 from nurture.people.preferences import Origin, consent_row
 from nurture.people.submission import Submission
+from nurture.rules.erasure import address_digest
 from nurture.rules.sequence import Sequence
 from nurture.store import signups as store
 from nurture.store.models import ConsentAction, Subscription
@@ -62,4 +63,5 @@ def create(db: Engine, form: Form, submission: Submission, origins: tuple[Origin
         return {**submission.fields, "lead_magnet": lead_magnet(contact_id)}
 
     return store.insert_new_signup(db, contact, {"consent": consents, "enrollment": [enrollment], "event": events},
-                                   with_magnet if lead_magnet is not None else None)
+                                   with_magnet if lead_magnet is not None else None,
+                                   address_digest(submission.email))

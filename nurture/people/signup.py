@@ -128,9 +128,8 @@ def submit(rt: Runtime, form: Form, submission: Submission, visitor: Visitor) ->
     now = rt.clock()
     origins = (visitor.origin(form.id, form.consent_text), visitor.origin(form.id, form.sms_consent_text))
     magnet = None if form.double_opt_in or form.lead_magnet is None else _magnet_field(rt, form)
-    with Session(rt.db) as session:  # one indexed lookup: the short way below would not ask
-        check_not_erased(session, submission.email)  # raises ErasedAddress: nothing of it is kept
     contact_id = new_signup.create(rt.db, form, submission, origins, sequence, magnet, now)
+    # None for a known address, or an erased one (then _find_or_create raises ErasedAddress).
     if contact_id is not None:  # a new address, the common case: written in one statement (PostgreSQL)
         return SignupResult(contact_id, True, Subscription.PENDING if form.double_opt_in else Subscription.SUBSCRIBED)
     for attempt in (1, 2):

@@ -22,12 +22,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import CTE, JSON, Integer, Select, Table, bindparam, column, func, insert, select, true, update
+from sqlalchemy import CTE, JSON, Integer, Select, Table, bindparam, column, exists, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 
-from nurture.store.models import Consent, Contact, Enrollment, Event
+from nurture.store.models import Consent, Contact, Enrollment, ErasedAddress, Event
 
 Row = Mapping[str, object]
 _CONTACTS: Table = Contact.__table__  # type: ignore[attr-defined]
@@ -38,18 +38,18 @@ _SET_FIELDS = update(_CONTACTS).where(_CONTACTS.c.id == bindparam("contact_id"))
 
 
 def insert_new_signup(engine: Engine, contact: Row, children: Mapping[str, Sequence[Row]],
-                      fields_for: Callable[[int], dict] | None = None) -> int | None:
+                      fields_for: Callable[[int], dict] | None = None, digest: str = "") -> int | None:
     """Insert the contact `contact` (its email normalised by the caller) and its `children` rows ("consent",
     "enrollment", "event"; their `contact_id` is the new contact's, whatever they say), all or nothing.
     The rows of one table all name the same columns.
     `fields_for(id)`, when given, replaces the contact's custom fields once its id is known (the lead
     magnet's link is signed with it). Returns the new id, or None, having written nothing, when a contact
-    has that address already (the caller merges into it instead)."""
+    has that address already (the caller merges into it instead) or `digest` is on the erased list."""
     if engine.dialect.name == "postgresql" and fields_for is None:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            return _insert(connection, contact, children)
+            return _insert(connection, contact, children, digest)
     with engine.begin() as connection:
-        contact_id = _insert(connection, contact, children)
+        contact_id = _insert(connection, contact, children, digest)
         if contact_id is not None and fields_for is not None:
             connection.execute(_SET_FIELDS, {"contact_id": contact_id, "fields": fields_for(contact_id)})
         return contact_id
@@ -65,16 +65,17 @@ def _defaults(table: Table) -> dict[str, object]:
 _DEFAULTS = {table.name: _defaults(table) for table in (_CONTACTS, *(t for _n, t in _CHILDREN))}
 
 
-def _insert(connection: Connection, given: Row, children: Mapping[str, Sequence[Row]]) -> int | None:
+def _insert(connection: Connection, given: Row, children: Mapping[str, Sequence[Row]], digest: str) -> int | None:
     contact = {**_DEFAULTS[_CONTACTS.name], **given}
     rows = {name: [{k: v for k, v in {**_DEFAULTS[table.name], **row}.items() if k != "contact_id"}
                    for row in children.get(name, ())] for name, table in _CHILDREN}
     if connection.dialect.name == "postgresql":
         shape = tuple((name, tuple(rows[name][0]) if rows[name] else ()) for name, _table in _CHILDREN)
         params: dict[str, object] = {f"contact_{k}": v for k, v in contact.items()}
+        params["erased_digest"] = digest
         params.update({name: _as_json(table, rows[name], connection.dialect) for name, table in _CHILDREN})
         return connection.execute(_one_statement(tuple(contact), shape), params).scalar()
-    contact_id = connection.execute(_SQLITE_CONTACT, dict(contact)).scalar()
+    contact_id = connection.execute(_sqlite_contact(tuple(contact)), {**contact, "erased_digest": digest}).scalar()
     if contact_id is None:
         return None
     for name, _table in _CHILDREN:
@@ -83,9 +84,22 @@ def _insert(connection: Connection, given: Row, children: Mapping[str, Sequence[
     return contact_id
 
 
-_SQLITE_CONTACT = (sqlite.insert(_CONTACTS).on_conflict_do_nothing(index_elements=[_CONTACTS.c.email])
-                   .returning(_CONTACTS.c.id))
+def _not_erased() -> object:
+    """No row when the address's digest is on the erased list (people.erasure): the caller then takes the
+    general path, which refuses it (contacts.ErasedAddress). In the same statement: no extra round trip."""
+    return ~exists().where(ErasedAddress.digest == bindparam("erased_digest"))
+
+
+def _contact_insert(dialect: object, columns: tuple[str, ...], prefix: str) -> object:
+    values = select(*[bindparam(f"{prefix}{c}", type_=_CONTACTS.c[c].type) for c in columns]).where(_not_erased())
+    return (dialect.insert(_CONTACTS).from_select(list(columns), values)  # type: ignore[attr-defined]
+            .on_conflict_do_nothing(index_elements=[_CONTACTS.c.email]).returning(_CONTACTS.c.id))
 _SQLITE_INSERTS = {name: insert(table) for name, table in _CHILDREN}
+
+
+@lru_cache(maxsize=8)
+def _sqlite_contact(columns: tuple[str, ...]) -> object:
+    return _contact_insert(sqlite, columns, "")
 
 
 @lru_cache(maxsize=32)
@@ -98,10 +112,7 @@ def _one_statement(contact_columns: tuple[str, ...], shape: tuple[tuple[str, tup
     Each table's rows are ONE parameter, a JSON array, not a parameter per value: psycopg converts a query
     with more than 50 parameters (or longer than 4 KB) anew on every call, and that parse cost more than
     the rest of the statement did."""
-    new = (postgresql.insert(_CONTACTS)
-           .values({c: bindparam(f"contact_{c}", type_=_CONTACTS.c[c].type) for c in contact_columns})
-           .on_conflict_do_nothing(index_elements=[_CONTACTS.c.email]).returning(_CONTACTS.c.id)
-           .cte("new_contact"))
+    new = _contact_insert(postgresql, contact_columns, "contact_").cte("new_contact")  # type: ignore[attr-defined]
     ctes: list[CTE] = []
     for (name, columns), (_name, table) in zip(shape, _CHILDREN, strict=True):
         if columns:
