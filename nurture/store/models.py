@@ -19,6 +19,7 @@ from nurture.rules.statuses import AlertStatus, ConsentAction, DeliveryStatus, E
 __all__ = [  # the statuses are re-exported: code above the rules finds them beside the tables
     "Alert", "AlertStatus", "Consent", "ConsentAction", "Contact", "Delivery", "DeliveryStatus", "Enrollment",
     "EnrollmentStatus", "Event", "SequenceVersion", "StatusColumn", "Subscription", "Suppression", "UTCDateTime",
+    "SuppressionChange",
 ]
 
 
@@ -255,3 +256,18 @@ class User(SQLModel, table=True):
     session_id: str = Field(unique=True, max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime)
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SuppressionChange(SQLModel, table=True):
+    """Who put an address on the suppression list or took it off, when and why: the list itself keeps only
+    what is on it now, and taking someone off means mail may reach them again, so each change is kept."""
+
+    __tablename__ = "suppression_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(index=True, max_length=320)
+    channel: str = Field(max_length=8)
+    action: str = Field(max_length=8)  # added | removed
+    reason: str = Field(max_length=200)
+    actor: str = Field(max_length=320)  # a console user's email, or "cli"
+    created_at: datetime = Field(sa_type=UTCDateTime)

@@ -1,4 +1,4 @@
-"""The owner's console: log in, and the lifecycle map as the home page.
+"""The owner's console: log in, the lifecycle map as the home page, funnels, forms and suppressions.
 
 One blueprint for the console's pages; `nurture.web.auth.guard` puts every view behind a session, CSRF
 on every form, and writes behind the owner role. Its views live in the modules beside this one.
@@ -54,7 +54,7 @@ def too_many(_error: Exception) -> tuple[str, int]:
 
 
 def init_app(app: Flask, rt: Runtime) -> None:
-    from nurture.web.console import funnel, lifecycle, login  # noqa: F401  (their views join `bp`)
+    from nurture.web.console import forms, funnel, lifecycle, login, suppressions  # noqa: F401  (their views join `bp`)
 
     auth.init_app(app, rt)
     app.register_blueprint(bp)
