@@ -55,7 +55,7 @@ def test_the_forms_page_lists_each_form_with_its_numbers(rt) -> None:
     page = client.get("/signup-forms").get_data(as_text=True)
     assert 'data-form="beginners-guide"' in page and 'data-form="quick-list"' in page
     assert '<td data-metric="signups">4</td>' in page and '<td data-metric="rate">75%</td>' in page
-    assert "no link to click" in page  # the single opt-in form
+    assert "none: single opt-in" in page
     assert 'href="/signup-forms/beginners-guide?since=30d"' in page
     assert client.get("/signup-forms?since=7d").status_code == 200
     assert client.get("/signup-forms?since=nonsense").status_code == 200  # the default period, not an error

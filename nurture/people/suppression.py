@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from nurture.people.contacts import InvalidContact, normalise_email, normalise_phone
+from nurture.people.contacts import UNSTORABLE, InvalidContact, normalise_email, normalise_phone
 from nurture.store import claims as store
 from nurture.store import suppressions
 from nurture.store.models import Suppression, SuppressionChange
@@ -51,12 +51,20 @@ def normalise(address: str, phone_region: str = "US") -> tuple[str, str]:
     return normalise_phone(address, phone_region) or "", "sms"
 
 
+def _reason(text: str) -> str:
+    """What a person typed as the reason, fit to keep (PostgreSQL refuses a NUL in text)."""
+    if UNSTORABLE.search(text):
+        raise InvalidContact("reason", "the reason holds control characters: type it again")
+    return text.strip() or "manual"
+
+
 def add(session: Session, address: str, reason: str, now: datetime, actor: str = "system",
         phone_region: str = "US") -> str:
     """Suppress one address (normalised). Raises InvalidContact for something that is neither an email
-    address nor a phone number. Adding an address already on the list keeps its first entry."""
+    address nor a phone number, or a reason that cannot be kept. Adding an address already on the list
+    keeps its first entry."""
     normalised, channel = normalise(address, phone_region)
-    reason = reason.strip() or "manual"
+    reason = _reason(reason)
     if suppressions.entry(session, normalised) is None:
         store.suppress(session, normalised, channel, reason, now)
         suppressions.record_change(session, normalised, channel, "added", reason, actor, now)
@@ -68,9 +76,10 @@ def remove(session: Session, address: str, now: datetime, reason: str = "manual"
     """Take an address off the list, keeping who did it and why; False when it was not on it. Raises
     InvalidContact for something that is neither an email address nor a phone number."""
     normalised, channel = normalise(address, phone_region)
+    reason = _reason(reason)
     removed = suppressions.unsuppress(session, normalised)
     if removed:
-        suppressions.record_change(session, normalised, channel, "removed", reason.strip() or "manual", actor, now)
+        suppressions.record_change(session, normalised, channel, "removed", reason, actor, now)
     return removed
 
 
@@ -99,7 +108,8 @@ def listing(session: Session) -> Iterable[Suppression]:
 def page(session: Session, search: str = "", number: int = 1, per_page: int = PER_PAGE) -> Page:
     """Entries whose address holds `search` (compared lower-cased, as addresses are kept), newest first."""
     number = max(1, number)
-    entries, total = suppressions.page(session, search.strip().lower(), (number - 1) * per_page, per_page)
+    search = UNSTORABLE.sub("", search).strip().lower()  # no address holds a control character
+    entries, total = suppressions.page(session, search, (number - 1) * per_page, per_page)
     return Page(entries, total, number, per_page)
 
 
