@@ -164,7 +164,12 @@ class Delivery(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """Append-only timeline of everything that happens to a contact. Never updated, never deleted."""
+    """Append-only timeline of everything that happens to a contact. Never updated, never deleted.
+
+    The table also has `ev_sequence`, `ev_step` and `ev_bot`: the JSON's keys as generated columns, for
+    the funnel's index (migration 0004_console_pages, read by nurture.store.funnel). The database fills
+    them; they are not mapped here, so no insert ever names them.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contact.id", index=True)
