@@ -56,6 +56,7 @@ def upgrade() -> None:
 EVENT_KEYS = {"ev_sequence": "sequence", "ev_step": "step", "ev_bot": "bot"}
 COHORT = ["sequence_id", "created_at"]
 COHORT_COLUMNS = ["step_id", "channel", "status", "provider_status", "contact_id", "sequence_version", "sent_at"]
+# PostgreSQL: the id too, for the events that name their delivery. (In SQLite every index holds the rowid.)
 
 
 def _funnel_postgresql() -> None:
@@ -63,7 +64,7 @@ def _funnel_postgresql() -> None:
         f"ADD COLUMN {name} VARCHAR GENERATED ALWAYS AS (data ->> '{key}') STORED" for name, key in EVENT_KEYS.items()))
     op.create_index("ix_event_funnel", "event", ["type", "ev_sequence", "ev_step", "contact_id"],
                     postgresql_include=["ev_bot", "occurred_at", "delivery_id"])
-    op.create_index("ix_delivery_funnel", "delivery", COHORT, postgresql_include=COHORT_COLUMNS,
+    op.create_index("ix_delivery_funnel", "delivery", COHORT, postgresql_include=[*COHORT_COLUMNS, "id"],
                     postgresql_where=sa.text("error IS NULL"))
     op.create_index("ix_delivery_funnel_error", "delivery", COHORT, postgresql_where=sa.text("error IS NOT NULL"))
 
