@@ -148,12 +148,24 @@ def _linked_events(session: Session, counts: FunnelCounts, sequence_id: str, sin
         counts.add(step, kinds[kind], n)
 
 
+def _sent_in_cohort(session: Session, sequence_id: str, since: datetime, version: str | None) -> Any:
+    """The period's sent (or bounced) deliveries, to join events to. PostgreSQL reads them from the two
+    index halves and hashes them. SQLite does better the other way round, from the few events of a kind
+    to each contact's deliveries (its index on contact_id): the halves would make it probe the events once
+    per delivery of the period, 500,000 times over a year of the bench's data."""
+    columns = (Delivery.contact_id, Delivery.step_id, Delivery.sent_at)
+    if session.get_bind().dialect.name == "postgresql":
+        return _cohort(sequence_id, since, version, *columns)
+    where = [*_in_cohort(sequence_id, since, version), Delivery.status.in_(SENT)]
+    return select(*columns).where(*where).subquery()
+
+
 def _clicks_and_goals(session: Session, counts: FunnelCounts, sequence_id: str, since: datetime,
                       version: str | None) -> None:
     """People who clicked a step's links (a bot's click — a mail scanner's — is marked and not counted),
     and who reached the sequence's goal after the step was sent to them."""
     bot = cast(EV_BOT, Boolean)  # what Event.data["bot"].as_boolean() was, read from the index
-    sent = _cohort(sequence_id, since, version, Delivery.contact_id, Delivery.step_id)
+    sent = _sent_in_cohort(session, sequence_id, since, version)
     clicked = session.execute(
         select(sent.c.step_id, func.count(distinct(Event.contact_id)))
         .join(sent, and_(sent.c.contact_id == Event.contact_id, sent.c.step_id == EV_STEP))
@@ -161,7 +173,6 @@ def _clicks_and_goals(session: Session, counts: FunnelCounts, sequence_id: str, 
         .group_by(sent.c.step_id))
     for step, n in clicked:
         counts.add(step, "clicked", n)
-    sent = _cohort(sequence_id, since, version, Delivery.contact_id, Delivery.step_id, Delivery.sent_at)
     goals = session.execute(
         select(sent.c.step_id, func.count(distinct(Event.contact_id)))
         .join(sent, and_(sent.c.contact_id == Event.contact_id, sent.c.sent_at <= Event.occurred_at))
