@@ -52,17 +52,15 @@ def normalise(address: str, phone_region: str = "US") -> tuple[str, str]:
 
 
 def _reason(text: str) -> str:
-    """What a person typed as the reason, fit to keep (PostgreSQL refuses a NUL in text)."""
-    if UNSTORABLE.search(text):
-        raise InvalidContact("reason", "the reason holds control characters: type it again")
-    return text.strip() or "manual"
+    """The reason, fit to keep: control characters dropped (PostgreSQL refuses a NUL in text), not refused,
+    because bounce reports quote whatever the receiving server said and a bounce must never be lost."""
+    return UNSTORABLE.sub("", text).strip() or "manual"
 
 
 def add(session: Session, address: str, reason: str, now: datetime, actor: str = "system",
         phone_region: str = "US") -> str:
     """Suppress one address (normalised). Raises InvalidContact for something that is neither an email
-    address nor a phone number, or a reason that cannot be kept. Adding an address already on the list
-    keeps its first entry."""
+    address nor a phone number. Adding an address already on the list keeps its first entry."""
     normalised, channel = normalise(address, phone_region)
     reason = _reason(reason)
     if suppressions.entry(session, normalised) is None:
