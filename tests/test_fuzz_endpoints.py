@@ -326,6 +326,99 @@ def test_on_postgresql_no_signed_twilio_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, pa
     check(fuzzed_pg.twilio(path, params, signed=True), params)
 
 
+# --- webhooks in: Stripe and the generic hooks (tests/test_integrations_in.py) -------------------------------
+
+from tests.integrations_support import (  # noqa: E402 (this section's own imports, kept with it)
+    SECRETS,
+    calendly_signed,
+    nurture_signed,
+    shopify_signed,
+    stripe_signed,
+    write_integrations,
+)
+
+INBOUND_PATHS = ["/integrations/stripe", "/integrations/hooks/shopify-orders", "/integrations/hooks/calendly-bookings",
+              "/integrations/hooks/studio-pos", "/integrations/hooks/nope"]
+STRIPE_TYPES = ["checkout.session.completed", "invoice.paid", "charge.refunded", "customer.created"]
+STRIPE_OBJECT = st.fixed_dictionaries({}, optional={
+    "id": json_value, "amount_total": ids, "amount_paid": ids, "amount_refunded": ids,
+    "currency": st.sampled_from(["usd", "jpy", "kwd"]) | json_value,
+    "customer_details": st.fixed_dictionaries({}, optional={"email": st.emails() | json_value, "name": json_value}),
+    "customer_email": st.emails() | json_value, "billing_details": json_value, "payment_link": json_value,
+    "metadata": json_value, "lines": json_value, "payment_intent": json_value, "customer_name": json_value})
+STRIPE_EVENT = st.fixed_dictionaries({"object": st.just("event")}, optional={
+    "id": st.just("evt_1") | json_value, "type": st.sampled_from(STRIPE_TYPES) | json_value, "created": ids,
+    "data": st.fixed_dictionaries({"object": STRIPE_OBJECT}) | json_value})
+HOOK_PAYLOAD = st.fixed_dictionaries({}, optional={
+    "id": ids, "email": st.emails() | json_value, "total_price": json_value, "currency": json_value,
+    "customer": json_value, "line_items": json_value, "event": st.sampled_from(["invitee.created"]) | json_value,
+    "payload": st.fixed_dictionaries({}, optional={"email": st.emails() | json_value, "uri": json_value,
+                                                   "first_name": json_value, "scheduled_event": json_value}),
+    "sale": st.fixed_dictionaries({}, optional={"ref": ids, "buyer": st.emails() | json_value, "total": json_value,
+                                                "item": json_value, "currency": json_value})})
+
+
+def signed_for(path: str, payload: object, now) -> tuple[bytes, dict[str, str]]:  # noqa: ANN001
+    if path.endswith("/stripe"):
+        return stripe_signed(payload)  # type: ignore[arg-type]
+    if path.endswith("/shopify-orders"):
+        return shopify_signed(payload)  # type: ignore[arg-type]
+    if path.endswith("/calendly-bookings"):
+        return calendly_signed(payload, now)  # type: ignore[arg-type]
+    return nurture_signed(payload)  # type: ignore[arg-type]
+
+
+def webhooks_client(make_runtime, url: str, project: Path) -> FlaskClient:  # noqa: ANN001
+    write_integrations(project)
+    rt = make_runtime(url, **SECRETS)
+    add_contact(rt, "ann@example.com", "lead-nurture")
+    return create_app(rt).test_client()
+
+
+@pytest.fixture
+def webhooks(make_runtime, sqlite_url: str, project: Path) -> FlaskClient:  # noqa: ANN001
+    return webhooks_client(make_runtime, sqlite_url, project)
+
+
+@pytest.fixture
+def webhooks_pg(make_runtime, project: Path) -> Iterator[FlaskClient]:  # noqa: ANN001
+    for url in _postgres_database():
+        yield webhooks_client(make_runtime, url, project)
+
+
+def post_webhook(client: FlaskClient, path: str, payload: object, signed: bool, header: str, clock) -> None:  # noqa: ANN001
+    body, headers = signed_for(path, payload, clock())
+    if not signed:  # the real header's name, holding something else
+        headers = {name: header for name in headers if name != "Content-Type"}
+    response = client.post(path, data=body, headers=headers, content_type="application/json")
+    check(response, payload, header)
+    if not signed:
+        assert response.status_code in (400, 404), (path, response.status_code)
+    if response.status_code >= 400:
+        assert isinstance(response.json.get("error"), str), response.json
+
+
+@FUZZ
+@given(path=st.sampled_from(INBOUND_PATHS), payload=HOOK_PAYLOAD | json_value, stripe_event=STRIPE_EVENT,
+       signed=st.booleans(), header=header_text)
+def test_no_webhook_in_gets_a_5xx_signed_or_not(webhooks: FlaskClient, clock: FakeClock, path: str, payload: object,
+                                                stripe_event: dict, signed: bool, header: str) -> None:
+    post_webhook(webhooks, path, stripe_event if path.endswith("/stripe") else payload, signed, header, clock)
+
+
+@SMALL
+@given(raw=RAW_JSON, path=st.sampled_from(INBOUND_PATHS), header=header_text)
+def test_no_raw_webhook_body_gets_a_5xx(webhooks: FlaskClient, raw: str | bytes, path: str, header: str) -> None:
+    for name in ("Stripe-Signature", "X-Shopify-Hmac-Sha256", "Calendly-Webhook-Signature", "X-Nurture-Signature"):
+        check(webhooks.post(path, data=raw, headers={name: header}, content_type="application/json"), raw, header)
+
+
+@SMALL
+@given(path=st.sampled_from(INBOUND_PATHS[:4]), payload=HOOK_PAYLOAD, stripe_event=STRIPE_EVENT)
+def test_on_postgresql_no_signed_webhook_in_gets_a_5xx(webhooks_pg: FlaskClient, clock: FakeClock, path: str,
+                                                       payload: dict, stripe_event: dict) -> None:
+    post_webhook(webhooks_pg, path, stripe_event if path.endswith("/stripe") else payload, True, "", clock)
+
 # --- the email providers' webhooks ---------------------------------------------------------------------------
 
 @pytest.fixture

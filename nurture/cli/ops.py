@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from nurture.cli.common import fail, with_runtime
 from nurture.config import ConfigError, Settings, startup_settings
-from nurture.content.checker import CheckResult, SmsCheck, check_tree
+from nurture.content.checker import CheckResult, SmsCheck, check_tree, shown_path
+from nurture.content.integrations_file import INTEGRATIONS_FILE, check_integrations
 from nurture.delivery import alerts, dispatch, versions
 from nurture.runtime import Runtime
 
@@ -40,7 +42,9 @@ def check_project(settings: Settings, root: Path | None = None, shown_from: Path
     forms_dir = root / "forms" if root else settings.forms_dir
     sms = SmsCheck(root / "sms_templates" if root else settings.sms.templates_dir, settings.sms.max_segments,
                    settings.brand_name, settings.base_url)
-    return check_tree(sequences_dir, templates_dir, base, forms_dir, sms)
+    result = check_tree(sequences_dir, templates_dir, base, forms_dir, sms)
+    integrations = root / INTEGRATIONS_FILE if root else settings.integrations_file
+    return replace(result, problems=result.problems + check_integrations(integrations, shown_path(integrations, base)))
 
 
 @click.group()

@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     # Missing is reported last, in `_parts_fit_together`: a bad value elsewhere is the news.
     secret_key: Secret = Field("", alias="SECRET_KEY")  # signs links: must survive restarts
     api_key: Secret = Field("", alias="API_KEY")
+    # Stripe price ids and inbound hooks (integrations.yaml); the hooks' secrets are the *_WEBHOOK_SECRET
+    # variables (STRIPE_WEBHOOK_SECRET, and whatever name the file gives each hook), read here, once.
+    integrations_file: Path = Field(alias="INTEGRATIONS_FILE")
+    stripe_webhook_secret: str | None = Field(None, alias="STRIPE_WEBHOOK_SECRET", repr=False)  # whsec_...
+    webhook_secrets: dict[str, str] = Field(default_factory=dict, repr=False)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -143,6 +148,7 @@ class Settings(BaseSettings):
             "DATABASE_URL": f"sqlite:///{var_dir / 'nurture.db'}",
             "SEQUENCES_DIR": root / "sequences", "TEMPLATES_DIR": root / "email_templates",
             "FORMS_DIR": root / "forms", "OUTBOX_DIR": var_dir / "outbox",
+            "INTEGRATIONS_FILE": root / "integrations.yaml",
             "BRAND_NAME": name or address, "SUPPORT_EMAIL": address,
             "REFERRAL_LANDING_URL": str(cls._given(data, "base_url")).rstrip("/") + "/forms/beginners-guide",
         }
@@ -151,6 +157,8 @@ class Settings(BaseSettings):
         # SmsSettings picks its own variables (SMS_*, TWILIO_*) from the same mapping.
         values["sms"] = {"SMS_TEMPLATES_DIR": root / "sms_templates", **data}
         values["bounces"] = data  # and BounceSettings its BOUNCE_*
+        values["webhook_secrets"] = {name.upper(): secret for name, secret in data.items()
+                                     if isinstance(name, str) and name.upper().endswith("_WEBHOOK_SECRET") and secret}
         values["providers"] = data  # and ProviderSettings the providers' webhook secrets
         return values
 
