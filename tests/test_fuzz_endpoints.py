@@ -517,6 +517,48 @@ def test_on_postgresql_no_signed_provider_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, 
     check(fuzzed_pg.hook(path, sample, True, sns_host, "Notification"), sample)
 
 
+# --- the console's webhooks page (an owner logged in) -------------------------------------------------------
+
+@pytest.fixture
+def webhooks_console(make_runtime, sqlite_url: str, project: Path) -> FlaskClient:  # noqa: ANN001
+    # A private address, not allowed: a ping is refused before any connection, so the fuzz sends nothing out.
+    (project / "webhooks.yaml").write_text("endpoints:\n  - name: crm\n    url: http://127.0.0.1:9/in\n"
+                                           "    secret_env: WEBHOOK_SECRET_CRM\n")
+    rt = make_runtime(sqlite_url, WEBHOOK_SECRET_CRM="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    from tests.console_support import logged_in
+    return logged_in(rt, "owner")
+
+
+@SMALL
+@given(name=st.sampled_from(["crm", "nope"]) | wire_text, action=st.sampled_from(["ping", "enable"]),
+       query=st.dictionaries(st.sampled_from(["name", "x"]) | wire_text, wire_text, max_size=2),
+       with_token=st.booleans())
+def test_no_request_to_the_webhooks_page_gets_a_5xx(webhooks_console: FlaskClient, name: str, action: str,
+                                                    query: dict, with_token: bool) -> None:
+    check(webhooks_console.get("/webhooks", query_string=query), query)
+    from tests.console_support import csrf_token
+    form = {"csrf_token": csrf_token(webhooks_console, "/webhooks")} if with_token else {}
+    response = webhooks_console.post(f"/webhooks/{quote(name or 'x', safe='')}/{action}", data=form)
+    check(response, name)
+    if not with_token:  # refused for want of the token; or no such page at all (a name holding a slash)
+        assert response.status_code in (400, 404)
+
+
+@SMALL
+@given(form=st.fixed_dictionaries({}, optional={
+    "name": st.sampled_from(["crm", "shop"]) | wire_text, "url": st.sampled_from(["http://127.0.0.1:9/x"]) | wire_text,
+    "secret_env": st.sampled_from(["WEBHOOK_SECRET_CRM"]) | wire_text,
+    "events": st.lists(st.sampled_from(["feedback", "referral"]) | wire_text, max_size=3)}))
+def test_no_endpoint_added_in_the_console_gets_a_5xx(webhooks_console: FlaskClient, form: dict) -> None:
+    from tests.console_support import csrf_token
+    response = webhooks_console.post("/webhooks/new", data={**form, "csrf_token": csrf_token(webhooks_console,
+                                                                                             "/webhooks")})
+    check(response, form)
+    assert response.status_code in (302, 400)
+    if "shop" in response.headers.get("Location", ""):  # added: take it away, so the next example may add it
+        webhooks_console.post("/webhooks/shop/remove", data={"csrf_token": csrf_token(webhooks_console, "/webhooks")})
+
+
 # --- the console's Forms and Suppressions pages (logged in as an owner) --------------------------------------
 
 CONSOLE_READS = st.sampled_from(["/signup-forms", f"/signup-forms/{FORM}", "/suppressions"])

@@ -24,6 +24,7 @@ from nurture.config.errors import SECRETS, ConfigError
 from nurture.config.providers import ProviderSettings
 from nurture.config.sms import SmsSettings
 from nurture.config.values import BaseUrl, HttpUrl, MailAddress, SmtpSettings, one_of
+from nurture.config.webhooks import WebhookSettings
 
 Secret = Annotated[str, AfterValidator(parse.secret)]
 Seconds = Annotated[tuple[int, ...], BeforeValidator(parse.backoff)]
@@ -114,6 +115,7 @@ class Settings(BaseSettings):
     sms: SmsSettings
     bounces: BounceSettings
     providers: ProviderSettings
+    webhooks: WebhookSettings
     # Without a variable, read from VAR_DIR/secret_key and VAR_DIR/api_key (pydantic-settings' secrets
     # directory), which only an explicit start-up step writes (nurture.config.loading.write_missing_secrets).
     # Missing is reported last, in `_parts_fit_together`: a bad value elsewhere is the news.
@@ -160,6 +162,8 @@ class Settings(BaseSettings):
         values["webhook_secrets"] = {name.upper(): secret for name, secret in data.items()
                                      if isinstance(name, str) and name.upper().endswith("_WEBHOOK_SECRET") and secret}
         values["providers"] = data  # and ProviderSettings the providers' webhook secrets
+        values["webhooks"] = WebhookSettings.from_environment(  # and WebhookSettings its WEBHOOK*
+            {"WEBHOOKS_FILE": root / "webhooks.yaml", **data})
         return values
 
     @classmethod
@@ -189,6 +193,10 @@ class Settings(BaseSettings):
     @cached_property  # on every message; parseaddr is slower than it looks
     def mail_domain(self) -> str:
         return parseaddr(self.mail_from)[1].rpartition("@")[2] or "localhost"
+
+    @property
+    def webhooks_file(self) -> Path:
+        return self.webhooks.file or self.root / "webhooks.yaml"
 
     @cached_property
     def bounce_address(self) -> str:

@@ -54,7 +54,8 @@ def too_many(_error: Exception) -> tuple[str, int]:
 
 
 def init_app(app: Flask, rt: Runtime) -> None:
-    from nurture.web.console import forms, funnel, lifecycle, login, suppressions  # noqa: F401  (their views join `bp`)
+    # Their views join `bp`.
+    from nurture.web.console import forms, funnel, lifecycle, login, suppressions, webhooks  # noqa: F401
 
     auth.init_app(app, rt)
     app.register_blueprint(bp)

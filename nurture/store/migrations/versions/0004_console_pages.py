@@ -20,7 +20,7 @@ On PostgreSQL adding a stored column rewrites the event table once (seconds per 
 lock): run this upgrade at a quiet time on a big database.
 
 Revision ID: 0004_console_pages
-Revises: 0004_provider_hooks
+Revises: 0004_webhooks_out
 Create Date: 2026-12-06 16:20:00
 """
 import sqlalchemy as sa
@@ -30,7 +30,7 @@ from alembic import op
 import nurture.store.models
 
 revision = '0004_console_pages'
-down_revision = '0004_provider_hooks'
+down_revision = '0004_webhooks_out'
 branch_labels = None
 depends_on = None
 
