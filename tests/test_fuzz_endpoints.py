@@ -8,6 +8,7 @@ in seconds. The cases these runs found are pinned down, one by one, in tests/tes
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -324,6 +325,67 @@ def test_on_postgresql_no_event_or_contact_gets_a_5xx(fuzzed_pg: Fuzzed, body: d
 @given(params=TWILIO_FIELDS, path=st.sampled_from(["/twilio/inbound", "/twilio/status"]))
 def test_on_postgresql_no_signed_twilio_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, params: dict, path: str) -> None:
     check(fuzzed_pg.twilio(path, params, signed=True), params)
+
+
+# --- the console's import and export (an owner's session) -------------------------------------------------------
+
+IMPORT_KEYS = ["check", "col-0", "col-1", "col-2", "col-9", "sequence", "basis", "consent", "csrf_token"]
+IMPORT_VALUES = st.sampled_from(["email", "phone", "first_name", "tags", "stage", "fields.plan", "fields.", "ignore",
+                                 "lead-nurture", "consent", "legitimate-interest", "1"]) | wire_text
+CSV_BODIES = st.sampled_from([b"email,phone,name\nann@example.com,+14155552671,Ann\n", b"", b"\xff\xfe\x00",
+                              b"email\n" + b"x" * 200_000 + b"\n", b'"unclosed,\nann@example.com\n',
+                              "email;name\nj\u00fcrgen@example.com;J\n".encode()]) | st.binary(max_size=300)
+
+
+@pytest.fixture
+def owner(fuzzed: Fuzzed) -> FlaskClient:
+    from tests.console_support import logged_in
+
+    return logged_in(fuzzed.rt)
+
+
+def owner_upload(client: FlaskClient, body: bytes = b"email,phone,name\nann@example.com,+14155552671,Ann\n") -> str:
+    from tests.console_support import csrf_token
+
+    response = client.post("/import", data={"csrf_token": csrf_token(client, "/import"),
+                                            "file": (io.BytesIO(body), "f.csv")}, content_type="multipart/form-data")
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return response.headers["Location"]
+
+
+@SMALL
+@given(body=CSV_BODIES, name=wire_text)
+def test_no_uploaded_file_gets_a_5xx(fuzzed: Fuzzed, owner: FlaskClient, body: bytes, name: str) -> None:
+    from tests.console_support import csrf_token
+
+    response = owner.post("/import", data={"csrf_token": csrf_token(owner, "/import"),
+                                           "file": (io.BytesIO(body), name or "x")}, content_type="multipart/form-data")
+    check(response, name)
+    if response.status_code == 303:
+        check(owner.get(response.headers["Location"], query_string={"check": "1"}), name)
+
+
+@SMALL
+@given(query=st.dictionaries(st.sampled_from(IMPORT_KEYS) | wire_text, IMPORT_VALUES, max_size=6),
+       post=st.booleans())
+def test_no_mapping_or_option_chosen_for_an_import_gets_a_5xx(fuzzed: Fuzzed, owner: FlaskClient, query: dict,
+                                                                 post: bool) -> None:
+    from tests.console_support import csrf_token
+
+    preview = owner_upload(owner)
+    if post:
+        response = owner.post(preview, data={**query, "csrf_token": csrf_token(owner, "/import")})
+    else:
+        response = owner.get(preview, query_string=query)
+    check(response, query)
+
+
+@SMALL
+@given(name=wire_text, prefix=st.sampled_from(["/export/", "/import/"]))
+def test_no_export_or_upload_name_gets_a_5xx(fuzzed: Fuzzed, owner: FlaskClient, name: str, prefix: str) -> None:
+    suffix = ".csv" if prefix == "/export/" else ""
+    check(owner.get(prefix + quote(name or "x", safe="") + suffix), name)
+
 
 
 # --- webhooks in: Stripe and the generic hooks (tests/test_integrations_in.py) -------------------------------

@@ -5,7 +5,20 @@ from __future__ import annotations
 
 import click
 
-from nurture.cli import bounces, contacts, doctor, events, forms, insight, lifecycle_map, ops, stats, suppress, users
+from nurture.cli import (
+    bounces,
+    contacts,
+    doctor,
+    events,
+    forms,
+    importing,  # noqa: F401  (its commands join the `contacts` group)
+    insight,
+    lifecycle_map,
+    ops,
+    stats,
+    suppress,
+    users,
+)
 from nurture.cli import webhooks as webhooks_cli
 from nurture.cli.common import fail, with_runtime
 

@@ -284,5 +284,5 @@ def consent_json(record: Consent) -> dict:
         "at": record.created_at.isoformat(), "channel": record.channel, "action": record.action,
         "method": record.method, "scope": record.scope, "form": record.form_id, "message": record.delivery_id,
         "consent_text": record.consent_text, "consent_sha256": record.consent_hash, "ip": record.ip,
-        "user_agent": record.user_agent,
+        "user_agent": record.user_agent, "legal_basis": record.legal_basis,
     }

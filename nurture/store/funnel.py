@@ -6,7 +6,7 @@ unsubscribes, bounces and goals whenever they came), plus the steps that sent no
 condition, a wait-for resolved, deferred — by when that happened. Every count is of distinct contacts.
 
 Speed (bench/funnel.py, bench/README.md): the queries read indexes made for them (migration
-0004_console_pages), not the tables. Events are found by `ev_sequence`, `ev_step` and `ev_bot`, generated
+0006_console_pages), not the tables. Events are found by `ev_sequence`, `ev_step` and `ev_bot`, generated
 columns that hold exactly what `data ->> 'sequence'` (SQLite: `json_extract`) gave the queries before, so
 the index answers and no row's JSON is parsed. Deliveries are read in two parts, those without an error
 (from an index that carries every column counted but `error`) and those with one: the two parts are
@@ -29,7 +29,7 @@ from nurture.store.models import Delivery, Enrollment, Event, SequenceVersion
 
 PerStep = dict[str, dict[str, int]]  # step id -> metric -> contacts
 SENT = ("sent", "bounced")  # a bounced message was sent: the bounce came back after
-# The generated columns of migration 0004_console_pages: Event.data["sequence"].as_string() and so on,
+# The generated columns of migration 0006_console_pages: Event.data["sequence"].as_string() and so on,
 # kept in ix_event_funnel. Named by table, so a query that selects from `event` reads them.
 EV_SEQUENCE = literal_column("event.ev_sequence", String)
 EV_STEP = literal_column("event.ev_step", String)

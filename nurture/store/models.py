@@ -169,7 +169,7 @@ class Event(SQLModel, table=True):
     """Append-only timeline of everything that happens to a contact. Never updated, never deleted.
 
     The table also has `ev_sequence`, `ev_step` and `ev_bot`: the JSON's keys as generated columns, for
-    the funnel's index (migration 0004_console_pages, read by nurture.store.funnel). The database fills
+    the funnel's index (migration 0006_console_pages, read by nurture.store.funnel). The database fills
     them; they are not mapped here, so no insert ever names them.
     """
 
@@ -204,6 +204,9 @@ class Consent(SQLModel, table=True):
     ip: str | None = Field(default=None, max_length=45)
     user_agent: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # GDPR Art. 6: the lawful basis an import claimed (consent, legitimate-interest ...); None for the
+    # person's own opt-in through a form, link or keyword, where the basis is consent by the act itself.
+    legal_basis: str | None = Field(default=None, max_length=32)
 
 
 class Suppression(SQLModel, table=True):

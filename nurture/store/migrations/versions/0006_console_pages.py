@@ -19,8 +19,8 @@ PostgreSQL at a million deliveries). Now:
 On PostgreSQL adding a stored column rewrites the event table once (seconds per million rows, under a
 lock): run this upgrade at a quiet time on a big database.
 
-Revision ID: 0004_console_pages
-Revises: 0004_webhooks_out
+Revision ID: 0006_console_pages
+Revises: 0005_import
 Create Date: 2026-12-06 16:20:00
 """
 import sqlalchemy as sa
@@ -29,8 +29,8 @@ from alembic import op
 
 import nurture.store.models
 
-revision = '0004_console_pages'
-down_revision = '0004_webhooks_out'
+revision = '0006_console_pages'
+down_revision = '0005_import'
 branch_labels = None
 depends_on = None
 
