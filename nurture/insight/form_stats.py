@@ -1,6 +1,6 @@
 """How each signup form is doing: its sign-ups in a period, how many of them confirmed, and the rate.
 
-The console's Forms pages show it; the counts come from the consent records (nurture.store.signups).
+The console's Forms pages show it; the counts come from the consent records (nurture.store.form_signups).
 A form that no longer has a file but took sign-ups in the period is listed too: its numbers stay true.
 """
 
@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from nurture.content.forms import Form
 from nurture.insight.funnel import parse_since, rate
-from nurture.store.signups import FormCounts, form_counts
+from nurture.store.form_signups import FormCounts, form_counts
 
 if TYPE_CHECKING:
     from nurture.runtime import Runtime
