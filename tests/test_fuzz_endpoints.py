@@ -29,6 +29,7 @@ from nurture.runtime import Runtime
 from nurture.store.models import Delivery, Enrollment
 from nurture.web import create_app
 from tests.conftest import CONTENT, FakeClock, _postgres_database
+from tests.console_support import csrf_token, logged_in
 from tests.helpers import add_contact
 from tests.provider_hooks_support import HOOK_PATHS, SnsHost, hook_env, hook_request, samples
 from tests.twilio_fake import AUTH_TOKEN
@@ -618,6 +619,47 @@ def test_no_endpoint_added_in_the_console_gets_a_5xx(webhooks_console: FlaskClie
     assert response.status_code in (302, 400)
     if "shop" in response.headers.get("Location", ""):  # added: take it away, so the next example may add it
         webhooks_console.post("/webhooks/shop/remove", data={"csrf_token": csrf_token(webhooks_console, "/webhooks")})
+
+
+# --- the console's Forms and Suppressions pages (logged in as an owner) --------------------------------------
+
+CONSOLE_READS = st.sampled_from(["/signup-forms", f"/signup-forms/{FORM}", "/suppressions"])
+CONSOLE_QUERY = st.dictionaries(st.sampled_from(["since", "q", "page"]) | wire_text, wire_text, max_size=3)
+SUPPRESSION_FIELDS = st.fixed_dictionaries({}, optional={
+    "address": wire_text | st.emails() | st.sampled_from(["+14155552671", "(415) 555-2671", "ann@"]),
+    "reason": wire_text})
+
+
+def owner_client(fuzzed: Fuzzed) -> FlaskClient:
+    """One logged-in owner per test (not per example: the login's own limits would stop the run)."""
+    if not hasattr(fuzzed, "owner"):
+        fuzzed.owner = logged_in(fuzzed.rt)  # type: ignore[attr-defined]
+    return fuzzed.owner  # type: ignore[attr-defined]
+
+
+def console_requests(fuzzed: Fuzzed, path: str, query: dict, form_id: str, fields: dict, remove: bool) -> None:
+    client = owner_client(fuzzed)
+    check(client.get(path, query_string=query), query)
+    check(client.get(f"/signup-forms/{quote(form_id, safe='') or 'x'}"), form_id)
+    target = "/suppressions/remove" if remove else "/suppressions"
+    response = client.post(target, data={"csrf_token": csrf_token(client, "/suppressions"), **fields})
+    check(response, fields)
+    assert response.status_code in (303, 400), (response.status_code, fields)
+
+
+@FUZZ
+@given(path=CONSOLE_READS, query=CONSOLE_QUERY, form_id=wire_text, fields=SUPPRESSION_FIELDS, remove=st.booleans())
+def test_no_console_forms_or_suppressions_request_gets_a_5xx(fuzzed: Fuzzed, path: str, query: dict, form_id: str,
+                                                              fields: dict, remove: bool) -> None:
+    console_requests(fuzzed, path, query, form_id, fields, remove)
+
+
+@SMALL
+@given(path=CONSOLE_READS, query=CONSOLE_QUERY, form_id=wire_text, fields=SUPPRESSION_FIELDS, remove=st.booleans())
+def test_on_postgresql_no_console_forms_or_suppressions_request_gets_a_5xx(fuzzed_pg: Fuzzed, path: str,
+                                                                            query: dict, form_id: str, fields: dict,
+                                                                            remove: bool) -> None:
+    console_requests(fuzzed_pg, path, query, form_id, fields, remove)
 
 
 # --- the contact list and the console's contact pages ----------------------------------------------------------

@@ -37,12 +37,15 @@ def suppress(rt: Runtime, address: str | None, import_file: Path | None, show_li
             click.echo(f"suppressed {report.added} address(es)"
                        f"{f', {len(report.invalid)} invalid row(s) skipped' if report.invalid else ''}")
         elif address and remove:
-            removed = suppression.remove(session, address)
+            try:
+                removed = suppression.remove(session, address, now, reason, actor="cli")
+            except InvalidContact as exc:
+                fail(str(exc))
             session.commit()
             click.echo(f"removed {address}" if removed else f"{address} was not suppressed")
         elif address:
             try:
-                normalised = suppression.add(session, address, reason, now)
+                normalised = suppression.add(session, address, reason, now, actor="cli")
             except InvalidContact as exc:
                 fail(str(exc))
             session.commit()

@@ -18,6 +18,7 @@ from nurture.store.models import (
     ErasedAddress,
     Event,
     Suppression,
+    SuppressionChange,
     WebhookMessage,
     WebhookStatus,
 )
@@ -80,7 +81,13 @@ def scrub_rows(session: Session, contact_id: int, addresses: Iterable[str]) -> N
     wanted = [a for a in addresses if a]
     if wanted:
         session.execute(delete(Suppression).where(Suppression.address.in_(wanted)))  # type: ignore[attr-defined]
+        # The list's history keeps who added or removed an entry and why; the address itself goes.
+        session.execute(update(SuppressionChange).where(SuppressionChange.address.in_(wanted))  # type: ignore[attr-defined]
+                        .values(address=ERASED_ADDRESS_TEXT))
     _scrub_webhook_messages(session, contact_id)
+
+
+ERASED_ADDRESS_TEXT = "(erased)"
 
 
 ERASED_BODY = '{"erased": true}'

@@ -4,6 +4,14 @@ it and what became of them. The arithmetic (rates, totals) is nurture.insight.fu
 The cohort is the messages made in the period: a delivery row created since `since` (and its clicks,
 unsubscribes, bounces and goals whenever they came), plus the steps that sent nothing — skipped by a
 condition, a wait-for resolved, deferred — by when that happened. Every count is of distinct contacts.
+
+Speed (bench/funnel.py, bench/README.md): the queries read indexes made for them (migration
+0006_console_pages), not the tables. Events are found by `ev_sequence`, `ev_step` and `ev_bot`, generated
+columns that hold exactly what `data ->> 'sequence'` (SQLite: `json_extract`) gave the queries before, so
+the index answers and no row's JSON is parsed. Deliveries are read in two parts, those without an error
+(from an index that carries every column counted but `error`) and those with one: the two parts are
+disjoint and together are the whole cohort, so every count is the same as one scan's. A new metric (say,
+revenue per step) is one more function that adds to `FunnelCounts`, called from `count_funnel`.
 """
 
 from __future__ import annotations
@@ -13,13 +21,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, distinct, func, or_
+from sqlalchemy import Boolean, String, and_, cast, distinct, func, literal_column, or_, union_all
+from sqlalchemy.sql import Subquery
 from sqlmodel import Session, select
 
 from nurture.store.models import Delivery, Enrollment, Event, SequenceVersion
 
 PerStep = dict[str, dict[str, int]]  # step id -> metric -> contacts
 SENT = ("sent", "bounced")  # a bounced message was sent: the bounce came back after
+# The generated columns of migration 0006_console_pages: Event.data["sequence"].as_string() and so on,
+# kept in ix_event_funnel. Named by table, so a query that selects from `event` reads them.
+EV_SEQUENCE = literal_column("event.ev_sequence", String)
+EV_STEP = literal_column("event.ev_step", String)
+EV_BOT = literal_column("event.ev_bot", String)
 
 
 @dataclass
@@ -48,33 +62,51 @@ def _in_cohort(sequence_id: str, since: datetime, version: str | None) -> list[A
     return where + ([Delivery.sequence_version == version] if version is not None else [])
 
 
+def _cohort(sequence_id: str, since: datetime, version: str | None, *columns: Any) -> Subquery:
+    """The period's deliveries, status sent or bounced, as the two index-sized halves (error or none):
+    together exactly the rows `_in_cohort` matches."""
+    where = [*_in_cohort(sequence_id, since, version), Delivery.status.in_(SENT)]
+    return union_all(select(*columns).where(*where, Delivery.error.is_(None)),
+                     select(*columns).where(*where, Delivery.error.is_not(None))).subquery()
+
+
 def _deliveries(session: Session, counts: FunnelCounts, sequence_id: str, since: datetime,
                 version: str | None) -> None:
-    """Reached (a delivery row), sent, delivered, failed and skipped (with the reason), per step, in one
-    scan of the period's deliveries (at a million rows on SQLite, loaded: 1.0-1.3 s; two scans took 1.5-1.7)."""
-    rows = session.execute(
-        select(Delivery.step_id, Delivery.channel, Delivery.status, Delivery.provider_status, Delivery.error,
-               func.count(distinct(Delivery.contact_id)))
-        .where(*_in_cohort(sequence_id, since, version))
-        .group_by(Delivery.step_id, Delivery.channel, Delivery.status, Delivery.provider_status, Delivery.error))
-    for step, channel, status, provider_status, error, n in rows:
-        counts.add(step, "reached", n)
-        if status in ("sent", "skipped", "failed"):
-            counts.add(step, status, n)
-        if status == "bounced":  # sent, and the bounce came back after (nurture.people.bounces)
-            counts.add(step, "sent", n)
-        if status == "skipped":
-            reason = error or "no reason recorded"
-            counts.skip_reasons[step][reason] = counts.skip_reasons[step].get(reason, 0) + int(n)
-        if status == "sent" and (channel == "email" or provider_status == "delivered"):
-            # Email has no receipts: sent and not bounced (a bounce moves the row to `bounced`). A text: the
-            # carrier's word.
-            counts.add(step, "delivered", n)
+    """Reached (a delivery row), sent, delivered, failed and skipped (with the reason), per step. Grouped by
+    step, channel, status, provider status and error: the rows without an error from ix_delivery_funnel
+    alone, the few with one (skips, failures) from the table."""
+    keys = (Delivery.step_id, Delivery.channel, Delivery.status, Delivery.provider_status)
+    clean = session.execute(select(*keys, func.count(distinct(Delivery.contact_id)))
+                            .where(*_in_cohort(sequence_id, since, version), Delivery.error.is_(None))
+                            .group_by(*keys))
+    for step, channel, status, provider_status, n in clean:
+        _count_delivery_group(counts, step, channel, status, provider_status, None, n)
+    erred = session.execute(select(*keys, Delivery.error, func.count(distinct(Delivery.contact_id)))
+                            .where(*_in_cohort(sequence_id, since, version), Delivery.error.is_not(None))
+                            .group_by(*keys, Delivery.error))
+    for step, channel, status, provider_status, error, n in erred:
+        _count_delivery_group(counts, step, channel, status, provider_status, error, n)
+
+
+def _count_delivery_group(counts: FunnelCounts, step: str, channel: str, status: str, provider_status: str | None,
+                          error: str | None, n: int) -> None:
+    counts.add(step, "reached", n)
+    if status in ("sent", "skipped", "failed"):
+        counts.add(step, status, n)
+    if status == "bounced":  # sent, and the bounce came back after (nurture.people.bounces)
+        counts.add(step, "sent", n)
+    if status == "skipped":
+        reason = error or "no reason recorded"
+        counts.skip_reasons[step][reason] = counts.skip_reasons[step].get(reason, 0) + int(n)
+    if status == "sent" and (channel == "email" or provider_status == "delivered"):
+        # Email has no receipts: sent and not bounced (a bounce moves the row to `bounced`). A text: the
+        # carrier's word.
+        counts.add(step, "delivered", n)
 
 
 def _event_step(sequence_id: str, since: datetime, version: str | None) -> tuple[Any, list[Any]]:
-    step = Event.data["step"].as_string()
-    where = [Event.data["sequence"].as_string() == sequence_id, Event.occurred_at >= since]
+    step = EV_STEP
+    where = [EV_SEQUENCE == sequence_id, Event.occurred_at >= since]
     if version is not None:
         where.append(Event.data["version"].as_string() == version)
     return step, where
@@ -105,6 +137,8 @@ def _linked_events(session: Session, counts: FunnelCounts, sequence_id: str, sin
     """Unsubscribes from a message's own link, and bounces: events that name their delivery."""
     kinds = {"email.unsubscribed": "unsubscribed", "sms.unsubscribed": "unsubscribed",
              "email.bounced": "bounced", "sms.bounced": "bounced", "sms.undelivered": "bounced"}
+    # From the events to their delivery by its key: joined to the two halves instead, SQLite looked up
+    # every event of these kinds once per delivery of the period (a million-delivery bench never ended).
     rows = session.execute(
         select(Delivery.step_id, Delivery.channel, Event.type, func.count(distinct(Event.contact_id)))
         .join(Delivery, Delivery.id == Event.delivery_id)
@@ -114,27 +148,36 @@ def _linked_events(session: Session, counts: FunnelCounts, sequence_id: str, sin
         counts.add(step, kinds[kind], n)
 
 
+def _sent_in_cohort(session: Session, sequence_id: str, since: datetime, version: str | None) -> Any:
+    """The period's sent (or bounced) deliveries, to join events to. PostgreSQL reads them from the two
+    index halves and hashes them. SQLite does better the other way round, from the few events of a kind
+    to each contact's deliveries (its index on contact_id): the halves would make it probe the events once
+    per delivery of the period, 500,000 times over a year of the bench's data."""
+    columns = (Delivery.contact_id, Delivery.step_id, Delivery.sent_at)
+    if session.get_bind().dialect.name == "postgresql":
+        return _cohort(sequence_id, since, version, *columns)
+    where = [*_in_cohort(sequence_id, since, version), Delivery.status.in_(SENT)]
+    return select(*columns).where(*where).subquery()
+
+
 def _clicks_and_goals(session: Session, counts: FunnelCounts, sequence_id: str, since: datetime,
                       version: str | None) -> None:
     """People who clicked a step's links (a bot's click — a mail scanner's — is marked and not counted),
     and who reached the sequence's goal after the step was sent to them."""
-    human = or_(Event.data["bot"].as_boolean().is_(None), Event.data["bot"].as_boolean().is_(False))
+    bot = cast(EV_BOT, Boolean)  # what Event.data["bot"].as_boolean() was, read from the index
+    sent = _sent_in_cohort(session, sequence_id, since, version)
     clicked = session.execute(
-        select(Delivery.step_id, func.count(distinct(Event.contact_id)))
-        .join(Delivery, and_(Delivery.contact_id == Event.contact_id,
-                             Delivery.step_id == Event.data["step"].as_string(), Delivery.status.in_(SENT)))
-        .where(Event.type == "email.clicked", Event.data["sequence"].as_string() == sequence_id, human,
-               *_in_cohort(sequence_id, since, version))
-        .group_by(Delivery.step_id))
+        select(sent.c.step_id, func.count(distinct(Event.contact_id)))
+        .join(sent, and_(sent.c.contact_id == Event.contact_id, sent.c.step_id == EV_STEP))
+        .where(Event.type == "email.clicked", EV_SEQUENCE == sequence_id, or_(bot.is_(None), bot.is_(False)))
+        .group_by(sent.c.step_id))
     for step, n in clicked:
         counts.add(step, "clicked", n)
     goals = session.execute(
-        select(Delivery.step_id, func.count(distinct(Event.contact_id)))
-        .join(Delivery, and_(Delivery.contact_id == Event.contact_id, Delivery.status.in_(SENT),
-                             Delivery.sent_at <= Event.occurred_at))
-        .where(Event.type == "sequence.goal", Event.data["sequence"].as_string() == sequence_id,
-               *_in_cohort(sequence_id, since, version))
-        .group_by(Delivery.step_id))
+        select(sent.c.step_id, func.count(distinct(Event.contact_id)))
+        .join(sent, and_(sent.c.contact_id == Event.contact_id, sent.c.sent_at <= Event.occurred_at))
+        .where(Event.type == "sequence.goal", EV_SEQUENCE == sequence_id)
+        .group_by(sent.c.step_id))
     for step, n in goals:
         counts.add(step, "goal", n)
 
@@ -156,7 +199,7 @@ def _waiting(session: Session, counts: FunnelCounts, sequence_id: str, since: da
 
 def _totals(session: Session, counts: FunnelCounts, sequence_id: str, since: datetime, version: str | None) -> None:
     """The whole sequence: contacts who entered it, and who reached its goal, in the period."""
-    where = [Event.data["sequence"].as_string() == sequence_id, Event.occurred_at >= since]
+    where = [EV_SEQUENCE == sequence_id, Event.occurred_at >= since]
     for kind, metric in (("sequence.enrolled", "entered"), ("sequence.goal", "goal")):
         query = select(func.count(distinct(Event.contact_id))).where(Event.type == kind, *where)
         if version is not None and kind == "sequence.enrolled":  # a goal event names no version

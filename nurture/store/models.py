@@ -22,6 +22,7 @@ __all__ = [  # the statuses are re-exported: code above the rules finds them bes
     "ErasedAddress",
     "EnrollmentStatus", "Event", "SequenceVersion", "StatusColumn", "Subscription", "Suppression", "UTCDateTime",
     "WebhookAttempt", "WebhookEndpoint", "WebhookMessage", "WebhookStatus",
+    "SuppressionChange",
 ]
 
 
@@ -167,7 +168,12 @@ class Delivery(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """Append-only timeline of everything that happens to a contact. Never updated, never deleted."""
+    """Append-only timeline of everything that happens to a contact. Never updated, never deleted.
+
+    The table also has `ev_sequence`, `ev_step` and `ev_bot`: the JSON's keys as generated columns, for
+    the funnel's index (migration 0006_console_pages, read by nurture.store.funnel). The database fills
+    them; they are not mapped here, so no insert ever names them.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contact.id", index=True)
@@ -338,6 +344,21 @@ class WebhookAttempt(SQLModel, table=True):
     status_code: int | None = None
     error: str | None = Field(default=None, max_length=500)
     duration_ms: int = 0
+
+
+class SuppressionChange(SQLModel, table=True):
+    """Who put an address on the suppression list or took it off, when and why: the list itself keeps only
+    what is on it now, and taking someone off means mail may reach them again, so each change is kept."""
+
+    __tablename__ = "suppression_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(index=True, max_length=320)
+    channel: str = Field(max_length=8)
+    action: str = Field(max_length=8)  # added | removed
+    reason: str = Field(max_length=200)
+    actor: str = Field(max_length=320)  # a console user's email, or "cli"
+    created_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class ErasedAddress(SQLModel, table=True):

@@ -351,14 +351,19 @@ def confirm(token: str) -> Any:
 
 
 def snippets(rt: Runtime, form: Form) -> dict[str, str]:
-    """The three ways to embed `form`, as `nurture forms snippet` prints them."""
+    """The three ways to embed `form`, as `nurture forms snippet` prints them (outside any request)."""
     from nurture.web import create_app
 
+    with create_app(rt).test_request_context(base_url=rt.settings.base_url):
+        return snippets_in_app(rt, form)
+
+
+def snippets_in_app(rt: Runtime, form: Form) -> dict[str, str]:
+    """The same, inside a running app (the console shows them): no second app is built per request."""
     base = rt.settings.base_url
-    with create_app(rt).test_request_context(base_url=base):
-        html = render_template("form_snippet.html", brand=rt.settings.brand_name, form=form,
-                               action=f"{base}/forms/{form.id}", values={}, errors={}, honeypot=HONEYPOT,
-                               hidden={}, started=rt.signer.form_token(form.id, rt.clock()))
+    html = render_template("form_snippet.html", brand=rt.settings.brand_name, form=form,
+                           action=f"{base}/forms/{form.id}", values={}, errors={}, honeypot=HONEYPOT,
+                           hidden={}, started=rt.signer.form_token(form.id, rt.clock()))
     return {
         "plain HTML form (works without JavaScript)": html,
         "script embed (one line; the form appears where the tag is)":

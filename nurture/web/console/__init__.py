@@ -1,4 +1,4 @@
-"""The owner's console: log in, and the lifecycle map as the home page.
+"""The owner's console: log in, the lifecycle map as the home page, funnels, forms and suppressions.
 
 One blueprint for the console's pages; `nurture.web.auth.guard` puts every view behind a session, CSRF
 on every form, and writes behind the owner role. Its views live in the modules beside this one.
@@ -54,7 +54,18 @@ def too_many(_error: Exception) -> tuple[str, int]:
 
 
 def init_app(app: Flask, rt: Runtime) -> None:
-    from nurture.web.console import contacts, exports, funnel, importing, lifecycle, login, webhooks  # noqa: F401  (their views join `bp`)
+    # Their views join `bp`.
+    from nurture.web.console import (  # noqa: F401
+        contacts,
+        exports,
+        forms,
+        funnel,
+        importing,
+        lifecycle,
+        login,
+        suppressions,
+        webhooks,
+    )
 
     auth.init_app(app, rt)
     app.register_blueprint(bp)
