@@ -44,6 +44,7 @@ class Runtime:
     redis: Redis | None = None
     transport_factory: Callable[[], EmailTransport] | None = field(default=None)
     sms_rate: Any = None  # nurture.delivery.channels.sms.SendRate, made on first use (it may hold per-process state)
+    email_pacer: Any = None  # nurture.delivery.pacing.Pacer, made on first use (likewise)
 
     @property
     def env(self) -> jinja2.Environment:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from nurture.cli import bounces, contacts, events, forms, insight, lifecycle_map, ops, stats, suppress, users
+from nurture.cli import bounces, contacts, events, forms, insight, lifecycle_map, ops, reputation, stats, suppress, users
 from nurture.cli.common import fail, with_runtime
 
 __all__ = ["fail", "main", "with_runtime"]  # fail and with_runtime: for command modules, here or in cli.common
@@ -19,7 +19,7 @@ def main() -> None:
 for command in (ops.check, ops.db, contacts.contacts, forms.forms_group, suppress.suppress, events.events,
                 insight.plan, contacts.referrals, ops.send_due, ops.dev, insight.simulate_command,
                 insight.why_command, bounces.bounces_group, users.users, lifecycle_map.map_command,
-                stats.stats_command):
+                stats.stats_command, reputation.reputation_command, reputation.resume_sending):
     main.add_command(command)
 
 if __name__ == "__main__":

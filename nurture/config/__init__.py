@@ -6,6 +6,7 @@ time instead of at 3 a.m. in the middle of a batch. Nothing else in nurture read
     settings.py   the variables: one field each, aliased by its name, its default written once
     sms.py        the SMS_* and TWILIO_* variables
     bounces.py    the BOUNCE_* variables
+    pacing.py     EMAIL_RATE, PACING_*, WARMUP_* and REPUTATION_* (deliverability)
     values.py     what one value may look like (URLs, addresses, SMTP URLs, hours, rates)
     errors.py     ConfigError, and pydantic's errors said as `NAME: what is wrong`
     loading.py    load_settings (reads, writes nothing) and startup_settings (writes missing secrets first)
@@ -13,12 +14,13 @@ time instead of at 3 a.m. in the middle of a batch. Nothing else in nurture read
 
 from nurture.config.bounces import BounceSettings
 from nurture.config.errors import ConfigError
+from nurture.config.pacing import DeliverabilitySettings
 from nurture.config.loading import load_settings, startup_settings, write_missing_secrets
 from nurture.config.settings import DkimSettings, Settings
 from nurture.config.sms import SmsSettings, TwilioSettings
 from nurture.config.values import SmtpSettings, parse_smtp_url
 
 __all__ = [
-    "BounceSettings", "ConfigError", "DkimSettings", "Settings", "SmsSettings", "SmtpSettings", "TwilioSettings",
+    "BounceSettings", "ConfigError", "DeliverabilitySettings", "DkimSettings", "Settings", "SmsSettings", "SmtpSettings", "TwilioSettings",
     "load_settings", "parse_smtp_url", "startup_settings", "write_missing_secrets",
 ]

@@ -54,7 +54,7 @@ def too_many(_error: Exception) -> tuple[str, int]:
 
 
 def init_app(app: Flask, rt: Runtime) -> None:
-    from nurture.web.console import funnel, lifecycle, login  # noqa: F401  (their views join `bp`)
+    from nurture.web.console import funnel, lifecycle, login, reputation  # noqa: F401  (their views join `bp`)
 
     auth.init_app(app, rt)
     app.register_blueprint(bp)
