@@ -165,3 +165,38 @@ def test_the_console_shows_the_rates_and_an_owner_resumes_there(rt, smtp_server,
     assert (response.status_code, response.headers["Location"]) == (302, "/reputation")
     assert "Sending normally" in owner.get("/reputation").get_data(as_text=True)
     assert reputation.standing(rt).history[0].resumed_by == "owner@example.com"
+
+
+def test_the_reputation_page_in_a_browser_at_desktop_and_phone_width(
+        make_runtime, sqlite_url, smtp_server, maildir, tmp_path) -> None:  # noqa: ANN001
+    from nurture.web import create_app
+    from tests.conftest import free_port
+    from tests.console_support import PASSWORD, add_account
+    from tests.test_browser import chromium, serve, wait_for
+    from tests.test_console_browser import log_in, screenshot
+
+    port = free_port()
+    rt = make_runtime(sqlite_url, BASE_URL=f"http://127.0.0.1:{port}", **guard_env(maildir, smtp_server))
+    send_to(rt, 20)
+    bounce(rt, smtp_server, maildir, ["lead0@example.com", "lead1@example.com"])
+    bounce(rt, smtp_server, maildir, ["lead5@example.com"], complaint=True)
+    add_contact(rt, "new@example.com", "confirm-email")
+    send_due(rt)
+    add_account(rt, "owner@example.com")
+    stop = serve(create_app(rt), port)
+    driver = chromium(tmp_path)
+    try:
+        driver.get(f"http://127.0.0.1:{port}/reputation")
+        log_in(driver, "owner@example.com", PASSWORD)
+        wait_for(driver, "h1", "Sending reputation")
+        assert "Marketing email is paused" in wait_for(driver, "#state").text
+        screenshot(driver, "pacing-reputation-1280.png", 1280)
+        screenshot(driver, "pacing-reputation-390.png", 390)
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
+        driver.set_window_size(1280, 900)
+        wait_for(driver, "#state button").click()
+        assert "Sending normally" in wait_for(driver, "#state", "Sending normally").text
+        screenshot(driver, "pacing-reputation-resumed-390.png", 390)
+    finally:
+        driver.quit()
+        stop()
