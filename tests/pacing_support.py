@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import Session, select
 
@@ -37,8 +36,8 @@ class DomainRelay(SmtpHandler):
         return sum(1 for r in self.received if r.rcpt_tos[0].endswith("@" + domain))
 
 
-@pytest.fixture
-def relay() -> Iterator[SmtpServer]:
+def domain_relay() -> Iterator[SmtpServer]:
+    """A DomainRelay on a free port, for a fixture to yield from."""
     handler = DomainRelay()
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, data_size_limit=10_000_000)

@@ -5,6 +5,7 @@ domain's daily cap holds, even after Redis is flushed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,7 +21,7 @@ from nurture.rules import pacing
 from nurture.store.models import DeliveryStatus
 from tests.conftest import FakeClock, SmtpServer
 from tests.helpers import add_contact, send_due
-from tests.pacing_support import deliveries_to, enrollments_of, events_of, relay  # noqa: F401
+from tests.pacing_support import deliveries_to, domain_relay, enrollments_of, events_of
 
 SLOW_DOWN = "421 4.7.28 Our system has detected an unusual rate of unsolicited mail: slow down"
 
@@ -28,6 +29,12 @@ SLOW_DOWN = "421 4.7.28 Our system has detected an unusual rate of unsolicited m
 def contacts(rt, domain: str, n: int, sequence: str = "lead-nurture") -> None:  # noqa: ANN001
     for i in range(n):
         add_contact(rt, f"p{i}@{domain}", sequence)
+
+
+@pytest.fixture
+def relay() -> Iterator[SmtpServer]:
+    """A relay that can answer "slow down" for a chosen domain."""
+    yield from domain_relay()
 
 
 @pytest.fixture(params=["redis", "memory"])

@@ -6,7 +6,6 @@ resume-sending` (or the console) lets it go again. The pause is in the database:
 from __future__ import annotations
 
 import mailbox
-from datetime import timedelta
 from pathlib import Path
 
 import pytest

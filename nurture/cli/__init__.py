@@ -5,7 +5,19 @@ from __future__ import annotations
 
 import click
 
-from nurture.cli import bounces, contacts, events, forms, insight, lifecycle_map, ops, reputation, stats, suppress, users
+from nurture.cli import (
+    bounces,
+    contacts,
+    events,
+    forms,
+    insight,
+    lifecycle_map,
+    ops,
+    reputation,
+    stats,
+    suppress,
+    users,
+)
 from nurture.cli.common import fail, with_runtime
 
 __all__ = ["fail", "main", "with_runtime"]  # fail and with_runtime: for command modules, here or in cli.common

@@ -14,13 +14,14 @@ time instead of at 3 a.m. in the middle of a batch. Nothing else in nurture read
 
 from nurture.config.bounces import BounceSettings
 from nurture.config.errors import ConfigError
-from nurture.config.pacing import DeliverabilitySettings
 from nurture.config.loading import load_settings, startup_settings, write_missing_secrets
+from nurture.config.pacing import DeliverabilitySettings
 from nurture.config.settings import DkimSettings, Settings
 from nurture.config.sms import SmsSettings, TwilioSettings
 from nurture.config.values import SmtpSettings, parse_smtp_url
 
 __all__ = [
-    "BounceSettings", "ConfigError", "DeliverabilitySettings", "DkimSettings", "Settings", "SmsSettings", "SmtpSettings", "TwilioSettings",
+    "BounceSettings", "ConfigError", "DeliverabilitySettings", "DkimSettings", "Settings", "SmsSettings",
+    "SmtpSettings", "TwilioSettings",
     "load_settings", "parse_smtp_url", "startup_settings", "write_missing_secrets",
 ]
