@@ -56,6 +56,16 @@ def test_it_groups_receiving_domains() -> None:
         "gmail", "gmail", "outlook", "outlook", "outlook", "yahoo", "yahoo", "other", "other"]
 
 
+def test_a_slow_down_is_told_from_other_temporary_failures() -> None:
+    slow = [(421, "4.7.28 Our system has detected an unusual rate of unsolicited mail"),
+            (451, "4.7.500 Server busy. Please try again later."),
+            (421, "4.7.0 [TSS04] Messages temporarily deferred due to unexpected volume"),
+            (454, "4.7.0 Too many messages, slow down")]
+    other = [(451, "4.3.0 Try again later"), (421, "4.7.0 Too busy"), (421, "4.3.2 shutting down"),
+             (450, "4.2.1 rate limited"), (550, "5.7.1 rate of spam")]
+    assert [pacing.is_throttle(code, text) for code, text in slow + other] == [True] * 4 + [False] * 5
+
+
 def test_a_421_for_one_domain_holds_that_group_while_the_others_flow(rt, relay, clock: FakeClock) -> None:
     relay.handler.domain_replies["gmail.com"] = SLOW_DOWN
     contacts(rt, "gmail.com", 6)
@@ -105,6 +115,10 @@ def test_a_451_after_data_backs_off_too_and_a_550_does_not(relay: SmtpServer) ->
     with pytest.raises(TransportError) as busy:
         transport.send(sample_email("ann@outlook.com"))
     assert busy.value.throttle and not busy.value.permanent
+    relay.handler.on_data = lambda _: "451 4.3.0 Try again later"  # a temporary failure: retried, not paced
+    with pytest.raises(TransportError) as later:
+        transport.send(sample_email("cy@outlook.com"))
+    assert not later.value.throttle and not later.value.permanent
     relay.handler.on_data = None
     relay.handler.domain_replies["example.com"] = "550 5.1.1 no such user"
     with pytest.raises(TransportError) as refused:
@@ -179,3 +193,19 @@ def test_without_redis_the_pacer_is_kept_in_the_process(make_runtime, sqlite_url
     until, reason = pacer.admit(Ticket("yahoo", 2, None, True, lambda: 0), now)
     assert until == now + timedelta(seconds=1) and "yahoo 1/s" in reason
     assert pacer.admit(Ticket("yahoo", 2, None, True, lambda: 0), until) is None  # its reserved turn
+
+
+def test_bad_pacing_values_stop_start_up_with_the_variables_name(make_runtime, sqlite_url) -> None:
+    from nurture.config import ConfigError
+
+    for name, value, said in [("PACING_RATES", "hotmail=5/s", "unknown domain group 'hotmail'"),
+                              ("EMAIL_RATE", "fast", "expected a rate like 14/s"),
+                              ("WARMUP_DAILY", "50,0", "each at least 1"),
+                              ("REPUTATION_MAX_BOUNCE_RATE", "150%", "REPUTATION_MAX_BOUNCE_RATE"),
+                              ("WARMUP_START", "tomorrow", "WARMUP_START")]:
+        with pytest.raises(ConfigError, match=said):
+            make_runtime(sqlite_url, **{name: value})
+    settings = make_runtime(sqlite_url, PACING_RATES="gmail=600/m, other=2", EMAIL_RATE="36000/h",
+                            REPUTATION_MAX_COMPLAINT_RATE="0.3%").settings.deliverability
+    assert (settings.group_rates, settings.email_rate) == ({"gmail": 10.0, "other": 2.0}, 10.0)
+    assert settings.max_complaint_rate == pytest.approx(0.003) and settings.paced

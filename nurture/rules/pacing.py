@@ -4,6 +4,7 @@ warm-up's cap for a day, and how long a throttled group backs off. The Redis lim
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 
 # Mailbox providers that pace and throttle each sender on their own: each gets its own rate, so a
@@ -16,9 +17,14 @@ GROUPS: dict[str, frozenset[str]] = {
     "other": frozenset(),
 }
 
-# "Slow down" replies: 421 (service not available, closing), 451 (local error: greylisting, rate), 454
-# (temporary failure). Gmail's 421 4.7.28 and Outlook's 451 4.7.500 say "too much from you, now".
+# "Slow down" replies come as 421, 451 or 454 — but so does every other temporary failure (a full queue, a
+# lost connection, greylisting), and those are retried with RETRY_BACKOFF and given up in the end. A reply
+# is a slow-down when it says so: Gmail's 421 4.7.28 ("unusual rate"), Outlook's 451 4.7.500-4.7.699
+# ("server busy", throttled), Yahoo's 421 4.7.0 [TSS04] ("deferred due to unexpected volume"), or words
+# about rate or volume in the text.
 THROTTLE_CODES = frozenset({421, 451, 454})
+_THROTTLE_STATUS = re.compile(r"\b4\.7\.(28|[56]\d\d)\b")
+_THROTTLE_WORDS = re.compile(r"\brate\b|rate.?limit|too many|slow down|throttl|volume|\[TS[S0]?\d+\]", re.I)
 
 
 def domain_group(address: str) -> str:
@@ -33,8 +39,9 @@ def domain_group(address: str) -> str:
     return "other"
 
 
-def is_throttle(code: int | None) -> bool:
-    return code in THROTTLE_CODES
+def is_throttle(code: int | None, text: str) -> bool:
+    """Whether an SMTP reply asks the sender to slow down (see THROTTLE_CODES)."""
+    return code in THROTTLE_CODES and bool(_THROTTLE_STATUS.search(text) or _THROTTLE_WORDS.search(text))
 
 
 def warmup_cap(schedule: tuple[int, ...], start: date | None, today: date) -> int | None:
