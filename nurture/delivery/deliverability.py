@@ -5,8 +5,11 @@ with its reason and keeps its retries; other groups go on. See docs/deliverabili
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
 
 from nurture.delivery.pacing import Ticket, pacer
 from nurture.rules import pacing
@@ -14,6 +17,8 @@ from nurture.store import deliverability as store
 
 if TYPE_CHECKING:  # the batch is handed in; dispatch and outcomes import this module
     from nurture.delivery.outcomes import Batch, Item, Send
+
+log = logging.getLogger(__name__)
 
 PAUSED = "sending paused: reputation guard"
 # A paused marketing message looks again this often: `nurture resume-sending` lets it go within this.
@@ -26,7 +31,12 @@ def read_chunk_state(batch: Batch, now: datetime) -> None:
     settings = batch.rt.settings.deliverability
     batch.paused = settings.guard and store.is_paused(batch.session)
     if not settings.paced:
-        batch.backoffs.update(pacer(batch.rt).backoffs(now))
+        try:
+            batch.backoffs.update(pacer(batch.rt).backoffs(now))
+        except RedisError:
+            # Redis restarting: unpaced mail goes on (a relay that still wants a pause says so again);
+            # paced mail waits for it instead, in hold_email, rather than pass the rates unwatched.
+            log.warning("pacing: Redis unreachable; the other workers' backoffs are not seen this chunk")
 
 
 def hold_email(batch: Batch, item: Item, address: str, now: datetime) -> tuple[datetime, str] | None:
