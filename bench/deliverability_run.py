@@ -146,9 +146,9 @@ def confirm_while_paused(rt: Runtime, relay: Relay, worker: SimpleWorker, log: d
         jobs.tick()
         worker.work(burst=True)
         log["confirmed_while_paused"] = sum(relay.count_to(e) for e in log["signups"])
+        log["confirm_ticks"] = ticks
         if log["confirmed_while_paused"] == len(log["signups"]) or open_pause(rt) is None:
             break
-    log["confirm_ticks"] = ticks
 
 
 def run_until_done(rt: Runtime, relay: Relay, worker: SimpleWorker, clock: Clock, log: dict) -> None:

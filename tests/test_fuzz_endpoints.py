@@ -29,6 +29,7 @@ from nurture.store.models import Delivery, Enrollment
 from nurture.web import create_app
 from tests.conftest import CONTENT, FakeClock, _postgres_database
 from tests.helpers import add_contact
+from tests.provider_hooks_support import HOOK_PATHS, SnsHost, hook_env, hook_request, samples
 from tests.twilio_fake import AUTH_TOKEN
 
 AUTH = {"Authorization": "Bearer test-api-key-0123456789"}
@@ -104,7 +105,7 @@ def fuzz_runtime(make_runtime, url: str, project: Path) -> Runtime:  # noqa: ANN
     shutil.copytree(CONTENT / "forms", project / "forms")
     return make_runtime(url, FORM_MIN_FILL_SECONDS="0", FORM_RATE_LIMIT="100000 per minute",
                         SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-                        TWILIO_FROM="+15005550006")
+                        TWILIO_FROM="+15005550006", **hook_env())
 
 
 def sent_delivery(rt: Runtime) -> int:
@@ -137,6 +138,14 @@ class Fuzzed:
                 "/c/": signer.click_token(delivery, "https://juniperpottery.example/classes?a=1"),
                 "/confirm/": signer.confirm_token(1), "/r/": signer.referral_code(1),
                 f"/forms/{FORM}/download/": signer.lead_magnet_token(1, FORM)}
+
+    def message_id(self) -> str:
+        """The sent delivery's Message-ID, as a provider echoes it."""
+        return f"<nurture.{self.delivery_id}.{self.rt.signer.message_tag(self.delivery_id)}@juniper.test>"
+
+    def hook(self, path: str, body: object, signed: bool, sns: SnsHost, sns_type: str) -> TestResponse:
+        data, headers = hook_request(path, body, signed, self.clock(), sns, sns_type)
+        return self.client.post(path, data=data, headers=headers)
 
     def twilio(self, path: str, params: dict[str, str], signed: bool) -> TestResponse:
         signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + path, params) if signed else "x"
@@ -339,3 +348,99 @@ def test_no_request_to_the_reputation_page_gets_a_5xx(owner_console: FlaskClient
     response = owner_console.post("/reputation/resume", query_string=query, data=fields)
     check(response, query, fields)
     assert response.status_code in (302, 400), response.status_code
+# --- the email providers' webhooks ---------------------------------------------------------------------------
+
+@pytest.fixture
+def sns_host() -> Iterator[SnsHost]:
+    host = SnsHost()
+    yield host
+    host.close()
+
+
+EVENT_NAMES = st.sampled_from(["Bounce", "Complaint", "Delivery", "Open", "HardBounce", "SoftBounce", "Blocked",
+                               "SpamComplaint", "delivered", "open", "bounce", "spamreport", "failed", "opened",
+                               "complained", "Permanent", "Transient", "temporary", "permanent", "old"])
+HOOK_KEYS = ["notificationType", "eventType", "mail", "bounce", "complaint", "bouncedRecipients", "bounceType",
+             "RecordType", "Type", "MessageID", "Metadata", "Details", "event", "type", "status", "reason",
+             "smtp-id", "sg_event_id", "sg_message_id", "severity", "message", "headers", "message-id",
+             "delivery-status", "user-variables", "id", "source", "commonHeaders", "messageId", "email"]
+# Shaped like the providers' payloads (their field names and event names), with anything in the fields.
+hook_leaf = json_scalar | EVENT_NAMES | st.just("MSGID")
+hook_value = st.recursive(hook_leaf, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.sampled_from(HOOK_KEYS) | json_text, inner, max_size=4), max_leaves=8)
+HOOK_BODY = hook_value | st.lists(hook_value, max_size=3) | st.binary(max_size=60)
+
+
+def with_message_id(value: object, message_id: str) -> object:
+    """Put the sent delivery's Message-ID wherever the strategy left a MSGID."""
+    if value == "MSGID":
+        return message_id
+    if isinstance(value, dict):
+        return {k: with_message_id(v, message_id) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_message_id(v, message_id) for v in value]
+    return value
+
+
+@FUZZ
+@given(path=st.sampled_from(HOOK_PATHS), body=HOOK_BODY, signed=st.booleans(),
+       sns_type=st.sampled_from(["Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation", "x"]))
+def test_no_provider_webhook_gets_a_5xx(fuzzed: Fuzzed, sns_host: SnsHost, path: str, body: object, signed: bool,
+                                        sns_type: str) -> None:
+    body = with_message_id(body, fuzzed.message_id())
+    response = fuzzed.hook(path, body, signed, sns_host, sns_type)
+    check(response, body)
+    if not signed:
+        assert response.status_code == 403
+
+
+@FUZZ
+@given(path=st.sampled_from(HOOK_PATHS), raw=st.binary(max_size=200) | wire_text,
+       headers=st.dictionaries(st.sampled_from(["Authorization", "X-Twilio-Email-Event-Webhook-Signature",
+                                                "X-Twilio-Email-Event-Webhook-Timestamp", "Content-Type"]),
+                               header_text, max_size=3))
+def test_no_unsigned_raw_body_to_a_provider_webhook_gets_past_the_proof(fuzzed: Fuzzed, path: str, raw: bytes | str,
+                                                                        headers: dict[str, str]) -> None:
+    response = fuzzed.client.post(path, data=raw, headers=headers)
+    check(response, raw, headers)
+    assert response.status_code in (400, 403)
+
+
+def positions(value: object) -> Iterator[tuple[dict | list, object]]:
+    """Every (container, key) in a JSON value: where a mutation may go."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield value, key
+            yield from positions(item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield value, index
+            yield from positions(item)
+
+
+def mutated_sample(data: st.DataObject, path: str, message_id: str) -> object:
+    """One of the provider's documented samples about the sent delivery, with one to three fields replaced:
+    the events then reach the database, where what PostgreSQL refuses (NUL, lone surrogates) would show."""
+    body = data.draw(st.sampled_from(samples(path, message_id)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        container, key = data.draw(st.sampled_from(list(positions(body))))
+        container[key] = data.draw(hook_leaf)  # type: ignore[index]
+    return with_message_id(body, message_id)
+
+
+@FUZZ
+@given(path=st.sampled_from(HOOK_PATHS), data=st.data())
+def test_no_signed_provider_sample_with_fields_fuzzed_gets_a_5xx(fuzzed: Fuzzed, sns_host: SnsHost, path: str,
+                                                                 data: st.DataObject) -> None:
+    body = mutated_sample(data, path, fuzzed.message_id())
+    check(fuzzed.hook(path, body, True, sns_host, "Notification"), body)
+
+
+@SMALL
+@given(path=st.sampled_from(HOOK_PATHS), body=HOOK_BODY, data=st.data())
+def test_on_postgresql_no_signed_provider_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, sns_host: SnsHost, path: str,
+                                                             body: object, data: st.DataObject) -> None:
+    body = with_message_id(body, fuzzed_pg.message_id())
+    check(fuzzed_pg.hook(path, body, True, sns_host, "Notification"), body)
+    sample = mutated_sample(data, path, fuzzed_pg.message_id())
+    check(fuzzed_pg.hook(path, sample, True, sns_host, "Notification"), sample)

@@ -8,6 +8,7 @@ import click
 from nurture.cli import (
     bounces,
     contacts,
+    doctor,
     events,
     forms,
     insight,
@@ -31,7 +32,8 @@ def main() -> None:
 for command in (ops.check, ops.db, contacts.contacts, forms.forms_group, suppress.suppress, events.events,
                 insight.plan, contacts.referrals, ops.send_due, ops.dev, insight.simulate_command,
                 insight.why_command, bounces.bounces_group, users.users, lifecycle_map.map_command,
-                stats.stats_command, reputation.reputation_command, reputation.resume_sending):
+                stats.stats_command, doctor.doctor_command, reputation.reputation_command,
+                reputation.resume_sending):
     main.add_command(command)
 
 if __name__ == "__main__":

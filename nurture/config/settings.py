@@ -22,6 +22,7 @@ from nurture.config import values as parse
 from nurture.config.bounces import BounceSettings
 from nurture.config.errors import SECRETS, ConfigError
 from nurture.config.pacing import DeliverabilitySettings
+from nurture.config.providers import ProviderSettings
 from nurture.config.sms import SmsSettings
 from nurture.config.values import BaseUrl, HttpUrl, MailAddress, SmtpSettings, one_of
 
@@ -114,6 +115,7 @@ class Settings(BaseSettings):
     sms: SmsSettings
     bounces: BounceSettings
     deliverability: DeliverabilitySettings  # pacing, warm-up, the reputation guard (config/pacing.py)
+    providers: ProviderSettings
     # Without a variable, read from VAR_DIR/secret_key and VAR_DIR/api_key (pydantic-settings' secrets
     # directory), which only an explicit start-up step writes (nurture.config.loading.write_missing_secrets).
     # Missing is reported last, in `_parts_fit_together`: a bad value elsewhere is the news.
@@ -152,6 +154,7 @@ class Settings(BaseSettings):
         values["sms"] = {"SMS_TEMPLATES_DIR": root / "sms_templates", **data}
         values["bounces"] = data  # and BounceSettings its BOUNCE_*
         values["deliverability"] = data  # and DeliverabilitySettings its PACING_*, WARMUP_*, REPUTATION_*
+        values["providers"] = data  # and ProviderSettings the providers' webhook secrets
         return values
 
     @classmethod

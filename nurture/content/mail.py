@@ -49,6 +49,7 @@ class Envelope:
     list_id: str
     unsubscribe_url: str | None = None
     unsubscribe_mailto: str | None = None
+    extra_headers: tuple[str, ...] = ()  # whole "Name: value" lines, ASCII, made by nurture (never user text)
 
 
 def one_line(value: str) -> str:
@@ -104,6 +105,7 @@ def build_email(envelope: Envelope, content: RenderedEmail) -> OutgoingEmail:
         f"Date: {_date_header(envelope.date)}",
         f"Message-ID: {envelope.message_id}",
         f"List-Id: {envelope.list_id}",
+        *envelope.extra_headers,
     ]
     if envelope.unsubscribe_url:
         targets = [f"<{envelope.unsubscribe_url}>"]

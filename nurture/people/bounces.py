@@ -60,6 +60,13 @@ def apply_report(session: Session, signer: LinkSigner, policy: BounceSettings, r
         # Forged, or sent to the bounce address by something that is not a returned message of ours.
         log.warning("bounce ignored: no verifying return path among %s (%s)", report.traces, report.reason)
         return Outcome("unverified", detail=report.reason)
+    return apply_to_delivery(session, policy, report, delivery_id, now)
+
+
+def apply_to_delivery(session: Session, policy: BounceSettings, report: Report, delivery_id: int,
+                      now: datetime) -> Outcome:
+    """Apply a bounce or complaint about a delivery already proved ours (by its return path, or by a
+    provider's signed webhook naming it). The caller commits."""
     try:
         target = resolve(session, delivery_id)
     except UnknownLink:

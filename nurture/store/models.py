@@ -257,6 +257,17 @@ class User(SQLModel, table=True):
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class ProviderReceipt(SQLModel, table=True):
+    """A provider's webhook event (or Mailgun's signing token) already taken in: providers retry and may
+    send the same event twice, and a signed request replayed by someone who saw it must change nothing."""
+
+    __tablename__ = "provider_receipt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=200)  # provider:event id (or provider:token:...)
+    received_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
 class SendingPause(SQLModel, table=True):
     """The reputation guard stopped marketing email (bounce or complaint rate over its threshold) until
     the owner looks and runs `nurture resume-sending`. Held here, not in Redis: a flush must not resume.

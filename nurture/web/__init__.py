@@ -48,6 +48,9 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     from nurture.web import twilio
 
     app.register_blueprint(twilio.bp)
+    from nurture.web import hooks
+
+    app.register_blueprint(hooks.bp)  # the email providers' webhooks (SES, Postmark, SendGrid, Mailgun)
     from nurture.web import console
 
     console.init_app(app, rt)  # the owner's console: login, sessions, CSRF, the lifecycle map at /

@@ -36,15 +36,19 @@ def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step,
     context = template_context(rt, contact, sequence, step, token, delivery_id)
     settings = rt.settings
     content = track(rt, rt.catalog.render_email(step.template, step.subject, context), delivery_id, token)
+    mid = message_id(rt, delivery_id)
     envelope = Envelope(
         mail_from=settings.mail_from,
         to_address=contact.email,
         to_name=f"{contact.first_name} {contact.last_name}".strip(),
-        message_id=message_id(rt, delivery_id),
+        message_id=mid,
         date=now,
         list_id=f"{sequence.name} <{sequence.id}.{settings.mail_domain}>",
         unsubscribe_url=context["unsubscribe_url"],
         unsubscribe_mailto=_unsubscribe_mailto(settings.support_email, token),
+        # Postmark's webhooks echo X-PM-Metadata-* back as Metadata, but not our Message-ID: this is how
+        # its bounce or delivery report finds the delivery (nurture.people.provider_events).
+        extra_headers=(f"X-PM-Metadata-nurture-message-id: {mid}",) if settings.providers.postmark_on else (),
     )
     # The envelope sender (MAIL FROM, the Return-Path a receiver records) names this delivery, signed:
     # a bounce or a feedback report that comes back to it says which message failed, and a forged one

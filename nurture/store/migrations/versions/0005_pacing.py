@@ -1,8 +1,8 @@
 """deliverability: the reputation guard's pause, and an index on delivery.sent_at (the guard's window and
 the warm-up's count of today's sends)
 
-Revision ID: 0004_pacing
-Revises: 0003
+Revision ID: 0005_pacing
+Revises: 0004_provider_hooks
 Create Date: 2026-12-06 16:20:00
 """
 import sqlalchemy as sa
@@ -11,8 +11,8 @@ from alembic import op
 
 import nurture.store.models
 
-revision = '0004_pacing'
-down_revision = '0003'
+revision = '0005_pacing'
+down_revision = '0004_provider_hooks'
 branch_labels = None
 depends_on = None
 
