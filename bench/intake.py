@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+from dispatch import cpu_seconds, descendants_of
 from harness import (
     ROOT,
     SetupError,
@@ -94,6 +95,10 @@ class Server:
 
     def workers(self) -> int:
         return len(re.findall(r"Booting worker", self.log_path.read_text()))
+
+    def cpu(self) -> float:
+        """CPU seconds used so far by gunicorn and its workers (from /proc)."""
+        return sum(cpu_seconds(pid, children=False) for pid in [self.process.pid, *descendants_of(self.process.pid)])
 
 
 def procfile_web() -> str:
@@ -232,16 +237,25 @@ def main(argv: list[str] | None = None) -> int:
 def measure(args: argparse.Namespace, real: Server, bare: Server, session: Session, started: str) -> int:
     signups, bare_posts = Signups(started, "intake"), Signups(started, "bare")
     rates: dict[str, list[float]] = {"signup": [], "bare": []}
+    cpu: dict[str, list[float]] = {"signup": [], "bare": []}  # server CPU ms per request, each round
     problems: list[str] = []
     for _ in range(args.rounds):
         for name, server, posts in (("bare", bare, bare_posts), ("signup", real, signups)):
+            before = server.cpu()
             rate, errors = capacity(server.port, posts, args.clients, args.seconds)
             rates[name].append(rate)
+            cpu[name].append(1000 * (server.cpu() - before) / max(1.0, rate * args.seconds))
             problems += [f"{name}: {e}" for e in errors[:3]]
     median = {name: statistics.median(values) for name, values in rates.items()}
+    cpu_median = {name: statistics.median(values) for name, values in cpu.items()}
     for name, values in rates.items():
         print(f"capacity {name}: " + ", ".join(f"{v:.0f}/s" for v in values) + f" (median {median[name]:.0f}/s; "
-              f"{args.clients} clients, {args.seconds:.0f} s each)", flush=True)
+              f"{args.clients} clients, {args.seconds:.0f} s each); server CPU {cpu_median[name]:.2f} ms a request",
+              flush=True)
+    # On a busy machine the rates swing with the load; CPU per request is steadier, and its ratio is what
+    # the rates' ratio comes to when the server, not waiting, is what limits.
+    print(f"cpu ratio={cpu_median['bare'] / cpu_median['signup']:.2f} (bare CPU / sign-up CPU per request)",
+          flush=True)
     p99 = float("inf")
     if median["signup"] < args.rate:  # the backlog would only grow: its p99 is the length of the run
         print(f"steady {args.rate:.0f}/s: not run, the capacity ({median['signup']:.0f}/s) is below it", flush=True)

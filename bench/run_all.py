@@ -2,9 +2,9 @@
 
     python bench/run_all.py [--quick]
 
-P1 is bench/dispatch.py as it stands (its last line, `ratio=...`, against the 0.6 target); P2-P5 print
+P1 is bench/dispatch.py as it stands (its last line, `ratio=...`, against the 0.6 target); P2-P6 print
 their own `TARGET` lines (bench/harness.py). `--quick` runs smaller sizes, to try the benches out: its
-figures are not the targets' (P3 among 100,000, P5 over 10,000 messages).
+figures are not the targets' (P3 among 100,000, P5 over 10,000 messages, P6 10,000 rows).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def benches(quick: bool) -> list[tuple[str, list[str]]]:
         ("P3 tick", ["tick.py", *(["--large", "100000", "--repeat", "3"] if quick else [])]),
         ("P4 intake", ["intake.py", *(["--seconds", "3", "--steady-seconds", "10"] if quick else [])]),
         ("P5 memory", ["memory.py", *(["--n", "10000", "--window", "2000"] if quick else [])]),
+        ("P6 import", ["import.py", *(["--rows", "10000"] if quick else [])]),
     ]
 
 

@@ -9,7 +9,7 @@ from redis import Redis
 from rq import Queue
 from rq.job import JobStatus
 
-from nurture.delivery import alerts, bounce_mail, dispatch, versions
+from nurture.delivery import alerts, bounce_mail, dispatch, versions, webhooks
 from nurture.people import signup
 from nurture.runtime import Runtime, current_runtime
 
@@ -61,6 +61,7 @@ def tick() -> int:
     alerts.send_alerts(rt)
     queue = dispatch_queue(rt)
     enqueue_bounce_reading(rt, queue)
+    enqueue_webhooks(rt, queue)
     room = rt.settings.max_pending_batches - queue.count  # back-pressure: don't claim what nobody will run soon
     if room <= 0:
         return 0
@@ -92,3 +93,20 @@ def read_bounces() -> dict[str, int]:
     if counts:
         log.info("bounces: %s", dict(counts))
     return dict(counts)
+
+
+def enqueue_webhooks(rt: Runtime, queue: Queue) -> None:
+    """Queue one run of webhooks out, unless one is waiting or running (its fixed job id): the POSTs, with
+    their timeouts, happen in that job, never in the tick and never on the send path."""
+    if not webhooks.has_endpoints(rt):
+        return
+    job = queue.fetch_job("deliver-webhooks")
+    if job is None or job.get_status() not in (JobStatus.QUEUED, JobStatus.STARTED):
+        queue.enqueue(deliver_webhooks, job_id="deliver-webhooks", result_ttl=600, failure_ttl=86400)
+
+
+def deliver_webhooks() -> dict[str, int]:
+    counts = webhooks.deliver_due(current_runtime())
+    if any(counts.values()):
+        log.info("webhooks: %s", counts)
+    return counts

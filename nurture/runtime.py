@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from nurture.config import Settings, load_settings
 from nurture.content.checker import TemplateCheck
+from nurture.content.integrations_file import IntegrationsFile
 from nurture.content.registry import SequenceRegistry
 from nurture.content.rendering import TemplateCatalog, make_environment, make_text_environment
 from nurture.delivery.transports import EmailTransport, SmsTransport
@@ -25,6 +26,7 @@ from nurture.delivery.transports.outbox import OutboxTransport
 from nurture.delivery.transports.sms_outbox import SmsOutboxTransport
 from nurture.delivery.transports.smtp import SmtpTransport
 from nurture.delivery.transports.twilio import TwilioTransport
+from nurture.rules.inbound import Integrations
 from nurture.rules.tokens import LinkSigner
 from nurture.store.db import make_engine
 
@@ -45,6 +47,14 @@ class Runtime:
     transport_factory: Callable[[], EmailTransport] | None = field(default=None)
     sms_rate: Any = None  # nurture.delivery.channels.sms.SendRate, made on first use (it may hold per-process state)
     email_pacer: Any = None  # nurture.delivery.pacing.Pacer, made on first use (likewise)
+    integrations_file: IntegrationsFile | None = None  # integrations.yaml, re-read when it changes
+
+    @property
+    def integrations(self) -> Integrations:
+        """The Stripe product map, inbound hooks and attribution windows in force now."""
+        if self.integrations_file is None:
+            self.integrations_file = IntegrationsFile(self.settings.integrations_file)
+        return self.integrations_file.get()
 
     @property
     def env(self) -> jinja2.Environment:

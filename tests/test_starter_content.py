@@ -72,3 +72,16 @@ def test_the_starter_footer_names_the_brand_once(tmp_path: Path) -> None:
     layout = (ROOT / "email_templates" / "_layout.txt").read_text()
     assert "{{ brand.name }}\n{{ postal_address }}" in layout
     assert settings.brand_name not in settings.postal_address
+
+
+def test_the_starter_integrations_map_to_products_the_starter_sequences_offer() -> None:
+    from nurture.content.integrations_file import parse_integrations
+
+    integrations, problems = parse_integrations((ROOT / "integrations.yaml").read_text(), "integrations.yaml")
+    assert problems == []
+    offered = {name for s in starter_registry().all() for step in s.steps for o in step.offers
+               for name in (o.after, o.product)}
+    mapped = set(integrations.stripe_products.values()) | {
+        product for hook in integrations.hooks.values() for product in hook.products.values()}
+    assert mapped and mapped <= offered, mapped - offered
+    assert set(integrations.hooks) == {"shopify-orders", "calendly-bookings"}

@@ -11,6 +11,7 @@ from nurture.cli import (
     doctor,
     events,
     forms,
+    importing,  # noqa: F401  (its commands join the `contacts` group)
     insight,
     lifecycle_map,
     ops,
@@ -19,6 +20,7 @@ from nurture.cli import (
     suppress,
     users,
 )
+from nurture.cli import webhooks as webhooks_cli
 from nurture.cli.common import fail, with_runtime
 
 __all__ = ["fail", "main", "with_runtime"]  # fail and with_runtime: for command modules, here or in cli.common
@@ -32,8 +34,8 @@ def main() -> None:
 for command in (ops.check, ops.db, contacts.contacts, forms.forms_group, suppress.suppress, events.events,
                 insight.plan, contacts.referrals, ops.send_due, ops.dev, insight.simulate_command,
                 insight.why_command, bounces.bounces_group, users.users, lifecycle_map.map_command,
-                stats.stats_command, doctor.doctor_command, reputation.reputation_command,
-                reputation.resume_sending):
+                stats.stats_command, doctor.doctor_command, webhooks_cli.webhooks_group,
+                reputation.reputation_command, reputation.resume_sending):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -118,8 +118,9 @@ def contacts_consent(rt: Runtime, email: str, as_json: bool) -> None:
     if not records:
         click.echo("  no consent records")
     for c in records:
+        basis = f", basis {c.legal_basis}" if c.legal_basis else ""
         click.echo(f"  {lines.when(c.created_at)}  {c.channel} {c.action} ({c.scope}) "
-                   f"{lines.consent_via(c.method, c.form_id, c.delivery_id)}")
+                   f"{lines.consent_via(c.method, c.form_id, c.delivery_id)}{basis}")
         click.echo(f"      ip {c.ip or '-'}  user agent {c.user_agent or '-'}")
         if c.consent_text:
             click.echo(f"      text sha256 {c.consent_hash}: {c.consent_text!r}")

@@ -62,7 +62,7 @@ def consent_via(method: str, form_id: str | None, delivery_id: int | None) -> st
 
 
 def consent_line(c: Consent) -> str:
-    via = consent_via(c.method, c.form_id, c.delivery_id)
+    via = consent_via(c.method, c.form_id, c.delivery_id) + (f", basis {c.legal_basis}" if c.legal_basis else "")
     text = f"  text#{c.consent_hash[:12]}" if c.consent_hash else ""
     return (f"  {when(c.created_at)}  {c.channel} {c.action} ({c.scope}) {via}"
             f"  ip={c.ip or '-'}  ua={c.user_agent or '-'}{text}")

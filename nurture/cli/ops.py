@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from nurture.cli.common import fail, with_runtime
 from nurture.config import ConfigError, Settings, startup_settings
-from nurture.content.checker import CheckResult, SmsCheck, check_tree
-from nurture.delivery import alerts, dispatch, versions
+from nurture.content.checker import CheckResult, SmsCheck, check_tree, shown_path
+from nurture.content.integrations_file import INTEGRATIONS_FILE, check_integrations
+from nurture.content.webhooks_file import parse_webhooks
+from nurture.delivery import alerts, dispatch, versions, webhooks
 from nurture.runtime import Runtime
 
 
@@ -40,7 +43,14 @@ def check_project(settings: Settings, root: Path | None = None, shown_from: Path
     forms_dir = root / "forms" if root else settings.forms_dir
     sms = SmsCheck(root / "sms_templates" if root else settings.sms.templates_dir, settings.sms.max_segments,
                    settings.brand_name, settings.base_url)
-    return check_tree(sequences_dir, templates_dir, base, forms_dir, sms)
+    result = check_tree(sequences_dir, templates_dir, base, forms_dir, sms)
+    integrations = root / INTEGRATIONS_FILE if root else settings.integrations_file
+    problems = result.problems + check_integrations(integrations, shown_path(integrations, base))
+    webhooks_file = root / "webhooks.yaml" if root else settings.webhooks_file
+    if webhooks_file.is_file():
+        problems += parse_webhooks(webhooks_file.read_text(encoding="utf-8"), shown_path(webhooks_file, base),
+                                   settings.webhooks.secrets)[1]
+    return replace(result, problems=problems)
 
 
 @click.group()
@@ -68,6 +78,7 @@ def send_due(rt: Runtime) -> None:
     versions.housekeeping(rt)
     alerts.send_alerts(rt)
     dispatch.claim_batches(rt, run_now, max_batches=10_000)
+    webhooks.deliver_due(rt)  # the events just recorded, out to the webhook endpoints (one attempt each)
     click.echo(", ".join(f"{n} {k}" for k, n in sorted(total.items())) or "nothing due")
 
 

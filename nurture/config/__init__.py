@@ -8,6 +8,7 @@ time instead of at 3 a.m. in the middle of a batch. Nothing else in nurture read
     bounces.py    the BOUNCE_* variables
     pacing.py     EMAIL_RATE, PACING_*, WARMUP_* and REPUTATION_* (deliverability)
     providers.py  the email providers' webhook secrets (SES/SNS, Postmark, SendGrid, Mailgun)
+    webhooks.py   the WEBHOOKS_* variables, and every WEBHOOK_SECRET_* gathered
     values.py     what one value may look like (URLs, addresses, SMTP URLs, hours, rates)
     errors.py     ConfigError, and pydantic's errors said as `NAME: what is wrong`
     loading.py    load_settings (reads, writes nothing) and startup_settings (writes missing secrets first)
@@ -21,9 +22,10 @@ from nurture.config.providers import ProviderSettings
 from nurture.config.settings import DkimSettings, Settings
 from nurture.config.sms import SmsSettings, TwilioSettings
 from nurture.config.values import SmtpSettings, parse_smtp_url
+from nurture.config.webhooks import WebhookSettings
 
 __all__ = [
     "BounceSettings", "ConfigError", "DeliverabilitySettings", "DkimSettings", "ProviderSettings", "Settings",
-    "SmsSettings", "SmtpSettings", "TwilioSettings",
+    "SmsSettings", "SmtpSettings", "TwilioSettings", "WebhookSettings",
     "load_settings", "parse_smtp_url", "startup_settings", "write_missing_secrets",
 ]

@@ -25,6 +25,7 @@ from nurture.config.pacing import DeliverabilitySettings
 from nurture.config.providers import ProviderSettings
 from nurture.config.sms import SmsSettings
 from nurture.config.values import BaseUrl, HttpUrl, MailAddress, SmtpSettings, one_of
+from nurture.config.webhooks import WebhookSettings
 
 Secret = Annotated[str, AfterValidator(parse.secret)]
 Seconds = Annotated[tuple[int, ...], BeforeValidator(parse.backoff)]
@@ -116,11 +117,17 @@ class Settings(BaseSettings):
     bounces: BounceSettings
     deliverability: DeliverabilitySettings  # pacing, warm-up, the reputation guard (config/pacing.py)
     providers: ProviderSettings
+    webhooks: WebhookSettings
     # Without a variable, read from VAR_DIR/secret_key and VAR_DIR/api_key (pydantic-settings' secrets
     # directory), which only an explicit start-up step writes (nurture.config.loading.write_missing_secrets).
     # Missing is reported last, in `_parts_fit_together`: a bad value elsewhere is the news.
     secret_key: Secret = Field("", alias="SECRET_KEY")  # signs links: must survive restarts
     api_key: Secret = Field("", alias="API_KEY")
+    # Stripe price ids and inbound hooks (integrations.yaml); the hooks' secrets are the *_WEBHOOK_SECRET
+    # variables (STRIPE_WEBHOOK_SECRET, and whatever name the file gives each hook), read here, once.
+    integrations_file: Path = Field(alias="INTEGRATIONS_FILE")
+    stripe_webhook_secret: str | None = Field(None, alias="STRIPE_WEBHOOK_SECRET", repr=False)  # whsec_...
+    webhook_secrets: dict[str, str] = Field(default_factory=dict, repr=False)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -145,6 +152,7 @@ class Settings(BaseSettings):
             "DATABASE_URL": f"sqlite:///{var_dir / 'nurture.db'}",
             "SEQUENCES_DIR": root / "sequences", "TEMPLATES_DIR": root / "email_templates",
             "FORMS_DIR": root / "forms", "OUTBOX_DIR": var_dir / "outbox",
+            "INTEGRATIONS_FILE": root / "integrations.yaml",
             "BRAND_NAME": name or address, "SUPPORT_EMAIL": address,
             "REFERRAL_LANDING_URL": str(cls._given(data, "base_url")).rstrip("/") + "/forms/beginners-guide",
         }
@@ -154,7 +162,11 @@ class Settings(BaseSettings):
         values["sms"] = {"SMS_TEMPLATES_DIR": root / "sms_templates", **data}
         values["bounces"] = data  # and BounceSettings its BOUNCE_*
         values["deliverability"] = data  # and DeliverabilitySettings its PACING_*, WARMUP_*, REPUTATION_*
+        values["webhook_secrets"] = {name.upper(): secret for name, secret in data.items()
+                                     if isinstance(name, str) and name.upper().endswith("_WEBHOOK_SECRET") and secret}
         values["providers"] = data  # and ProviderSettings the providers' webhook secrets
+        values["webhooks"] = WebhookSettings.from_environment(  # and WebhookSettings its WEBHOOK*
+            {"WEBHOOKS_FILE": root / "webhooks.yaml", **data})
         return values
 
     @classmethod
@@ -184,6 +196,10 @@ class Settings(BaseSettings):
     @cached_property  # on every message; parseaddr is slower than it looks
     def mail_domain(self) -> str:
         return parseaddr(self.mail_from)[1].rpartition("@")[2] or "localhost"
+
+    @property
+    def webhooks_file(self) -> Path:
+        return self.webhooks.file or self.root / "webhooks.yaml"
 
     @cached_property
     def bounce_address(self) -> str:

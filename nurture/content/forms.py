@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -286,9 +287,16 @@ class FormRegistry:
         self._by_file: dict[Path, Form] = {}
         self._stamps: dict[Path, tuple[int, int]] = {}
         self._by_id: dict[str, Form] = {}
+        # One refresh at a time: a web worker's threads share the registry, and a thread that found a file
+        # stamped while another was still parsing it answered 404 for a form that exists.
+        self._lock = threading.Lock()
 
     def refresh(self) -> list[Problem]:
         """Re-read changed files. Returns the problems of files whose new version was refused."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> list[Problem]:
         files = form_files(self.directory) if self.directory.is_dir() else []
         problems: list[Problem] = []
         for file in files:

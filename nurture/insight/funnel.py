@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from nurture.rules.attribution import StepRevenue, money, total
 from nurture.rules.sequence import Sequence
 
 # Each metric and what its rate is taken against ("reached" against the step before's "reached").
@@ -52,6 +53,15 @@ class Funnel:
     version: str | None
     rows: tuple[FunnelRow, ...]
     total: Mapping[str, int]
+    # Purchases credited to each step (nurture.insight.revenue): conversions and revenue per currency.
+    revenue: Mapping[str, StepRevenue] = field(default_factory=dict)
+
+    def step_revenue(self, step: str) -> StepRevenue:
+        return self.revenue.get(step) or StepRevenue()
+
+    @property
+    def total_revenue(self) -> StepRevenue:
+        return total(self.revenue)
 
 
 def rate(part: int, whole: int | None) -> float | None:
@@ -117,6 +127,19 @@ def format_funnel(funnel: Funnel) -> list[str]:
               f"entered), {total['unsubscribed']} unsubscribed, {total['bounced']} bounced",
               "rates: reached against the step before; sent, skipped, deferred against reached; delivered and "
               "bounced and goal against sent; clicked and unsubscribed against delivered"]
+    return lines + format_revenue(funnel)
+
+
+def format_revenue(funnel: Funnel) -> list[str]:
+    """Conversions and revenue per step: purchases credited to the step's last touch (docs/integrations.md)."""
+    lines = ["", f"{'step':<22}{'conversions':>12}{'of sent':>9}  revenue"]
+    for row in funnel.rows:
+        credited = funnel.step_revenue(row.step)
+        share = percent(rate(credited.conversions, row.counts["sent"]))
+        lines.append(f"{row.step[:21]:<22}{credited.conversions:>12}{share:>9}  {money(credited.revenue)}")
+    whole = funnel.total_revenue
+    plural = "" if whole.conversions == 1 else "s"
+    lines.append(f"whole sequence: {whole.conversions} conversion{plural}, {money(whole.revenue)}")
     return lines
 
 
@@ -124,4 +147,11 @@ def funnel_json(funnel: Funnel) -> dict:
     return {"sequence": funnel.sequence_id, "name": funnel.name, "since": funnel.since.isoformat(),
             "version": funnel.version, "rate_of": RATE_OF, "total": dict(funnel.total),
             "steps": [{"step": row.step, "label": row.label, "counts": dict(row.counts), "rates": dict(row.rates),
-                       "skipped_by_reason": dict(row.skip_reasons)} for row in funnel.rows]}
+                       "skipped_by_reason": dict(row.skip_reasons), **_revenue_json(funnel.step_revenue(row.step))}
+                      for row in funnel.rows],
+            "revenue": _revenue_json(funnel.total_revenue)}
+
+
+def _revenue_json(credited: StepRevenue) -> dict:
+    return {"conversions": credited.conversions,
+            "revenue": {currency: str(amount) for currency, amount in sorted(credited.revenue.items())}}

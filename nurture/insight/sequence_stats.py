@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
 from nurture.insight.funnel import Funnel, build_funnel, parse_since
+from nurture.insight.revenue import sequence_revenue
 from nurture.store.funnel import count_funnel, versions_of
 
 if TYPE_CHECKING:
@@ -31,7 +33,9 @@ def sequence_funnel(rt: Runtime, sequence_id: str, period: str = DEFAULT_PERIOD,
     since = parse_since(period, now or rt.clock())
     with Session(rt.db) as session:
         counts = count_funnel(session, sequence_id, since, version or None)
-    return build_funnel(sequence, counts.steps, counts.skip_reasons, counts.total, since, version or None)
+        credited = sequence_revenue(session, sequence_id, since, rt.integrations.attribution)
+    funnel = build_funnel(sequence, counts.steps, counts.skip_reasons, counts.total, since, version or None)
+    return replace(funnel, revenue=credited)
 
 
 def sequence_versions(rt: Runtime, sequence_id: str) -> list[tuple[str, datetime]]:

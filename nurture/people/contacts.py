@@ -263,7 +263,19 @@ def enroll(session: Session, contact: Contact, sequence: Sequence, now: datetime
     latest = store.latest_enrollment(session, contact.id, sequence.id)
     if latest is not None and not may_reenter(sequence, latest, now):
         return latest, False
-    tz = engine.contact_zone(contact.timezone)
+    row = enrollment_row(contact.id, contact.timezone, sequence, now, latest.entry + 1 if latest else 1, start_at)
+    enrollment = Enrollment(**row)
+    session.add(enrollment)
+    session.flush()
+    record_event(session, contact.id, "sequence.enrolled", now, enrolled_data(sequence, row))
+    return enrollment, True
+
+
+def enrollment_row(contact_id: int | None, timezone: str | None, sequence: Sequence, now: datetime, entry: int,
+                   start_at: str | None = None) -> dict[str, object]:
+    """A new enrollment's columns, at the sequence's first step or at `start_at`: one definition for
+    `enroll` and a new address's sign-up (nurture.people.new_signup, which inserts it without the ORM)."""
+    tz = engine.contact_zone(timezone)
     if start_at is not None:
         step = sequence.step(start_at)
         if step is None:
@@ -271,15 +283,14 @@ def enroll(session: Session, contact: Contact, sequence: Sequence, now: datetime
         due: engine.Due | None = engine.Due(step.id, engine.step_due(step, now, tz))
     else:
         due = engine.first_due(sequence, now, tz)
-    enrollment = Enrollment(
-        contact_id=contact.id, sequence_id=sequence.id, sequence_version=sequence.version,
-        entry=latest.entry + 1 if latest else 1, step_id=due.step_id if due else None,
-        due_at=due.at if due else None, step_entered_at=now,
-        status=EnrollmentStatus.ACTIVE if due else EnrollmentStatus.COMPLETED, created_at=now, updated_at=now,
-    )
-    session.add(enrollment)
-    session.flush()
-    record_event(session, contact.id, "sequence.enrolled", now,
-                 {"sequence": sequence.id, "version": sequence.version, "first_step": enrollment.step_id,
-                  "entry": enrollment.entry})
-    return enrollment, True
+    return {
+        "contact_id": contact_id, "sequence_id": sequence.id, "sequence_version": sequence.version,
+        "entry": entry, "step_id": due.step_id if due else None, "due_at": due.at if due else None,
+        "step_entered_at": now, "status": EnrollmentStatus.ACTIVE if due else EnrollmentStatus.COMPLETED,
+        "created_at": now, "updated_at": now,
+    }
+
+
+def enrolled_data(sequence: Sequence, row: dict[str, object]) -> dict[str, object]:
+    """The `sequence.enrolled` event's properties for the enrollment `row`."""
+    return {"sequence": sequence.id, "version": sequence.version, "first_step": row["step_id"], "entry": row["entry"]}

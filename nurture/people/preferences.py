@@ -50,15 +50,22 @@ def resolve(session: Session, delivery_id: int) -> LinkTarget:
     return LinkTarget(delivery, contact, session.get(Enrollment, delivery.enrollment_id))
 
 
+def consent_row(contact_id: int | None, channel: str, action: ConsentAction, origin: Origin, now: datetime,
+                scope: str = "all") -> dict[str, object]:
+    """The consent record's columns: one definition for the ORM path and a new address's sign-up (which
+    inserts its rows in one statement, nurture.people.new_signup)."""
+    text = origin.consent_text
+    return {
+        "contact_id": contact_id, "channel": channel, "action": action, "method": origin.method, "scope": scope,
+        "form_id": origin.form_id, "delivery_id": origin.delivery_id, "consent_text": text,
+        "consent_hash": hashlib.sha256(text.encode()).hexdigest() if text else None,
+        "ip": origin.ip, "user_agent": (origin.user_agent or "")[:500] or None, "created_at": now,
+    }
+
+
 def record_consent(session: Session, contact: Contact, channel: str, action: ConsentAction, origin: Origin,
                    now: datetime, scope: str = "all") -> None:
-    text = origin.consent_text
-    session.add(Consent(
-        contact_id=contact.id, channel=channel, action=action, method=origin.method, scope=scope,
-        form_id=origin.form_id, delivery_id=origin.delivery_id, consent_text=text,
-        consent_hash=hashlib.sha256(text.encode()).hexdigest() if text else None,
-        ip=origin.ip, user_agent=(origin.user_agent or "")[:500] or None, created_at=now,
-    ))
+    session.add(Consent(**consent_row(contact.id, channel, action, origin, now, scope)))
 
 
 def unsubscribe_all(session: Session, contact: Contact, origin: Origin, now: datetime) -> bool:

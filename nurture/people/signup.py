@@ -14,7 +14,7 @@ Raises domain errors (`SignupUnavailable`, `UnknownSignup`); the web layer turns
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from nurture.content.forms import HONEYPOT, STARTED, Form, FormRegistry
-from nurture.people import automation, referrals
+from nurture.people import automation, new_signup, referrals
 from nurture.people.contacts import ContactInput, enroll, merge_into, record_event, record_merge
 from nurture.people.preferences import Origin, record_consent, set_sms
 from nurture.people.submission import FORM_ERROR, InvalidSignup, Submission, read_submission
@@ -124,10 +124,16 @@ def _needed_sequence(rt: Runtime, form: Form) -> Sequence:
 def submit(rt: Runtime, form: Form, submission: Submission, visitor: Visitor) -> SignupResult:
     """Record one sign-up, all or nothing. A second submission of the same address updates the same contact."""
     sequence = _needed_sequence(rt, form)
+    now = rt.clock()
+    origins = (visitor.origin(form.id, form.consent_text), visitor.origin(form.id, form.sms_consent_text))
+    magnet = None if form.double_opt_in or form.lead_magnet is None else _magnet_field(rt, form)
+    contact_id = new_signup.create(rt.db, form, submission, origins, sequence, magnet, now)
+    if contact_id is not None:  # a new address, the common case: written in one statement (PostgreSQL)
+        return SignupResult(contact_id, True, Subscription.PENDING if form.double_opt_in else Subscription.SUBSCRIBED)
     for attempt in (1, 2):
         with Session(rt.db) as session:
             try:
-                result = _submit(rt, session, form, submission, visitor, sequence)
+                result = _merge(rt, session, form, submission, visitor, sequence, now)
                 session.commit()
                 return result
             except IntegrityError:
@@ -139,9 +145,17 @@ def submit(rt: Runtime, form: Form, submission: Submission, visitor: Visitor) ->
     raise AssertionError("unreachable")
 
 
-def _submit(rt: Runtime, session: Session, form: Form, submission: Submission, visitor: Visitor,
-            sequence: Sequence) -> SignupResult:
-    now = rt.clock()
+def _magnet_field(rt: Runtime, form: Form) -> Callable[[int], dict]:
+    """`contact.fields.lead_magnet` for a contact id, where the welcome email finds it (see _start)."""
+    assert form.lead_magnet is not None
+    title = form.lead_magnet.title
+    return lambda contact_id: {"title": title, "url": lead_magnet_url(rt, form, contact_id)}
+
+
+def _merge(rt: Runtime, session: Session, form: Form, submission: Submission, visitor: Visitor,
+           sequence: Sequence, now: datetime) -> SignupResult:
+    """The general path: a known address signs up again (merged, never duplicated). It also creates a
+    contact that is not there: `new_signup` is the short way for that, writing the same rows."""
     contact, created = _find_or_create(session, form, submission, now)
     record_consent(session, contact, "email", ConsentAction.OPT_IN, visitor.origin(form.id, form.consent_text), now)
     if submission.sms_consent:  # its own consent, with its own words (texts still wait for a sequence)
@@ -284,5 +298,5 @@ def consent_json(record: Consent) -> dict:
         "at": record.created_at.isoformat(), "channel": record.channel, "action": record.action,
         "method": record.method, "scope": record.scope, "form": record.form_id, "message": record.delivery_id,
         "consent_text": record.consent_text, "consent_sha256": record.consent_hash, "ip": record.ip,
-        "user_agent": record.user_agent,
+        "user_agent": record.user_agent, "legal_basis": record.legal_basis,
     }

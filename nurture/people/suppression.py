@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +49,12 @@ def import_csv(session: Session, path: Path, now: datetime, reason: str = "impor
             except InvalidContact as exc:
                 invalid.append((line, value, exc.message))
     return ImportReport(added, invalid)
+
+
+def suppressed_among(session: Session, addresses: Sequence[str]) -> dict[str, str]:
+    """address -> reason, for the normalised `addresses` that no send may pass (a whole import batch in
+    a few queries). What an import asks before it adds or updates anyone."""
+    return suppressions.suppression_reasons(session, addresses)
 
 
 def listing(session: Session) -> Iterable[Suppression]:

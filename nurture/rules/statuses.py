@@ -14,7 +14,7 @@ class Subscription(StrEnum):
     """A contact's consent on one channel (Contact.email_status, Contact.sms_status). Only SUBSCRIBED
     allows marketing; transactional messages (a sign-up's confirmation) go to anyone not suppressed."""
 
-    NONE = "none"  # sms only: never opted in
+    NONE = "none"  # never opted in: sms before its own consent; email of a contact imported without consent
     SUBSCRIBED = "subscribed"
     PENDING = "pending"  # email only: signed up through a double opt-in form, not confirmed yet
     UNSUBSCRIBED = "unsubscribed"

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+POOL_SIZE, POOL_OVERFLOW = 10, 10  # per process; a worker uses one at a time, a web worker one a thread
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -26,6 +27,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     processes wait for each other instead of failing with "database is locked" when a read turns into a
     write halfway through a transaction."""
     if not url.startswith("sqlite"):
+        # More kept connections than a web worker has threads (the Procfile: 8): past SQLAlchemy's default
+        # 5, every busy moment opened and closed a connection a request, a PostgreSQL backend started
+        # each time (bench/README.md, P4).
+        kwargs = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, **kwargs}
         return create_engine(url, pool_pre_ping=True, **kwargs)
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":

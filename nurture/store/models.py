@@ -10,15 +10,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, Column, DateTime, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from nurture.rules.statuses import AlertStatus, ConsentAction, DeliveryStatus, EnrollmentStatus, Subscription
+from nurture.rules.webhooks import WebhookStatus
 
 __all__ = [  # the statuses are re-exported: code above the rules finds them beside the tables
     "Alert", "AlertStatus", "Consent", "ConsentAction", "Contact", "Delivery", "DeliveryStatus", "Enrollment",
     "EnrollmentStatus", "Event", "SequenceVersion", "StatusColumn", "Subscription", "Suppression", "UTCDateTime",
+    "WebhookAttempt", "WebhookEndpoint", "WebhookMessage", "WebhookStatus",
 ]
 
 
@@ -196,6 +198,9 @@ class Consent(SQLModel, table=True):
     ip: str | None = Field(default=None, max_length=45)
     user_agent: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # GDPR Art. 6: the lawful basis an import claimed (consent, legitimate-interest ...); None for the
+    # person's own opt-in through a form, link or keyword, where the basis is consent by the act itself.
+    legal_basis: str | None = Field(default=None, max_length=32)
 
 
 class Suppression(SQLModel, table=True):
@@ -266,6 +271,72 @@ class ProviderReceipt(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, max_length=200)  # provider:event id (or provider:token:...)
     received_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+# --- webhooks out (docs/webhooks.md) -------------------------------------------------------------------------
+
+class WebhookEndpoint(SQLModel, table=True):
+    """What the service remembers about an endpoint (named in webhooks.yaml, or added in the console with its
+    url, events and secret variable): how far through the Event
+    table it has been handed (`cursor`, an event id), since when it has been failing, and whether it was
+    switched off for failing a whole day (and the owner told)."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    # Set for an endpoint added in the console (one named in webhooks.yaml keeps only its state here).
+    url: str | None = Field(default=None, max_length=2000)
+    events: list = Field(default_factory=list, sa_column=_json_column())
+    secret_env: str | None = Field(default=None, max_length=64)
+    cursor: int = 0
+    failing_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    disabled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    owner_told_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class WebhookMessage(SQLModel, table=True):
+    """The outbox: one event for one endpoint, body fixed when written (a retry sends the same bytes), at
+    most one row per endpoint × event. Claimed for an attempt by a conditional UPDATE, like enrollments."""
+
+    __tablename__ = "webhook_message"
+    __table_args__ = (UniqueConstraint("endpoint", "event_id", name="uq_webhook_message_endpoint_event"),
+                      Index("ix_webhook_message_due", "status", "next_attempt_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint: str = Field(max_length=64, index=True)
+    message_id: str = Field(unique=True, max_length=64)  # the webhook-id header: receivers dedupe on it
+    event_id: int | None = Field(default=None, foreign_key="event.id")  # None for a test ping
+    event_type: str = Field(max_length=64)  # the public name
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    status: WebhookStatus = Field(default=WebhookStatus.PENDING, sa_type=StatusColumn(WebhookStatus))
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claim_token: str | None = Field(default=None, max_length=32)
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One POST of a message: what came back (status code or error) and how long it took. Append-only:
+    the log the console and `nurture webhooks log` show."""
+
+    __tablename__ = "webhook_attempt"
+    __table_args__ = (Index("ix_webhook_attempt_endpoint_at", "endpoint", "attempted_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="webhook_message.id", index=True)
+    endpoint: str = Field(max_length=64)
+    attempted_at: datetime = Field(sa_type=UTCDateTime)
+    ok: bool = False
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+    duration_ms: int = 0
+
 
 
 class SendingPause(SQLModel, table=True):

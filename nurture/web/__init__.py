@@ -48,6 +48,9 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     from nurture.web import twilio
 
     app.register_blueprint(twilio.bp)
+    from nurture.web import integrations
+
+    app.register_blueprint(integrations.bp)
     from nurture.web import hooks
 
     app.register_blueprint(hooks.bp)  # the email providers' webhooks (SES, Postmark, SendGrid, Mailgun)

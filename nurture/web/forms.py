@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, render_template, request, send_file
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, render_template, request, send_file
 from jinja2.utils import htmlsafe_json_dumps
 from redis import Redis
 from redis.exceptions import RedisError
@@ -35,7 +33,7 @@ from nurture.people.submission import FORM_ERROR, InvalidSignup
 from nurture.rules.tokens import BadToken
 from nurture.runtime import Runtime
 from nurture.store.models import Subscription
-from nurture.web import runtime
+from nurture.web import runtime, submit_limit
 from nurture.web.unsubscribe import mask
 
 log = logging.getLogger(__name__)
@@ -50,15 +48,11 @@ NOT_FOUND = "There is no such form. The link may be out of date."
 
 
 def init_app(app: Flask, rt: Runtime) -> None:
-    """Register the blueprint with its per-IP rate limit on the submit route only (one Limiter per app:
-    Flask-Limiter keeps its storage on the instance, and each app may have its own Redis)."""
+    """Register the blueprint, with its per-IP rate limit on submissions (one per app: each app may have
+    its own Redis)."""
     app.register_blueprint(bp)
     app.extensions["nurture.forms"] = FormRegistry(rt.settings.forms_dir)
-    limiter = Limiter(get_remote_address, app=app, storage_uri=rt.settings.redis_url or "memory://",
-                      key_prefix="nurture-forms", default_limits=[], swallow_errors=True,
-                      in_memory_fallback_enabled=True)  # Redis down: limit in memory, never fail a sign-up
-    view = app.view_functions["forms.submit"]
-    app.view_functions["forms.submit"] = limiter.limit(rt.settings.form_rate_limit, methods=["POST"])(view)
+    submit_limit.install(app, rt.settings.form_rate_limit, rt.settings.redis_url)
 
 
 def registry() -> FormRegistry:
@@ -92,6 +86,7 @@ def _form(form_id: str) -> Form:
     form = registry().get(form_id)
     if form is None:
         raise _Missing()
+    g.nurture_form = form  # for `cors`, after the view: the folder need not be checked twice a request
     return form
 
 
@@ -120,7 +115,7 @@ def cors(response: Response) -> Response:
     form_id = (request.view_args or {}).get("form_id")
     origin = request.headers.get("Origin")
     response.vary.add("Origin")
-    form = registry().get(form_id) if form_id else None
+    form = g.get("nurture_form") or (registry().get(form_id) if form_id else None)
     if form is not None and form.allows_origin(origin):
         response.headers["Access-Control-Allow-Origin"] = origin
     return response
@@ -210,6 +205,7 @@ def _visitor() -> signup.Visitor:
 
 @bp.post("/forms/<form_id>", provide_automatic_options=False)
 def submit(form_id: str) -> Any:
+    submit_limit.enforce()  # 429 past FORM_RATE_LIMIT from this address
     rt, form = runtime(), _form(form_id)
     if not _origin_allowed(form):
         return _message(403, "Not from this site", WRONG_SITE, form)

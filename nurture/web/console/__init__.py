@@ -54,7 +54,15 @@ def too_many(_error: Exception) -> tuple[str, int]:
 
 
 def init_app(app: Flask, rt: Runtime) -> None:
-    from nurture.web.console import funnel, lifecycle, login, reputation  # noqa: F401  (their views join `bp`)
+    from nurture.web.console import (  # noqa: F401  (their views join `bp`)
+        exports,
+        funnel,
+        importing,
+        lifecycle,
+        login,
+        reputation,
+        webhooks,
+    )
 
     auth.init_app(app, rt)
     app.register_blueprint(bp)

@@ -6,6 +6,7 @@ from flask import abort, render_template, request
 
 from nurture.insight.funnel import METRICS, RATE_OF, BadPeriod, percent
 from nurture.insight.sequence_stats import DEFAULT_PERIOD, UnknownSequence, sequence_funnel, sequence_versions
+from nurture.rules.attribution import money
 from nurture.web import runtime
 from nurture.web.console import bp
 
@@ -27,4 +28,5 @@ def funnel(sequence_id: str) -> str:
     widest = max([row.counts["reached"] for row in result.rows] + [1])
     return render_template("console/funnel.html", funnel=result, metrics=METRICS, rate_of=RATE_OF,
                            percent=percent, widest=widest, period=period, periods=PERIODS,
-                           versions=sequence_versions(rt, sequence_id))
+                           versions=sequence_versions(rt, sequence_id), money=money,
+                           attribution=rt.integrations.attribution)

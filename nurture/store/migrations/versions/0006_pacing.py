@@ -1,8 +1,8 @@
 """deliverability: the reputation guard's pause, and an index on delivery.sent_at (the guard's window and
 the warm-up's count of today's sends)
 
-Revision ID: 0005_pacing
-Revises: 0004_provider_hooks
+Revision ID: 0006_pacing
+Revises: 0005_import
 Create Date: 2026-12-06 16:20:00
 """
 import sqlalchemy as sa
@@ -11,8 +11,8 @@ from alembic import op
 
 import nurture.store.models
 
-revision = '0005_pacing'
-down_revision = '0004_provider_hooks'
+revision = '0006_pacing'
+down_revision = '0005_import'
 branch_labels = None
 depends_on = None
 

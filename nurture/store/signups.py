@@ -1,0 +1,140 @@
+"""The writes of a sign-up from an address no contact has: one statement on PostgreSQL, four on SQLite.
+
+The ORM wrote these rows in twelve statements (a flush per INSERT to learn the new id, a SELECT before the
+enrollment, an UPDATE per consent change) inside BEGIN and COMMIT: on PostgreSQL fourteen round trips to
+another process, each a wait for a core on a busy machine, and most of a sign-up's cost (bench/README.md,
+P4). Here the contact is inserted with its final columns (`ON CONFLICT (email) DO NOTHING RETURNING id`:
+no SELECT first, and a taken address answers None instead of raising), then its consent records, its
+enrollment and its timeline events:
+
+- PostgreSQL: all in ONE statement, the contact's INSERT a data-modifying CTE the other INSERTs select its
+  id from (a taken address gives no id, so nothing else is written either). Alone, it commits by itself
+  (autocommit): no BEGIN, no COMMIT round trip, and all or nothing all the same.
+- SQLite: in-process, where statements cost no round trip: one transaction, one INSERT per table.
+
+Rows are inserted in the order given (a timeline is read in id order). The statements are built once per
+shape (how many rows of each table) with bound parameters, so a sign-up only binds values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from functools import lru_cache
+
+from sqlalchemy import CTE, JSON, Integer, Select, Table, bindparam, column, func, insert, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.types import TypeDecorator
+
+from nurture.store.models import Consent, Contact, Enrollment, Event
+
+Row = Mapping[str, object]
+_CONTACTS: Table = Contact.__table__  # type: ignore[attr-defined]
+_CHILDREN: tuple[tuple[str, Table], ...] = (
+    ("consent", Consent.__table__), ("enrollment", Enrollment.__table__), ("event", Event.__table__))  # type: ignore[attr-defined]
+_ORDER = "_n"  # each row's place in its JSON array (json_to_recordset takes no WITH ORDINALITY)
+_SET_FIELDS = update(_CONTACTS).where(_CONTACTS.c.id == bindparam("contact_id"))
+
+
+def insert_new_signup(engine: Engine, contact: Row, children: Mapping[str, Sequence[Row]],
+                      fields_for: Callable[[int], dict] | None = None) -> int | None:
+    """Insert the contact `contact` (its email normalised by the caller) and its `children` rows ("consent",
+    "enrollment", "event"; their `contact_id` is the new contact's, whatever they say), all or nothing.
+    The rows of one table all name the same columns.
+    `fields_for(id)`, when given, replaces the contact's custom fields once its id is known (the lead
+    magnet's link is signed with it). Returns the new id, or None, having written nothing, when a contact
+    has that address already (the caller merges into it instead)."""
+    if engine.dialect.name == "postgresql" and fields_for is None:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            return _insert(connection, contact, children)
+    with engine.begin() as connection:
+        contact_id = _insert(connection, contact, children)
+        if contact_id is not None and fields_for is not None:
+            connection.execute(_SET_FIELDS, {"contact_id": contact_id, "fields": fields_for(contact_id)})
+        return contact_id
+
+
+def _defaults(table: Table) -> dict[str, object]:
+    """The model's defaults (stage "lead", attempts 0 ...): SQLAlchemy fills them in for a plain INSERT,
+    not for one inside a CTE, so every row here names every column."""
+    return {c.name: c.default.arg for c in table.c
+            if c.default is not None and c.default.is_scalar and not c.primary_key}
+
+
+_DEFAULTS = {table.name: _defaults(table) for table in (_CONTACTS, *(t for _n, t in _CHILDREN))}
+
+
+def _insert(connection: Connection, given: Row, children: Mapping[str, Sequence[Row]]) -> int | None:
+    contact = {**_DEFAULTS[_CONTACTS.name], **given}
+    rows = {name: [{k: v for k, v in {**_DEFAULTS[table.name], **row}.items() if k != "contact_id"}
+                   for row in children.get(name, ())] for name, table in _CHILDREN}
+    if connection.dialect.name == "postgresql":
+        shape = tuple((name, tuple(rows[name][0]) if rows[name] else ()) for name, _table in _CHILDREN)
+        params: dict[str, object] = {f"contact_{k}": v for k, v in contact.items()}
+        params.update({name: _as_json(table, rows[name], connection.dialect) for name, table in _CHILDREN})
+        return connection.execute(_one_statement(tuple(contact), shape), params).scalar()
+    contact_id = connection.execute(_SQLITE_CONTACT, dict(contact)).scalar()
+    if contact_id is None:
+        return None
+    for name, _table in _CHILDREN:
+        if rows[name]:
+            connection.execute(_SQLITE_INSERTS[name], [{**row, "contact_id": contact_id} for row in rows[name]])
+    return contact_id
+
+
+_SQLITE_CONTACT = (sqlite.insert(_CONTACTS).on_conflict_do_nothing(index_elements=[_CONTACTS.c.email])
+                   .returning(_CONTACTS.c.id))
+_SQLITE_INSERTS = {name: insert(table) for name, table in _CHILDREN}
+
+
+@lru_cache(maxsize=32)
+def _one_statement(contact_columns: tuple[str, ...], shape: tuple[tuple[str, tuple[str, ...]], ...]) -> Select:
+    """WITH new_contact AS (INSERT INTO contact ... ON CONFLICT (email) DO NOTHING RETURNING id),
+    new_consent AS (INSERT INTO consent (contact_id, ...) SELECT new_contact.id, r.* FROM new_contact,
+    json_to_recordset(:consent) AS r(channel VARCHAR(8), ...)), new_enrollment AS (...), new_event AS (...)
+    SELECT id FROM new_contact.
+
+    Each table's rows are ONE parameter, a JSON array, not a parameter per value: psycopg converts a query
+    with more than 50 parameters (or longer than 4 KB) anew on every call, and that parse cost more than
+    the rest of the statement did."""
+    new = (postgresql.insert(_CONTACTS)
+           .values({c: bindparam(f"contact_{c}", type_=_CONTACTS.c[c].type) for c in contact_columns})
+           .on_conflict_do_nothing(index_elements=[_CONTACTS.c.email]).returning(_CONTACTS.c.id)
+           .cte("new_contact"))
+    ctes: list[CTE] = []
+    for (name, columns), (_name, table) in zip(shape, _CHILDREN, strict=True):
+        if columns:
+            rows = (func.json_to_recordset(bindparam(name, type_=JSON))
+                    .table_valued(*[column(c, table.c[c].type) for c in columns], column(_ORDER, Integer))
+                    .render_derived(with_types=True))
+            chosen = (select(new.c.id, *[rows.c[c] for c in columns]).select_from(new).join(rows, true())
+                      .order_by(rows.c[_ORDER]))  # ids in the order given: a timeline is read in id order
+            ctes.append(insert(table).from_select(["contact_id", *columns], chosen, include_defaults=False)
+                        .cte(f"new_{name}"))
+    return select(new.c.id).add_cte(*ctes)
+
+
+def _converts(kind: object) -> bool:
+    """A column type of ours that converts values before they are stored (SQLModel's AutoString does not)."""
+    return isinstance(kind, TypeDecorator) and type(kind).process_bind_param is not TypeDecorator.process_bind_param
+
+
+def _as_json(table: Table, rows: Sequence[Row], dialect: Dialect) -> list[dict[str, object]]:
+    """`rows` as json_to_recordset reads them: each value as its column stores it (UTC datetimes naive,
+    statuses plain strings), datetimes in ISO form."""
+    found = []
+    for number, row in enumerate(rows):
+        plain: dict[str, object] = {_ORDER: number}
+        for key, value in row.items():
+            kind = table.c[key].type
+            if _converts(kind):
+                value = kind.process_bind_param(value, dialect)  # UTCDateTime, StatusColumn
+            plain[key] = value.isoformat() if isinstance(value, datetime) else value
+        found.append(plain)
+    return found
+
+
+def event_row(type_: str, at: object, data: Mapping[str, object], delivery_id: int | None = None) -> dict[str, object]:
+    """A new contact's event, for `insert_new_signup` (the columns store.contacts.insert_event writes)."""
+    return {"type": type_, "data": dict(data), "delivery_id": delivery_id, "occurred_at": at, "created_at": at}
