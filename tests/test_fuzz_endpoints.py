@@ -327,6 +327,29 @@ def test_on_postgresql_no_signed_twilio_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, pa
     check(fuzzed_pg.twilio(path, params, signed=True), params)
 
 
+# --- the console's reputation page (tests/test_reputation.py) -----------------------------------------------
+
+@pytest.fixture
+def owner_console(fuzzed: Fuzzed) -> FlaskClient:
+    from tests.console_support import logged_in
+
+    return logged_in(fuzzed.rt, "owner")
+
+
+@SMALL
+@given(query=st.dictionaries(wire_text, wire_text, max_size=4),
+       fields=st.dictionaries(st.sampled_from(["csrf_token", "by"]) | wire_text, wire_text, max_size=4),
+       with_token=st.booleans())
+def test_no_request_to_the_reputation_page_gets_a_5xx(owner_console: FlaskClient, query: dict, fields: dict,
+                                                       with_token: bool) -> None:
+    from tests.console_support import csrf_token
+
+    check(owner_console.get("/reputation", query_string=query), query)
+    if with_token:
+        fields = {**fields, "csrf_token": csrf_token(owner_console, "/reputation")}
+    response = owner_console.post("/reputation/resume", query_string=query, data=fields)
+    check(response, query, fields)
+    assert response.status_code in (302, 400), response.status_code
 # --- the console's import and export (an owner's session) -------------------------------------------------------
 
 IMPORT_KEYS = ["check", "col-0", "col-1", "col-2", "col-9", "sequence", "basis", "consent", "csrf_token"]

@@ -54,8 +54,17 @@ def too_many(_error: Exception) -> tuple[str, int]:
 
 
 def init_app(app: Flask, rt: Runtime) -> None:
-    # Their views join `bp`.
-    from nurture.web.console import exports, forms, funnel, importing, lifecycle, login, suppressions, webhooks  # noqa: F401
+    from nurture.web.console import (  # noqa: F401  (their views join `bp`)
+        exports,
+        forms,
+        funnel,
+        importing,
+        lifecycle,
+        login,
+        reputation,
+        suppressions,
+        webhooks,
+    )
 
     auth.init_app(app, rt)
     app.register_blueprint(bp)
