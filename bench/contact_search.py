@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/contact_search.py [--n 1000000] [--repeat 7]
 
-Fills a fresh database (migrated to head, so with migration 0007_contacts's indexes, and pg_trgm when this role may
+Fills a fresh database (migrated to head, so with migration 0008_contacts's indexes, and pg_trgm when this role may
 create it) with N contacts in one INSERT ... SELECT from generate_series: names drawn from 40 first and 40
 last names, addresses unique; a tenth tagged vip, half enrolled (a third of those in `customer`), a
 hundredth unsubscribed, stages spread, each drawn by its own hash of the id (independent of the names). Then

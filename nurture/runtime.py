@@ -46,6 +46,7 @@ class Runtime:
     redis: Redis | None = None
     transport_factory: Callable[[], EmailTransport] | None = field(default=None)
     sms_rate: Any = None  # nurture.delivery.channels.sms.SendRate, made on first use (it may hold per-process state)
+    email_pacer: Any = None  # nurture.delivery.pacing.Pacer, made on first use (likewise)
     integrations_file: IntegrationsFile | None = None  # integrations.yaml, re-read when it changes
 
     @property

@@ -140,7 +140,14 @@ def test_sending_for_real_needs_a_postal_address(tmp_path) -> None:
 
 
 def test_the_readme_table_names_every_variable_and_only_those() -> None:
-    from nurture.config import BounceSettings, ProviderSettings, Settings, SmsSettings, WebhookSettings
+    from nurture.config import (
+        BounceSettings,
+        DeliverabilitySettings,
+        ProviderSettings,
+        Settings,
+        SmsSettings,
+        WebhookSettings,
+    )
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
@@ -148,7 +155,7 @@ def test_the_readme_table_names_every_variable_and_only_those() -> None:
                   for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])}
     fields = [*Settings.model_fields.values(), *SmsSettings.model_fields.values(),
               *BounceSettings.model_fields.values(), *ProviderSettings.model_fields.values(),
-              *WebhookSettings.model_fields.values()]
+              *DeliverabilitySettings.model_fields.values(), *WebhookSettings.model_fields.values()]
     assert documented == {field.alias for field in fields if field.alias}
 
 

@@ -61,7 +61,7 @@ def test_on_postgresql_it_finds_a_part_from_inside_an_address_or_a_name(rt: Runt
         assert not trigrams(rt)  # SQLite searches by prefix only: what is inside is not found
         assert emails(rt, q="studio") == []
         return
-    assert trigrams(rt), "pg_trgm could be created here: migration 0007_contacts should have built its indexes"
+    assert trigrams(rt), "pg_trgm could be created here: migration 0008_contacts should have built its indexes"
     assert emails(rt, q="studio") == ["bob@kilnstudio.com"]
     assert emails(rt, q="nnandal") == ["bob@kilnstudio.com"]  # inside a last name
     assert emails(rt, q="ee") == []  # under 3 characters, by prefix only: not "ann.lee", not "Lee"

@@ -327,6 +327,29 @@ def test_on_postgresql_no_signed_twilio_webhook_gets_a_5xx(fuzzed_pg: Fuzzed, pa
     check(fuzzed_pg.twilio(path, params, signed=True), params)
 
 
+# --- the console's reputation page (tests/test_reputation.py) -----------------------------------------------
+
+@pytest.fixture
+def owner_console(fuzzed: Fuzzed) -> FlaskClient:
+    from tests.console_support import logged_in
+
+    return logged_in(fuzzed.rt, "owner")
+
+
+@SMALL
+@given(query=st.dictionaries(wire_text, wire_text, max_size=4),
+       fields=st.dictionaries(st.sampled_from(["csrf_token", "by"]) | wire_text, wire_text, max_size=4),
+       with_token=st.booleans())
+def test_no_request_to_the_reputation_page_gets_a_5xx(owner_console: FlaskClient, query: dict, fields: dict,
+                                                       with_token: bool) -> None:
+    from tests.console_support import csrf_token
+
+    check(owner_console.get("/reputation", query_string=query), query)
+    if with_token:
+        fields = {**fields, "csrf_token": csrf_token(owner_console, "/reputation")}
+    response = owner_console.post("/reputation/resume", query_string=query, data=fields)
+    check(response, query, fields)
+    assert response.status_code in (302, 400), response.status_code
 # --- the console's import and export (an owner's session) -------------------------------------------------------
 
 IMPORT_KEYS = ["check", "col-0", "col-1", "col-2", "col-9", "sequence", "basis", "consent", "csrf_token"]
@@ -691,7 +714,7 @@ def test_on_postgresql_no_contact_list_query_gets_a_5xx(fuzzed_pg: Fuzzed, query
 
 
 @pytest.fixture
-def owner_console(fuzzed: Fuzzed) -> tuple[FlaskClient, str]:
+def contacts_owner(fuzzed: Fuzzed) -> tuple[FlaskClient, str]:
     """An owner logged in through the real form, and a valid CSRF token of that session."""
     from tests.console_support import csrf_token, logged_in
 
@@ -710,9 +733,9 @@ CONSOLE_ACTIONS = ["enroll", "tags", "tags/remove", "unsubscribe", "erase", "exp
                             st.sampled_from(["lead-nurture", "customer", "vip", "email", "sms", "ann@example.com"])
                             | wire_text, max_size=3),
        query=LIST_QUERY)
-def test_no_console_contact_page_or_action_gets_a_5xx(owner_console: tuple[FlaskClient, str], contact: str,
+def test_no_console_contact_page_or_action_gets_a_5xx(contacts_owner: tuple[FlaskClient, str], contact: str,
                                                       action: str, form: dict, query: dict) -> None:
-    client, token = owner_console
+    client, token = contacts_owner
     path = f"/contacts/{quote(contact, safe='')}"
     check(client.get("/contacts", query_string=query), query)
     check(client.get(path), contact)

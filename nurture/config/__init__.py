@@ -6,6 +6,7 @@ time instead of at 3 a.m. in the middle of a batch. Nothing else in nurture read
     settings.py   the variables: one field each, aliased by its name, its default written once
     sms.py        the SMS_* and TWILIO_* variables
     bounces.py    the BOUNCE_* variables
+    pacing.py     EMAIL_RATE, PACING_*, WARMUP_* and REPUTATION_* (deliverability)
     providers.py  the email providers' webhook secrets (SES/SNS, Postmark, SendGrid, Mailgun)
     webhooks.py   the WEBHOOKS_* variables, and every WEBHOOK_SECRET_* gathered
     values.py     what one value may look like (URLs, addresses, SMTP URLs, hours, rates)
@@ -16,6 +17,7 @@ time instead of at 3 a.m. in the middle of a batch. Nothing else in nurture read
 from nurture.config.bounces import BounceSettings
 from nurture.config.errors import ConfigError
 from nurture.config.loading import load_settings, startup_settings, write_missing_secrets
+from nurture.config.pacing import DeliverabilitySettings
 from nurture.config.providers import ProviderSettings
 from nurture.config.settings import DkimSettings, Settings
 from nurture.config.sms import SmsSettings, TwilioSettings
@@ -23,7 +25,7 @@ from nurture.config.values import SmtpSettings, parse_smtp_url
 from nurture.config.webhooks import WebhookSettings
 
 __all__ = [
-    "BounceSettings", "ConfigError", "DkimSettings", "ProviderSettings", "Settings", "SmsSettings", "SmtpSettings",
-    "TwilioSettings", "WebhookSettings",
+    "BounceSettings", "ConfigError", "DeliverabilitySettings", "DkimSettings", "ProviderSettings", "Settings",
+    "SmsSettings", "SmtpSettings", "TwilioSettings", "WebhookSettings",
     "load_settings", "parse_smtp_url", "startup_settings", "write_missing_secrets",
 ]

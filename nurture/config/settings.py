@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SecretsS
 from nurture.config import values as parse
 from nurture.config.bounces import BounceSettings
 from nurture.config.errors import SECRETS, ConfigError
+from nurture.config.pacing import DeliverabilitySettings
 from nurture.config.providers import ProviderSettings
 from nurture.config.sms import SmsSettings
 from nurture.config.values import BaseUrl, HttpUrl, MailAddress, SmtpSettings, one_of
@@ -114,6 +115,7 @@ class Settings(BaseSettings):
     form_min_fill_seconds: int = Field(3, ge=0, alias="FORM_MIN_FILL_SECONDS")  # faster: a bot filled it
     sms: SmsSettings
     bounces: BounceSettings
+    deliverability: DeliverabilitySettings  # pacing, warm-up, the reputation guard (config/pacing.py)
     providers: ProviderSettings
     webhooks: WebhookSettings
     # Without a variable, read from VAR_DIR/secret_key and VAR_DIR/api_key (pydantic-settings' secrets
@@ -159,6 +161,7 @@ class Settings(BaseSettings):
         # SmsSettings picks its own variables (SMS_*, TWILIO_*) from the same mapping.
         values["sms"] = {"SMS_TEMPLATES_DIR": root / "sms_templates", **data}
         values["bounces"] = data  # and BounceSettings its BOUNCE_*
+        values["deliverability"] = data  # and DeliverabilitySettings its PACING_*, WARMUP_*, REPUTATION_*
         values["webhook_secrets"] = {name.upper(): secret for name, secret in data.items()
                                      if isinstance(name, str) and name.upper().endswith("_WEBHOOK_SECRET") and secret}
         values["providers"] = data  # and ProviderSettings the providers' webhook secrets

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from nurture.content.mail import Envelope, build_email
 from nurture.content.rendering import RenderedEmail
+from nurture.delivery import reputation
 from nurture.delivery.transports import EmailTransport, TransportError
 from nurture.store import alerts
 from nurture.store.models import Alert
@@ -20,12 +21,12 @@ if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow b
 def send_alerts(rt: Runtime, limit: int = 100) -> int:
     """Send pending alerts to people at the business (hot leads, unhappy customers). Each alert is claimed
     by a conditional UPDATE first, so two ticks never send the same one."""
-    sent = 0
+    sent = reputation.send_pause_alerts(rt)  # the owner's email about a reputation pause, once
     with Session(rt.db, expire_on_commit=False) as session:
         now = rt.clock()
         pending = alerts.pending_alerts(session, now, limit)
         if not pending:
-            return 0
+            return sent
         transport = rt.email_transport()
         try:
             for alert in pending:

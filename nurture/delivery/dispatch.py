@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
-from nurture.delivery import versions
+from nurture.delivery import deliverability, reputation, versions
 from nurture.delivery.channels import Channel, all_channels, channel_for
 from nurture.delivery.outcomes import Batch, Item, Send, advance, heartbeat, send_chunk
 from nurture.people import automation
@@ -87,6 +87,7 @@ def run_batch(rt: Runtime, token: str) -> BatchReport:
                 batch.sent = store.sent_times(session, [c.id for _, c in rows], now - timedelta(days=7),
                                               transactional)
             session.commit()
+            reputation.check(rt, now)  # bounces that came back since the last batch may pause marketing
             # The first chunk renews: the batch may have waited in the queue for most of its lease.
             batch.renew_at = now
             for start in range(0, len(rows), CHUNK_SIZE):
@@ -105,6 +106,7 @@ def _run_chunk(batch: Batch, rows: list[tuple[Enrollment, Contact]]) -> list[str
         heartbeat(batch, now)
         held = sending.fence(session, [e.id for e, _ in rows], batch.token, now, batch.lease_until(now))
         batch.consents = _read_consents(session, rows)
+        deliverability.read_chunk_state(batch, now)
         # Committed, not held through the chunk's decisions: on SQLite every transaction holds the one
         # write lock, and the other worker needs it for each message it sends.
         session.commit()
@@ -232,6 +234,8 @@ def _send(batch: Batch, item: Item, step: Step) -> str | Send:
     blocked = batch.consents.blocked(item.enrollment.id, channel.status_field, address, item.sequence.transactional)
     # A message that may not go at all is skipped now, not deferred for quiet hours first.
     hold = None if blocked else _hold(batch, item, channel, now)
+    if hold is None and not blocked and channel.name == "email":  # the guard, the pace, the warm-up
+        hold = deliverability.hold_email(batch, item, address or "", now)
     if hold is not None:
         return _defer(batch, item, step, *hold)
     if blocked:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from nurture.content.rendering import RenderError
+from nurture.delivery import deliverability
 from nurture.delivery.channels import Channel, Transport, channel_for
 from nurture.delivery.transports import TransportError
 from nurture.people import automation
@@ -48,6 +49,8 @@ class Batch:
     # is not seen: the cap can be passed by one message in that race, never by more.
     sent: dict[int, list[datetime]] = field(default_factory=dict)
     consents: sending.Consents | None = None  # the current chunk's, read right after its fence
+    paused: bool = False  # the reputation guard holds marketing email (read each chunk)
+    backoffs: dict[str, datetime] = field(default_factory=dict)  # domain group -> backed off until
 
     def transport(self, channel: Channel) -> Transport:
         if channel.name not in self.transports:
@@ -170,6 +173,11 @@ def _send_one(batch: Batch, send: Send) -> str:
     assert delivery is not None and delivery.id is not None
     try:
         heartbeat(batch, now)
+        held = deliverability.held_back(batch, send, now)
+        if held is not None:
+            outcome = wait(batch, item, send.step, delivery, *held)
+            session.commit()
+            return outcome
         if not sending.start_sending(session, delivery.id, item.enrollment.id, batch.token, now):
             session.rollback()
             log.warning("enrollment %s: claim %s was taken over; left to its new holder", item.enrollment.id,
@@ -250,6 +258,8 @@ def fail(batch: Batch, item: Item, step: Step, delivery_id: int, reason: str, at
 def _transport_failed(batch: Batch, item: Item, step: Step, delivery: Row, exc: TransportError) -> str:
     """Temporary -> retried after the backoff; permanent -> failed; a refused recipient is suppressed."""
     session, now = batch.session, item.now
+    if exc.throttle:  # the receiving side asked to slow down: not this message's fault, no retry used
+        return wait(batch, item, step, delivery, *deliverability.throttled(batch, delivery.recipient, now))
     attempts = delivery.attempts + 1
     if exc.recipient_rejected:
         store.suppress(session, delivery.recipient, step.channel, f"rejected: {exc}", now)
@@ -269,3 +279,16 @@ def _transport_failed(batch: Batch, item: Item, step: Step, delivery: Row, exc: 
     sending.record_event(session, item.contact.id, f"{step.channel}.retry", now,
                          item.about(step, reason=str(exc), retry_at=retry.isoformat()), delivery.id)
     return "retry"
+
+
+def wait(batch: Batch, item: Item, step: Step, delivery: Row, until: datetime, reason: str) -> str:
+    """A message whose domain group must slow down: its row back to `retry` and the enrollment due at
+    `until`, both with their attempts as they were (a throttle is not a failed try). The caller commits."""
+    now = item.now
+    store.finish_delivery(batch.session, delivery.id, batch.token, now, status=DeliveryStatus.RETRY, error=reason,
+                          attempts=delivery.attempts)
+    store.move_enrollment(batch.session, item.enrollment.id, batch.token, now, step_id=step.id, due_at=until,
+                          status=EnrollmentStatus.ACTIVE, attempts=item.enrollment.attempts)
+    sending.record_event(batch.session, item.contact.id, f"{step.channel}.deferred", now,
+                         item.about(step, reason=reason, until=until.isoformat()), delivery.id)
+    return "throttled"

@@ -2,7 +2,7 @@
 
 Keyset pagination (`id < cursor`), never OFFSET: page 2,000 of a million contacts costs what page 1 does.
 The search matches an address or a name by its start on every database (indexed on PostgreSQL by the
-pattern-ops indexes of migration 0007_contacts), and anywhere inside them on PostgreSQL when pg_trgm is there.
+pattern-ops indexes of migration 0008_contacts), and anywhere inside them on PostgreSQL when pg_trgm is there.
 bench/contact_search.py measures it over 1,000,000 contacts.
 """
 
@@ -120,7 +120,7 @@ def _conditions(session: Session, filters: Filters) -> list[ColumnElement[bool]]
 
 
 def _full_name() -> ColumnElement[str]:
-    """The expression migration 0007_contacts indexes: lower(first_name || ' ' || last_name)."""
+    """The expression migration 0008_contacts indexes: lower(first_name || ' ' || last_name)."""
     # The space inline, not a bound parameter: PostgreSQL matches an expression index only to the same text.
     return func.lower(Contact.first_name.op("||")(literal_column("' '")).op("||")(Contact.last_name))
 
@@ -139,13 +139,13 @@ def _matches(session: Session, query: str) -> ColumnElement[bool]:
 
 def _has_tag(session: Session, tag: str) -> ColumnElement[bool]:
     if session.get_bind().dialect.name == "postgresql":
-        return cast(Contact.tags, JSONB).contains([tag])  # the GIN index of migration 0007_contacts
+        return cast(Contact.tags, JSONB).contains([tag])  # the GIN index of migration 0008_contacts
     each = func.json_each(Contact.tags).table_valued("value")
     return exists(select(literal(1)).select_from(each).where(each.c.value == tag))
 
 
 def trigrams(session: Session) -> bool:
-    """Whether this database has the trigram indexes (PostgreSQL with pg_trgm at migration 0007_contacts)."""
+    """Whether this database has the trigram indexes (PostgreSQL with pg_trgm at migration 0008_contacts)."""
     engine = session.get_bind().engine
     if engine not in _trigrams:
         _trigrams[engine] = engine.dialect.name == "postgresql" and session.execute(

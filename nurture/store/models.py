@@ -361,6 +361,38 @@ class SuppressionChange(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class SendingPause(SQLModel, table=True):
+    """The reputation guard stopped marketing email (bounce or complaint rate over its threshold) until
+    the owner looks and runs `nurture resume-sending`. Held here, not in Redis: a flush must not resume.
+
+    `open_key` is "open" while the pause holds and NULL once resumed: its unique index lets exactly one
+    pause be open, so two workers that both see the rate cross write one row and one alert.
+    """
+
+    __tablename__ = "sending_pause"
+
+    id: int | None = Field(default=None, primary_key=True)
+    open_key: str | None = Field(default=None, max_length=8, unique=True)
+    reason: str = Field(max_length=300)
+    sends_total: int = 0  # email sends on record when it paused ("paused at send N")
+    window_sends: int = 0
+    bounce_rate: float = 0.0
+    complaint_rate: float = 0.0
+    paused_at: datetime = Field(sa_type=UTCDateTime)
+    alert_status: AlertStatus = Field(default=AlertStatus.PENDING, sa_type=StatusColumn(AlertStatus))
+    alert_recipient: str = Field(default="", max_length=320)
+    alert_error: str | None = Field(default=None, max_length=1000)
+    resumed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resumed_by: str | None = Field(default=None, max_length=320)
+    # The newest delivery id when resumed: the guard then judges only later sends (the owner has looked
+    # at these), so a resume is not undone at the next batch by the very bounces that paused it.
+    resumed_after: int | None = None
+
+
+# The reputation guard reads the newest sends by id, and the warm-up counts today's by sent_at.
+Index("ix_delivery_sent_at", Delivery.__table__.c.sent_at)  # type: ignore[attr-defined]
+
+
 class ErasedAddress(SQLModel, table=True):
     """What remains of a person erased at their request (GDPR Art. 17): a digest of their address
     (rules.erasure.address_digest), so that no sign-up, API call or import adds them again by mistake.

@@ -13,11 +13,14 @@ class TransportError(Exception):
     """A send failed. `permanent` says whether trying again could help; `recipient_rejected` says the
     address itself was refused (a hard bounce), which suppresses it for every later send; `opted_out` says
     the recipient told the provider to stop (Twilio 21610): the contact is opted out of the channel, and the
-    address is not suppressed, because the recipient may opt back in."""
+    address is not suppressed, because the recipient may opt back in; `throttle` says the receiving side
+    asked to slow down (SMTP 421/451/454 about the recipient): its domain group backs off, and the message
+    waits without using up one of its retries."""
 
     def __init__(self, message: str, permanent: bool = False, recipient_rejected: bool = False,
-                 code: int | None = None, opted_out: bool = False) -> None:
+                 code: int | None = None, opted_out: bool = False, throttle: bool = False) -> None:
         super().__init__(message)
+        self.throttle = throttle and not (permanent or recipient_rejected or opted_out)
         self.permanent = permanent or recipient_rejected or opted_out
         self.recipient_rejected = recipient_rejected
         self.opted_out = opted_out

@@ -12,6 +12,7 @@ import ssl
 from nurture.config import SmtpSettings
 from nurture.content.mail import OutgoingEmail
 from nurture.delivery.transports import TransportError
+from nurture.rules.pacing import is_throttle
 
 
 class SmtpTransport:
@@ -46,11 +47,13 @@ class SmtpTransport:
                                recipient=False, permanent=False) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             code, reply = next(iter(exc.recipients.values()))
-            raise _reply_error("recipient refused", code, reply, recipient=True) from exc
+            self._reset_if(code == 421)  # smtplib has closed the connection itself: open a new one next time
+            raise _reply_error("recipient refused", code, reply, recipient=True, throttle=True) from exc
         except smtplib.SMTPResponseException as exc:
             # sender refused, data refused, auth failed: the server answered; the code says whether to retry
             self._reset_if(exc.smtp_code in (421,))
-            raise _reply_error(type(exc).__name__, exc.smtp_code, exc.smtp_error, recipient=False) from exc
+            raise _reply_error(type(exc).__name__, exc.smtp_code, exc.smtp_error, recipient=False,
+                               throttle=isinstance(exc, smtplib.SMTPDataError)) from exc
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             self._reset_if(True)
             raise TransportError(f"SMTP connection problem: {exc}") from exc
@@ -73,8 +76,11 @@ class SmtpTransport:
 
 
 def _reply_error(what: str, code: int, reply: bytes | str, recipient: bool,
-                 permanent: bool | None = None) -> TransportError:
+                 permanent: bool | None = None, throttle: bool = False) -> TransportError:
+    """`throttle`: the reply is about this message's recipient (RCPT, DATA), so a "slow down" in it is about
+    the recipient's domain; after HELO or AUTH, or to the envelope sender, it is not."""
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     permanent = 500 <= code < 600 if permanent is None else permanent
     return TransportError(f"{what}: {code} {text}", permanent=permanent,
-                          recipient_rejected=recipient and permanent, code=code)
+                          recipient_rejected=recipient and permanent, code=code,
+                          throttle=throttle and is_throttle(code, text))

@@ -54,8 +54,7 @@ def too_many(_error: Exception) -> tuple[str, int]:
 
 
 def init_app(app: Flask, rt: Runtime) -> None:
-    # Their views join `bp`.
-    from nurture.web.console import (  # noqa: F401
+    from nurture.web.console import (  # noqa: F401  (their views join `bp`)
         contacts,
         exports,
         forms,
@@ -63,6 +62,7 @@ def init_app(app: Flask, rt: Runtime) -> None:
         importing,
         lifecycle,
         login,
+        reputation,
         suppressions,
         webhooks,
     )

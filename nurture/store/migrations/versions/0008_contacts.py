@@ -1,7 +1,7 @@
 """contacts in the console: erased addresses (GDPR erasure), and the indexes the contact search needs
 
-Revision ID: 0007_contacts
-Revises: 0006_console_pages
+Revision ID: 0008_contacts
+Revises: 0007_pacing
 Create Date: 2026-12-06 16:30:00
 
 The search (store.contact_list) looks an address or a name up by prefix on every database, and by any
@@ -17,8 +17,8 @@ from alembic import op
 
 import nurture.store.models
 
-revision = '0007_contacts'
-down_revision = '0006_console_pages'
+revision = '0008_contacts'
+down_revision = '0007_pacing'
 branch_labels = None
 depends_on = None
 
