@@ -151,6 +151,7 @@ def _in_session(engine: Engine, batch: list[CsvRow], mapping: ColumnMapping, opt
                 seen: dict[str, int], now: datetime, write: bool) -> tuple[list[RowResult], int, int]:
     """One batch in one transaction: committed when `write`, else rolled back (nothing was written)."""
     with Session(engine) as session:
+        store.plan_for_growth(session)
         outcome = _batch(session, batch, mapping, opts, seen, now, write)
         if write:
             session.commit()
