@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -116,7 +116,14 @@ def browser_without_javascript(tmp_path: Path) -> Iterator[WebDriver]:
 def wait_for(driver: WebDriver, css: str, text: str | None = None):  # noqa: ANN201
     """The element, once the page has drawn it (and it shows `text`)."""
     def found(d: WebDriver):  # noqa: ANN202
-        elements = [e for e in d.find_elements(By.CSS_SELECTOR, css) if text is None or text in e.text]
+        try:
+            elements = [e for e in d.find_elements(By.CSS_SELECTOR, css) if text is None or text in e.text]
+        except WebDriverException as exc:
+            # The same race as a stale element, as Chromium 156 reports it when the node's document was
+            # replaced between finding the element and reading its text: look again.
+            if "does not belong to the document" not in str(exc):
+                raise
+            return False
         return elements[0] if elements else False
     # Stale: the page navigated between finding an element and reading it. Look again.
     wait = WebDriverWait(driver, 15, ignored_exceptions=(StaleElementReferenceException,))
