@@ -8,7 +8,6 @@ Set CONSOLE_SCREENSHOTS=DIR to keep the screenshots (contacts-*.png) and look at
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -25,8 +24,12 @@ from tests.conftest import FakeClock, free_port
 from tests.console_support import PASSWORD, add_account
 from tests.contacts_support import OWNER
 from tests.helpers import add_contact, enrollment, send_due
-from tests.test_browser import chromium, serve, wait_for
-from tests.test_console_browser import log_in, screenshot
+from tests.test_browser import serve, wait_for
+from tests.test_console_browser import (
+    browser,  # noqa: F401  (a fixture)
+    log_in,
+    screenshot,
+)
 
 
 @pytest.fixture
@@ -56,18 +59,11 @@ def studio(make_runtime, sqlite_url: str, clock: FakeClock) -> Iterator[tuple[Ru
     stop()
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chromium(tmp_path)
-    yield driver
-    driver.quit()
-
-
 def fits_a_phone(driver: WebDriver) -> bool:
     return driver.execute_script("return document.documentElement.scrollWidth") <= 390
 
 
-def test_find_a_contact_pause_its_enrollment_and_refuse_a_form_without_its_token(studio, browser: WebDriver) -> None:
+def test_find_a_contact_pause_its_enrollment_and_refuse_a_form_without_its_token(studio, browser: WebDriver) -> None:  # noqa: F811  (browser: a fixture)
     rt, base = studio
     browser.set_window_size(1280, 900)
     browser.get(f"{base}/contacts/5")

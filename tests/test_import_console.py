@@ -27,8 +27,12 @@ from tests.conftest import ROOT, free_port
 from tests.console_support import PASSWORD, add_account, csrf_token, logged_in
 from tests.helpers import add_contact, send_due
 from tests.import_support import LEADS, consents_of, contact, count, run_cli, write_csv
-from tests.test_browser import chromium, serve, wait_for
-from tests.test_console_browser import log_in, screenshot
+from tests.test_browser import serve, wait_for
+from tests.test_console_browser import (
+    browser,  # noqa: F401  (a fixture)
+    log_in,
+    screenshot,
+)
 
 
 def upload(client: FlaskClient, text: str | bytes, name: str = "leads.csv") -> str:
@@ -168,14 +172,7 @@ def console(make_runtime, sqlite_url: str, project: Path) -> Iterator[tuple[Runt
     stop()
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chromium(tmp_path)
-    yield driver
-    driver.quit()
-
-
-def test_an_owner_imports_a_csv_through_the_page(console, browser: WebDriver, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_owner_imports_a_csv_through_the_page(console, browser: WebDriver, tmp_path: Path) -> None:  # noqa: ANN001, F811
     rt, base = console
     path = write_csv(tmp_path, LEADS + "erin@example.com,Erin,Ode,,,\n")
     browser.get(f"{base}/")

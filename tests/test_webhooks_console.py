@@ -22,8 +22,12 @@ from nurture.web import create_app
 from tests.conftest import ROOT, free_port, worker_env
 from tests.console_support import PASSWORD, add_account, csrf_token, logged_in
 from tests.helpers import add_contact
-from tests.test_browser import chromium, serve, wait_for
-from tests.test_console_browser import keep, log_in
+from tests.test_browser import serve, wait_for
+from tests.test_console_browser import (
+    browser,  # noqa: F401  (a fixture)
+    keep,
+    log_in,
+)
 from tests.webhooks_support import SECRET, SECRET_ENV, Receiver, receiver, write_webhooks  # noqa: F401
 
 DEAD = {"WEBHOOK_SECRET_WAREHOUSE": SECRET}
@@ -131,13 +135,6 @@ def console(make_runtime, sqlite_url, project, clock, receiver) -> Iterator[tupl
     stop()
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    driver = chromium(tmp_path)
-    yield driver
-    driver.quit()
-
-
 def shot(driver: WebDriver, name: str, width: int) -> None:
     driver.set_window_size(width, 900)
     height = driver.execute_script("return document.documentElement.scrollHeight")
@@ -145,7 +142,7 @@ def shot(driver: WebDriver, name: str, width: int) -> None:
     keep(f"webhooks-out-{name}-{width}.png", driver.get_screenshot_as_png())
 
 
-def test_the_webhooks_page_in_a_browser(console, browser: WebDriver) -> None:
+def test_the_webhooks_page_in_a_browser(console, browser: WebDriver) -> None:  # noqa: F811  (browser: a fixture)
     _, base = console
     browser.get(f"{base}/login")
     log_in(browser, "owner@example.com", PASSWORD)
