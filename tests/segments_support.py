@@ -121,3 +121,31 @@ def segment(segment_id: str, condition: object, others: dict[str, Segment] | Non
     """A segment from a YAML-like condition; `others` are the segments it may name (resolved with it)."""
     made = Segment(segment_id, segment_id, parse_condition(condition))
     return resolve({**(others or {}), segment_id: made})[segment_id]
+
+
+def starter_people(url: str, segments: dict[str, Segment]) -> dict[str, list[str]]:
+    """Four contacts — an engaged lead, a recent buyer, a lapsed subscriber, a link scanner's victim (its
+    only open is a bot's) — and which of them each segment finds, by email."""
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    long_ago, recent = NOW - timedelta(days=200), NOW - timedelta(days=5)
+    people = {"lead@example.test": ("lead", [("email.opened", {})]),
+              "buyer@example.test": ("customer", [("purchase", {"product": "wheel-course"})]),
+              "quiet@example.test": ("prospect", []),
+              "scanned@example.test": ("lead", [("email.clicked", {"bot": True})])}
+    with Session(engine) as session:
+        for n, (email, (stage, events)) in enumerate(people.items(), 1):
+            created = recent if email == "scanned@example.test" else long_ago
+            session.execute(insert(Contact), [{"id": n, "email": email, "stage": stage, "tags": [], "fields": {},
+                                               "attribution": {}, "email_status": "subscribed", "sms_status": "none",
+                                               "created_at": created, "updated_at": created}])
+            for type_, data in events:
+                session.execute(insert(Event), [{"contact_id": n, "type": type_, "data": data, "occurred_at": recent,
+                                                 "created_at": recent}])
+        session.commit()
+        from nurture.store import segments as store
+
+        found = {sid: [session.get(Contact, i).email for i in store.member_ids(session, s, NOW)]  # type: ignore[union-attr]
+                 for sid, s in segments.items()}
+    engine.dispose()
+    return found

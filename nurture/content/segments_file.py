@@ -15,6 +15,9 @@ contact's events, and has no steps of its own: `opened`/`clicked` (which name a 
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,8 +26,11 @@ from yaml.nodes import MappingNode, Node, SequenceNode
 from nurture.content.yaml_reader import NodeReader, Problem, compose
 from nurture.content.yaml_reader import line as _line
 from nurture.content.yaml_reader import value as _value
-from nurture.rules.conditions import Condition, parse_condition, walk
+from nurture.rules.conditions import Condition, parse_condition, segments_named, walk
 from nurture.rules.segments import Segment, cycles, resolve
+from nurture.rules.sequence import Sequence
+
+log = logging.getLogger(__name__)
 
 SEGMENT_KEYS = {"id", "name", "description", "condition"}
 STEP_ONLY = ("opened", "clicked")
@@ -107,7 +113,10 @@ def load_segments(directory: Path, display_root: Path | None = None) -> tuple[di
                                               f"{segments[segment.id].path}"))
             continue
         segments[segment.id] = segment
-    broken = dict(cycles(segments))
+    with_errors = _ids_in_files(directory) - set(segments)
+    broken = {sid: f"names segment {other!r}, which has errors of its own (see its file)"
+              for sid, segment in segments.items() for other in sorted(segment.refers_to & with_errors)}
+    broken |= {sid: message for sid, message in cycles(segments) if sid not in broken}
     problems += [Problem(segments[sid].path, _condition_line(segments[sid]), message) for sid, message in broken.items()]
     return resolve({sid: s for sid, s in segments.items() if sid not in broken}), problems
 
@@ -130,3 +139,76 @@ def _display(file: Path, root: Path | None) -> str:
         return str(file.relative_to(root)) if root else str(file)
     except ValueError:
         return str(file)
+
+
+def segments_used(sequence: Sequence) -> list[tuple[int, str]]:
+    """(line, segment id) for every segment a sequence names: `trigger: {segment: ID}`, `{segment: ID}` in a
+    goal or a step's `if`."""
+    used = [(_line_naming(sequence.source, t.value), t.value) for t in sequence.triggers if t.kind == "segment"]
+    used += [(_line_naming(sequence.source, sid), sid) for goal in sequence.goals for sid in segments_named(goal)]
+    for step in sequence.steps:
+        if step.condition is not None:
+            used += [(step.line_of("if"), sid) for sid in segments_named(step.condition)]
+    return used
+
+
+def _line_naming(source: str, segment_id: str) -> int:
+    """The first line of a file's text that says `segment: ID` (the sequence model keeps no line for it)."""
+    pattern = re.compile(rf"segment\s*:\s*['\"]?{re.escape(segment_id)}\b")
+    return next((n for n, text in enumerate(source.splitlines(), 1) if pattern.search(text)), 1)
+
+
+def check_segments(directory: Path, sequences: Mapping[str, Sequence],
+                   display_root: Path | None = None) -> tuple[int, list[Problem]]:
+    """What `nurture check` says about segment files and the segments sequences name: (segments, problems)."""
+    segments, problems = load_segments(directory, display_root)
+    known = {s.id for s in segments.values()} | _ids_in_files(directory)
+    for sequence in sequences.values():
+        for line, segment_id in segments_used(sequence):
+            if segment_id not in known:
+                problems.append(Problem(sequence.path, line, f"sequence {sequence.id!r} names unknown segment "
+                                                             f"{segment_id!r} (no segments/*.yaml has that id)"))
+    return len(segments), problems
+
+
+def _ids_in_files(directory: Path) -> set[str]:
+    """Ids of segment files that have problems of their own (reported there, not again as "unknown")."""
+    ids = set()
+    for file in segment_files(directory):
+        root, _ = compose(file.read_text(encoding="utf-8"), str(file))
+        found = _value(root) if root is not None else None
+        if isinstance(found, dict) and isinstance(found.get("id"), str):
+            ids.add(found["id"])
+    return ids
+
+
+class SegmentFiles:
+    """The segments a running process uses, re-read when a file in segments/ changes. When the files have
+    problems, the segments already loaded keep running (as a broken sequence file keeps its version) and
+    the problems are logged once."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._stamp: frozenset[tuple[str, int, int]] | None = None
+        self._segments: dict[str, Segment] = {}
+        self.problems: list[Problem] = []
+        self._lock = threading.Lock()
+
+    def _current_stamp(self) -> frozenset[tuple[str, int, int]]:
+        return frozenset((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in segment_files(self.directory))
+
+    def get(self) -> dict[str, Segment]:
+        """Every segment in force now, by id."""
+        with self._lock:
+            stamp = self._current_stamp()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                segments, self.problems = load_segments(self.directory, self.directory.parent)
+                if self.problems:
+                    log.error("segments/ has errors; %s (nurture check):", "keeping the segments already loaded"
+                              if self._segments else "using the segments without errors")
+                    for problem in self.problems:
+                        log.error("  %s", problem)
+                if not self.problems or not self._segments:
+                    self._segments = segments
+            return dict(self._segments)

@@ -282,3 +282,47 @@ def walk(condition: Condition) -> Iterator[Condition]:
 def segments_named(condition: Condition) -> frozenset[str]:
     """The segment ids a condition refers to with {segment: ID} (not those segments' own references)."""
     return frozenset(str(c.arg) for c in walk(condition) if c.kind == "segment")
+
+
+def _span(window: timedelta | None) -> str:
+    if window is None:
+        return "ever"
+    days, seconds = window.days, window.seconds
+    if seconds == 0:
+        return "in the last day" if days == 1 else f"in the last {days} days"
+    hours = days * 24 + seconds // 3600
+    return f"in the last {hours} hours" if seconds % 3600 == 0 else f"in the last {window}"
+
+
+def _value_words(value: object) -> str:
+    if isinstance(value, Comparison):
+        return {">=": "at least", "<=": "at most", "==": "exactly", "!=": "not", ">": "more than",
+                "<": "less than"}[value.op] + f" {value.value:g}"
+    return "empty" if value is None else f"“{value}”" if isinstance(value, str) else str(value).lower()
+
+
+def in_words(condition: Condition) -> str:
+    """The condition in plain words, for the console, `nurture segments` and `why`."""
+    c = condition
+    if c.kind in ("all", "any"):
+        parts = [in_words(child) for child in c.children]
+        joined = f" {'and' if c.kind == 'all' else 'or'} ".join(
+            f"({p})" if child.kind in ("all", "any") and len(child.children) > 1 else p
+            for p, child in zip(parts, c.children, strict=True))
+        return joined
+    words = {
+        "tag": lambda: f"tagged “{c.arg}”",
+        "field": lambda: " and ".join(f"field {k} is {_value_words(v)}" for k, v in c.arg),  # type: ignore[attr-defined]
+        "stage": lambda: "at stage " + " or ".join(sorted(c.arg)),  # type: ignore[arg-type, call-overload]
+        "score": lambda: f"lead score {_value_words(c.arg)}",
+        "event": lambda: f"had a {c.arg} event {_span(c.within)}" + "".join(
+            f", {k} {_value_words(v)}" for k, v in c.where),
+        "opened": lambda: f"opened step {c.arg}",
+        "clicked": lambda: f"clicked in step {c.arg}",
+        "consent": lambda: f"subscribed to {c.arg}",
+        "engaged": lambda: f"opened or clicked an email {_span(c.within)}",
+        "inactive": lambda: f"no open, click or purchase {_span(c.within)} (and known that long)",
+        "segment": lambda: f"in segment {c.arg}",
+        "not": lambda: f"not ({in_words(c.children[0])})",
+    }
+    return words[c.kind]()
