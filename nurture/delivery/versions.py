@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from nurture.content.loader import Problem, parse_sequence
 from nurture.content.registry import SequenceRegistry
-from nurture.people import automation
+from nurture.people import automation, segment_triggers
 from nurture.rules.sequence import Sequence
 from nurture.store import versions as stored
 from nurture.store.models import SequenceVersion
@@ -120,4 +120,7 @@ def housekeeping(rt: Runtime) -> None:
     sync(rt)
     with Session(rt.db) as session:
         automation.enroll_inactive(session, rt, rt.clock())
+        session.commit()
+    with Session(rt.db) as session:
+        segment_triggers.enter(session, rt, rt.clock())
         session.commit()

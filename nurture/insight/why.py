@@ -137,7 +137,8 @@ def _outlook(session: Session, contact: Contact, enrollment: Enrollment, sequenc
     if enrollment.status != EnrollmentStatus.ACTIVE or not step_id or sequence.step(step_id) is None:
         return None  # ended, or at a step removed by an edit (the worker relocates it first)
     at = max(now, enrollment.due_at or now)
-    facts = event_store.load_facts(session, contact, enrollment, sequence, sequences.lifecycle.scoring, at)
+    facts = event_store.load_facts(session, contact, enrollment, sequence, sequences.lifecycle.scoring, at,
+                                   sequences.segments())
     blocked = _blocked(contact, suppressed, sequence.transactional)
     holds = _holds(session, contact, sequence, sequences, at, sms)
     return decisions.outlook(sequence, step_id, at, facts, enrollment.step_entered_at, blocked, holds)
