@@ -89,5 +89,5 @@ def _came_in(session: Session, rt: Runtime, segment: Segment, contact_ids: Itera
         if contact is None or not entries.add(session, segment.id, contact_id, now):
             continue
         for sequence in sequences:
-            started += enroll(session, contact, sequence, now)[1]
+            started += enroll(session, contact, sequence, now, by=f"segment {segment.id}")[1]
     return started

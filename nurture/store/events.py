@@ -13,9 +13,9 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from nurture.rules import decisions
-from nurture.rules.conditions import EventFact, Facts, event_types, segments_named
+from nurture.rules.conditions import EventFact, Facts, event_types
 from nurture.rules.lifecycle import Scoring
-from nurture.rules.segments import Segment
+from nurture.rules.segments import Segment, named_by
 from nurture.rules.sequence import Sequence
 from nurture.store import segments as segment_store
 from nurture.store.models import Contact, Enrollment, EnrollmentStatus, Event, Subscription
@@ -58,7 +58,7 @@ def load_facts(session: Session, contact: Contact, enrollment: Enrollment, seque
     events = events_since(session, contact.id or 0, _wanted(sequence), enrollment.created_at)
     bought = purchases(session, contact.id or 0) if any(s.offers for s in sequence.steps) else frozenset()
     who = contact_facts(contact)
-    inside = segments_of(session, contact.id or 0, _named(sequence), segments or {}, scoring, now)
+    inside = segments_of(session, contact.id or 0, named_by(sequence), segments or {}, scoring, now)
     return decisions.facts_for(sequence.id, who, events, bought, scoring, now, inside)
 
 
@@ -67,12 +67,6 @@ def contact_facts(contact: Contact) -> decisions.ContactFacts:
                                   contact.score_at,
                                   decisions.ContactFacts.channels(contact.email_status, contact.sms_status),
                                   contact.created_at)
-
-
-def _named(sequence: Sequence) -> set[str]:
-    """The segments `sequence`'s goals and conditions name."""
-    return {sid for c in [*sequence.goals, *(s.condition for s in sequence.steps if s.condition)]
-            for sid in segments_named(c)}
 
 
 def segments_of(session: Session, contact_id: int, ids: set[str], segments: Mapping[str, Segment], scoring: Scoring,
