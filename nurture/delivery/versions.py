@@ -115,8 +115,8 @@ def follow(rt: Runtime) -> int:
 
 
 def housekeeping(rt: Runtime) -> None:
-    """What every tick does before claiming due work: reload sequences, and start win-back sequences for
-    contacts who went quiet."""
+    """What every tick does before claiming due work: reload sequences, start win-back sequences for
+    contacts who went quiet, and enter contacts who came into a segment that triggers a sequence."""
     sync(rt)
     with Session(rt.db) as session:
         automation.enroll_inactive(session, rt, rt.clock())
