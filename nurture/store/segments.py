@@ -305,3 +305,14 @@ def sample(session: Session, segment: Segment, now: datetime, limit: int = 20,
     """The newest `limit` members (the console shows them)."""
     where = condition_sql(session, segment, now, scoring)
     return list(session.exec(select(Contact).where(where).order_by(Contact.id.desc()).limit(limit)))  # type: ignore[union-attr]
+
+
+def segments_of(session: Session, segments: Iterable[Segment], contact_id: int, now: datetime,
+                scoring: Scoring | None = None) -> set[str]:
+    """Which of `segments` the contact is in at `now`: one query, one column a segment."""
+    chosen = list(segments)
+    if not chosen:
+        return set()
+    columns = [case((condition_sql(session, s, now, scoring), 1), else_=0) for s in chosen]
+    row = session.execute(select(*columns).where(Contact.id == contact_id)).first()  # a Row even for one column
+    return {s.id for s, inside in zip(chosen, row or (), strict=False) if inside}
