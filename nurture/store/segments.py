@@ -270,7 +270,8 @@ def condition_sql(session: Session, segment: Segment, now: datetime, scoring: Sc
     lifecycle's scoring rules, when the condition compares the score (its decay); none: no decay."""
     postgres = session.get_bind().dialect.name == "postgresql"
     compiler = _Compiler(now, scoring or Scoring(), postgres, {**segment.needs, segment.id: segment})
-    return compiler.where(segment.condition)
+    # An erased person's row stays for the counts of the map and names no one: in no segment.
+    return and_(Contact.email_status != Subscription.ERASED, compiler.where(segment.condition))
 
 
 def count(session: Session, segment: Segment, now: datetime, scoring: Scoring | None = None) -> int:
