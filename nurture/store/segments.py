@@ -34,6 +34,7 @@ from sqlalchemy import (
     literal_column,
     not_,
     or_,
+    text,
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -267,8 +268,14 @@ def _compare(value: ColumnElement, comparison: Comparison) -> ColumnElement:
 
 def condition_sql(session: Session, segment: Segment, now: datetime, scoring: Scoring | None = None) -> ColumnElement:
     """The WHERE clause over `contact` that holds for the segment's members at `now`. `scoring`: the
-    lifecycle's scoring rules, when the condition compares the score (its decay); none: no decay."""
+    lifecycle's scoring rules, when the condition compares the score (its decay); none: no decay.
+
+    On PostgreSQL it also turns JIT compilation off for the rest of the transaction: the CASE expressions
+    make the planner's cost estimate pass jit_above_cost, and compiling took ~240 ms of a 340 ms count of
+    10,000 contacts (lapsed: 384 -> 138 ms, engaged leads: 422 -> 122 ms without it)."""
     postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(text("SET LOCAL jit = off"))
     compiler = _Compiler(now, scoring or Scoring(), postgres, {**segment.needs, segment.id: segment})
     # An erased person's row stays for the counts of the map and names no one: in no segment.
     return and_(Contact.email_status != Subscription.ERASED, compiler.where(segment.condition))
