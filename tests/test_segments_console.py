@@ -35,7 +35,8 @@ def with_people(project: Path, make_runtime, url: str, **overrides: str) -> Runt
     rt = make_runtime(url, **overrides)
     client = create_app(rt).test_client()
     for n in range(12):
-        add_contact(rt, f"person{n}@example.com", first_name=f"Person{n}", tags=("vip",) if n % 3 == 0 or n == 1 else ())
+        vip = n % 3 == 0 or n == 1
+        add_contact(rt, f"person{n}@example.com", first_name=f"Person{n}", tags=("vip",) if vip else ())
     for n in (2, 5, 7):
         assert client.post("/api/events", headers=AUTH, json={"email": f"person{n}@example.com",
                                                               "type": "purchase"}).status_code < 300

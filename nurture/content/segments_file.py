@@ -117,7 +117,8 @@ def load_segments(directory: Path, display_root: Path | None = None) -> tuple[di
     broken = {sid: f"names segment {other!r}, which has errors of its own (see its file)"
               for sid, segment in segments.items() for other in sorted(segment.refers_to & with_errors)}
     broken |= {sid: message for sid, message in cycles(segments) if sid not in broken}
-    problems += [Problem(segments[sid].path, _condition_line(segments[sid]), message) for sid, message in broken.items()]
+    problems += [Problem(segments[sid].path, _condition_line(segments[sid]), message)
+                 for sid, message in broken.items()]
     return resolve({sid: s for sid, s in segments.items() if sid not in broken}), problems
 
 
