@@ -17,6 +17,7 @@ revenue per step) is one more function that adds to `FunnelCounts`, called from 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,10 +26,11 @@ from sqlalchemy import Boolean, String, and_, cast, distinct, func, literal_colu
 from sqlalchemy.sql import Subquery
 from sqlmodel import Session, select
 
+from nurture.rules.funnel_members import LINKED, SENT, parse_group
+from nurture.store import funnel_rollup
 from nurture.store.models import Delivery, Enrollment, Event, SequenceVersion
 
 PerStep = dict[str, dict[str, int]]  # step id -> metric -> contacts
-SENT = ("sent", "bounced")  # a bounced message was sent: the bounce came back after
 # The generated columns of migration 0006_console_pages: Event.data["sequence"].as_string() and so on,
 # kept in ix_event_funnel. Named by table, so a query that selects from `event` reads them.
 EV_SEQUENCE = literal_column("event.ev_sequence", String)
@@ -47,6 +49,43 @@ class FunnelCounts:
 
 
 def count_funnel(session: Session, sequence_id: str, since: datetime, version: str | None = None) -> FunnelCounts:
+    """From the rollup (store.funnel_rollup) when it can answer, else from the raw rows: the same counts."""
+    for _ in range(3):  # a fold that commits while the rollup is read: read again
+        groups = funnel_rollup.rolled_counts(session, sequence_id, since, version)
+        if groups is not None:
+            return from_groups(session, groups, sequence_id, since, version)
+        if funnel_rollup.too_dirty(session, sequence_id):
+            break
+    return count_funnel_raw(session, sequence_id, since, version)
+
+
+def from_groups(session: Session, groups: Mapping[str, int], sequence_id: str, since: datetime,
+                 version: str | None) -> FunnelCounts:
+    """The rollup's groups (rules.funnel_members) turned into the funnel's counts as the raw queries would."""
+    counts = FunnelCounts()
+    counts.total.update(entered=0, goal=0)
+    for key, n in groups.items():
+        if n <= 0:
+            continue
+        kind, *parts = parse_group(key)
+        if kind == "d":
+            _count_delivery_group(counts, *parts, n)
+        elif kind == "o":
+            _count_outcome(counts, *parts, n)
+        elif kind == "f":
+            counts.add(parts[0], "deferred", n)
+        elif kind == "l":
+            counts.add(parts[0], LINKED[parts[2]], n)
+        elif kind in ("c", "g"):
+            counts.add(parts[0], "clicked" if kind == "c" else "goal", n)
+        else:
+            counts.total["entered" if kind == "e" else "goal"] = n
+    _waiting(session, counts, sequence_id, since, version)
+    return counts
+
+
+def count_funnel_raw(session: Session, sequence_id: str, since: datetime, version: str | None = None) -> FunnelCounts:
+    """Every count from the delivery and event rows of the period (the funnel's definition)."""
     counts = FunnelCounts()
     _deliveries(session, counts, sequence_id, since, version)
     _outcome_events(session, counts, sequence_id, since, version)
@@ -121,10 +160,7 @@ def _outcome_events(session: Session, counts: FunnelCounts, sequence_id: str, si
         select(step, Event.type, reason, func.count(distinct(Event.contact_id)))
         .where(Event.type.in_(["step.skipped", "step.branched"]), *where).group_by(step, Event.type, reason))
     for step_id, kind, why, n in rows:
-        counts.add(step_id, "reached", n)
-        if kind == "step.skipped":
-            counts.add(step_id, "skipped", n)
-            counts.skip_reasons[step_id][why or "condition false"] = int(n)
+        _count_outcome(counts, step_id, kind, why, n)
     deferred = session.execute(
         select(step, func.count(distinct(Event.contact_id)))
         .where(Event.type.in_(["email.deferred", "sms.deferred"]), *where).group_by(step))
@@ -132,11 +168,17 @@ def _outcome_events(session: Session, counts: FunnelCounts, sequence_id: str, si
         counts.add(step_id, "deferred", n)
 
 
+def _count_outcome(counts: FunnelCounts, step: str | None, kind: str, why: str | None, n: int) -> None:
+    counts.add(step, "reached", n)  # type: ignore[arg-type]
+    if kind == "step.skipped":
+        counts.add(step, "skipped", n)  # type: ignore[arg-type]
+        counts.skip_reasons[step][why or "condition false"] = int(n)  # type: ignore[index]
+
+
 def _linked_events(session: Session, counts: FunnelCounts, sequence_id: str, since: datetime,
                    version: str | None) -> None:
     """Unsubscribes from a message's own link, and bounces: events that name their delivery."""
-    kinds = {"email.unsubscribed": "unsubscribed", "sms.unsubscribed": "unsubscribed",
-             "email.bounced": "bounced", "sms.bounced": "bounced", "sms.undelivered": "bounced"}
+    kinds = LINKED
     # From the events to their delivery by its key: joined to the two halves instead, SQLite looked up
     # every event of these kinds once per delivery of the period (a million-delivery bench never ended).
     rows = session.execute(
