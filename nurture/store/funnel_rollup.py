@@ -113,8 +113,12 @@ def stored_members(session: Session, pairs: Iterable[Pair]) -> dict[Pair, Member
 
 # -- the fold --------------------------------------------------------------------------------------------
 
-def fold(session: Session, now: datetime, limit: int = 1000) -> int:
-    """Fold up to `limit` dirty rows into the rollup; returns how many. Commits."""
+def fold(session: Session, now: datetime, limit: int = 1000, wait: bool = True) -> int:
+    """Fold up to `limit` dirty rows into the rollup; returns how many. Commits. With `wait` False a fold
+    already running elsewhere (PostgreSQL) makes this one return 0 at once instead of queuing behind it."""
+    if not wait and not _free(session):
+        session.rollback()
+        return 0
     _take_turn(session, now)
     taken = session.execute(select(FunnelDirty.id, FunnelDirty.contact_id, FunnelDirty.sequence_id)
                             .order_by(FunnelDirty.id).limit(limit)).all()
@@ -133,6 +137,13 @@ def fold(session: Session, now: datetime, limit: int = 1000) -> int:
         session.execute(delete(FunnelDirty).where(FunnelDirty.id.in_(ids)))
     session.commit()
     return len(taken)
+
+
+def _free(session: Session) -> bool:
+    if session.get_bind().dialect.name != "postgresql":
+        return True  # SQLite: this transaction already holds the write lock (BEGIN IMMEDIATE)
+    return session.execute(select(FunnelRollupState.id).where(FunnelRollupState.id == 1)
+                           .with_for_update(skip_locked=True)).first() is not None
 
 
 def _take_turn(session: Session, now: datetime) -> None:
