@@ -59,7 +59,8 @@ def test_nurture_funnel_status_catch_up_and_rebuild(sqlite_url, project, monkeyp
         monkeypatch.setenv(key, value)
     runner = CliRunner()
     for name in ("ann", "bob"):
-        assert runner.invoke(main, ["contacts", "add", f"{name}@example.com", "--sequence", "lead-nurture"]).exit_code == 0
+        added = runner.invoke(main, ["contacts", "add", f"{name}@example.com", "--sequence", "lead-nurture"])
+        assert added.exit_code == 0
     assert runner.invoke(main, ["send-due"]).exit_code == 0
     status = runner.invoke(main, ["funnel", "status"])
     assert status.exit_code == 0 and int(re.match(r"(\d+) changes waiting", status.output)[1]) > 0

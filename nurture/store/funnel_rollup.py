@@ -77,22 +77,26 @@ def current_members(session: Session, pairs: Iterable[Pair]) -> dict[Pair, Membe
     linked: dict[Pair, list] = defaultdict(list)
     bot = cast(EV_BOT, Boolean)
     human = case((or_(bot.is_(None), bot.is_(False)), 1), else_=0)
+    connection = session.connection()  # Core rows: the ORM's result machinery cost more than the queries
     for contacts in _chunks(sorted({contact for contact, _ in wanted})):
-        for row in session.execute(select(*DELIVERY_COLUMNS).where(Delivery.contact_id.in_(contacts))):
+        for row in connection.execute(select(*DELIVERY_COLUMNS).where(Delivery.contact_id.in_(contacts))):
             deliveries[(row.contact_id, row.sequence_id)].append(_delivery_fact(row))
         kinds = [k for k in fm.EVENT_KINDS if k not in fm.LINKED]
-        rows = session.execute(
+        # `type || ''`: SQLite's planner would take the type index (ix_event_funnel) and read every event of
+        # these kinds for each chunk; this leaves it the contact_id index, the chunk's own few rows.
+        kind = Event.type.concat("")
+        rows = connection.execute(
             select(Event.contact_id, EV_SEQUENCE.label("sequence"), Event.type,
                    Event.data["version"].as_string().label("version"), EV_STEP.label("step"),
                    Event.data["reason"].as_string().label("reason"), human.label("human"), Event.occurred_at)
-            .where(Event.contact_id.in_(contacts), Event.type.in_(kinds), EV_SEQUENCE.is_not(None)))
+            .where(Event.contact_id.in_(contacts), kind.in_(kinds), EV_SEQUENCE.is_not(None)))
         for row in rows:
             events[(row.contact_id, row.sequence)].append(
                 fm.EventFact(row.type, row.version, row.step, row.reason, bool(row.human), row.occurred_at))
-        rows = session.execute(
+        rows = connection.execute(
             select(Event.contact_id.label("by"), Event.type, *DELIVERY_COLUMNS[1:])
             .join(Delivery, Delivery.id == Event.delivery_id)
-            .where(Event.contact_id.in_(contacts), Event.type.in_(list(fm.LINKED))))
+            .where(Event.contact_id.in_(contacts), kind.in_(list(fm.LINKED))))
         for row in rows:
             linked[(row.by, row.sequence_id)].append(fm.LinkedFact(row.type, _delivery_fact(row)))
     return {pair: fm.members(deliveries[pair], events[pair], linked[pair]) for pair in wanted}
@@ -101,10 +105,10 @@ def current_members(session: Session, pairs: Iterable[Pair]) -> dict[Pair, Membe
 def stored_members(session: Session, pairs: Iterable[Pair]) -> dict[Pair, Members]:
     wanted = set(pairs)
     found: dict[Pair, Members] = {pair: {} for pair in wanted}
+    columns = (FunnelMember.contact_id, FunnelMember.sequence_id, FunnelMember.version, FunnelMember.key,
+               FunnelMember.latest_at)
     for contacts in _chunks(sorted({contact for contact, _ in wanted})):
-        rows = session.execute(select(FunnelMember.contact_id, FunnelMember.sequence_id, FunnelMember.version,
-                                      FunnelMember.key, FunnelMember.latest_at)
-                               .where(FunnelMember.contact_id.in_(contacts)))
+        rows = session.connection().execute(select(*columns).where(FunnelMember.contact_id.in_(contacts)))
         for contact, sequence, version, key, latest in rows:
             if (contact, sequence) in wanted:
                 found[(contact, sequence)][(version, key)] = latest
@@ -130,8 +134,16 @@ def fold(session: Session, now: datetime, limit: int = 1000, wait: bool = True) 
     # row this fold does not delete, so that contact is folded again.
     old, new = stored_members(session, pairs), current_members(session, pairs)
     days: Counter = Counter()
+    gone: list[tuple] = []
+    came: list[dict] = []
     for pair in pairs:
-        _move(session, pair, old[pair], new[pair], days)
+        _move(pair, old[pair], new[pair], days, gone, came)
+    # Core statements, many rows each: through the ORM a member row cost ~0.5 ms of Python.
+    for chunk in _chunks(gone):
+        session.execute(delete(FunnelMember).where(tuple_(FunnelMember.contact_id, FunnelMember.sequence_id,
+                                                          FunnelMember.version, FunnelMember.key).in_(list(chunk))))
+    if came:
+        session.execute(insert(FunnelMember), came)
     _add_days(session, days)
     for ids in _chunks([row.id for row in taken]):
         session.execute(delete(FunnelDirty).where(FunnelDirty.id.in_(ids)))
@@ -155,33 +167,26 @@ def _take_turn(session: Session, now: datetime) -> None:
         session.flush()
 
 
-def _move(session: Session, pair: Pair, old: Members, new: Members, days: Counter) -> None:
+def _move(pair: Pair, old: Members, new: Members, days: Counter, gone: list[tuple], came: list[dict]) -> None:
+    """What changed for one contact: the member rows to delete and to insert, and the days to adjust."""
     contact, sequence = pair
-    gone = [key for key, at in old.items() if new.get(key) != at]
-    came = [key for key, at in new.items() if old.get(key) != at]
-    for version, key in gone:
-        days[(sequence, version, key, fm.day_of(old[(version, key)]))] -= 1
-    for version, key in came:
-        days[(sequence, version, key, fm.day_of(new[(version, key)]))] += 1
-    for keys in _chunks(gone):
-        session.execute(delete(FunnelMember).where(
-            FunnelMember.contact_id == contact, FunnelMember.sequence_id == sequence,
-            tuple_(FunnelMember.version, FunnelMember.key).in_(list(keys))))
-    if came:
-        session.add_all([FunnelMember(contact_id=contact, sequence_id=sequence, version=version, key=key,
-                                      latest_at=new[(version, key)]) for version, key in came])
-        session.flush()
+    for (version, key), at in old.items():
+        if new.get((version, key)) != at:
+            days[(sequence, version, key, fm.day_of(at))] -= 1
+            gone.append((contact, sequence, version, key))
+    for (version, key), at in new.items():
+        if old.get((version, key)) != at:
+            days[(sequence, version, key, fm.day_of(at))] += 1
+            came.append(dict(contact_id=contact, sequence_id=sequence, version=version, key=key, latest_at=at))
 
 
 def _add_days(session: Session, days: Counter) -> None:
     rows = [dict(sequence_id=s, version=v, key=k, day=d, n=n) for (s, v, k, d), n in sorted(days.items()) if n]
     if not rows:
         return
-    upsert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for chunk in _chunks(rows):
-        statement = upsert(FunnelDay).values(list(chunk))
-        session.execute(statement.on_conflict_do_update(
-            index_elements=["sequence_id", "version", "key", "day"], set_={"n": FunnelDay.n + statement.excluded.n}))
+    upsert = (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(FunnelDay)
+    session.execute(upsert.on_conflict_do_update(index_elements=["sequence_id", "version", "key", "day"],
+                                                 set_={"n": FunnelDay.n + upsert.excluded.n}), rows)
 
 
 def backlog(session: Session) -> int:
