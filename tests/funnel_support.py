@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from nurture.store import funnel_rollup
 from nurture.store.db import alembic_config
-from nurture.store.funnel import FunnelCounts, count_funnel_raw, from_groups
+from nurture.store.funnel import FunnelCounts, count_funnel, count_funnel_raw
 
 
 def fold_all(rt) -> int:  # noqa: ANN001
@@ -34,11 +34,10 @@ def backlog(rt) -> int:  # noqa: ANN001
 
 
 def rolled(rt, sequence: str, since: datetime, version: str | None) -> FunnelCounts:  # noqa: ANN001
-    """The counts from the rollup, failing if it declined to answer."""
+    """The counts as count_funnel reads them, failing if the rollup declined to answer (the raw fallback)."""
     with Session(rt.db) as session:
-        groups = funnel_rollup.rolled_counts(session, sequence, since, version)
-        assert groups is not None, "the rollup fell back to the raw rows"
-        return from_groups(session, groups, sequence, since, version)
+        assert funnel_rollup.rolled_counts(session, sequence, since, version) is not None, "fell back to raw"
+        return count_funnel(session, sequence, since, version)
 
 
 def raw(rt, sequence: str, since: datetime, version: str | None) -> FunnelCounts:  # noqa: ANN001

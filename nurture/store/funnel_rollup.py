@@ -218,14 +218,11 @@ def _scope(version: str | None):  # noqa: ANN202
     return chosen, goal
 
 
-def _in_scope(key: fm.Key, chosen: str) -> bool:
-    version, group = key
-    return version == chosen or (version == fm.ALL_VERSIONS and group == fm.group("G"))
-
-
-def rolled_counts(session: Session, sequence_id: str, since: datetime, version: str | None) -> Counter | None:
-    """Group key -> contacts in the group in the period since `since`; None when too many contacts are
-    dirty for this to be quicker than counting the raw rows, or when a fold committed while reading
+def rolled_counts(session: Session, sequence_id: str, since: datetime,
+                  version: str | None) -> tuple[Counter, list[int]] | None:
+    """Group key -> contacts in the group in the period since `since`, for everyone but the contacts still
+    dirty, and those contacts (the caller counts them from their own rows). None when too many are dirty
+    for that to be quicker than counting all the raw rows, or when a fold committed while reading
     (PostgreSQL reads each statement at its own moment: the caller tries again)."""
     turn = _turn(session)
     dirty = _dirty_contacts(session, sequence_id)
@@ -233,26 +230,27 @@ def rolled_counts(session: Session, sequence_id: str, since: datetime, version: 
         return None
     chosen, goal = _scope(version)
     first_day = fm.day_of(since)
-    counts: Counter = Counter()
+    in_scope = or_(FunnelMember.version == chosen, goal)
     days = session.execute(select(FunnelDay.key, func.sum(FunnelDay.n))
                            .where(FunnelDay.sequence_id == sequence_id, FunnelDay.day > first_day,
                                   or_(FunnelDay.version == chosen,
                                       and_(FunnelDay.version == fm.ALL_VERSIONS, FunnelDay.key == fm.group("G"))))
                            .group_by(FunnelDay.key))
     partial = session.execute(select(FunnelMember.key, func.count())
-                              .where(FunnelMember.sequence_id == sequence_id, or_(FunnelMember.version == chosen, goal),
-                                     FunnelMember.latest_at >= since,
+                              .where(FunnelMember.sequence_id == sequence_id, in_scope, FunnelMember.latest_at >= since,
                                      FunnelMember.latest_at < fm.start_of_day(first_day + 1))
                               .group_by(FunnelMember.key))
+    counts: Counter = Counter()
     for key, n in [*days, *partial]:
         counts[key] += int(n)
-    pairs = [(contact, sequence_id) for contact in dirty]
-    for sign, found in ((-1, stored_members(session, pairs)), (1, current_members(session, pairs))):
-        for members in found.values():
-            for key, at in members.items():
-                if at >= since and _in_scope(key, chosen):
-                    counts[key[1]] += sign
-    return counts if _turn(session) == turn else None
+    for contacts in _chunks(dirty):  # what the rollup holds for them comes off
+        stored = session.execute(select(FunnelMember.key, func.count())
+                                 .where(FunnelMember.contact_id.in_(contacts), FunnelMember.sequence_id == sequence_id,
+                                        in_scope, FunnelMember.latest_at >= since)
+                                 .group_by(FunnelMember.key))
+        for key, n in stored:
+            counts[key] -= int(n)
+    return (counts, dirty) if _turn(session) == turn else None
 
 
 def too_dirty(session: Session, sequence_id: str) -> bool:
