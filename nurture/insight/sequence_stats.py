@@ -48,7 +48,7 @@ def sequence_versions(rt: Runtime, sequence_id: str) -> list[tuple[str, datetime
 # The funnel's rollup (nurture.store.funnel_rollup) is kept up after the fact: the tick folds a little each
 # time without waiting for a fold already running, and queues a job for the rest when there is more.
 FOLD_IN_TICK = 500
-FOLD_ROUNDS, FOLD_LIMIT = 60, 1000
+FOLD_ROUNDS, FOLD_LIMIT = 20, 1000  # a job folds for a bounded time: it runs on a worker that could be sending
 
 
 def fold_in_tick(rt: Runtime) -> bool:
