@@ -33,7 +33,8 @@ from nurture.store.models import Contact, Delivery, Enrollment, Event  # noqa: E
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 BATCH = 50
-PG_TRIGGERS = ("funnel_delivery_insert", "funnel_delivery_update", "funnel_event_insert", "funnel_event_change")
+PG_TRIGGERS = ("funnel_delivery_insert", "funnel_delivery_update", "funnel_delivery_delete", "funnel_event_insert",
+               "funnel_event_change")
 SQLITE_TRIGGERS = ("funnel_delivery_insert", "funnel_delivery_delete", "funnel_delivery_update",
                    "funnel_event_insert", "funnel_event_update", "funnel_event_delete")
 

@@ -83,22 +83,32 @@ def _changed(old: str, new: str) -> str:
 
 
 def _triggers_postgresql() -> None:
-    op.execute("""
-    CREATE FUNCTION funnel_mark_delivery() RETURNS trigger LANGUAGE plpgsql AS $$
+    # Deliveries: one statement-level trigger per kind of write, reading the statement's rows from its
+    # transition tables: a batch's multi-row INSERT or UPDATE pays one INSERT ... SELECT, not a PL/pgSQL call
+    # per row (bench/funnel_triggers.py). An UPDATE marks only the rows whose grouped columns changed.
+    changed = f"({', '.join(f'o.{c}' for c in GROUPED)}) IS DISTINCT FROM ({', '.join(f'n.{c}' for c in GROUPED)})"
+    op.execute(f"""
+    CREATE FUNCTION funnel_mark_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        IF TG_OP <> 'INSERT' THEN
-            INSERT INTO funnel_dirty (contact_id, sequence_id) VALUES (OLD.contact_id, OLD.sequence_id);
-        END IF;
-        IF TG_OP <> 'DELETE' AND (TG_OP = 'INSERT' OR OLD.contact_id IS DISTINCT FROM NEW.contact_id
-                                  OR OLD.sequence_id IS DISTINCT FROM NEW.sequence_id) THEN
-            INSERT INTO funnel_dirty (contact_id, sequence_id) VALUES (NEW.contact_id, NEW.sequence_id);
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO funnel_dirty (contact_id, sequence_id) SELECT DISTINCT contact_id, sequence_id FROM new_rows;
+        ELSIF TG_OP = 'DELETE' THEN
+            INSERT INTO funnel_dirty (contact_id, sequence_id) SELECT DISTINCT contact_id, sequence_id FROM old_rows;
+        ELSE
+            INSERT INTO funnel_dirty (contact_id, sequence_id)
+            SELECT o.contact_id, o.sequence_id FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE {changed}
+            UNION
+            SELECT n.contact_id, n.sequence_id FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE {changed};
         END IF;
         RETURN NULL;
     END $$""")
-    op.execute("CREATE TRIGGER funnel_delivery_insert AFTER INSERT OR DELETE ON delivery "
-               "FOR EACH ROW EXECUTE FUNCTION funnel_mark_delivery()")
-    op.execute(f"CREATE TRIGGER funnel_delivery_update AFTER UPDATE ON delivery FOR EACH ROW "
-               f"WHEN ({_changed('OLD', 'NEW')}) EXECUTE FUNCTION funnel_mark_delivery()")
+    op.execute("CREATE TRIGGER funnel_delivery_insert AFTER INSERT ON delivery REFERENCING NEW TABLE AS new_rows "
+               "FOR EACH STATEMENT EXECUTE FUNCTION funnel_mark_deliveries()")
+    op.execute("CREATE TRIGGER funnel_delivery_update AFTER UPDATE ON delivery "
+               "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+               "FOR EACH STATEMENT EXECUTE FUNCTION funnel_mark_deliveries()")
+    op.execute("CREATE TRIGGER funnel_delivery_delete AFTER DELETE ON delivery REFERENCING OLD TABLE AS old_rows "
+               "FOR EACH STATEMENT EXECUTE FUNCTION funnel_mark_deliveries()")
     op.execute(f"""
     CREATE FUNCTION funnel_mark_event() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
@@ -150,9 +160,10 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS funnel_delivery_insert ON delivery")
         op.execute("DROP TRIGGER IF EXISTS funnel_delivery_update ON delivery")
+        op.execute("DROP TRIGGER IF EXISTS funnel_delivery_delete ON delivery")
         op.execute("DROP TRIGGER IF EXISTS funnel_event_insert ON event")
         op.execute("DROP TRIGGER IF EXISTS funnel_event_change ON event")
-        op.execute("DROP FUNCTION IF EXISTS funnel_mark_delivery()")
+        op.execute("DROP FUNCTION IF EXISTS funnel_mark_deliveries()")
         op.execute("DROP FUNCTION IF EXISTS funnel_mark_event()")
     else:
         for name in ("funnel_delivery_insert", "funnel_delivery_delete", "funnel_delivery_update",
