@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, String, and_, cast, distinct, func, literal_column, or_, union_all
+from sqlalchemy import Boolean, String, and_, bindparam, cast, distinct, func, literal_column, or_, union_all
 from sqlalchemy.sql import Subquery
 from sqlmodel import Session, select
 
@@ -125,8 +125,13 @@ def _in_cohort(sequence_id: str, since: datetime, version: str | None, contacts:
 
 
 def _only(table: Any, contacts: Only) -> list[Any]:
-    """The condition that keeps the rows of `contacts` (all when None)."""
-    return [] if contacts is None else [table.contact_id.in_(list(contacts))]
+    """The condition that keeps the rows of `contacts` (all when None). The ids are written into the SQL
+    (they are integers): as 2,000 bind parameters each query spent far longer being built and bound than
+    PostgreSQL took to run it (EXPLAIN ANALYZE 15-23 ms, 150-350 ms from Python)."""
+    if contacts is None:
+        return []
+    ids = bindparam("only", [int(c) for c in contacts], expanding=True, literal_execute=True, unique=True)
+    return [table.contact_id.in_(ids)]
 
 
 def _cohort(sequence_id: str, since: datetime, version: str | None, contacts: Only, *columns: Any) -> Subquery:
