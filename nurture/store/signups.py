@@ -25,6 +25,7 @@ from functools import lru_cache
 from sqlalchemy import CTE, JSON, Integer, Select, Table, bindparam, column, exists, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
 
 from nurture.store.models import Consent, Contact, Enrollment, ErasedAddress, Event
@@ -45,6 +46,22 @@ def insert_new_signup(engine: Engine, contact: Row, children: Mapping[str, Seque
     `fields_for(id)`, when given, replaces the contact's custom fields once its id is known (the lead
     magnet's link is signed with it). Returns the new id, or None, having written nothing, when a contact
     has that address already (the caller merges into it instead) or `digest` is on the erased list."""
+    for attempt in (1, 2):
+        try:
+            return _insert_once(engine, contact, children, fields_for, digest)
+        except DBAPIError as exc:
+            # The server went away under a pooled connection (a restart): SQLAlchemy invalidated it and the
+            # connections older than it. One statement (or one transaction) that did not answer: nothing was
+            # written, or, if the server committed it and died before the answer, the second try finds the
+            # address taken and returns None (the caller merges into it, as for a repeat sign-up). Once more,
+            # on a new connection: the pool no longer pings at every checkout (store.db.ping_when_idle).
+            if not exc.connection_invalidated or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _insert_once(engine: Engine, contact: Row, children: Mapping[str, Sequence[Row]],
+                 fields_for: Callable[[int], dict] | None, digest: str) -> int | None:
     if engine.dialect.name == "postgresql" and fields_for is None:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             return _insert(connection, contact, children, digest)
