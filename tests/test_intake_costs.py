@@ -92,3 +92,18 @@ def test_the_login_limiter_hooks_only_the_consoles_requests(make_runtime, sqlite
     for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
         assert of_limiter(hooks.get(None, [])) == []  # not on a sign-up, a click, an unsubscribe ...
         assert len(of_limiter(hooks.get("console", []))) == 1  # on the console's, where the login is
+
+
+def test_the_rate_limit_loads_its_script_again_after_redis_forgot_it(make_runtime, sqlite_url, project, redis_url,
+                                                                     clock) -> None:
+    add_forms(project)
+    rt = make_runtime(sqlite_url, REDIS_URL=redis_url, FORM_RATE_LIMIT="2 per minute")
+    client, redis = create_app(rt).test_client(), Redis.from_url(redis_url)
+    assert post(client, rt, clock, "ann@example.com").status_code == 303
+    redis.script_flush()  # as after a restart of Redis without its data, or SCRIPT FLUSH
+    assert post(client, rt, clock, "bob@example.com").status_code == 303  # counted: the second of two
+    assert post(client, rt, clock, "cy@example.com").status_code == 429  # so this one is one too many
+    [key] = redis.keys("LIMITS:*nurture-forms*")  # the `limits` library's own key for it
+    assert int(redis.get(key)) == 3
+    redis.close()
+    assert emails(rt) == ["ann@example.com", "bob@example.com"]
