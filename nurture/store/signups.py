@@ -154,9 +154,12 @@ def _one_statement(contact_columns: tuple[str, ...], shape: tuple[tuple[str, tup
     return select(new.c.id).add_cte(*ctes)
 
 
+_Processors = tuple[tuple[str, Callable | None], ...]
+
+
 @lru_cache(maxsize=32)
 def _one_statement_sql(dialect: Dialect, contact_columns: tuple[str, ...],
-                       shape: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, tuple[tuple[str, Callable | None], ...]]:
+                       shape: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, _Processors]:
     """`_one_statement` compiled once for `dialect`: its SQL, and each parameter's name with its type's bind
     processor (JSON, UTC datetimes, statuses). Executed as driver SQL, a sign-up skips what SQLAlchemy does
     again for every execution of a statement object (its cache key, the compiled cache's lookup, the
