@@ -1,7 +1,7 @@
 """segments: who was seen inside a segment that starts a sequence, and how far the tick has looked
 
 Revision ID: 0009_segments
-Revises: 0008_contacts
+Revises: 0009_funnel_rollup
 Create Date: 2026-12-06 19:30:00
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import nurture.store.models
 
 revision = '0009_segments'
-down_revision = '0008_contacts'
+down_revision = '0009_funnel_rollup'
 branch_labels = None
 depends_on = None
 
