@@ -10,8 +10,11 @@ import click
 
 from nurture.cli.common import fail, with_runtime
 from nurture.config import ConfigError, Settings, startup_settings
-from nurture.content.checker import CheckResult, SmsCheck, check_tree, shown_path
+from nurture.content.broadcasts_file import load_broadcasts
+from nurture.content.checker import CheckResult, SmsCheck, TemplateCheck, check_tree, shown_path
 from nurture.content.integrations_file import INTEGRATIONS_FILE, check_integrations
+from nurture.content.segments_file import load_segments
+from nurture.content.yaml_reader import Problem
 from nurture.content.webhooks_file import parse_webhooks
 from nurture.delivery import alerts, dispatch, versions, webhooks
 from nurture.runtime import Runtime
@@ -50,7 +53,17 @@ def check_project(settings: Settings, root: Path | None = None, shown_from: Path
     if webhooks_file.is_file():
         problems += parse_webhooks(webhooks_file.read_text(encoding="utf-8"), shown_path(webhooks_file, base),
                                    settings.webhooks.secrets)[1]
+    problems += broadcast_problems(settings, root, base)
     return replace(result, problems=problems)
+
+
+def broadcast_problems(settings: Settings, root: Path | None, base: Path) -> list[Problem]:
+    """broadcasts/*.yaml: each file, the templates it names, its segment (docs/broadcasts.md)."""
+    project = root or settings.root
+    check = TemplateCheck(root / "email_templates" if root else settings.templates_dir,
+                          root / "sms_templates" if root else settings.sms.templates_dir, base)
+    segments, _ = load_segments(root / "segments" if root else settings.segments_dir, display_root=project)
+    return load_broadcasts(root / "broadcasts" if root else settings.broadcasts_dir, check, set(segments))[1]
 
 
 @click.group()

@@ -1,0 +1,176 @@
+"""Broadcasts' SQL: their rows, writing their enrollments a page at a time, cancelling, and the figures
+`plan` and the progress line need (docs/broadcasts.md).
+
+Exactly once is not decided here but where it always is: an enrollment is unique per contact × sequence ×
+entry (so writing a page twice, or from two workers, adds nothing), and a delivery per enrollment × step ×
+channel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from nurture.store.models import (
+    Broadcast,
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Suppression,
+)
+
+BROADCAST = Broadcast.__table__.c  # type: ignore[attr-defined]
+ENROLLMENT = Enrollment.__table__.c  # type: ignore[attr-defined]
+DELIVERY = Delivery.__table__.c  # type: ignore[attr-defined]
+CONTACT = Contact.__table__.c  # type: ignore[attr-defined]
+SUPPRESSION = Suppression.__table__.c  # type: ignore[attr-defined]
+
+DRAFT, STARTED, CANCELLED = "draft", "started", "cancelled"
+
+
+def by_key(session: Session, key: str) -> Broadcast | None:
+    return session.execute(select(Broadcast).where(BROADCAST.key == key)).scalar_one_or_none()
+
+
+def every(session: Session) -> list[Broadcast]:
+    return list(session.execute(select(Broadcast).order_by(BROADCAST.created_at.desc(), BROADCAST.id.desc()))
+                .scalars())
+
+
+def start(session: Session, broadcast_id: int, version: str, send_at: datetime, by: str, now: datetime) -> bool:
+    """Draft -> started, only from draft and only for the version the caller checked (a test send was made
+    for it): two starts at once, or a start racing an edit, make one start. False: nothing changed."""
+    return session.execute(
+        update(Broadcast.__table__).where(BROADCAST.id == broadcast_id, BROADCAST.status == DRAFT,
+                                          BROADCAST.version == version)
+        .values(status=STARTED, send_at=send_at, started_at=now, started_by=by, updated_at=now)
+    ).rowcount == 1
+
+
+def to_materialise(session: Session, now: datetime) -> list[Broadcast]:
+    """Started broadcasts whose time has come and whose enrollments are not all written yet."""
+    return list(session.execute(
+        select(Broadcast).where(BROADCAST.status == STARTED, BROADCAST.materialised_at.is_(None),
+                                BROADCAST.send_at <= now).order_by(BROADCAST.send_at)
+    ).scalars())
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def write_enrollments(session: Session, sequence_id: str, version: str, contact_ids: list[int], due_at: datetime,
+                      now: datetime) -> int:
+    """One enrollment per contact in `contact_ids`, at the broadcast's one step, due at `due_at`: one
+    statement; a contact already enrolled (a page written before, by this start or another) is left as it
+    is. Returns how many were new."""
+    if not contact_ids:
+        return 0
+    rows = [dict(contact_id=cid, sequence_id=sequence_id, sequence_version=version, entry=1, step_id="send",
+                 due_at=due_at, status=EnrollmentStatus.ACTIVE, step_entered_at=now, attempts=0,
+                 created_at=now, updated_at=now) for cid in contact_ids]
+    written = session.execute(
+        _insert(session)(Enrollment.__table__).values(rows)
+        .on_conflict_do_nothing(index_elements=["contact_id", "sequence_id", "entry"]).returning(ENROLLMENT.id)
+    ).scalars().all()
+    return len(written)
+
+
+def move_cursor(session: Session, broadcast_id: int, to: int, now: datetime) -> None:
+    """Record that members up to contact id `to` are written; never moves back (two writers may race)."""
+    session.execute(update(Broadcast.__table__)
+                    .where(BROADCAST.id == broadcast_id, BROADCAST.materialised_to < to)
+                    .values(materialised_to=to, updated_at=now))
+
+
+def finish_materialising(session: Session, broadcast_id: int, now: datetime) -> None:
+    session.execute(update(Broadcast.__table__)
+                    .where(BROADCAST.id == broadcast_id, BROADCAST.materialised_at.is_(None))
+                    .values(materialised_at=now, updated_at=now))
+
+
+def cancel(session: Session, broadcast_id: int, sequence_id: str, now: datetime) -> int:
+    """Cancel: the row says so, and every enrollment still waiting stops (a batch holding one skips it at
+    its consent check, which reads the enrollment's status). Returns how many enrollments stopped."""
+    session.execute(update(Broadcast.__table__)
+                    .where(BROADCAST.id == broadcast_id, BROADCAST.status.in_((DRAFT, STARTED)))
+                    .values(status=CANCELLED, cancelled_at=now, updated_at=now))
+    return session.execute(
+        update(Enrollment.__table__)
+        .where(ENROLLMENT.sequence_id == sequence_id, ENROLLMENT.status == EnrollmentStatus.ACTIVE)
+        .values(status=EnrollmentStatus.STOPPED, stop_reason="broadcast cancelled", due_at=None, updated_at=now)
+    ).rowcount
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a started broadcast stands: its deliveries by status, and its enrollments still waiting
+    (deferred by window, quiet hours or cap, or not reached yet)."""
+
+    written: int = 0
+    deliveries: dict[str, int] | None = None
+    waiting: int = 0
+
+    def count(self, status: str) -> int:
+        return (self.deliveries or {}).get(status, 0)
+
+
+def progress(session: Session, sequence_id: str) -> Progress:
+    by_status = dict(session.execute(
+        select(DELIVERY.status, func.count()).where(DELIVERY.sequence_id == sequence_id).group_by(DELIVERY.status)
+    ).all())
+    enrollments = dict(session.execute(
+        select(ENROLLMENT.status, func.count()).where(ENROLLMENT.sequence_id == sequence_id)
+        .group_by(ENROLLMENT.status)
+    ).all())
+    return Progress(written=sum(enrollments.values()), deliveries={str(k): v for k, v in by_status.items()},
+                    waiting=enrollments.get(EnrollmentStatus.ACTIVE, 0))
+
+
+# --- plan ---------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Member:
+    """What the worker's decisions look at for one member, read a page at a time."""
+
+    id: int
+    email: str
+    phone: str | None
+    timezone: str | None
+    statuses: dict[str, str]  # consent column -> status
+
+
+def members(session: Session, contact_ids: list[int]) -> list[Member]:
+    rows = session.execute(
+        select(CONTACT.id, CONTACT.email, CONTACT.phone, CONTACT.timezone, CONTACT.email_status, CONTACT.sms_status)
+        .where(CONTACT.id.in_(contact_ids)).order_by(CONTACT.id)
+    ).all()
+    return [Member(r[0], r[1], r[2], r[3], {"email_status": str(r[4]), "sms_status": str(r[5])}) for r in rows]
+
+
+def suppressed(session: Session, addresses: list[str]) -> dict[str, str]:
+    """address -> reason, for those of `addresses` on the suppression list."""
+    if not addresses:
+        return {}
+    return dict(session.execute(select(SUPPRESSION.address, SUPPRESSION.reason)
+                                .where(SUPPRESSION.address.in_(addresses))).all())
+
+
+def done_for(session: Session, sequence_id: str, contact_ids: list[int]) -> set[int]:
+    """Those of `contact_ids` this broadcast has already been sent to (or is being sent to right now)."""
+    return set(session.execute(
+        select(DELIVERY.contact_id).where(DELIVERY.sequence_id == sequence_id, DELIVERY.contact_id.in_(contact_ids),
+                                          or_(DELIVERY.status == DeliveryStatus.SENT,
+                                              DELIVERY.status == DeliveryStatus.SENDING))
+    ).scalars())
+
+
+def aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
