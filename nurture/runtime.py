@@ -20,6 +20,7 @@ from nurture.config import Settings, load_settings
 from nurture.content.checker import TemplateCheck
 from nurture.content.integrations_file import IntegrationsFile
 from nurture.content.registry import SequenceRegistry
+from nurture.content.segments_file import SegmentFiles
 from nurture.content.rendering import TemplateCatalog, make_environment, make_text_environment
 from nurture.delivery.transports import EmailTransport, SmsTransport
 from nurture.delivery.transports.outbox import OutboxTransport
@@ -27,6 +28,7 @@ from nurture.delivery.transports.sms_outbox import SmsOutboxTransport
 from nurture.delivery.transports.smtp import SmtpTransport
 from nurture.delivery.transports.twilio import TwilioTransport
 from nurture.rules.inbound import Integrations
+from nurture.rules.segments import Segment
 from nurture.rules.tokens import LinkSigner
 from nurture.store.db import make_engine
 
@@ -48,6 +50,14 @@ class Runtime:
     sms_rate: Any = None  # nurture.delivery.channels.sms.SendRate, made on first use (it may hold per-process state)
     email_pacer: Any = None  # nurture.delivery.pacing.Pacer, made on first use (likewise)
     integrations_file: IntegrationsFile | None = None  # integrations.yaml, re-read when it changes
+    segment_files: SegmentFiles | None = None  # segments/*.yaml, re-read when they change
+
+    @property
+    def segments(self) -> dict[str, Segment]:
+        """The segments in force now, by id (a file with errors keeps those already loaded)."""
+        if self.segment_files is None:
+            self.segment_files = SegmentFiles(self.settings.segments_dir)
+        return self.segment_files.get()
 
     @property
     def integrations(self) -> Integrations:

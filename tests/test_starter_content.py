@@ -15,6 +15,7 @@ from nurture.cli import main
 from nurture.config import load_settings
 from nurture.content.checker import TemplateCheck
 from nurture.content.registry import SequenceRegistry
+from nurture.content.segments_file import load_segments
 from nurture.insight import simulate
 from tests.conftest import ROOT
 
@@ -27,6 +28,7 @@ def settings_outside_the_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("SECRET_KEY", "x" * 32)
     monkeypatch.setenv("API_KEY", "k" * 32)
     for name in ("NURTURE_ROOT", "SEQUENCES_DIR", "TEMPLATES_DIR", "FORMS_DIR", "SMS_TEMPLATES_DIR", "DATABASE_URL",
+                 "SEGMENTS_DIR",
                  "EMAIL_BACKEND", "SMS_BACKEND", "BRAND_NAME", "MAIL_FROM", "POSTAL_ADDRESS"):
         monkeypatch.delenv(name, raising=False)
 
@@ -85,3 +87,14 @@ def test_the_starter_integrations_map_to_products_the_starter_sequences_offer() 
         product for hook in integrations.hooks.values() for product in hook.products.values()}
     assert mapped and mapped <= offered, mapped - offered
     assert set(integrations.hooks) == {"shopify-orders", "calendly-bookings"}
+
+
+def test_the_starter_segments_load_and_each_finds_the_contact_it_is_for(tmp_path: Path) -> None:
+    from tests.segments_support import starter_people
+
+    segments, problems = load_segments(ROOT / "segments")
+    assert problems == []
+    assert set(segments) == {"engaged-leads", "customers-90d", "lapsed"}
+    found = starter_people(f"sqlite:///{tmp_path / 'starter.db'}", segments)
+    assert found == {"engaged-leads": ["lead@example.test"], "customers-90d": ["buyer@example.test"],
+                     "lapsed": ["quiet@example.test"]}

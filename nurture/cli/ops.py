@@ -13,6 +13,8 @@ from nurture.config import ConfigError, Settings, startup_settings
 from nurture.content.broadcasts_file import load_broadcasts
 from nurture.content.checker import CheckResult, SmsCheck, TemplateCheck, check_tree, shown_path
 from nurture.content.integrations_file import INTEGRATIONS_FILE, check_integrations
+from nurture.content.loader import load_sequences
+from nurture.content.segments_file import check_segments
 from nurture.content.segments_file import load_segments
 from nurture.content.yaml_reader import Problem
 from nurture.content.webhooks_file import parse_webhooks
@@ -47,14 +49,17 @@ def check_project(settings: Settings, root: Path | None = None, shown_from: Path
     sms = SmsCheck(root / "sms_templates" if root else settings.sms.templates_dir, settings.sms.max_segments,
                    settings.brand_name, settings.base_url)
     result = check_tree(sequences_dir, templates_dir, base, forms_dir, sms)
+    segments_dir = root / "segments" if root else settings.segments_dir
+    sequences, _ = load_sequences(sequences_dir, display_root=base.resolve(), partial=True)
+    segments, segment_problems = check_segments(segments_dir, sequences, base.resolve())
     integrations = root / INTEGRATIONS_FILE if root else settings.integrations_file
-    problems = result.problems + check_integrations(integrations, shown_path(integrations, base))
+    problems = result.problems + segment_problems + check_integrations(integrations, shown_path(integrations, base))
     webhooks_file = root / "webhooks.yaml" if root else settings.webhooks_file
     if webhooks_file.is_file():
         problems += parse_webhooks(webhooks_file.read_text(encoding="utf-8"), shown_path(webhooks_file, base),
                                    settings.webhooks.secrets)[1]
     problems += broadcast_problems(settings, root, base)
-    return replace(result, problems=problems)
+    return replace(result, problems=problems, segments=segments)
 
 
 def broadcast_problems(settings: Settings, root: Path | None, base: Path) -> list[Problem]:

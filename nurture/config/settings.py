@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     sequences_dir: Path = Field(alias="SEQUENCES_DIR")
     templates_dir: Path = Field(alias="TEMPLATES_DIR")
     forms_dir: Path = Field(alias="FORMS_DIR")
+    segments_dir: Path = Field(alias="SEGMENTS_DIR")  # segments/*.yaml (docs/segments.md)
     broadcasts_dir: Path = Field(alias="BROADCASTS_DIR")  # broadcasts/*.yaml (docs/broadcasts.md)
     outbox_dir: Path = Field(alias="OUTBOX_DIR")
     queue_name: str = Field(alias="QUEUE_NAME")  # default: one per database, see queue_for
@@ -152,7 +153,7 @@ class Settings(BaseSettings):
         defaults = {
             "DATABASE_URL": f"sqlite:///{var_dir / 'nurture.db'}",
             "SEQUENCES_DIR": root / "sequences", "TEMPLATES_DIR": root / "email_templates",
-            "FORMS_DIR": root / "forms", "OUTBOX_DIR": var_dir / "outbox",
+            "FORMS_DIR": root / "forms", "SEGMENTS_DIR": root / "segments", "OUTBOX_DIR": var_dir / "outbox",
             "INTEGRATIONS_FILE": root / "integrations.yaml",
             "BROADCASTS_DIR": root / "broadcasts",
             "BRAND_NAME": name or address, "SUPPORT_EMAIL": address,

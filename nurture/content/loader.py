@@ -38,7 +38,7 @@ STEP_KEYS = {"id", "kind", "channel", "wait", "at", "on", "template", "subject",
              "set_stage", "offers"}
 OFFER_KEYS = {"after", "offer", "template", "subject"}
 WAIT_FOR_KEYS = {"event", "timeout", "then", "else"}
-TRIGGER_KINDS = ("event", "tag", "form", "stage", "inactive")
+TRIGGER_KINDS = ("event", "tag", "form", "stage", "inactive", "segment")
 
 
 class SequenceFileError(Exception):
@@ -61,8 +61,8 @@ class _SequenceReader(NodeReader):
             value = _value(item)
             kinds = [k for k in TRIGGER_KINDS if isinstance(value, dict) and k in value]
             if not isinstance(value, dict) or len(value) != 1 or len(kinds) != 1 or not value[kinds[0]]:
-                self.problem(item, "a trigger is one of {event: NAME}, {tag: NAME}, {form: ID}, {stage: NAME}; "
-                                   f"got {value!r}")
+                self.problem(item, "a trigger is one of {event: NAME}, {tag: NAME}, {form: ID}, {stage: NAME}, "
+                                   f"{{inactive: 90d}}, {{segment: ID}}; got {value!r}")
                 continue
             if kinds[0] == "inactive":
                 try:

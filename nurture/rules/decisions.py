@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
 from nurture.rules import engine
+from nurture.rules.conditions import ENGAGEMENT as ENGAGEMENT  # re-exported: callers have found it here
 from nurture.rules.conditions import EventFact, Facts
 from nurture.rules.lifecycle import Lifecycle, Scoring, decayed_score
 from nurture.rules.sequence import Sequence, Step, Window
 from nurture.rules.sms import next_allowed, regions_of, window_for, zones_of
 from nurture.rules.statuses import EnrollmentStatus, Subscription
 
-# Engagement with a message: conditions `{opened: step}` / `{clicked: step}` look at these.
-ENGAGEMENT = ("email.opened", "email.clicked")
+# ENGAGEMENT (opens and clicks): `{opened: step}`, `{clicked: step}` and `{engaged: 30d}` look at these.
 
 Hold = tuple[datetime, str]  # (until, reason): the message waits, it is never dropped
 
@@ -86,10 +86,31 @@ class ContactFacts:
     stage: str = "lead"
     score: float = 0.0
     score_at: datetime | None = None
+    subscribed: frozenset[str] = frozenset()  # channels with consent: {consent: email} looks here
+    created_at: datetime | None = None
+
+    @staticmethod
+    def channels(email_status: str, sms_status: str) -> frozenset[str]:
+        """The channels a contact with these statuses is subscribed on."""
+        pairs = (("email", email_status), ("sms", sms_status))
+        return frozenset(channel for channel, status in pairs if status == Subscription.SUBSCRIBED)
+
+
+def segment_facts(contact: ContactFacts, events: Iterable[EventFact], scoring: Scoring, now: datetime,
+                  segments: frozenset[str] = frozenset()) -> Facts:
+    """What a segment's condition looks at: all the contact's events that count (not link scanners'), its
+    tags, fields, stage, consent, and the score decayed to `now`. No sequence: nothing opened or clicked
+    "of this sequence"."""
+    return Facts(
+        tags=frozenset(contact.tags), fields=dict(contact.fields or {}), stage=contact.stage,
+        score=decayed_score(contact.score, contact.score_at, now, scoring),
+        events=tuple(e for e in events if counts(e)), subscribed=contact.subscribed, segments=segments,
+        created_at=contact.created_at,
+    )
 
 
 def facts_for(sequence_id: str, contact: ContactFacts, events: Iterable[EventFact], purchased: frozenset[str],
-              scoring: Scoring, now: datetime) -> Facts:
+              scoring: Scoring, now: datetime, segments: frozenset[str] = frozenset()) -> Facts:
     """What `sequence_id`'s conditions may look at: `events` since the contact entered it (bots' never),
     opens and clicks of this sequence's messages, the score decayed to `now`, and `purchased` (ever)."""
     seen = tuple(e for e in events if counts(e))
@@ -99,7 +120,7 @@ def facts_for(sequence_id: str, contact: ContactFacts, events: Iterable[EventFac
         score=decayed_score(contact.score, contact.score_at, now, scoring), events=seen,
         opened=frozenset(e.data.get("step") for e in mine if e.type == "email.opened"),
         clicked=frozenset(e.data.get("step") for e in mine if e.type == "email.clicked"),
-        purchased=purchased,
+        purchased=purchased, subscribed=contact.subscribed, segments=segments, created_at=contact.created_at,
     )
 
 

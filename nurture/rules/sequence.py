@@ -160,8 +160,9 @@ class Reentry:
 
 @dataclass(frozen=True)
 class Trigger:
-    """What enrolls a contact: kind is event | tag | form | stage | inactive, value the name (for inactive:
-    a duration — no open, click or purchase for that long)."""
+    """What enrolls a contact: kind is event | tag | form | stage | inactive | segment, value the name (for
+    inactive: a duration — no open, click or purchase for that long; for segment: the segment's id, entered
+    when the contact comes into it)."""
 
     kind: str
     value: str
