@@ -29,7 +29,7 @@ def _read(rt: Runtime, session: Session) -> None:
 @with_runtime
 def list_command(rt: Runtime) -> None:
     """Every broadcast: its state, where it comes from, whether its current version was tested."""
-    with Session(rt.db) as session:
+    with Session(rt.db, expire_on_commit=False) as session:
         _read(rt, session)
         rows = store.every(session)
         if not rows:
@@ -50,7 +50,7 @@ def plan_command(rt: Runtime, broadcast_id: str) -> None:
     """How many of the segment will get it, and how many are held back by what (the worker's decisions)."""
     from nurture.insight.broadcast_plan import make_plan
 
-    with Session(rt.db) as session:
+    with Session(rt.db, expire_on_commit=False) as session:
         _read(rt, session)
         try:
             plan = make_plan(rt, session, broadcast_id)
@@ -68,7 +68,7 @@ def test_command(rt: Runtime, broadcast_id: str, to: str | None) -> None:
     """Send the broadcast once to the owner, marked [TEST]: it counts for nobody and records which
     version was tested (start needs it)."""
     address = to or rt.sequences.lifecycle.owner_email or rt.settings.support_email
-    with Session(rt.db) as session:
+    with Session(rt.db, expire_on_commit=False) as session:
         _read(rt, session)
         try:
             broadcasts.test_send(rt, session, broadcast_id, address, rt.clock())
@@ -86,7 +86,7 @@ def test_command(rt: Runtime, broadcast_id: str, to: str | None) -> None:
 def start_command(rt: Runtime, broadcast_id: str, skip_test: bool, by: str) -> None:
     """Start it: at its send_at (or now) the tick writes one enrollment per segment member and the worker
     sends. Starting again changes nothing."""
-    with Session(rt.db) as session:
+    with Session(rt.db, expire_on_commit=False) as session:
         _read(rt, session)
         try:
             started = broadcasts.start(rt, session, broadcast_id, by, rt.clock(), skip_test=skip_test)
@@ -106,7 +106,7 @@ def start_command(rt: Runtime, broadcast_id: str, skip_test: bool, by: str) -> N
 @with_runtime
 def cancel_command(rt: Runtime, broadcast_id: str) -> None:
     """Send nothing more of it; what was sent stays on the record."""
-    with Session(rt.db) as session:
+    with Session(rt.db, expire_on_commit=False) as session:
         try:
             stopped = broadcasts.cancel(rt, session, broadcast_id, rt.clock())
         except BroadcastError as exc:
@@ -120,7 +120,7 @@ def cancel_command(rt: Runtime, broadcast_id: str) -> None:
 @with_runtime
 def status_command(rt: Runtime, broadcast_id: str) -> None:
     """Sent, skipped, failed and waiting so far."""
-    with Session(rt.db) as session:
+    with Session(rt.db, expire_on_commit=False) as session:
         try:
             row = broadcasts.get(rt, session, broadcast_id)
         except BroadcastError as exc:

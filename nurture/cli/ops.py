@@ -14,10 +14,9 @@ from nurture.content.broadcasts_file import load_broadcasts
 from nurture.content.checker import CheckResult, SmsCheck, TemplateCheck, check_tree, shown_path
 from nurture.content.integrations_file import INTEGRATIONS_FILE, check_integrations
 from nurture.content.loader import load_sequences
-from nurture.content.segments_file import check_segments
-from nurture.content.segments_file import load_segments
-from nurture.content.yaml_reader import Problem
+from nurture.content.segments_file import check_segments, load_segments
 from nurture.content.webhooks_file import parse_webhooks
+from nurture.content.yaml_reader import Problem
 from nurture.delivery import alerts, dispatch, versions, webhooks
 from nurture.runtime import Runtime
 

@@ -145,7 +145,8 @@ def load_broadcasts(directory: Path, check: TemplateCheck, segments: set[str] | 
         problems += (mine := check_templates(spec, shown, lines, check))
         if segments is not None and spec.segment not in segments:
             known = ", ".join(sorted(segments)) or "none"
-            mine.append(Problem(shown, lines.get("segment", 1), f"unknown segment {spec.segment!r} (segments: {known})"))
+            mine.append(Problem(shown, lines.get("segment", 1),
+                                f"unknown segment {spec.segment!r} (segments: {known})"))
             problems.append(mine[-1])
         if spec.id in found:
             problems.append(Problem(shown, lines.get("id", 1), f"broadcast id {spec.id!r} is already used by "

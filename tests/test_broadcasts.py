@@ -1,0 +1,269 @@
+"""Broadcasts (docs/broadcasts.md): a one-off message to a segment, sent through the one send path — exactly
+once per contact even when started twice and sent by two workers; held back by suppression, consent and
+the frequency cap; a test send to the owner first; `plan` counting what the worker will do.
+
+Real Redis, real RQ worker processes, a real SMTP server (aiosmtpd), SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlmodel import Session
+
+from nurture import jobs
+from nurture.cli import main
+from nurture.delivery import broadcasts
+from nurture.insight.broadcast_plan import make_plan
+from nurture.rules.broadcasts import BroadcastError
+from nurture.runtime import use_runtime
+from tests.broadcasts_support import (
+    add_broadcast_files,
+    broadcast_deliveries,
+    broadcast_enrollments,
+    broadcast_file,
+    crowd,
+)
+from tests.conftest import ROOT, FakeClock, worker_env
+from tests.helpers import send_due
+
+OWNER = "owner@juniper.example"
+
+
+@pytest.fixture
+def real_now(clock: FakeClock) -> FakeClock:
+    """Worker processes read the real clock, so the injected one starts at real time."""
+    clock.now = datetime.now(UTC)
+    return clock
+
+
+def _runtime(make_runtime, url: str, smtp_server, redis_url: str, **extra: str):  # noqa: ANN001, ANN202
+    rt = make_runtime(url, EMAIL_BACKEND="smtp", SMTP_URL=smtp_server.url, REDIS_URL=redis_url, **extra)
+    use_runtime(rt)
+    return rt
+
+
+@pytest.fixture
+def bc_runtime(make_runtime, project, sqlite_url, smtp_server, redis_url, real_now):  # noqa: ANN001, ANN201
+    add_broadcast_files(project)
+    yield _runtime(make_runtime, sqlite_url, smtp_server, redis_url, BATCH_SIZE="250")
+    use_runtime(None)
+
+
+def _in_session(rt, action):  # noqa: ANN001, ANN202
+    with Session(rt.db, expire_on_commit=False) as session:
+        problems = broadcasts.read_files(rt, session, rt.clock())
+        assert problems == []
+        result = action(session)
+        session.commit()
+        return result
+
+
+def send_test(rt, key: str = "spring", to: str = OWNER) -> str:  # noqa: ANN001
+    return _in_session(rt, lambda s: broadcasts.test_send(rt, s, key, to, rt.clock()))
+
+
+def start(rt, key: str = "spring", skip_test: bool = False):  # noqa: ANN001, ANN201
+    return _in_session(rt, lambda s: broadcasts.start(rt, s, key, "test", rt.clock(), skip_test=skip_test))
+
+
+def plan(rt, key: str = "spring"):  # noqa: ANN001, ANN201
+    return _in_session(rt, lambda s: make_plan(rt, s, key))
+
+
+def _spawn_workers(rt, project: Path, url: str, smtp_server, count: int) -> list[subprocess.Popen]:  # noqa: ANN001
+    env = worker_env(project, url, EMAIL_BACKEND="smtp", SMTP_URL=smtp_server.url,
+                     REDIS_URL=rt.settings.redis_url, BATCH_SIZE=str(rt.settings.batch_size))
+    return [subprocess.Popen([sys.executable, str(ROOT / "worker.py"), "--no-tick", "--burst"], env=env, cwd=ROOT,
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for _ in range(count)]
+
+
+def _received(smtp_server) -> Counter[str]:  # noqa: ANN001
+    return Counter(r.rcpt_tos[0] for r in smtp_server.received if r.rcpt_tos[0] != OWNER)
+
+
+# --- the issue's case -----------------------------------------------------------------------------------------
+
+def test_a_broadcast_to_5000_sends_exactly_to_the_rest_once_though_started_twice_with_two_workers(
+        bc_runtime, smtp_server, project, sqlite_url) -> None:
+    rt = bc_runtime
+    who = crowd(rt, 5000, suppressed=200, unconsented=300, capped=100, outsiders=50)
+    figures = plan(rt).tally
+    assert (figures.members, figures.will_get) == (5000, 4400)
+    assert {k: v for k, v in figures.held.items() if v} == {"suppressed": 200, "no consent": 300, "cap reached": 100}
+
+    send_test(rt)
+    assert start(rt).already is False
+    assert start(rt).already is True  # started twice: the second changes nothing
+    # Two ticks write the members (as two workers' ticks would): the second adds nothing.
+    assert broadcasts.materialise_due(rt) == 5000
+    assert broadcasts.materialise_due(rt) == 0
+    assert broadcast_enrollments(rt) == {"active": 5000}
+
+    rounds = 0
+    while jobs.tick():  # 250 a batch, at most 20 batches queued a tick: two real worker processes drain them
+        for process in _spawn_workers(rt, project, sqlite_url, smtp_server, 2):
+            assert process.wait(timeout=600) == 0, process.stderr.read().decode()[-2000:]
+        rounds += 1
+        assert rounds < 10
+    received = _received(smtp_server)
+    assert set(received) == who.should_get and len(who.should_get) == 4400
+    assert set(received.values()) == {1}  # once each
+    assert broadcast_deliveries(rt) == {"sent": 4400, "skipped": 500}
+    # The capped hundred wait for the cap to open: deferred, not dropped.
+    assert broadcast_enrollments(rt) == {"completed": 4400, "stopped": 500, "active": 100}
+
+    assert start(rt).already is True
+    assert broadcasts.materialise_due(rt) == 0
+    assert jobs.tick() == 0
+    after = plan(rt).tally
+    assert after.held["already sent"] == 4400 and after.held["cap reached"] == 100
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_two_racing_senders_send_each_member_once(make_runtime, project, smtp_server, redis_url,
+                                                                real_now, database_url) -> None:
+    add_broadcast_files(project)
+    rt = _runtime(make_runtime, database_url, smtp_server, redis_url, BATCH_SIZE="40")
+    try:
+        who = crowd(rt, 300, suppressed=12, unconsented=18, capped=6)
+        start(rt, skip_test=True)
+        start(rt, skip_test=True)
+        _race(lambda: broadcasts.materialise_due(rt))  # two ticks writing the same members at once
+        assert broadcast_enrollments(rt) == {"active": 300}
+        _race(lambda: send_due(rt))  # two senders claiming and sending at once
+        received = _received(smtp_server)
+        assert set(received) == who.should_get and set(received.values()) == {1}
+        assert broadcast_deliveries(rt) == {"sent": 264, "skipped": 30}
+    finally:
+        use_runtime(None)
+
+
+def _race(action) -> None:  # noqa: ANN001
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        barrier.wait()
+        action()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+# --- the test send ---------------------------------------------------------------------------------------------
+
+def test_start_is_refused_until_a_test_send_of_this_version_reached_the_owner(bc_runtime, smtp_server,
+                                                                               project) -> None:
+    rt = bc_runtime
+    crowd(rt, 3, suppressed=0, unconsented=0, capped=0)
+    with pytest.raises(BroadcastError, match="no test send was made"):
+        start(rt)
+    send_test(rt)
+    [test] = smtp_server.received
+    assert test.rcpt_tos == [OWNER]
+    assert test.message["Subject"] == "[TEST] Open studio, Test"
+    assert "List-Unsubscribe" in test.message
+    assert broadcast_deliveries(rt) == {}  # a test is nobody's delivery
+    # An edit of the template makes a new version: its test is needed again.
+    template = project / "email_templates" / "broadcasts" / "open-studio.html"
+    template.write_text(template.read_text().replace("Open studio this Saturday", "Open studio on Sunday"))
+    with pytest.raises(BroadcastError, match="changed since its test send"):
+        start(rt)
+    send_test(rt)
+    assert start(rt).already is False
+    assert start(rt, skip_test=True).already is True
+
+
+def test_start_with_skip_test_needs_no_test_and_cancel_stops_what_waits(bc_runtime, smtp_server) -> None:
+    rt = bc_runtime
+    who = crowd(rt, 10, suppressed=0, unconsented=0, capped=0)
+    start(rt, skip_test=True)
+    broadcasts.materialise_due(rt)
+    stopped = _in_session(rt, lambda s: broadcasts.cancel(rt, s, "spring", rt.clock()))
+    assert stopped == 10
+    send_due(rt)
+    assert smtp_server.received == []
+    assert broadcast_enrollments(rt) == {"stopped": len(who.everyone)}
+    with pytest.raises(BroadcastError, match="cancelled"):
+        start(rt, skip_test=True)
+
+
+# --- plan ------------------------------------------------------------------------------------------------------
+
+def test_plan_counts_with_the_workers_own_decisions_and_defers_those_outside_their_window(
+        make_runtime, project, sqlite_url, clock) -> None:
+    # Monday 09:00 UTC; the window 09:00-17:00 in each contact's zone: New York is at 04:00, deferred.
+    add_broadcast_files(project, broadcast_file(timing="own-window", extra='window: {hours: "09:00-17:00"}\n'))
+    rt = make_runtime(sqlite_url)
+    crowd(rt, 20, suppressed=2, unconsented=3, capped=1, outsiders=5)
+    with Session(rt.db) as session:
+        from sqlalchemy import update
+
+        from nurture.store.models import Contact
+        session.execute(update(Contact).where(Contact.email.in_(["p00010@example.com", "p00011@example.com"]))
+                        .values(timezone="America/New_York"))
+        session.commit()
+    figures = plan(rt)
+    assert (figures.tally.members, figures.tally.will_get) == (20, 12)
+    held = {k: v for k, v in figures.tally.held.items() if v}
+    assert held == {"suppressed": 2, "no consent": 3, "cap reached": 1, "window or quiet hours": 2}
+    text = "\n".join(figures.lines())
+    assert "segment members:        20" in text and "(deferred, not dropped)" in text
+
+    # What the worker then does matches: 12 now, the 2 in New York when their window opens.
+    start(rt, skip_test=True)
+    broadcasts.materialise_due(rt)
+    send_due(rt)
+    assert broadcast_deliveries(rt) == {"sent": 12, "skipped": 5}
+    clock.advance(hours=5)  # 14:00 UTC: 09:00 in New York
+    send_due(rt)
+    assert broadcast_deliveries(rt) == {"sent": 14, "skipped": 5}
+
+
+def test_the_cli_lists_plans_starts_and_reports(make_runtime, project, sqlite_url, monkeypatch) -> None:
+    add_broadcast_files(project)
+    rt = make_runtime(sqlite_url)
+    crowd(rt, 4, suppressed=1, unconsented=0, capped=0)
+    for name, value in worker_env(project, sqlite_url).items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    listed = runner.invoke(main, ["broadcasts", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "spring  draft  file  email to leads  now  not tested" in listed.output
+    planned = runner.invoke(main, ["broadcasts", "plan", "spring"])
+    assert "will get it:            3" in planned.output and "suppressed:             1" in planned.output
+    refused = runner.invoke(main, ["broadcasts", "start", "spring"])
+    assert refused.exit_code == 1 and "send a test to the owner first" in refused.output
+    started = runner.invoke(main, ["broadcasts", "start", "spring", "--skip-test"])
+    assert started.exit_code == 0 and "spring started" in started.output
+    again = runner.invoke(main, ["broadcasts", "start", "spring", "--skip-test"])
+    assert again.exit_code == 0 and "nothing changed" in again.output
+    status = runner.invoke(main, ["broadcasts", "status", "spring"])
+    assert "spring: started; 0 sent" in status.output
+    unknown = runner.invoke(main, ["broadcasts", "plan", "nope"])
+    assert unknown.exit_code == 1 and "unknown broadcast 'nope' (known: spring)" in unknown.output
+
+
+# --- files -----------------------------------------------------------------------------------------------------
+
+def test_check_reports_a_broadcast_files_problems_at_their_lines(project) -> None:
+    add_broadcast_files(project, broadcast_file().replace("segment: leads", "segment: nobody")
+                        .replace("broadcasts/open-studio", "broadcasts/missing"))
+    (project / "broadcasts" / "late.yaml").write_text(broadcast_file("late", send_at="2027-01-01T10:00:00"))
+    result = CliRunner().invoke(main, ["check", "--root", str(project)])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert "broadcasts/late.yaml:7: send_at needs its zone (like +01:00 or Z): whose 10:00 would it be " \
+           "otherwise?" in lines
+    assert any(line.startswith("broadcasts/spring.yaml:5: unknown template 'broadcasts/missing'") for line in lines)
+    assert "broadcasts/spring.yaml:3: unknown segment 'nobody' (segments: leads)" in lines
