@@ -51,8 +51,10 @@ class Plan:
         held = self.tally.held or {}
         out += [f"  segment members:        {self.tally.members}",
                 f"  will get it:            {self.tally.will_get}",
-                "  held back by:"]
-        out += [f"    {reason + ':':<24}{count}" + _note(reason) for reason, count in held.items()]
+                f"  held back:              {self.tally.held_back}, by:"]
+        out += [f"    {reason + ':':<24}{count}" + _note(reason) for reason, count in held.items()
+                if reason != "already sent"]
+        out.append(f"  sent already:           {held['already sent']}")
         if self.paused:
             out.append(f"  marketing email is paused by the reputation guard ({self.paused}): nothing goes until "
                        "`nurture resume-sending`")

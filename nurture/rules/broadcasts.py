@@ -113,6 +113,11 @@ class Tally:
         if self.held is None:
             self.held = dict.fromkeys(HELD_BACK, 0)
 
+    @property
+    def held_back(self) -> int:
+        """Members who will not get it when it goes (those it was sent to already are not held back)."""
+        return self.members - self.will_get - (self.held or {}).get("already sent", 0)
+
     def add(self, reason: str | None) -> None:
         self.members += 1
         if reason is None:
