@@ -267,3 +267,81 @@ def test_check_reports_a_broadcast_files_problems_at_their_lines(project) -> Non
            "otherwise?" in lines
     assert any(line.startswith("broadcasts/spring.yaml:5: unknown template 'broadcasts/missing'") for line in lines)
     assert "broadcasts/spring.yaml:3: unknown segment 'nobody' (segments: leads)" in lines
+
+
+# --- texts, quiet hours, the reputation guard ------------------------------------------------------------------
+
+def _people(rt, rows: list[dict]) -> None:  # noqa: ANN001
+    from sqlalchemy import insert
+
+    from nurture.store.models import Contact
+    now = rt.clock()
+    with Session(rt.db) as session:
+        session.execute(insert(Contact.__table__), [dict(first_name="", last_name="", fields={}, tags=[],
+                        attribution={}, stage="lead", score=0.0, email_status="subscribed", sms_status="subscribed",
+                        created_at=now, updated_at=now) | row for row in rows])
+        session.commit()
+
+
+def test_a_text_broadcast_waits_for_each_numbers_quiet_hours_and_skips_those_without_sms_consent(
+        make_runtime, project, sqlite_url, clock) -> None:
+    (project / "sms_templates" / "broadcasts").mkdir(parents=True)
+    (project / "sms_templates" / "broadcasts" / "open-studio.txt").write_text(
+        "{{ brand.name }}: open studio Saturday 10-16, come and throw a pot.")
+    add_broadcast_files(project, broadcast_file().replace("channel: email", "channel: sms")
+                        .replace("template: broadcasts/open-studio", "template: broadcasts/open-studio")
+                        .replace("subject: \"Open studio, {{ contact.first_name or 'friend' }}\"\n", ""))
+    rt = make_runtime(sqlite_url)
+    _people(rt, [  # Monday 09:00 UTC: 09:00 in London, 04:00 in New York (texts 08:00-21:00 local)
+        dict(email="london@example.com", phone="+447700900123", timezone="Europe/London"),
+        dict(email="newyork@example.com", phone="+12125550123", timezone="America/New_York"),
+        dict(email="nosms@example.com", phone="+447700900456", timezone="Europe/London", sms_status="none"),
+        dict(email="nophone@example.com", phone=None, timezone=None)])
+    held = {k: v for k, v in plan(rt).tally.held.items() if v}
+    assert plan(rt).tally.will_get == 1
+    assert held == {"window or quiet hours": 1, "no consent": 1, "no address": 1}
+    start(rt, skip_test=True)
+    broadcasts.materialise_due(rt)
+    texts = rt.settings.outbox_dir / "sms"
+    send_due(rt)
+    assert sorted(p.name.split("--")[0] for p in texts.glob("*.txt")) == ["+447700900123"]
+    clock.advance(hours=4)  # 13:00 UTC: 08:00 in New York
+    send_due(rt)
+    assert sorted(p.name.split("--")[0] for p in texts.glob("*.txt")) == ["+12125550123", "+447700900123"]
+    assert broadcast_deliveries(rt) == {"sent": 2, "skipped": 2}
+
+
+def test_the_reputation_guard_holds_a_broadcast_until_sending_is_resumed(bc_runtime, smtp_server) -> None:
+    from nurture.store import deliverability as guard
+
+    rt = bc_runtime
+    who = crowd(rt, 6, suppressed=0, unconsented=0, capped=0)
+    with Session(rt.db) as session:
+        guard.pause(session, dict(reason="complaint rate 0.4% over 0.3%", paused_at=rt.clock()))
+        session.commit()
+    assert "paused by the reputation guard (complaint rate 0.4% over 0.3%)" in "\n".join(plan(rt).lines())
+    start(rt, skip_test=True)
+    broadcasts.materialise_due(rt)
+    send_due(rt)
+    # (The guard's own alert to the owner goes; no broadcast email does.)
+    assert not set(_received(smtp_server)) & set(who.everyone) and broadcast_enrollments(rt) == {"active": 6}
+    with Session(rt.db) as session:
+        guard.resume(session, rt.clock(), "owner")
+        session.commit()
+    rt.clock.advance(hours=1)
+    send_due(rt)
+    assert Counter(r for r in _received(smtp_server).elements() if r in who.everyone) == Counter(who.everyone)
+
+
+def test_a_member_outside_their_window_is_written_due_at_its_opening() -> None:
+    from nurture.rules.broadcasts import BroadcastSpec, due_for
+    from nurture.rules.sequence import Window, parse_hours
+
+    spec = BroadcastSpec("b", "B", "leads", "email", "t", "s", window=Window(*parse_hours("09:00-17:00")))
+    going = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday
+    assert due_for(spec, going, "Europe/London") == going
+    assert due_for(spec, going, "America/New_York") == datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+    assert due_for(spec, going, "Asia/Tokyo") == datetime(2026, 11, 24, 0, 0, tzinfo=UTC)  # 09:00 Tuesday there
+    assert due_for(spec, going, None) == going  # unknown: UTC
+    at_once = BroadcastSpec("b", "B", "leads", "email", "t", "s", timing="at-once")
+    assert due_for(at_once, going, "America/New_York") == going

@@ -24,7 +24,7 @@ from nurture.content.segments_file import load_segments
 from nurture.content.yaml_reader import Problem
 from nurture.delivery.channels import channel_for
 from nurture.delivery.transports import TransportError
-from nurture.rules.broadcasts import BroadcastError, BroadcastSpec, as_sequence, broadcast_id_of, due_at
+from nurture.rules.broadcasts import BroadcastError, BroadcastSpec, as_sequence, broadcast_id_of, due_at, due_for
 from nurture.rules.segments import Segment
 from nurture.rules.sequence import Sequence
 from nurture.store import broadcasts as store
@@ -236,11 +236,13 @@ def materialise_due(rt: Runtime, max_pages: int = 50) -> int:
 def _materialise(rt: Runtime, session: Session, row: Broadcast, segment: Segment, now: datetime,
                  pages: int) -> tuple[int, int]:
     spec, written = spec_of(row), 0
-    cursor, due = row.materialised_to, store.aware(row.send_at) or now
+    cursor, going = row.materialised_to, max(store.aware(row.send_at) or now, now)
     scoring = rt.sequences.lifecycle.scoring
     while pages > 0:
         ids = segment_store.member_ids(session, segment, now, after_id=cursor, limit=PAGE, scoring=scoring)
-        written += store.write_enrollments(session, spec.sequence_id, row.version, ids, due, now)
+        zones = store.timezones(session, ids) if spec.send_window is not None else {}
+        due = {cid: due_for(spec, going, zones.get(cid)) for cid in ids}
+        written += store.write_enrollments(session, spec.sequence_id, row.version, due, now)
         pages -= 1
         if ids:
             cursor = ids[-1]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from nurture.rules.engine import contact_zone, next_in_window
 from nurture.rules.sequence import Sequence, Step, Window
 
 SEQUENCE_PREFIX = "broadcast:"
@@ -77,6 +78,14 @@ def as_sequence(spec: BroadcastSpec, version: str, subject_prefix: str = "") -> 
 def due_at(spec: BroadcastSpec, started_at: datetime) -> datetime:
     """When the enrollments fall due: `send_at`, or the start for "now" (and for a time already past)."""
     return max(spec.send_at, started_at) if spec.send_at is not None else started_at
+
+
+def due_for(spec: BroadcastSpec, going: datetime, timezone: str | None) -> datetime:
+    """When one member's enrollment falls due, written as the broadcast goes (`going`): at once, or — in
+    its own window — the window's next opening in the contact's zone. The send path checks the window
+    again when it is claimed; placing it here saves a claim and a deferral per member outside it."""
+    window = spec.send_window
+    return going if window is None else next_in_window(going, window, contact_zone(timezone))
 
 
 # --- plan: the worker's reasons, tallied -------------------------------------------------------------------

@@ -66,16 +66,20 @@ def _insert(session: Session):  # type: ignore[no-untyped-def]
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-def write_enrollments(session: Session, sequence_id: str, version: str, contact_ids: list[int], due_at: datetime,
+def timezones(session: Session, contact_ids: list[int]) -> dict[int, str | None]:
+    return dict(session.execute(select(CONTACT.id, CONTACT.timezone).where(CONTACT.id.in_(contact_ids))).all())
+
+
+def write_enrollments(session: Session, sequence_id: str, version: str, due: dict[int, datetime],
                       now: datetime) -> int:
-    """One enrollment per contact in `contact_ids`, at the broadcast's one step, due at `due_at`: one
-    statement; a contact already enrolled (a page written before, by this start or another) is left as it
-    is. Returns how many were new."""
-    if not contact_ids:
+    """One enrollment per contact in `due` (contact id -> when it falls due), at the broadcast's one step:
+    one statement; a contact already enrolled (a page written before, by this start or another) is left
+    as it is. Returns how many were new."""
+    if not due:
         return 0
     rows = [dict(contact_id=cid, sequence_id=sequence_id, sequence_version=version, entry=1, step_id="send",
-                 due_at=due_at, status=EnrollmentStatus.ACTIVE, step_entered_at=now, attempts=0,
-                 created_at=now, updated_at=now) for cid in contact_ids]
+                 due_at=at, status=EnrollmentStatus.ACTIVE, step_entered_at=now, attempts=0,
+                 created_at=now, updated_at=now) for cid, at in due.items()]
     written = session.execute(
         _insert(session)(Enrollment.__table__).values(rows)
         .on_conflict_do_nothing(index_elements=["contact_id", "sequence_id", "entry"]).returning(ENROLLMENT.id)
