@@ -66,6 +66,15 @@ def _insert(session: Session):  # type: ignore[no-untyped-def]
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
+# Executed with a list of rows (SQLAlchemy's "insertmanyvalues": multi-row INSERTs, compiled once): a
+# `.values([...])` of a thousand rows was compiled anew for every page, most of a page's CPU time.
+_WRITE = {
+    dialect: insert_(Enrollment.__table__)
+    .on_conflict_do_nothing(index_elements=["contact_id", "sequence_id", "entry"]).returning(ENROLLMENT.id)
+    for dialect, insert_ in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
 def timezones(session: Session, contact_ids: list[int]) -> dict[int, str | None]:
     return dict(session.execute(select(CONTACT.id, CONTACT.timezone).where(CONTACT.id.in_(contact_ids))).all())
 
@@ -80,10 +89,7 @@ def write_enrollments(session: Session, sequence_id: str, version: str, due: dic
     rows = [dict(contact_id=cid, sequence_id=sequence_id, sequence_version=version, entry=1, step_id="send",
                  due_at=at, status=EnrollmentStatus.ACTIVE, step_entered_at=now, attempts=0,
                  created_at=now, updated_at=now) for cid, at in due.items()]
-    written = session.execute(
-        _insert(session)(Enrollment.__table__).values(rows)
-        .on_conflict_do_nothing(index_elements=["contact_id", "sequence_id", "entry"]).returning(ENROLLMENT.id)
-    ).scalars().all()
+    written = session.connection().execute(_WRITE[session.get_bind().dialect.name], rows).all()
     return len(written)
 
 
