@@ -345,3 +345,21 @@ def test_a_member_outside_their_window_is_written_due_at_its_opening() -> None:
     assert due_for(spec, going, None) == going  # unknown: UTC
     at_once = BroadcastSpec("b", "B", "leads", "email", "t", "s", timing="at-once")
     assert due_for(at_once, going, "America/New_York") == going
+
+
+def test_a_draft_whose_file_broke_or_went_is_not_started_from_its_last_good_text(bc_runtime, project) -> None:
+    rt = bc_runtime
+    crowd(rt, 2, suppressed=0, unconsented=0, capped=0)
+    send_test(rt)
+    path = project / "broadcasts" / "spring.yaml"
+    path.write_text(path.read_text().replace("timing: at-once", "timing: whenever"))
+    with Session(rt.db) as session:
+        assert [p.line for p in broadcasts.read_files(rt, session, rt.clock())] == [8]
+        with pytest.raises(BroadcastError, match="has problems now"):
+            broadcasts.start(rt, session, "spring", "test", rt.clock())
+    path.unlink()
+    with Session(rt.db) as session:
+        assert broadcasts.read_files(rt, session, rt.clock()) == []
+        session.commit()
+        with pytest.raises(BroadcastError, match="unknown broadcast 'spring'"):
+            broadcasts.start(rt, session, "spring", "test", rt.clock())

@@ -13,6 +13,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlmodel import Session
@@ -54,8 +55,10 @@ def read_files(rt: Runtime, session: Session, now: datetime) -> list[Problem]:
     """Bring every broadcast file's definition into its row: a new file makes a draft, an edited one
     updates its draft (and its content version: a new test send is needed); a started or cancelled
     broadcast keeps what it was started with. Returns the files' problems (a file with any is not read)."""
-    segment_ids = set(segments(rt)[0])
-    found, problems = load_broadcasts(rt.settings.broadcasts_dir, template_check(rt), segment_ids)
+    found, problems = _files(rt)
+    for row in store.every(session):  # a draft whose file is gone is gone too (nothing of it was sent)
+        if row.origin == "file" and row.status == store.DRAFT and row.path and not Path(row.path).is_file():
+            session.delete(row)
     for key, (spec, path) in found.items():
         row = store.by_key(session, key)
         if row is not None and (row.status != store.DRAFT or row.origin != "file"):
@@ -69,6 +72,19 @@ def read_files(rt: Runtime, session: Session, now: datetime) -> list[Problem]:
             session.add(row)
     session.flush()
     return problems
+
+
+def _files(rt: Runtime) -> tuple[dict[str, tuple[BroadcastSpec, Path]], list[Problem]]:
+    return load_broadcasts(rt.settings.broadcasts_dir, template_check(rt), set(segments(rt)[0]))
+
+
+def _file_as_checked(rt: Runtime, row: Broadcast) -> None:
+    """A file's broadcast starts only as its file says now: not from a draft whose file since got a
+    problem (its row still holds the last good text) or was removed."""
+    found = _files(rt)[0].get(row.key)
+    if found is None or content_version(found[0], template_check(rt)) != row.version:
+        raise BroadcastError(f"{row.path or row.key} is missing or has problems now (run nurture check); "
+                             "fix it, then send a test of it and start again")
 
 
 def create(rt: Runtime, session: Session, spec: BroadcastSpec, now: datetime) -> Broadcast:
@@ -182,6 +198,8 @@ def start(rt: Runtime, session: Session, key: str, by: str, now: datetime, skip_
         return Started(row, already=True)
     spec = spec_of(row)
     _check_spec(rt, spec)
+    if row.origin == "file":
+        _file_as_checked(rt, row)
     if not skip_test and row.test_version != row.version:
         why = "no test send was made" if row.test_version is None else "it changed since its test send"
         raise BroadcastError(f"{why}: send a test to the owner first (nurture broadcasts test {key}), "
@@ -256,7 +274,4 @@ def _materialise(rt: Runtime, session: Session, row: Broadcast, segment: Segment
     return written, pages
 
 
-def project_problems(rt: Runtime) -> list[Problem]:
-    """What `nurture check` says about broadcast files (templates, segments, duplicates)."""
-    return load_broadcasts(rt.settings.broadcasts_dir, template_check(rt), set(segments(rt)[0]))[1]
 
