@@ -50,14 +50,11 @@ class Runtime:
     sms_rate: Any = None  # nurture.delivery.channels.sms.SendRate, made on first use (it may hold per-process state)
     email_pacer: Any = None  # nurture.delivery.pacing.Pacer, made on first use (likewise)
     integrations_file: IntegrationsFile | None = None  # integrations.yaml, re-read when it changes
-    segment_files: SegmentFiles | None = None  # segments/*.yaml, re-read when they change
 
     @property
     def segments(self) -> dict[str, Segment]:
         """The segments in force now, by id (a file with errors keeps those already loaded)."""
-        if self.segment_files is None:
-            self.segment_files = SegmentFiles(self.settings.segments_dir)
-        return self.segment_files.get()
+        return self.sequences.segments()
 
     @property
     def integrations(self) -> Integrations:
@@ -98,6 +95,7 @@ class Runtime:
 
 def build_runtime(settings: Settings, clock: Callable[[], datetime] = utc_now) -> Runtime:
     sequences = SequenceRegistry(settings.sequences_dir, TemplateCheck.for_settings(settings))
+    sequences.segment_files = SegmentFiles(settings.segments_dir)
     sequences.refresh()
     return Runtime(
         settings=settings,

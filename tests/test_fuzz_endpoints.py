@@ -759,6 +759,27 @@ def test_on_postgresql_no_console_contact_action_gets_a_5xx(fuzzed_pg: Fuzzed, c
     check(client.post(f"{path}/{action}", data={**form, "csrf_token": csrf_token(client, "/contacts")}), form)
 
 
+# --- the console's segments pages (tests/test_segments_console.py) ------------------------------------------------
+
+@pytest.fixture
+def segments_owner(fuzzed: Fuzzed, project: Path) -> FlaskClient:
+    from tests.console_support import logged_in
+
+    (project / "segments").mkdir(exist_ok=True)
+    (project / "segments" / "vips.yaml").write_text("id: vips\nname: VIPs\ncondition: {tag: vip}\n")
+    return logged_in(fuzzed.rt, "owner")
+
+
+@SMALL
+@given(segment=st.sampled_from(["vips", "VIPS", "vips/", "..", "%00"]) | wire_text,
+       query=st.dictionaries(wire_text, wire_text, max_size=3))
+def test_no_request_to_the_segments_pages_gets_a_5xx(segments_owner: FlaskClient, segment: str, query: dict) -> None:
+    check(segments_owner.get("/segments", query_string=query), query)
+    response = segments_owner.get(f"/segments/{quote(segment, safe='')}", query_string=query)
+    check(response, segment, query)
+    assert response.status_code in (200, 404, 308), response.status_code
+
+
 # --- the console's broadcasts (an owner logged in; docs/broadcasts.md) --------------------------------------
 
 @pytest.fixture

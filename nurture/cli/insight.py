@@ -12,6 +12,7 @@ from nurture.cli.common import fail, with_runtime
 from nurture.cli.ops import check_project
 from nurture.config import ConfigError, startup_settings
 from nurture.content.checker import TemplateCheck
+from nurture.content.segments_file import SegmentFiles
 from nurture.people.contacts import InvalidContact
 from nurture.runtime import Runtime
 
@@ -75,7 +76,8 @@ def simulate_command(sequence_id: str, contact_spec: str, event_specs: tuple[str
         events = [simulate.parse_event(spec, begin, contact.zone) for spec in event_specs]
     except simulate.SimulationInputError as exc:
         fail(str(exc), 2)
-    timeline = simulate.simulate(sequence, contact, begin, events, registry.lifecycle, settings.sms, registry.all())
+    timeline = simulate.simulate(sequence, contact, begin, events, registry.lifecycle, settings.sms, registry.all(),
+                                 SegmentFiles(settings.segments_dir).get())
     if as_json:
         click.echo(json.dumps(simulate.timeline_json(timeline), indent=2))
     else:

@@ -16,6 +16,8 @@ from pathlib import Path
 from nurture.content.checker import TemplateCheck, check_sequence_file, shown_path
 from nurture.content.lifecycle_file import LIFECYCLE_FILE, parse_lifecycle
 from nurture.content.loader import Problem, sequence_files
+from nurture.content.segments_file import SegmentFiles
+from nurture.rules.segments import Segment
 from nurture.rules.lifecycle import Lifecycle
 from nurture.rules.sequence import Sequence
 
@@ -58,6 +60,12 @@ class SequenceRegistry:
         self._lifecycle_stamp: Stamp | None = None
         self._lifecycle_problems: list[Problem] = []
         self._lock = threading.Lock()  # a threaded web server may refresh from two requests at once
+        # The segments the sequences' conditions and triggers name (segments/ beside sequences/), so that
+        # whoever holds the sequences can judge them; re-read when their files change.
+        self.segment_files = SegmentFiles(directory.parent / "segments")
+
+    def segments(self) -> dict[str, Segment]:
+        return self.segment_files.get()
 
     def refresh(self) -> list[Problem]:
         """Re-read changed files. Returns the problems of every file whose text on disk does not run."""

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from nurture.content.loader import Problem, parse_sequence
 from nurture.content.registry import SequenceRegistry
-from nurture.people import automation
+from nurture.people import automation, segment_triggers
 from nurture.rules.sequence import Sequence
 from nurture.store import versions as stored
 from nurture.store.models import SequenceVersion
@@ -115,9 +115,12 @@ def follow(rt: Runtime) -> int:
 
 
 def housekeeping(rt: Runtime) -> None:
-    """What every tick does before claiming due work: reload sequences, and start win-back sequences for
-    contacts who went quiet."""
+    """What every tick does before claiming due work: reload sequences, start win-back sequences for
+    contacts who went quiet, and enter contacts who came into a segment that triggers a sequence."""
     sync(rt)
     with Session(rt.db) as session:
         automation.enroll_inactive(session, rt, rt.clock())
+        session.commit()
+    with Session(rt.db) as session:
+        segment_triggers.enter(session, rt, rt.clock())
         session.commit()

@@ -15,7 +15,7 @@ the timeline names the sequences an event would start), the few seconds a tick t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 
@@ -26,6 +26,7 @@ from nurture.insight.timeline import Entry, SimContact, Timeline
 from nurture.rules import decisions, engine
 from nurture.rules.conditions import EventFact, Facts
 from nurture.rules.lifecycle import Lifecycle, stage_after_event
+from nurture.rules.segments import Segment, explain, memberships, named_by
 from nurture.rules.sequence import Sequence, Step
 
 # The command's whole interface, in one place (the CLI and tests import these from here).
@@ -46,6 +47,7 @@ class _Run:
     lifecycle: Lifecycle
     sms: SmsSettings
     others: tuple[Sequence, ...]
+    segments: Mapping[str, Segment] = field(default_factory=dict)
     step_id: str | None = None
     due: datetime | None = None
     entered_at: datetime | None = None
@@ -66,7 +68,24 @@ class _Run:
         who = decisions.ContactFacts(self.contact.tags, self.contact.fields, self.stage, self.score, self.score_at)
         bought = decisions.products_bought(e.data for e in self.seen if e.type == "purchase")
         return decisions.facts_for(self.sequence.id, who, [e for e in self.seen if e.at >= self.start], bought,
-                                   self.lifecycle.scoring, now)
+                                   self.lifecycle.scoring, now, self.inside(now))
+
+    def inside(self, now: datetime) -> frozenset[str]:
+        """The segments the sequence asks about that the contact is in at `now`: judged as a segment
+        judges, over all its events so far (those given before the start too)."""
+        named = sorted(named_by(self.sequence) & set(self.segments))
+        if not named:
+            return frozenset()
+        c = self.contact
+        who = decisions.ContactFacts(c.tags, c.fields, self.stage, self.score, self.score_at,
+                                     decisions.ContactFacts.channels(c.email_status, c.sms_status), self.start)
+        facts = decisions.segment_facts(who, [e for e in self.seen if e.at <= now], self.lifecycle.scoring, now)
+        return memberships(named, self.segments, facts, now)
+
+    def notes(self) -> tuple[str, ...]:
+        inside = self.inside(self.start)
+        return tuple(explain(sid, self.segments, sid in inside if sid in self.segments else None) + " at the start"
+                     for sid in sorted(named_by(self.sequence)))
 
     def add(self, entry: Entry) -> None:
         self.entries.append(replace(entry, stage=self.stage))
@@ -74,14 +93,15 @@ class _Run:
 
 def simulate(sequence: Sequence, contact: SimContact, start: datetime, events: Iterable[EventFact] = (),
              lifecycle: Lifecycle | None = None, sms: SmsSettings | None = None,
-             others: Iterable[Sequence] = ()) -> Timeline:
+             others: Iterable[Sequence] = (), segments: Mapping[str, Segment] | None = None) -> Timeline:
     """The timeline `contact` would get from `sequence` if it entered at `start` and `events` happened.
 
     Deterministic: the same arguments give the same timeline. An event at the same minute as a due step is
     applied first. `others` (the other loaded sequences) only serve to name the sequences an event starts.
     """
     run = _Run(sequence, contact, start, lifecycle or Lifecycle(), sms or SmsSettings(),
-               tuple(s for s in others if s.id != sequence.id), stage=contact.stage, score=contact.score,
+               tuple(s for s in others if s.id != sequence.id), dict(segments or {}), stage=contact.stage,
+               score=contact.score,
                score_at=start if contact.score else None, entered_at=start)
     first = engine.first_due(sequence, start, run.zone)
     run.step_id, run.due = (first.step_id, first.at) if first else (None, None)
@@ -98,7 +118,7 @@ def simulate(sequence: Sequence, contact: SimContact, start: datetime, events: I
                                                                        "entries (a goto loop?)"))
     for late in pending:  # shown so that no --event silently disappears
         run.add(Entry(late.at, "event", event=late, changes=("after the sequence ended",)))
-    return Timeline(sequence, contact, start, tuple(run.entries))
+    return Timeline(sequence, contact, start, tuple(run.entries), run.notes())
 
 
 # --- Events, as nurture.people.automation.apply ----------------------------------------------------------------

@@ -62,7 +62,7 @@ def format_timeline(timeline: Timeline) -> list[str]:
     for n, entry in enumerate(entries):
         times = "".join(f"{column[n]:<{w}}" for column, w in zip(columns, widths, strict=True))
         lines.append(f"{times}{entry.step or '-':<{width}}{entry.what:<10}{describe(entry, zone)}".rstrip())
-    return lines
+    return lines + [f"  {note}" for note in timeline.notes]
 
 
 def timeline_json(timeline: Timeline) -> dict:
@@ -75,6 +75,7 @@ def timeline_json(timeline: Timeline) -> dict:
                     "email_status": contact.email_status, "sms_status": contact.sms_status},
         "start": iso_utc(timeline.start),
         "entries": [_entry_json(entry, zone) for entry in timeline.entries],
+        **({"segments": list(timeline.notes)} if timeline.notes else {}),
     }
 
 

@@ -57,3 +57,4 @@ class Timeline:
     contact: SimContact
     start: datetime
     entries: tuple[Entry, ...]
+    notes: tuple[str, ...] = ()  # the segments the sequence asks about: what each means, in it or not

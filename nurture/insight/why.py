@@ -12,7 +12,9 @@ latest entry made before it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
 from sqlmodel import Session
@@ -23,6 +25,8 @@ from nurture.delivery.channels import channel_for
 from nurture.insight.times import iso_utc, stamp
 from nurture.people.contacts import normalise_email
 from nurture.rules import decisions, engine
+from nurture.rules.segments import Segment
+from nurture.rules.segments import explain as explain_segment
 from nurture.rules.sequence import CHANNELS, Sequence
 from nurture.store import claims, history
 from nurture.store import events as event_store
@@ -111,6 +115,8 @@ def story_of(session: Session, contact: Contact, sequences: SequenceRegistry, no
     for event in history.events_of(session, contact_id):
         line = _line(event)
         owner = _owner(enrollments, event) if line else None
+        if line is not None and line.reason and "segment " in line.reason:
+            line = replace(line, reason=with_segments(line.reason, sequences.segments()))
         if line is not None and owner is not None:
             lines[owner.id].append(line)
         elif line is not None and event.type in CONSENT_CHANGES:
@@ -137,10 +143,25 @@ def _outlook(session: Session, contact: Contact, enrollment: Enrollment, sequenc
     if enrollment.status != EnrollmentStatus.ACTIVE or not step_id or sequence.step(step_id) is None:
         return None  # ended, or at a step removed by an edit (the worker relocates it first)
     at = max(now, enrollment.due_at or now)
-    facts = event_store.load_facts(session, contact, enrollment, sequence, sequences.lifecycle.scoring, at)
+    facts = event_store.load_facts(session, contact, enrollment, sequence, sequences.lifecycle.scoring, at,
+                                   sequences.segments())
     blocked = _blocked(contact, suppressed, sequence.transactional)
     holds = _holds(session, contact, sequence, sequences, at, sms)
-    return decisions.outlook(sequence, step_id, at, facts, enrollment.step_entered_at, blocked, holds)
+    ahead = decisions.outlook(sequence, step_id, at, facts, enrollment.step_entered_at, blocked, holds)
+    if ahead.reason and ahead.what in ("skip", "end"):
+        ahead = replace(ahead, reason=with_segments(ahead.reason, sequences.segments(), facts.segments))
+    return ahead
+
+
+_SEGMENT_NAMED = re.compile(r"\bsegment ([a-z0-9][a-z0-9-]*)")
+
+
+def with_segments(reason: str, segments: Mapping[str, Segment], inside: frozenset[str] | None = None) -> str:
+    """`reason` (a condition false, a goal reached) with each segment it names explained: what the segment
+    means, and — when `inside` is known — whether the contact is in it."""
+    named = list(dict.fromkeys(_SEGMENT_NAMED.findall(reason)))
+    notes = [explain_segment(sid, segments, None if inside is None else sid in inside) for sid in named]
+    return "; ".join([reason, *notes])
 
 
 def _holds(session: Session, contact: Contact, sequence: Sequence, sequences: SequenceRegistry, at: datetime,

@@ -120,7 +120,8 @@ def queue_alert(session: Session, contact: Contact, kind: str, recipient: str, s
 def facts(session: Session, rt: Runtime, contact: Contact, enrollment: Enrollment, sequence: Sequence,
           now: datetime) -> Facts:
     """What `sequence`'s conditions may look at for this contact, from the moment it entered."""
-    return store.load_facts(session, contact, enrollment, sequence, rt.sequences.lifecycle.scoring, now)
+    return store.load_facts(session, contact, enrollment, sequence, rt.sequences.lifecycle.scoring, now,
+                            rt.segments)
 
 
 def end_reached_goals(session: Session, rt: Runtime, contact: Contact, now: datetime) -> None:

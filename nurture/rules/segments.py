@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from nurture.rules.conditions import Condition, Facts, segments_named
+from nurture.rules.conditions import Condition, Facts, in_words, segments_named
+from nurture.rules.sequence import Sequence
 
 
 @dataclass(frozen=True)
@@ -93,3 +94,18 @@ def memberships(ids: Iterable[str], segments: Mapping[str, Segment], facts: Fact
 def holds(segment: Segment, facts: Facts, now: datetime) -> bool:
     """Whether the contact with these facts (all its counted events) is in `segment`: the definition."""
     return segment.id in memberships([segment.id], {**segment.needs, segment.id: segment}, facts, now)
+
+
+def named_by(sequence: Sequence) -> set[str]:
+    """The segments a sequence's goals and steps' `if` ask about (triggers aside)."""
+    return {sid for c in [*sequence.goals, *(s.condition for s in sequence.steps if s.condition)]
+            for sid in segments_named(c)}
+
+
+def explain(segment_id: str, segments: Mapping[str, Segment], inside: bool | None) -> str:
+    """One line for `simulate` and `why`: what the segment means, and whether the contact is in it."""
+    segment = segments.get(segment_id)
+    if segment is None:
+        return f"segment {segment_id}: no such segment (nurture check reports it), so never in it"
+    where = "" if inside is None else f" — {'in it' if inside else 'not in it'}"
+    return f"segment {segment_id} ({segment.name}): {in_words(segment.condition)}{where}"

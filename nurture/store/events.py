@@ -6,6 +6,7 @@ Only reads and conditional writes; what they mean is decided in nurture.rules.de
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import update
@@ -14,7 +15,9 @@ from sqlmodel import Session, select
 from nurture.rules import decisions
 from nurture.rules.conditions import EventFact, Facts, event_types
 from nurture.rules.lifecycle import Scoring
+from nurture.rules.segments import Segment, named_by
 from nurture.rules.sequence import Sequence
+from nurture.store import segments as segment_store
 from nurture.store.models import Contact, Enrollment, EnrollmentStatus, Event, Subscription
 
 
@@ -49,13 +52,28 @@ def purchases(session: Session, contact_id: int) -> frozenset[str]:
 
 
 def load_facts(session: Session, contact: Contact, enrollment: Enrollment, sequence: Sequence, scoring: Scoring,
-               now: datetime) -> Facts:
-    """What `sequence`'s conditions may look at for this contact, from the moment it entered."""
+               now: datetime, segments: Mapping[str, Segment] | None = None) -> Facts:
+    """What `sequence`'s conditions may look at for this contact, from the moment it entered; and which of
+    the `segments` its conditions name the contact is in now (a segment sees all its events)."""
     events = events_since(session, contact.id or 0, _wanted(sequence), enrollment.created_at)
     bought = purchases(session, contact.id or 0) if any(s.offers for s in sequence.steps) else frozenset()
-    who = decisions.ContactFacts(frozenset(contact.tags), contact.fields, contact.stage, contact.score,
-                                 contact.score_at)
-    return decisions.facts_for(sequence.id, who, events, bought, scoring, now)
+    who = contact_facts(contact)
+    inside = segments_of(session, contact.id or 0, named_by(sequence), segments or {}, scoring, now)
+    return decisions.facts_for(sequence.id, who, events, bought, scoring, now, inside)
+
+
+def contact_facts(contact: Contact) -> decisions.ContactFacts:
+    return decisions.ContactFacts(frozenset(contact.tags), contact.fields, contact.stage, contact.score,
+                                  contact.score_at,
+                                  decisions.ContactFacts.channels(contact.email_status, contact.sms_status),
+                                  contact.created_at)
+
+
+def segments_of(session: Session, contact_id: int, ids: set[str], segments: Mapping[str, Segment], scoring: Scoring,
+                now: datetime) -> frozenset[str]:
+    """Which of these segments the contact is in at `now` (one query each; unknown ids: not in)."""
+    return frozenset(sid for sid in sorted(ids) if sid in segments and
+                     contact_id in segment_store.members_among(session, segments[sid], [contact_id], now, scoring))
 
 
 def active_enrollments(session: Session, contact_id: int) -> list[Enrollment]:

@@ -22,7 +22,7 @@ __all__ = [  # the statuses are re-exported: code above the rules finds them bes
     "ErasedAddress",
     "EnrollmentStatus", "Event", "SequenceVersion", "StatusColumn", "Subscription", "Suppression", "UTCDateTime",
     "WebhookAttempt", "WebhookEndpoint", "WebhookMessage", "WebhookStatus",
-    "SuppressionChange", "Broadcast",
+    "SuppressionChange", "SegmentMember", "SegmentWatch", "Broadcast",
 ]
 
 
@@ -403,6 +403,43 @@ class ErasedAddress(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     digest: str = Field(unique=True, max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# --- segments (docs/segments.md) ------------------------------------------------------------------------------
+
+class SegmentMember(SQLModel, table=True):
+    """A contact seen inside a segment that starts a sequence (`trigger: {segment: ID}`): what tells
+    "came into the segment" (enroll) from "still in it" (nothing). Deleted when the contact is seen outside,
+    so coming back in is an entry again (the sequence's re-entry policy then decides). The unique key makes
+    one of two ticks that see the same entry the one that enrolls."""
+
+    __tablename__ = "segment_member"
+    __table_args__ = (UniqueConstraint("segment_id", "contact_id", name="uq_segment_member"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: str = Field(max_length=64)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    entered_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SegmentWatch(SQLModel, table=True):
+    """How far the tick has looked for a triggering segment: the last event id and contact change it
+    read (contacts whose facts changed since are looked at again), and the full sweep that catches what
+    time alone changes (`inactive: 90d` becomes true with nothing happening): next page after `sweep_after`."""
+
+    __tablename__ = "segment_watch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    segment_id: str = Field(unique=True, max_length=64)
+    event_cursor: int = 0
+    contact_cursor: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sweep_after: int | None = None  # a sweep in progress: the last contact id it reached
+    swept_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # when the last sweep finished
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# The segment trigger finds contacts changed since its last look by updated_at (migration 0009_segments).
+Index("ix_contact_updated_at", Contact.__table__.c.updated_at)  # type: ignore[attr-defined]
 
 
 class Broadcast(SQLModel, table=True):

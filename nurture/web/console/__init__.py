@@ -64,6 +64,7 @@ def init_app(app: Flask, rt: Runtime) -> None:
         lifecycle,
         login,
         reputation,
+        segments,
         suppressions,
         webhooks,
     )

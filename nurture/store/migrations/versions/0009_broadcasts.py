@@ -1,7 +1,7 @@
 """broadcasts: one-off messages to a segment (docs/broadcasts.md)
 
 Revision ID: 0009_broadcasts
-Revises: 0008_contacts
+Revises: 0009_segments
 Create Date: 2026-12-06 19:40:00
 
 A broadcast's progress (how many of its enrollments wait, and why) is counted by sequence id:
@@ -15,7 +15,7 @@ from alembic import op
 import nurture.store.models
 
 revision = '0009_broadcasts'
-down_revision = '0008_contacts'
+down_revision = '0009_segments'
 branch_labels = None
 depends_on = None
 
