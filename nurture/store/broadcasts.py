@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
@@ -62,16 +61,12 @@ def to_materialise(session: Session, now: datetime) -> list[Broadcast]:
     ).scalars())
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 # Executed with a list of rows (SQLAlchemy's "insertmanyvalues": multi-row INSERTs, compiled once): a
 # `.values([...])` of a thousand rows was compiled anew for every page, most of a page's CPU time.
 _WRITE = {
     dialect: insert_(Enrollment.__table__)
     .on_conflict_do_nothing(index_elements=["contact_id", "sequence_id", "entry"]).returning(ENROLLMENT.id)
-    for dialect, insert_ in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+    for dialect, insert_ in (("sqlite", sqlite_insert),)
 }
 
 
@@ -89,8 +84,28 @@ def write_enrollments(session: Session, sequence_id: str, version: str, due: dic
     rows = [dict(contact_id=cid, sequence_id=sequence_id, sequence_version=version, entry=1, step_id="send",
                  due_at=at, status=EnrollmentStatus.ACTIVE, step_entered_at=now, attempts=0,
                  created_at=now, updated_at=now) for cid, at in due.items()]
-    written = session.connection().execute(_WRITE[session.get_bind().dialect.name], rows).all()
-    return len(written)
+    if session.get_bind().dialect.name == "postgresql":
+        return _write_postgresql(session, sequence_id, version, due, now)
+    return len(session.connection().execute(_WRITE["sqlite"], rows).all())
+
+
+# PostgreSQL: the page as two arrays, one short statement. The multi-row INSERT above, a thousand rows of
+# twelve parameters, is a statement psycopg parses anew for every page (too long for its cache): measured,
+# that was 0.28 s of client CPU a page, three quarters of writing one.
+_WRITE_PG = text(
+    "INSERT INTO enrollment (contact_id, sequence_id, sequence_version, entry, step_id, due_at, status,"
+    " step_entered_at, attempts, created_at, updated_at)"
+    " SELECT c, :sequence_id, :version, 1, 'send', d, 'active', :now, 0, :now, :now"
+    " FROM unnest(CAST(:ids AS integer[]), CAST(:dues AS timestamp[])) AS page(c, d)"
+    " ON CONFLICT (contact_id, sequence_id, entry) DO NOTHING RETURNING id")
+
+
+def _write_postgresql(session: Session, sequence_id: str, version: str, due: dict[int, datetime],
+                      now: datetime) -> int:
+    naive = [at.astimezone(UTC).replace(tzinfo=None) for at in due.values()]  # as UTCDateTime stores them
+    return len(session.execute(_WRITE_PG, {"ids": list(due), "dues": naive, "sequence_id": sequence_id,
+                                           "version": version, "now": now.astimezone(UTC).replace(tzinfo=None)}
+                               ).all())
 
 
 def move_cursor(session: Session, broadcast_id: int, to: int, now: datetime) -> None:
