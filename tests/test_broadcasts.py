@@ -300,9 +300,13 @@ def test_a_text_broadcast_waits_for_each_numbers_quiet_hours_and_skips_those_wit
     held = {k: v for k, v in plan(rt).tally.held.items() if v}
     assert plan(rt).tally.will_get == 1
     assert held == {"window or quiet hours": 1, "no consent": 1, "no address": 1}
-    start(rt, skip_test=True)
-    broadcasts.materialise_due(rt)
     texts = rt.settings.outbox_dir / "sms"
+    send_test(rt, to="+447700900999")
+    [test] = texts.glob("*.txt")
+    assert "[TEST] Juniper Pottery Studio: open studio Saturday" in test.read_text()
+    test.unlink()
+    start(rt)
+    broadcasts.materialise_due(rt)
     send_due(rt)
     assert sorted(p.name.split("--")[0] for p in texts.glob("*.txt")) == ["+447700900123"]
     clock.advance(hours=4)  # 13:00 UTC: 08:00 in New York

@@ -69,6 +69,9 @@ def test_an_owner_tests_confirms_and_starts_and_the_worker_sends(bc: Runtime, sm
     assert broadcast_deliveries(bc) == {"sent": 21, "skipped": 7}
     page = owner.get("/broadcasts/spring").get_data(as_text=True)
     assert "<strong>21</strong> sent" in page and "<strong>2</strong> waiting" in page
+    # The pages that read every delivery and enrollment take a broadcast's in their stride.
+    for path in ("/", "/contacts", "/reputation", "/sequences/lead-nurture"):
+        assert owner.get(path).status_code == 200, path
 
 
 def test_an_owner_makes_a_broadcast_in_the_console_and_a_bad_one_is_refused_on_the_form(bc: Runtime) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -153,15 +153,21 @@ def sequence_for(session: Session, sequence_id: str) -> Sequence | None:
 
 def test_send(rt: Runtime, session: Session, key: str, to: str, now: datetime) -> str:
     """Send the broadcast once to `to` (the owner), marked as a test: no delivery row, not counted for
-    anybody's cap, nothing in any contact's timeline. Records which content version was tested. Returns
-    the provider's id. Raises BroadcastError when it cannot be rendered or sent."""
+    anybody's cap, nothing in any contact's timeline. Records which content version was tested (the
+    caller commits that; what the session held before is committed first). Returns the provider's id.
+    Raises BroadcastError when it cannot be rendered or sent."""
     row = get(rt, session, key)
     spec = spec_of(row)
     channel = channel_for(spec.channel)
     sequence = as_sequence(spec, row.version, subject_prefix=TEST_MARK)
     owner = _test_contact(spec.channel, to, now)
+    # Nothing held while the message is made and sent: on SQLite an open write would lock out the
+    # channel's own reads (is this the number's first text?) and every worker for the length of a send.
+    session.commit()
     try:
         message = channel.compose(rt, owner, sequence, sequence.steps[0], 0, now)
+        if spec.channel == "sms":  # a text has no subject: the mark goes before its words
+            message = replace(message, body=TEST_MARK + message.body)
         transport = channel.open_transport(rt)
         try:
             provider_id = transport.send(message)
