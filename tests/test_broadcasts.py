@@ -367,3 +367,21 @@ def test_a_draft_whose_file_broke_or_went_is_not_started_from_its_last_good_text
         session.commit()
         with pytest.raises(BroadcastError, match="unknown broadcast 'spring'"):
             broadcasts.start(rt, session, "spring", "test", rt.clock())
+
+
+def test_a_broadcast_for_a_later_time_writes_and_sends_nothing_before_it(make_runtime, project, sqlite_url,
+                                                                         clock) -> None:
+    # 2026-11-23 09:00 UTC now; it goes at 10:00 in Chicago (16:00 UTC), at once.
+    add_broadcast_files(project, broadcast_file(send_at="2026-11-23T10:00:00-06:00"))
+    rt = make_runtime(sqlite_url)
+    crowd(rt, 3, suppressed=0, unconsented=0, capped=0)
+    assert plan(rt).at == datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
+    started = start(rt, skip_test=True).broadcast
+    assert started.send_at == datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
+    assert broadcasts.materialise_due(rt) == 0
+    send_due(rt)
+    assert broadcast_enrollments(rt) == {} and broadcast_deliveries(rt) == {}
+    clock.advance(hours=7)
+    assert broadcasts.materialise_due(rt) == 3
+    send_due(rt)
+    assert broadcast_deliveries(rt) == {"sent": 3}
