@@ -46,7 +46,7 @@ def _event_data(rng: random.Random, type_: str) -> dict:
     if bot < 0.1:
         data["bot"] = True
     elif bot < 0.2:
-        data["bot"] = rng.choice((False, 0, 1, "", "yes"))
+        data["bot"] = rng.choice((False, 0, 1, "", "yes", "false", "0", 0.0, [], {"by": "scanner"}))
     if type_ == "rating":
         data["score"] = rng.choice((*range(11), "9", "10", "x", 9.5, True, None))
     if type_ == "purchase":

@@ -22,6 +22,7 @@ from nurture.people.contacts import check_json, check_text, enroll, record_event
 from nurture.rules import decisions, engine
 from nurture.rules import lifecycle as rules
 from nurture.rules.conditions import EventFact, Facts
+from nurture.rules.segments import named_by
 from nurture.rules.sequence import Sequence, parse_duration
 from nurture.store import events as store
 from nurture.store.models import Alert, Contact, Enrollment, Event
@@ -120,8 +121,9 @@ def queue_alert(session: Session, contact: Contact, kind: str, recipient: str, s
 def facts(session: Session, rt: Runtime, contact: Contact, enrollment: Enrollment, sequence: Sequence,
           now: datetime) -> Facts:
     """What `sequence`'s conditions may look at for this contact, from the moment it entered."""
-    return store.load_facts(session, contact, enrollment, sequence, rt.sequences.lifecycle.scoring, now,
-                            rt.segments)
+    # Segment files are looked at (a few stats) only for a sequence that asks about a segment.
+    segments = rt.segments if named_by(sequence) else None
+    return store.load_facts(session, contact, enrollment, sequence, rt.sequences.lifecycle.scoring, now, segments)
 
 
 def end_reached_goals(session: Session, rt: Runtime, contact: Contact, now: datetime) -> None:

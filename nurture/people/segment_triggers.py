@@ -36,8 +36,9 @@ PAGE = 1000  # contacts a tick reads per segment: changed ones, and a sweep's pa
 def enter(session: Session, rt: Runtime, now: datetime) -> int:
     """Look at every segment a sequence is triggered by; enroll who came in. Returns the enrollments made."""
     started = 0
-    segments = rt.segments
-    for segment_id in sorted({t.value for s in rt.sequences.all() for t in s.triggers if t.kind == "segment"}):
+    watched = sorted({t.value for s in rt.sequences.all() for t in s.triggers if t.kind == "segment"})
+    segments = rt.segments if watched else {}
+    for segment_id in watched:
         segment = segments.get(segment_id)
         if segment is not None:
             started += _watch(session, rt, segment, now)
