@@ -57,17 +57,19 @@ def check_project(settings: Settings, root: Path | None = None, shown_from: Path
     if webhooks_file.is_file():
         problems += parse_webhooks(webhooks_file.read_text(encoding="utf-8"), shown_path(webhooks_file, base),
                                    settings.webhooks.secrets)[1]
-    problems += broadcast_problems(settings, root, base)
-    return replace(result, problems=problems, segments=segments)
+    broadcasts, broadcast_problems_found = check_broadcasts(settings, root, base)
+    return replace(result, problems=problems + broadcast_problems_found, segments=segments, broadcasts=broadcasts)
 
 
-def broadcast_problems(settings: Settings, root: Path | None, base: Path) -> list[Problem]:
-    """broadcasts/*.yaml: each file, the templates it names, its segment (docs/broadcasts.md)."""
+def check_broadcasts(settings: Settings, root: Path | None, base: Path) -> tuple[int, list[Problem]]:
+    """broadcasts/*.yaml: how many load, and each file's problems, in the templates it names, its segment
+    (docs/broadcasts.md)."""
     project = root or settings.root
     check = TemplateCheck(root / "email_templates" if root else settings.templates_dir,
                           root / "sms_templates" if root else settings.sms.templates_dir, base)
     segments, _ = load_segments(root / "segments" if root else settings.segments_dir, display_root=project)
-    return load_broadcasts(root / "broadcasts" if root else settings.broadcasts_dir, check, set(segments))[1]
+    found, problems = load_broadcasts(root / "broadcasts" if root else settings.broadcasts_dir, check, set(segments))
+    return len(found), problems
 
 
 @click.group()
