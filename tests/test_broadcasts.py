@@ -385,3 +385,29 @@ def test_a_broadcast_for_a_later_time_writes_and_sends_nothing_before_it(make_ru
     assert broadcasts.materialise_due(rt) == 3
     send_due(rt)
     assert broadcast_deliveries(rt) == {"sent": 3}
+
+
+def test_one_broadcast_failing_to_write_its_members_stops_neither_the_others_nor_the_tick(
+        make_runtime, project, sqlite_url, monkeypatch, caplog) -> None:
+    from nurture.store import segments as segment_store
+
+    add_broadcast_files(project)
+    (project / "broadcasts" / "other.yaml").write_text(broadcast_file("other"))
+    rt = make_runtime(sqlite_url)
+    crowd(rt, 4, suppressed=0, unconsented=0, capped=0)
+    start(rt, "spring", skip_test=True)
+    start(rt, "other", skip_test=True)
+    real = segment_store.member_ids
+    calls = {"n": 0}
+
+    def first_call_fails(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("the database went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(segment_store, "member_ids", first_call_fails)
+    assert broadcasts.materialise_due(rt) == 4  # one failed, the other wrote its four
+    assert "writing its members failed" in caplog.text
+    assert broadcasts.materialise_due(rt) == 4  # the next tick writes the one that failed
+    assert broadcast_enrollments(rt, "spring") == broadcast_enrollments(rt, "other") == {"active": 4}

@@ -250,7 +250,15 @@ def materialise_due(rt: Runtime, max_pages: int = 50) -> int:
                 log.error("broadcast %s: segment %r is not defined (or its file has errors); its members wait",
                           row.key, spec_of(row).segment)
                 continue
-            count, max_pages = _materialise(rt, session, row, segment, now, max_pages)
+            key = row.key
+            try:
+                count, max_pages = _materialise(rt, session, row, segment, now, max_pages)
+            except Exception:
+                # One broadcast's trouble (its segment's SQL, the database going away) must not stop the
+                # tick that runs it, nor the other broadcasts: its cursor holds, the next tick tries again.
+                session.rollback()
+                log.exception("broadcast %s: writing its members failed; tried again at the next tick", key)
+                continue
             written += count
             if max_pages <= 0:
                 break
