@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from nurture.delivery import broadcasts
 from nurture.runtime import Runtime
@@ -69,6 +69,16 @@ def test_an_owner_tests_confirms_and_starts_and_the_worker_sends(bc: Runtime, sm
     assert broadcast_deliveries(bc) == {"sent": 21, "skipped": 7}
     page = owner.get("/broadcasts/spring").get_data(as_text=True)
     assert "<strong>21</strong> sent" in page and "<strong>2</strong> waiting" in page
+    # A person's click on its link counts for the broadcast, like a sequence step's.
+    from nurture.store.models import Delivery
+    with Session(bc.db) as session:
+        delivery = session.exec(select(Delivery).where(Delivery.sequence_id == "broadcast:spring",
+                                                       Delivery.status == "sent")).first()
+    bc.clock.advance(minutes=5)
+    link = bc.signer.click_token(delivery.id, "https://juniperpottery.example/open-studio")
+    assert owner.get(f"/c/{link}", headers={"User-Agent": "Mozilla/5.0 (Macintosh) Firefox/130.0"}).status_code == 302
+    page = owner.get("/broadcasts/spring").get_data(as_text=True)
+    assert "Since: 1 clicked (people, not link scanners)" in page
     # The pages that read every delivery and enrollment take a broadcast's in their stride.
     for path in ("/", "/contacts", "/reputation", "/sequences/lead-nurture"):
         assert owner.get(path).status_code == 200, path

@@ -7,7 +7,7 @@ Read only: it sends nothing and writes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -17,9 +17,9 @@ from nurture.delivery import broadcasts
 from nurture.delivery.broadcasts import PAGE
 from nurture.delivery.channels import channel_for
 from nurture.rules import decisions, engine
-from nurture.rules.broadcasts import BroadcastSpec, Tally, due_at
+from nurture.rules.broadcasts import STEP_ID, BroadcastSpec, Tally, due_at
 from nurture.store import broadcasts as store
-from nurture.store import claims
+from nurture.store import claims, funnel
 from nurture.store import deliverability as guard_store
 from nurture.store import segments as segment_store
 from nurture.store.models import Broadcast
@@ -36,6 +36,9 @@ class Plan:
     tally: Tally | None  # None: its segment is not defined
     paused: str | None  # the reputation guard holds marketing email: why
     progress: store.Progress
+    # Once started, what its messages did, counted as a sequence step's funnel is (store.funnel): people
+    # who clicked (a link scanner's click is not a person's), unsubscribed from its link, bounced.
+    engagement: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         spec, row = self.spec, self.broadcast
@@ -62,6 +65,9 @@ class Plan:
             done = self.progress
             out.append(f"  progress: {done.count('sent')} sent, {done.count('skipped')} skipped, "
                        f"{done.count('failed')} failed, {done.waiting} waiting (of {done.written} written)")
+            seen = self.engagement
+            out.append(f"  since: {seen.get('clicked', 0)} clicked (people, not link scanners), "
+                       f"{seen.get('unsubscribed', 0)} unsubscribed, {seen.get('bounced', 0)} bounced")
         return out
 
 
@@ -78,7 +84,12 @@ def make_plan(rt: Runtime, session: Session, key: str) -> Plan:
     segment = broadcasts.segments(rt)[0].get(spec.segment)
     tally = None if segment is None else _tally(rt, session, spec, segment, at)
     pause = guard_store.open_pause(session) if spec.channel == "email" else None
-    return Plan(row, spec, at, tally, pause.reason if pause else None, store.progress(session, spec.sequence_id))
+    engagement = {}
+    if row.started_at is not None:
+        counted = funnel.count_funnel(session, spec.sequence_id, store.aware(row.started_at) or now)
+        engagement = dict(counted.steps.get(STEP_ID, {}))
+    return Plan(row, spec, at, tally, pause.reason if pause else None, store.progress(session, spec.sequence_id),
+                engagement)
 
 
 def _tally(rt: Runtime, session: Session, spec: BroadcastSpec, segment, at: datetime) -> Tally:  # noqa: ANN001
