@@ -57,7 +57,8 @@ def read_files(rt: Runtime, session: Session, now: datetime) -> list[Problem]:
     broadcast keeps what it was started with. Returns the files' problems (a file with any is not read)."""
     found, problems = _files(rt)
     for row in store.every(session):  # a draft whose file is gone is gone too (nothing of it was sent)
-        if row.origin == "file" and row.status == store.DRAFT and row.path and not Path(row.path).is_file():
+        if (row.origin == "file" and row.status == store.DRAFT and row.key not in found and row.path
+                and not Path(row.path).is_file()):
             session.delete(row)
     for key, (spec, path) in found.items():
         row = store.by_key(session, key)

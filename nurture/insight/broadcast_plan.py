@@ -18,6 +18,7 @@ from nurture.delivery.broadcasts import PAGE
 from nurture.delivery.channels import channel_for
 from nurture.rules import decisions, engine
 from nurture.rules.broadcasts import STEP_ID, BroadcastSpec, Tally, due_at
+from nurture.rules.segments import Segment
 from nurture.store import broadcasts as store
 from nurture.store import claims, funnel
 from nurture.store import deliverability as guard_store
@@ -92,7 +93,7 @@ def make_plan(rt: Runtime, session: Session, key: str) -> Plan:
                 engagement)
 
 
-def _tally(rt: Runtime, session: Session, spec: BroadcastSpec, segment, at: datetime) -> Tally:  # noqa: ANN001
+def _tally(rt: Runtime, session: Session, spec: BroadcastSpec, segment: Segment, at: datetime) -> Tally:
     tally, cursor = Tally(), None
     scoring = rt.sequences.lifecycle.scoring
     while True:

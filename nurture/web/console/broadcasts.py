@@ -18,6 +18,7 @@ from nurture.rules.broadcasts import TIMINGS, BroadcastError, BroadcastSpec
 from nurture.rules.sequence import CHANNELS, Window, parse_hours
 from nurture.runtime import Runtime
 from nurture.store import broadcasts as store
+from nurture.store.models import Broadcast
 from nurture.web import runtime
 from nurture.web.console import bp
 
@@ -91,7 +92,7 @@ def broadcast_create() -> Response | tuple[str, int]:
     return redirect(url_for("console.broadcast_page", key=form["id"]))
 
 
-def _row_or_404(rt: Runtime, session: Session, key: str):  # noqa: ANN202
+def _row_or_404(rt: Runtime, session: Session, key: str) -> Broadcast:
     broadcasts.read_files(rt, session, rt.clock())
     session.commit()
     row = store.by_key(session, key)
