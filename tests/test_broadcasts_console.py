@@ -102,6 +102,17 @@ def test_an_owner_makes_a_broadcast_in_the_console_and_a_bad_one_is_refused_on_t
         assert (row.origin, row.status, row.definition["send_at"]) == ("console", "draft", "2026-11-24T10:00:00-05:00")
     again = owner.post("/broadcasts/new", data={**form, "send_at": "now"})
     assert again.status_code == 400 and "exists already" in again.get_data(as_text=True)
+    # It runs like a file's: tested, started, written when its time comes, sent in each contact's window.
+    token = csrf_token(owner, "/broadcasts/fall-news")
+    owner.post("/broadcasts/fall-news/test", data={"csrf_token": token, "to": "me@example.com"})
+    started = owner.post("/broadcasts/fall-news/start", data={"csrf_token": token, "confirm": "yes"},
+                         follow_redirects=True).get_data(as_text=True)
+    assert "Started: it goes from 2026-11-24 15:00 UTC" in started
+    bc.clock.advance(days=1, hours=6)
+    broadcasts.materialise_due(bc)
+    send_due(bc)
+    # 30 hours on, the two capped a day ago are under the cap again: 23 of 30, 7 suppressed or unconsented.
+    assert broadcast_deliveries(bc, "fall-news") == {"sent": 23, "skipped": 7}
 
 
 # --- in a real browser ---------------------------------------------------------------------------------------
