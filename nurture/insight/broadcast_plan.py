@@ -20,8 +20,8 @@ from nurture.rules import decisions, engine
 from nurture.rules.broadcasts import STEP_ID, BroadcastSpec, Tally, due_at
 from nurture.rules.segments import Segment
 from nurture.store import broadcasts as store
-from nurture.store import claims, funnel
 from nurture.store import deliverability as guard_store
+from nurture.store import funnel
 from nurture.store import segments as segment_store
 from nurture.store.models import Broadcast
 
@@ -112,21 +112,18 @@ def _reasons(rt: Runtime, session: Session, spec: BroadcastSpec, ids: list[int],
     if not ids:
         return []
     channel = channel_for(spec.channel)
-    members = store.members(session, ids)
-    addresses = [a for m in members if (a := m.phone if spec.channel == "sms" else m.email)]
-    suppressed = store.suppressed(session, addresses)
-    done = store.done_for(session, spec.sequence_id, ids)
+    members = store.members(session, ids, spec.channel, spec.sequence_id)
     lifecycle, sms = rt.sequences.lifecycle, rt.settings.sms
     transactional = {s.id for s in rt.sequences.all() if s.transactional}
-    sent = claims.sent_times(session, ids, at - timedelta(days=7), transactional)
+    sent = store.sent_times(session, ids, at - timedelta(days=7), transactional)
     reasons: list[str | None] = []
     for m in members:
-        if m.id in done:
+        if m.done:
             reasons.append("already sent")
             continue
         address = m.phone if spec.channel == "sms" else m.email
-        blocked = decisions.consent_block(channel.name, address, m.statuses[channel.status_field],
-                                          suppressed.get(address or ""), False)
+        blocked = decisions.consent_block(channel.name, address, m.statuses[channel.status_field], m.suppressed,
+                                          False)
         if blocked:
             reasons.append(blocked)
             continue
