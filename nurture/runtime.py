@@ -20,8 +20,8 @@ from nurture.config import Settings, load_settings
 from nurture.content.checker import TemplateCheck
 from nurture.content.integrations_file import IntegrationsFile
 from nurture.content.registry import SequenceRegistry
-from nurture.content.segments_file import SegmentFiles
 from nurture.content.rendering import TemplateCatalog, make_environment, make_text_environment
+from nurture.content.segments_file import SegmentFiles
 from nurture.delivery.transports import EmailTransport, SmsTransport
 from nurture.delivery.transports.outbox import OutboxTransport
 from nurture.delivery.transports.sms_outbox import SmsOutboxTransport

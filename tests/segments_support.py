@@ -26,6 +26,8 @@ STATUSES = ("subscribed", "subscribed", "unsubscribed", "none", "pending")
 EVENT_TYPES = ("email.opened", "email.clicked", "purchase", "rating", "class-booked", "page-viewed")
 PLANS = ("pro", "basic", "free")
 # Values a field or property may hold: texts, numbers written as digits or not, numbers, true/false, null.
+# An erased person keeps a row (stage, dates) and events, and is in no segment.
+ERASED = {"email_status": "erased", "sms_status": "erased", "tags": [], "fields": {}}
 ODD_VALUES = ("3", "3.0", "-2.5", " 3", "1e3", "abc", "", 3, 3.0, 0, 1, True, False, None, 9.5, -1, 12)
 
 
@@ -74,6 +76,7 @@ def generate(engine: Engine, contacts: int, seed: int = 13) -> None:
             "fields": _fields(rng), "stage": rng.choice(STAGES),
             "score": rng.choice((0.0, 1.0, 3.0, 4.5, 10.0, 12.0, 25.0, rng.uniform(0, 30))), "score_at": score_at,
             "email_status": rng.choice(STATUSES), "sms_status": rng.choice(STATUSES), "attribution": {},
+            **(ERASED if rng.random() < 0.03 else {}),
             "created_at": created, "updated_at": created,
         })
         for _ in range(rng.randrange(9)):
@@ -104,7 +107,9 @@ class BruteForce:
             events: dict[int, list[EventFact]] = defaultdict(list)
             for e in session.exec(select(Event)):
                 events[e.contact_id].append(EventFact(e.type, e.occurred_at, e.data))
-            self.facts = [self._facts(c, events[c.id or 0]) for c in session.exec(select(Contact).order_by(Contact.id))]
+            contacts = list(session.exec(select(Contact).order_by(Contact.id)))
+            self.facts = [self._facts(c, events[c.id or 0]) for c in contacts]
+            self.erased = {c.id for c in contacts if c.email_status == "erased"}
 
     @staticmethod
     def _facts(contact: Contact, events: list[EventFact]) -> tuple[int, object]:
@@ -114,7 +119,7 @@ class BruteForce:
         return contact.id or 0, decisions.segment_facts(who, events, SCORING, NOW)
 
     def member_ids(self, segment: Segment) -> list[int]:
-        return [cid for cid, facts in self.facts if holds(segment, facts, NOW)]  # type: ignore[arg-type]
+        return [cid for cid, facts in self.facts if holds(segment, facts, NOW, cid in self.erased)]  # type: ignore[arg-type]
 
 
 def segment(segment_id: str, condition: object, others: dict[str, Segment] | None = None) -> Segment:

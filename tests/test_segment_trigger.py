@@ -22,7 +22,8 @@ AUTH = {"Authorization": "Bearer test-api-key-0123456789"}
 def write_segment(project: Path, segment_id: str, condition: str) -> None:
     folder = project / "segments"
     folder.mkdir(exist_ok=True)
-    (folder / f"{segment_id}.yaml").write_text(f"id: {segment_id}\nname: {segment_id.title()}\ncondition: {condition}\n")
+    text = f"id: {segment_id}\nname: {segment_id.title()}\ncondition: {condition}\n"
+    (folder / f"{segment_id}.yaml").write_text(text)
 
 
 def sequence_text(sequence_id: str, trigger: str = "", reentry: str = "once", step_if: str = "") -> str:

@@ -45,6 +45,7 @@ def test_check_reports_each_segment_problem_at_its_line(project: Path, tmp_path:
     write_segment(project, "c", "{opened: edu-1}")
     (project / "segments" / "d.yaml").write_text("id: d\nname: D\nsize: big\ncondition: {tag: x}\n")
     write_segment(project, "e", "{field: {plan: [a, b]}}")
+    write_segment(project, "f", "{stage: [lead, custmer]}")
     write_sequence(project, "uses", sequence_text("uses", "{segment: nowhere}", step_if="{segment: a}"))
     result = CliRunner().invoke(main, ["check", "--root", str(project)],
                                 env={"VAR_DIR": str(tmp_path / "var"), "SECRET_KEY": "x" * 32, "API_KEY": "k" * 32})
@@ -57,6 +58,7 @@ def test_check_reports_each_segment_problem_at_its_line(project: Path, tmp_path:
         "segments/e.yaml:3: field 'plan' is compared with a text, a number, true/false or null; got ['a', 'b']",
         "segments/a.yaml:3: segments refer to each other in a circle: a -> b -> a",
         "segments/b.yaml:3: segments refer to each other in a circle: b -> a -> b",
+        "segments/f.yaml:3: unknown stage 'custmer' (stages: lead, prospect, customer, repeat-customer, advocate)",
         "sequences/uses.yaml:4: sequence 'uses' names unknown segment 'nowhere' (no segments/*.yaml has that id)",
     ]
 

@@ -35,7 +35,8 @@ def with_people(project: Path, make_runtime, url: str, **overrides: str) -> Runt
     rt = make_runtime(url, **overrides)
     client = create_app(rt).test_client()
     for n in range(12):
-        add_contact(rt, f"person{n}@example.com", first_name=f"Person{n}", tags=("vip",) if n % 3 == 0 or n == 1 else ())
+        vip = n % 3 == 0 or n == 1
+        add_contact(rt, f"person{n}@example.com", first_name=f"Person{n}", tags=("vip",) if vip else ())
     for n in (2, 5, 7):
         assert client.post("/api/events", headers=AUTH, json={"email": f"person{n}@example.com",
                                                               "type": "purchase"}).status_code < 300
@@ -84,6 +85,9 @@ def test_from_the_nav_to_a_segment_and_on_to_a_member(console, browser: WebDrive
     assert fits_a_phone(browser)
     rows[0].find_element(By.TAG_NAME, "a").click()
     wait_for(browser, "h1", "person9@example.com")
+    assert browser.find_element(By.CSS_SELECTOR, "[data-segments]").text == "VIPs"  # the segments it is in
+    screenshot(browser, "segments-contact-390.png", PHONE)
+    assert fits_a_phone(browser)
 
 
 def test_a_viewer_sees_the_counts_and_an_unknown_segment_is_not_found(make_runtime, database_url,  # noqa: ANN001
@@ -97,6 +101,8 @@ def test_a_viewer_sees_the_counts_and_an_unknown_segment_is_not_found(make_runti
     one = client.get("/segments/lapsed").get_data(as_text=True)
     assert "where segment" in one and "customers-90d" in one  # the segment it names, in words too
     assert client.get("/segments/no-such-thing").status_code == 404
+    buyer = client.get("/contacts/3").get_data(as_text=True)  # person2: bought, not a vip
+    assert 'href="/segments/customers-90d">Customers of the last 90 days</a></dd>' in buyer
 
 
 def test_a_broken_segment_file_is_shown_and_the_loaded_segments_keep_counting(make_runtime, sqlite_url,  # noqa: ANN001

@@ -13,11 +13,13 @@ from nurture.config import ConfigError, Settings, startup_settings
 from nurture.content.broadcasts_file import load_broadcasts
 from nurture.content.checker import CheckResult, SmsCheck, TemplateCheck, check_tree, shown_path
 from nurture.content.integrations_file import INTEGRATIONS_FILE, check_integrations
+from nurture.content.lifecycle_file import LIFECYCLE_FILE, parse_lifecycle
 from nurture.content.loader import load_sequences
 from nurture.content.segments_file import check_segments, load_segments
 from nurture.content.webhooks_file import parse_webhooks
 from nurture.content.yaml_reader import Problem
 from nurture.delivery import alerts, dispatch, versions, webhooks
+from nurture.rules.lifecycle import Lifecycle
 from nurture.runtime import Runtime
 
 
@@ -50,7 +52,10 @@ def check_project(settings: Settings, root: Path | None = None, shown_from: Path
     result = check_tree(sequences_dir, templates_dir, base, forms_dir, sms)
     segments_dir = root / "segments" if root else settings.segments_dir
     sequences, _ = load_sequences(sequences_dir, display_root=base.resolve(), partial=True)
-    segments, segment_problems = check_segments(segments_dir, sequences, base.resolve())
+    lifecycle_file = sequences_dir / LIFECYCLE_FILE
+    stages = (parse_lifecycle(lifecycle_file.read_text(encoding="utf-8"), str(lifecycle_file))[0] if
+              lifecycle_file.is_file() else Lifecycle()).stages
+    segments, segment_problems = check_segments(segments_dir, sequences, base.resolve(), stages)
     integrations = root / INTEGRATIONS_FILE if root else settings.integrations_file
     problems = result.problems + segment_problems + check_integrations(integrations, shown_path(integrations, base))
     webhooks_file = root / "webhooks.yaml" if root else settings.webhooks_file

@@ -17,8 +17,8 @@ from nurture.content.checker import TemplateCheck, check_sequence_file, shown_pa
 from nurture.content.lifecycle_file import LIFECYCLE_FILE, parse_lifecycle
 from nurture.content.loader import Problem, sequence_files
 from nurture.content.segments_file import SegmentFiles
-from nurture.rules.segments import Segment
 from nurture.rules.lifecycle import Lifecycle
+from nurture.rules.segments import Segment
 from nurture.rules.sequence import Sequence
 
 log = logging.getLogger(__name__)

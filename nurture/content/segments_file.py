@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from yaml.nodes import MappingNode, Node, SequenceNode
@@ -117,7 +117,8 @@ def load_segments(directory: Path, display_root: Path | None = None) -> tuple[di
     broken = {sid: f"names segment {other!r}, which has errors of its own (see its file)"
               for sid, segment in segments.items() for other in sorted(segment.refers_to & with_errors)}
     broken |= {sid: message for sid, message in cycles(segments) if sid not in broken}
-    problems += [Problem(segments[sid].path, _condition_line(segments[sid]), message) for sid, message in broken.items()]
+    problems += [Problem(segments[sid].path, _condition_line(segments[sid]), message)
+                 for sid, message in broken.items()]
     return resolve({sid: s for sid, s in segments.items() if sid not in broken}), problems
 
 
@@ -152,16 +153,31 @@ def segments_used(sequence: Sequence) -> list[tuple[int, str]]:
     return used
 
 
+def _line_naming_stage(source: str, stage: str) -> int:
+    pattern = re.compile(rf"\b{re.escape(stage)}\b")
+    lines = source.splitlines()
+    return next((n for n, text in enumerate(lines, 1) if "stage" in text and pattern.search(text)),
+                next((n for n, text in enumerate(lines, 1) if pattern.search(text)), 1))
+
+
 def _line_naming(source: str, segment_id: str) -> int:
     """The first line of a file's text that says `segment: ID` (the sequence model keeps no line for it)."""
     pattern = re.compile(rf"segment\s*:\s*['\"]?{re.escape(segment_id)}\b")
     return next((n for n, text in enumerate(source.splitlines(), 1) if pattern.search(text)), 1)
 
 
-def check_segments(directory: Path, sequences: Mapping[str, Sequence],
-                   display_root: Path | None = None) -> tuple[int, list[Problem]]:
-    """What `nurture check` says about segment files and the segments sequences name: (segments, problems)."""
+def check_segments(directory: Path, sequences: Mapping[str, Sequence], display_root: Path | None = None,
+                   stages: Iterable[str] | None = None) -> tuple[int, list[Problem]]:
+    """What `nurture check` says about segment files and the segments sequences name: (segments, problems).
+    With `stages` (the lifecycle's), a segment naming another stage is a problem: it would match nobody."""
     segments, problems = load_segments(directory, display_root)
+    known_stages = list(stages or [])
+    for segment in segments.values() if known_stages else ():
+        for condition in walk(segment.condition):
+            for stage in sorted(condition.arg) if condition.kind == "stage" else ():  # type: ignore[call-overload]
+                if stage not in known_stages:
+                    problems.append(Problem(segment.path, _line_naming_stage(segment.source, stage),
+                                            f"unknown stage {stage!r} (stages: {', '.join(known_stages)})"))
     known = {s.id for s in segments.values()} | _ids_in_files(directory)
     for sequence in sequences.values():
         for line, segment_id in segments_used(sequence):

@@ -50,3 +50,10 @@ def overview(session: Session, rt: Runtime) -> list[Counted]:
 def sample(session: Session, rt: Runtime, segment: Segment, limit: int = 20) -> list[Contact]:
     """The newest members."""
     return store.sample(session, segment, rt.clock(), limit, rt.sequences.lifecycle.scoring)
+
+
+def of_contact(session: Session, rt: Runtime, contact_id: int) -> list[Segment]:
+    """The segments the contact is in now, by name (the contact's console page lists them)."""
+    everyone = sorted(rt.segments.values(), key=lambda s: s.name.lower())
+    inside = store.segments_of(session, everyone, contact_id, rt.clock(), rt.sequences.lifecycle.scoring)
+    return [s for s in everyone if s.id in inside]

@@ -91,9 +91,10 @@ def memberships(ids: Iterable[str], segments: Mapping[str, Segment], facts: Fact
     return frozenset(inside)
 
 
-def holds(segment: Segment, facts: Facts, now: datetime) -> bool:
-    """Whether the contact with these facts (all its counted events) is in `segment`: the definition."""
-    return segment.id in memberships([segment.id], {**segment.needs, segment.id: segment}, facts, now)
+def holds(segment: Segment, facts: Facts, now: datetime, erased: bool = False) -> bool:
+    """Whether the contact with these facts (all its counted events) is in `segment`: the definition. An
+    erased person (GDPR erasure: the row stays for the counts, naming no one) is in no segment."""
+    return not erased and segment.id in memberships([segment.id], {**segment.needs, segment.id: segment}, facts, now)
 
 
 def named_by(sequence: Sequence) -> set[str]:

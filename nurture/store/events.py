@@ -71,9 +71,9 @@ def contact_facts(contact: Contact) -> decisions.ContactFacts:
 
 def segments_of(session: Session, contact_id: int, ids: set[str], segments: Mapping[str, Segment], scoring: Scoring,
                 now: datetime) -> frozenset[str]:
-    """Which of these segments the contact is in at `now` (one query each; unknown ids: not in)."""
-    return frozenset(sid for sid in sorted(ids) if sid in segments and
-                     contact_id in segment_store.members_among(session, segments[sid], [contact_id], now, scoring))
+    """Which of these segments the contact is in at `now` (unknown ids: not in)."""
+    return frozenset(segment_store.segments_of(session, [segments[sid] for sid in sorted(ids) if sid in segments],
+                                               contact_id, now, scoring))
 
 
 def active_enrollments(session: Session, contact_id: int) -> list[Enrollment]:

@@ -23,8 +23,12 @@ def watch(session: Session, segment_id: str, now: datetime) -> SegmentWatch:
     last_change = session.exec(select(func.max(Contact.updated_at))).one()
     row = SegmentWatch(segment_id=segment_id, event_cursor=last_event, contact_cursor=last_change, sweep_after=0,
                        updated_at=now)
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:  # another process's tick made it a moment ago (`nurture send-due` beside the worker)
+        return session.exec(select(SegmentWatch).where(SegmentWatch.segment_id == segment_id)).one()
     return row
 
 

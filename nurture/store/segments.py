@@ -34,6 +34,7 @@ from sqlalchemy import (
     literal_column,
     not_,
     or_,
+    text,
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -267,10 +268,17 @@ def _compare(value: ColumnElement, comparison: Comparison) -> ColumnElement:
 
 def condition_sql(session: Session, segment: Segment, now: datetime, scoring: Scoring | None = None) -> ColumnElement:
     """The WHERE clause over `contact` that holds for the segment's members at `now`. `scoring`: the
-    lifecycle's scoring rules, when the condition compares the score (its decay); none: no decay."""
+    lifecycle's scoring rules, when the condition compares the score (its decay); none: no decay.
+
+    On PostgreSQL it also turns JIT compilation off for the rest of the transaction: the CASE expressions
+    make the planner's cost estimate pass jit_above_cost, and compiling took ~240 ms of a 340 ms count of
+    10,000 contacts (lapsed: 384 -> 138 ms, engaged leads: 422 -> 122 ms without it)."""
     postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(text("SET LOCAL jit = off"))
     compiler = _Compiler(now, scoring or Scoring(), postgres, {**segment.needs, segment.id: segment})
-    return compiler.where(segment.condition)
+    # An erased person's row stays for the counts of the map and names no one: in no segment.
+    return and_(Contact.email_status != Subscription.ERASED, compiler.where(segment.condition))
 
 
 def count(session: Session, segment: Segment, now: datetime, scoring: Scoring | None = None) -> int:
@@ -305,3 +313,14 @@ def sample(session: Session, segment: Segment, now: datetime, limit: int = 20,
     """The newest `limit` members (the console shows them)."""
     where = condition_sql(session, segment, now, scoring)
     return list(session.exec(select(Contact).where(where).order_by(Contact.id.desc()).limit(limit)))  # type: ignore[union-attr]
+
+
+def segments_of(session: Session, segments: Iterable[Segment], contact_id: int, now: datetime,
+                scoring: Scoring | None = None) -> set[str]:
+    """Which of `segments` the contact is in at `now`: one query, one column a segment."""
+    chosen = list(segments)
+    if not chosen:
+        return set()
+    columns = [case((condition_sql(session, s, now, scoring), 1), else_=0) for s in chosen]
+    row = session.execute(select(*columns).where(Contact.id == contact_id)).first()  # a Row even for one column
+    return {s.id for s, inside in zip(chosen, row or (), strict=False) if inside}

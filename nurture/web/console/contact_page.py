@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from nurture.insight import why
-from nurture.people import erasure, owner_actions
+from nurture.people import erasure, owner_actions, segments
 from nurture.people.preferences import consent_history
 from nurture.rules import engine
 from nurture.store import contacts as store
@@ -39,4 +39,5 @@ def contact_page_data(session: Session, rt: Runtime, contact: Contact) -> dict[s
         "zone": engine.contact_zone(contact.timezone),
         "addable": sorted(s.id for s in rt.sequences.all() if not s.transactional),
         "name": f"{contact.first_name} {contact.last_name}".strip(),
+        "segments": [] if erased else segments.of_contact(session, rt, contact.id or 0),
     }
