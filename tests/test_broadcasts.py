@@ -250,6 +250,10 @@ def test_the_cli_lists_plans_starts_and_reports(make_runtime, project, sqlite_ur
     assert again.exit_code == 0 and "nothing changed" in again.output
     status = runner.invoke(main, ["broadcasts", "status", "spring"])
     assert "spring: started; 0 sent" in status.output
+    sent = runner.invoke(main, ["send-due"])  # without Redis: the members written, then sent, here
+    assert sent.exit_code == 0 and "3 sent" in sent.output and "1 skipped" in sent.output, sent.output
+    status = runner.invoke(main, ["broadcasts", "status", "spring"])
+    assert "spring: started; 3 sent, 1 skipped, 0 failed, 0 waiting, 4 written" in status.output
     unknown = runner.invoke(main, ["broadcasts", "plan", "nope"])
     assert unknown.exit_code == 1 and "unknown broadcast 'nope' (known: spring)" in unknown.output
 

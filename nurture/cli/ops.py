@@ -18,7 +18,7 @@ from nurture.content.loader import load_sequences
 from nurture.content.segments_file import check_segments, load_segments
 from nurture.content.webhooks_file import parse_webhooks
 from nurture.content.yaml_reader import Problem
-from nurture.delivery import alerts, dispatch, versions, webhooks
+from nurture.delivery import alerts, broadcasts, dispatch, versions, webhooks
 from nurture.rules.lifecycle import Lifecycle
 from nurture.runtime import Runtime
 
@@ -101,6 +101,8 @@ def send_due(rt: Runtime) -> None:
 
     versions.housekeeping(rt)
     alerts.send_alerts(rt)
+    while broadcasts.materialise_due(rt):  # a started broadcast's members, all of them (the tick: 50 pages)
+        pass
     dispatch.claim_batches(rt, run_now, max_batches=10_000)
     webhooks.deliver_due(rt)  # the events just recorded, out to the webhook endpoints (one attempt each)
     click.echo(", ".join(f"{n} {k}" for k, n in sorted(total.items())) or "nothing due")
