@@ -9,7 +9,7 @@ from redis import Redis
 from rq import Queue
 from rq.job import JobStatus
 
-from nurture.delivery import alerts, bounce_mail, dispatch, versions, webhooks
+from nurture.delivery import alerts, bounce_mail, broadcasts, dispatch, versions, webhooks
 from nurture.insight import sequence_stats
 from nurture.people import signup
 from nurture.runtime import Runtime, current_runtime
@@ -62,6 +62,7 @@ def tick() -> int:
     versions.housekeeping(rt)  # reload edited sequence files (a broken one keeps its version); win-back
     signup.expire_pending(rt)  # unconfirmed double opt-in sign-ups lapse after SIGNUP_EXPIRY_HOURS
     alerts.send_alerts(rt)
+    broadcasts.materialise_due(rt)  # a started broadcast's members become enrollments, due like any step
     queue = dispatch_queue(rt)
     enqueue_bounce_reading(rt, queue)
     enqueue_webhooks(rt, queue)

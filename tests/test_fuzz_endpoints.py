@@ -778,3 +778,49 @@ def test_no_request_to_the_segments_pages_gets_a_5xx(segments_owner: FlaskClient
     response = segments_owner.get(f"/segments/{quote(segment, safe='')}", query_string=query)
     check(response, segment, query)
     assert response.status_code in (200, 404, 308), response.status_code
+
+
+# --- the console's broadcasts (an owner logged in; docs/broadcasts.md) --------------------------------------
+
+@pytest.fixture
+def broadcasts_console(make_runtime, sqlite_url: str, project: Path) -> FlaskClient:  # noqa: ANN001
+    from tests.broadcasts_support import add_broadcast_files, crowd
+
+    add_broadcast_files(project)
+    rt = make_runtime(sqlite_url)  # the outbox: a test send is written to a file, nothing goes out
+    crowd(rt, 5, suppressed=1, unconsented=1, capped=0)
+    return logged_in(rt, "owner")
+
+
+@SMALL
+@given(key=st.sampled_from(["spring", "nope"]) | wire_text,
+       action=st.sampled_from(["test", "start", "cancel", "nope"]),
+       form=st.dictionaries(st.sampled_from(["to", "confirm", "x"]), st.sampled_from(["yes", "a@b.example"])
+                            | wire_text, max_size=2),
+       with_token=st.booleans())
+def test_no_request_to_a_broadcast_gets_a_5xx(broadcasts_console: FlaskClient, key: str, action: str, form: dict,
+                                              with_token: bool) -> None:
+    path = f"/broadcasts/{quote(key or 'x', safe='')}"
+    check(broadcasts_console.get(path), key)
+    token = {"csrf_token": csrf_token(broadcasts_console, "/broadcasts")} if with_token else {}
+    response = broadcasts_console.post(f"{path}/{action}", data={**form, **token})
+    check(response, key, form)
+    if not with_token:
+        assert response.status_code in (400, 404, 405)
+
+
+@SMALL
+@given(form=st.fixed_dictionaries({}, optional={
+    "id": st.sampled_from(["fall", "spring", "Bad Id", "x" * 60]) | wire_text,
+    "name": st.sampled_from(["Fall"]) | wire_text, "segment": st.sampled_from(["leads", "nope"]) | wire_text,
+    "channel": st.sampled_from(["email", "sms", "fax"]) | wire_text,
+    "template": st.sampled_from(["broadcasts/open-studio", "../x", "system/confirm"]) | wire_text,
+    "subject": st.sampled_from(["Hi {{ contact.first_name }}", "{{ nope", ""]) | wire_text,
+    "send_at": st.sampled_from(["now", "2027-01-01T10:00:00+01:00", "2027-01-01", "tomorrow"]) | wire_text,
+    "timing": st.sampled_from(["own-window", "at-once"]) | wire_text,
+    "hours": st.sampled_from(["09:00-17:00", "17:00-09:00", "25:00-26:00"]) | wire_text}))
+def test_no_broadcast_made_in_the_console_gets_a_5xx(broadcasts_console: FlaskClient, form: dict) -> None:
+    token = csrf_token(broadcasts_console, "/broadcasts")
+    response = broadcasts_console.post("/broadcasts/new", data={**form, "csrf_token": token})
+    check(response, form)
+    assert response.status_code in (302, 400)

@@ -28,7 +28,7 @@ def settings_outside_the_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("SECRET_KEY", "x" * 32)
     monkeypatch.setenv("API_KEY", "k" * 32)
     for name in ("NURTURE_ROOT", "SEQUENCES_DIR", "TEMPLATES_DIR", "FORMS_DIR", "SMS_TEMPLATES_DIR", "DATABASE_URL",
-                 "SEGMENTS_DIR",
+                 "SEGMENTS_DIR", "BROADCASTS_DIR",
                  "EMAIL_BACKEND", "SMS_BACKEND", "BRAND_NAME", "MAIL_FROM", "POSTAL_ADDRESS"):
         monkeypatch.delenv(name, raising=False)
 
@@ -98,3 +98,19 @@ def test_the_starter_segments_load_and_each_finds_the_contact_it_is_for(tmp_path
     found = starter_people(f"sqlite:///{tmp_path / 'starter.db'}", segments)
     assert found == {"engaged-leads": ["lead@example.test"], "customers-90d": ["buyer@example.test"],
                      "lapsed": ["quiet@example.test"]}
+
+
+def test_the_starter_broadcast_loads_and_names_a_starter_segment_and_template() -> None:
+    """Its templates pass the checks a sequence step's get (they exist, parse, carry the unsubscribe link
+    and the postal address): load_broadcasts runs them."""
+    from nurture.content.broadcasts_file import content_version, load_broadcasts
+
+    settings = load_settings({"SECRET_KEY": "x" * 32, "API_KEY": "k" * 32}, root=ROOT)
+    check = TemplateCheck.for_settings(settings)
+    segments, _ = load_segments(ROOT / "segments")
+    found, problems = load_broadcasts(ROOT / "broadcasts", check, set(segments))
+    assert problems == [] and set(found) == {"open-studio"}
+    spec, _ = found["open-studio"]
+    assert spec.segment in segments and spec.send_at is None and spec.timing == "own-window"
+    assert (ROOT / "email_templates" / f"{spec.template}.html").is_file()
+    assert len(content_version(spec, check)) == 12

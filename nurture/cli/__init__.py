@@ -7,6 +7,7 @@ import click
 
 from nurture.cli import (
     bounces,
+    broadcasts,
     contacts,
     doctor,
     events,
@@ -36,7 +37,8 @@ for command in (ops.check, ops.db, contacts.contacts, forms.forms_group, suppres
                 insight.plan, contacts.referrals, ops.send_due, ops.dev, insight.simulate_command,
                 insight.why_command, bounces.bounces_group, users.users, lifecycle_map.map_command,
                 stats.stats_command, stats.funnel_group, doctor.doctor_command, webhooks_cli.webhooks_group,
-                reputation.reputation_command, reputation.resume_sending, segments.segments_group):
+                reputation.reputation_command, reputation.resume_sending, segments.segments_group,
+                broadcasts.broadcasts_group):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -10,13 +10,15 @@ import click
 
 from nurture.cli.common import fail, with_runtime
 from nurture.config import ConfigError, Settings, startup_settings
-from nurture.content.checker import CheckResult, SmsCheck, check_tree, shown_path
+from nurture.content.broadcasts_file import load_broadcasts
+from nurture.content.checker import CheckResult, SmsCheck, TemplateCheck, check_tree, shown_path
 from nurture.content.integrations_file import INTEGRATIONS_FILE, check_integrations
 from nurture.content.lifecycle_file import LIFECYCLE_FILE, parse_lifecycle
 from nurture.content.loader import load_sequences
-from nurture.content.segments_file import check_segments
+from nurture.content.segments_file import check_segments, load_segments
 from nurture.content.webhooks_file import parse_webhooks
-from nurture.delivery import alerts, dispatch, versions, webhooks
+from nurture.content.yaml_reader import Problem
+from nurture.delivery import alerts, broadcasts, dispatch, versions, webhooks
 from nurture.rules.lifecycle import Lifecycle
 from nurture.runtime import Runtime
 
@@ -60,7 +62,19 @@ def check_project(settings: Settings, root: Path | None = None, shown_from: Path
     if webhooks_file.is_file():
         problems += parse_webhooks(webhooks_file.read_text(encoding="utf-8"), shown_path(webhooks_file, base),
                                    settings.webhooks.secrets)[1]
-    return replace(result, problems=problems, segments=segments)
+    broadcasts, broadcast_problems_found = check_broadcasts(settings, root, base)
+    return replace(result, problems=problems + broadcast_problems_found, segments=segments, broadcasts=broadcasts)
+
+
+def check_broadcasts(settings: Settings, root: Path | None, base: Path) -> tuple[int, list[Problem]]:
+    """broadcasts/*.yaml: how many load, and each file's problems, in the templates it names, its segment
+    (docs/broadcasts.md)."""
+    project = root or settings.root
+    check = TemplateCheck(root / "email_templates" if root else settings.templates_dir,
+                          root / "sms_templates" if root else settings.sms.templates_dir, base)
+    segments, _ = load_segments(root / "segments" if root else settings.segments_dir, display_root=project)
+    found, problems = load_broadcasts(root / "broadcasts" if root else settings.broadcasts_dir, check, set(segments))
+    return len(found), problems
 
 
 @click.group()
@@ -87,6 +101,8 @@ def send_due(rt: Runtime) -> None:
 
     versions.housekeeping(rt)
     alerts.send_alerts(rt)
+    while broadcasts.materialise_due(rt):  # a started broadcast's members, all of them (the tick: 50 pages)
+        pass
     dispatch.claim_batches(rt, run_now, max_batches=10_000)
     webhooks.deliver_due(rt)  # the events just recorded, out to the webhook endpoints (one attempt each)
     click.echo(", ".join(f"{n} {k}" for k, n in sorted(total.items())) or "nothing due")

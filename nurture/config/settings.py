@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     templates_dir: Path = Field(alias="TEMPLATES_DIR")
     forms_dir: Path = Field(alias="FORMS_DIR")
     segments_dir: Path = Field(alias="SEGMENTS_DIR")  # segments/*.yaml (docs/segments.md)
+    broadcasts_dir: Path = Field(alias="BROADCASTS_DIR")  # broadcasts/*.yaml (docs/broadcasts.md)
     outbox_dir: Path = Field(alias="OUTBOX_DIR")
     queue_name: str = Field(alias="QUEUE_NAME")  # default: one per database, see queue_for
     tick_seconds: int = Field(5, ge=1, alias="TICK_SECONDS")
@@ -154,6 +155,7 @@ class Settings(BaseSettings):
             "SEQUENCES_DIR": root / "sequences", "TEMPLATES_DIR": root / "email_templates",
             "FORMS_DIR": root / "forms", "SEGMENTS_DIR": root / "segments", "OUTBOX_DIR": var_dir / "outbox",
             "INTEGRATIONS_FILE": root / "integrations.yaml",
+            "BROADCASTS_DIR": root / "broadcasts",
             "BRAND_NAME": name or address, "SUPPORT_EMAIL": address,
             "REFERRAL_LANDING_URL": str(cls._given(data, "base_url")).rstrip("/") + "/forms/beginners-guide",
         }

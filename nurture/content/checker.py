@@ -65,12 +65,14 @@ class CheckResult:
     templates: int
     forms: int = 0
     segments: int = 0
+    broadcasts: int = 0
     warnings: list[Problem] = dataclasses.field(default_factory=list)  # printed; they do not fail the check
 
     @property
     def summary(self) -> str:
         forms = f"{self.forms} form{'s' if self.forms != 1 else ''}, " if self.forms else ""
         forms += f"{self.segments} segment{'s' if self.segments != 1 else ''}, " if self.segments else ""
+        forms += f"{self.broadcasts} broadcast{'s' if self.broadcasts != 1 else ''}, " if self.broadcasts else ""
         return (f"ok: {self.sequences} sequences, {self.steps} steps, {forms}{self.templates} templates checked, "
                 f"no problems")
 

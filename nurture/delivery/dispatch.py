@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
-from nurture.delivery import deliverability, reputation, versions
+from nurture.delivery import broadcasts, deliverability, reputation, versions
 from nurture.delivery.channels import Channel, all_channels, channel_for
 from nurture.delivery.outcomes import Batch, Item, Send, advance, heartbeat, send_chunk
 from nurture.people import automation
@@ -145,7 +145,7 @@ def _run_item(batch: Batch, enrollment: Enrollment, contact: Contact, now: datet
 
 def _process(batch: Batch, enrollment: Enrollment, contact: Contact, now: datetime) -> str | Send:
     rt, session = batch.rt, batch.session
-    sequence = rt.sequences.get(enrollment.sequence_id)
+    sequence = rt.sequences.get(enrollment.sequence_id) or broadcasts.sequence_for(session, enrollment.sequence_id)
     if sequence is None:
         # The file was removed or never loaded cleanly: keep the contact's place and look again later.
         store.move_enrollment(session, enrollment.id, batch.token, now, step_id=enrollment.step_id,

@@ -23,7 +23,7 @@ __all__ = [  # the statuses are re-exported: code above the rules finds them bes
     "EnrollmentStatus", "Event", "SequenceVersion", "StatusColumn", "Subscription", "Suppression", "UTCDateTime",
     "WebhookAttempt", "WebhookEndpoint", "WebhookMessage", "WebhookStatus",
     "SuppressionChange", "FunnelDirty", "FunnelMember", "FunnelDay", "FunnelRollupState", "SegmentMember",
-    "SegmentWatch",
+    "SegmentWatch", "Broadcast",
 ]
 
 
@@ -499,3 +499,41 @@ class SegmentWatch(SQLModel, table=True):
 
 # The segment trigger finds contacts changed since its last look by updated_at (migration 0009_segments).
 Index("ix_contact_updated_at", Contact.__table__.c.updated_at)  # type: ignore[attr-defined]
+
+
+class Broadcast(SQLModel, table=True):
+    """A one-off message to a segment (docs/broadcasts.md): from `broadcasts/*.yaml` (origin "file", its
+    definition refreshed from the file until it is started) or made in the console (origin "console").
+
+    `definition` is what it sends (segment, channel, template, subject, send_at, timing, window) and
+    `version` the hash of that and of its template's text: a test send counts for one version, and
+    starting freezes it, so what goes out is what the owner saw. The send path runs it as the one-step
+    sequence `broadcast:<key>` (rules.broadcasts.as_sequence); `materialised_to` is how far through the
+    segment (a contact id) its enrollments are written, a page at a time, so a start resumes.
+    """
+
+    __tablename__ = "broadcast"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=54)  # "broadcast:" + key fits Enrollment.sequence_id
+    name: str = Field(max_length=200)
+    origin: str = Field(default="file", max_length=8)  # file | console
+    path: str | None = Field(default=None, max_length=500)
+    definition: dict = Field(default_factory=dict, sa_column=_json_column())
+    version: str = Field(default="", max_length=64)
+    status: str = Field(default="draft", max_length=16)  # draft | started | cancelled
+    send_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # fixed when started
+    test_version: str | None = Field(default=None, max_length=64)
+    test_to: str | None = Field(default=None, max_length=320)
+    test_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    materialised_to: int = 0
+    materialised_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # every member written
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    started_by: str | None = Field(default=None, max_length=320)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# A broadcast's progress and its cancel find its enrollments by sequence id (migration 0010_broadcasts).
+Index("ix_enrollment_sequence", Enrollment.__table__.c.sequence_id, Enrollment.__table__.c.status)  # type: ignore[attr-defined]

@@ -55,6 +55,7 @@ def too_many(_error: Exception) -> tuple[str, int]:
 
 def init_app(app: Flask, rt: Runtime) -> None:
     from nurture.web.console import (  # noqa: F401  (their views join `bp`)
+        broadcasts,
         contacts,
         exports,
         forms,
