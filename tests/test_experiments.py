@@ -258,3 +258,15 @@ def test_simulate_without_an_id_says_variants_go_by_contact_id() -> None:
     assert lines[0].endswith("; variants and holdout go by contact id: none given (id=N), so the first variant, "
                              "not held out")
     assert lines[1].endswith("educate lead/edu-1, variant A")
+
+
+def test_a_held_out_contact_walks_the_path_the_others_take_so_its_goals_are_measured_alike() -> None:
+    """A skipped step goes on in order, but a held-out one goes on as if sent: by its goto."""
+    text = TRIAL.replace("  - id: offer\n", "    goto: offer\n  - id: side\n    kind: educate\n"
+                         "    template: lead/edu-3\n    subject: Side\n  - id: offer\n")
+    sequence, found = parse_sequence(text, "sequences/trial.yaml")
+    assert found == [] and sequence is not None and sequence.steps[0].goto == "offer"
+    held = next(n for n in range(1, 1000) if experiments.held_out(sequence, n))
+    sent = next(n for n in range(1, 1000) if not experiments.held_out(sequence, n))
+    steps = [[e.step for e in simulate(sequence, SimContact(id=n), START).entries if e.step] for n in (held, sent)]
+    assert steps[0] == steps[1] == ["hello", "offer"]
