@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from nurture.rules import experiments
+from nurture.rules.experiments import share_text
 from nurture.rules.experiment_stats import ALPHA, Arm, Comparison, Interval, Verdict, about, judge
 from nurture.rules.sequence import Sequence, Step
 from nurture.store import experiments as store
@@ -33,7 +34,7 @@ class Experiment:
     @property
     def title(self) -> str:
         if self.step is None:
-            return f"holdout {experiments.share_text(self.arms[0].weight)}: goal reached, sent vs held out"
+            return f"holdout {share_text(self.arms[0].weight)}: goal reached, sent vs held out"
         return f"step {self.step}: {len(self.arms)} variants, judged on {self.judge}"
 
     @property
@@ -94,6 +95,8 @@ def confidence(verdict: Verdict) -> str:
 def summary(experiment: Experiment) -> str:
     """The plain sentence: not enough data yet (and how many more contacts), or what the data says."""
     verdict = experiment.verdict
+    if not any(arm.n for arm in experiment.arms):  # no rate to start from: any figure would be made up
+        return "not enough data yet — nothing sent yet"
     if not verdict.ready:
         return f"not enough data yet — about {about(verdict.more_needed):,} more contacts needed"
     if experiment.step is None:
@@ -121,7 +124,7 @@ def _lift(c: Comparison, level: str) -> str:
 def arm_line(arm: Arm, judged: str) -> str:
     what = "clicked" if judged == "clicks" else "reached the goal"
     low, high = arm.interval.low, arm.interval.high
-    return (f"{arm.id:<10}{experiments.share_text(arm.weight):>7}"
+    return (f"{arm.id:<10}{share_text(arm.weight):>7}"
             f"  {arm.n:>7,} contacts  {arm.k:>6,} {what}  {pct(arm.rate):>6}  (95% CI {pct(low)}–{pct(high)})")
 
 
@@ -129,15 +132,21 @@ def format_results(found: tuple[Experiment, ...]) -> list[str]:
     lines: list[str] = []
     for experiment in found:
         lines.append(experiment.title)
-        lines += [f"  {arm_line(arm, experiment.judge)}" for arm in _shares(experiment)]
+        lines += [f"  {arm_line(arm, experiment.judge)}" for arm in arm_shares(experiment)]
         lines.append(f"  {experiment.summary}")
     return lines
 
 
-def _shares(experiment: Experiment) -> tuple[Arm, ...]:
+def arm_shares(experiment: Experiment) -> tuple[Arm, ...]:
     """The arms with their weight as a share of 1 (the file may say 50% or 1:1)."""
     total = sum(arm.weight for arm in experiment.arms)
     return tuple(Arm(a.id, a.weight / total, a.n, a.k) for a in experiment.arms)
+
+
+def scale_of(arms: tuple[Arm, ...]) -> float:
+    """The rate at the right end of the intervals drawn for these arms: the highest upper bound of an arm
+    with contacts (at least 1%, so that a 0% rate still has a scale)."""
+    return max([arm.interval.high for arm in arms if arm.n] + [0.01])
 
 
 def results_json(found: tuple[Experiment, ...]) -> list[dict]:
@@ -145,7 +154,7 @@ def results_json(found: tuple[Experiment, ...]) -> list[dict]:
         "step": experiment.step, "judge": experiment.judge, "summary": experiment.summary,
         "more_needed": experiment.verdict.more_needed,
         "arms": [{"id": a.id, "share": a.weight, "contacts": a.n, "successes": a.k, "rate": a.rate,
-                  "ci95": [a.interval.low, a.interval.high]} for a in _shares(experiment)],
+                  "ci95": [a.interval.low, a.interval.high]} for a in arm_shares(experiment)],
         "comparisons": [{"arm": c.arm.id, "against": c.control.id, "difference": c.difference,
                          "ci": [c.interval.low, c.interval.high], "clear": c.clear}
                         for c in experiment.verdict.comparisons],
