@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlmodel import Session
 
 from nurture.rules import experiments
-from nurture.rules.experiments import share_text
 from nurture.rules.experiment_stats import ALPHA, Arm, Comparison, Interval, Verdict, about, judge
+from nurture.rules.experiments import share_text
 from nurture.rules.sequence import Sequence, Step
 from nurture.store import experiments as store
 

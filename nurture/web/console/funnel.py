@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import abort, render_template, request
 
-from nurture.insight.funnel import METRICS, RATE_OF, BadPeriod, percent
 from nurture.insight.experiments import arm_shares, pct, scale_of, share_text
+from nurture.insight.funnel import METRICS, RATE_OF, BadPeriod, percent
 from nurture.insight.sequence_stats import (
     DEFAULT_PERIOD,
     UnknownSequence,
