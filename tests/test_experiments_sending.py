@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from alembic import command
 from click.testing import CliRunner
+from sqlalchemy import inspect
 from sqlmodel import Session, select
 
 from nurture.cli import main
@@ -18,6 +20,7 @@ from nurture.insight.why import explain, format_story
 from nurture.people import automation
 from nurture.rules import experiments
 from nurture.runtime import Runtime
+from nurture.store.db import alembic_config
 from nurture.store.models import Contact, Enrollment, Event
 from tests.conftest import SmtpServer, worker_env, write_sequence
 from tests.experiments_support import SUBJECTS, TRIAL, trial
@@ -140,3 +143,16 @@ def test_nurture_stats_prints_each_variant_and_not_enough_data(sqlite_url, proje
     assert sum(a["contacts"] for a in first["arms"]) + data["experiments"][2]["arms"][0]["contacts"] == 6
     assert first["more_needed"] > 0
 
+
+
+def test_the_migration_adds_the_variant_column_and_goes_back_down(make_runtime, database_url) -> None:  # noqa: ANN001
+    rt = make_runtime(database_url)
+    config = alembic_config()
+    with rt.db.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0008_contacts")
+    assert "variant" not in {c["name"] for c in inspect(rt.db).get_columns("delivery")}
+    with rt.db.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    assert "variant" in {c["name"] for c in inspect(rt.db).get_columns("delivery")}
