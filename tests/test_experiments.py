@@ -91,6 +91,25 @@ def test_a_bad_experiment_is_reported_at_its_line(extra: str, step: str, expecte
     assert expected in problems(HEAD.format(extra=extra, step=step))
 
 
+def test_a_text_steps_variants_change_its_template_and_have_no_subject() -> None:
+    text = HEAD.format(extra="", step="variants: [{id: a, template: class-reminders/booked}, "
+                                      "{id: b, subject: B}]").replace("subject: Hi\n", "channel: sms\n", 1)
+    assert problems(text) == ["sequences/t.yaml:10: a text has no subject: 'subject' does not belong on an sms "
+                              "variant"]
+
+
+def test_variants_do_not_go_with_offers_or_on_a_wait_for_step() -> None:
+    offers = HEAD.format(extra="", step="variants: [{id: a, subject: A}, {id: b, subject: B}]").replace(
+        "template: lead/edu-1\n        subject: Hi\n",
+        "offers: [{after: x, offer: y, template: lead/offer, subject: Y}]\n", 1)
+    assert problems(offers) == ["sequences/t.yaml:9: a step with offers cannot have variants too: each offer is "
+                                "its own message already"]
+    wait = HEAD.format(extra="", step="").replace(
+        "kind: educate\n        template: lead/edu-1\n        subject: Hi\n",
+        "wait_for: {event: x, timeout: 1d}\n        variants: [{id: a, subject: A}, {id: b, subject: B}]\n", 1)
+    assert problems(wait) == ["sequences/t.yaml:8: a wait_for step sends nothing: 'variants' does not belong here"]
+
+
 def test_a_step_without_a_template_needs_every_variant_to_bring_one() -> None:
     text = HEAD.format(extra="", step="variants: [{id: a, template: lead/edu-1}, {id: b, subject: B}]")
     text = text.replace("template: lead/edu-1\n        subject: Hi\n", "subject: Hi\n", 1)
