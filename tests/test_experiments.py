@@ -68,6 +68,8 @@ HEAD = """
     ("holdout: 60%", "", "sequences/t.yaml:4: holdout '60%' must be a share from 0% to 50%, like 10%"),
     ("holdout: -5%", "", "sequences/t.yaml:4: holdout '-5%' must be a share from 0% to 50%, like 10%"),
     ("holdout: lots", "", "sequences/t.yaml:4: holdout 'lots' must be a share from 0% to 50%, like 10%"),
+    ("holdout: 10%\n    transactional: true", "",
+     "sequences/t.yaml:1: a transactional sequence cannot have a holdout: the contact asked for its message"),
     ("", "variants: [{id: a, subject: A}]",
      "sequences/t.yaml:10: variants take a list of two or more, like - {id: a, weight: 50%, subject: ...}; "
      "one variant is no experiment"),

@@ -339,7 +339,9 @@ class _SequenceReader(NodeReader):
         )
 
     def judged_on_goal(self, sequence: Sequence) -> None:
-        """`judge: goal` needs a goal to judge by."""
+        """`judge: goal` needs a goal to judge by; a message the contact asked for is never held out."""
+        if sequence.holdout and sequence.transactional:
+            self.problem(1, "a transactional sequence cannot have a holdout: the contact asked for its message")
         for step in sequence.steps:
             if step.judge == "goal" and not sequence.goals:
                 self.problem(step.line_of("judge"), f"step {step.id!r}: judge: goal, but the sequence has no goals")
