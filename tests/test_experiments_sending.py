@@ -156,3 +156,19 @@ def test_the_migration_adds_the_variant_column_and_goes_back_down(make_runtime, 
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     assert "variant" in {c["name"] for c in inspect(rt.db).get_columns("delivery")}
+
+
+def test_a_retried_message_is_the_same_variant_on_the_same_row(rt, smtp_server, clock) -> None:  # noqa: ANN001
+    sequence = trial()
+    ids = {f"p{n:02d}@example.com": add_contact(rt, f"p{n:02d}@example.com", "trial") for n in range(4)}
+    sent_to = [email for email, n in ids.items() if not experiments.held_out(sequence, n)]
+    replies = ["451 4.3.0 Try again later"] * len(sent_to)
+    smtp_server.handler.on_data = lambda _item: replies.pop(0) if replies else None
+    send_due(rt)
+    assert {d.status for d in deliveries(rt)} == {"retry"} and not smtp_server.received
+    clock.advance(seconds=61)
+    send_due(rt)
+    rows = {d.contact_id: (d.status, d.variant) for d in deliveries(rt)}
+    assert rows == {ids[email]: ("sent", experiments.variant_for("trial", sequence.steps[0], ids[email]).id)
+                    for email in sent_to}
+    assert sorted(SUBJECTS[r.message["Subject"]] for r in smtp_server.received) == sorted(v for _, v in rows.values())

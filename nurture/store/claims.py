@@ -180,7 +180,8 @@ def open_delivery(session: Session, enrollment: Enrollment, step_id: str, channe
     taken = session.execute(
         update(Delivery.__table__).where(DELIVERY.id == delivery.id, DELIVERY.status == previous,
                                          DELIVERY.updated_at == delivery.updated_at)
-        .values(status=status, claim_token=token, updated_at=now)
+        # The variant is what this attempt sends: the same, unless the step's weights were edited meanwhile.
+        .values(status=status, claim_token=token, updated_at=now, variant=variant)
     ).rowcount
     if taken:
         session.refresh(delivery)
