@@ -124,8 +124,8 @@ def _lift(c: Comparison, level: str) -> str:
 def arm_line(arm: Arm, judged: str) -> str:
     what = "clicked" if judged == "clicks" else "reached the goal"
     low, high = arm.interval.low, arm.interval.high
-    return (f"{arm.id:<10}{share_text(arm.weight):>7}"
-            f"  {arm.n:>7,} contacts  {arm.k:>6,} {what}  {pct(arm.rate):>6}  (95% CI {pct(low)}–{pct(high)})")
+    rate = f"{pct(arm.rate):>6}  (95% CI {pct(low)}–{pct(high)})" if arm.n else "     –  (no contacts yet)"
+    return f"{arm.id:<10}{share_text(arm.weight):>7}  {arm.n:>7,} contacts  {arm.k:>6,} {what}  {rate}"
 
 
 def format_results(found: tuple[Experiment, ...]) -> list[str]:
