@@ -103,6 +103,15 @@ def test_the_results_count_people_clicks_per_variant_and_the_holdouts_goals(rt, 
     offer = sequence_experiments(rt, "trial", "30d")[1]
     assert offer.step == "offer" and offer.judge == "goal"
     assert sum(a.n for a in offer.arms) == CONTACTS - len(held) - 1  # the buyer's sequence had ended
+    assert sum(a.k for a in offer.arms) == 0
+    buyer = by_variant["A"][1]  # its run ended with the offer, the last step: the purchase after it still counts
+    clock.advance(hours=1)
+    record(rt, buyer, "purchase", {"product": "wheel-6-week"})
+    offer = sequence_experiments(rt, "trial", "30d")[1]
+    bought = experiments.variant_for("trial", sequence.steps[1], ids[buyer]).id
+    assert [(a.id, a.k) for a in offer.arms] == [(v, int(v == bought)) for v in ("plain", "urgent")]
+    holdout = sequence_experiments(rt, "trial", "30d")[2]
+    assert [(a.id, a.k) for a in holdout.arms] == [("holdout", 1), ("sent", 2)]
 
 
 def test_why_names_the_variant_sent_and_says_held_out(rt, smtp_server, clock) -> None:  # noqa: ANN001

@@ -51,7 +51,7 @@ def results(session: Session, sequence: Sequence, since: datetime) -> tuple[Expe
 
 
 def _step_experiment(session: Session, sequence: Sequence, step: Step, since: datetime) -> Experiment:
-    counts = store.variant_counts(session, sequence.id, step.id, since)
+    counts = store.variant_counts(session, sequence.id, step.id, since, experiments.goal_events(sequence))
     metric = "clicked" if step.judge == "clicks" else "goal"
     arms = tuple(Arm(v.id, v.weight, counts.get(v.id, {}).get("sent", 0), counts.get(v.id, {}).get(metric, 0))
                  for v in step.variants)
@@ -62,7 +62,7 @@ def _holdout(session: Session, sequence: Sequence, since: datetime) -> Experimen
     """Held out (the control) against sent to, on the goal. Who is held out is the worker's own function of
     the sequence and the contact (rules.experiments.held_out), so it is worked out again here."""
     tally = {True: [0, 0], False: [0, 0]}  # held out? -> [entries, goals reached]
-    for contact_id, reached in store.entries(session, sequence.id, since):
+    for contact_id, reached in store.entries(session, sequence.id, since, experiments.goal_events(sequence)):
         counts = tally[experiments.held_out(sequence, contact_id)]
         counts[0] += 1
         counts[1] += reached

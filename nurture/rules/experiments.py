@@ -53,6 +53,13 @@ def with_variant(step: Step, variant: Variant) -> Step:
                    variant=variant.id, variants=())
 
 
+def goal_events(sequence: Sequence) -> tuple[str, ...]:
+    """The event types among the sequence's goals (`- {event: purchase}`): a goal of that kind reached after
+    the run ended — after the last step, or by a held-out contact whose path is over — still counts for an
+    experiment. Goals of other kinds (a tag, a stage) count while the run lasts, as the engine sees them."""
+    return tuple(dict.fromkeys(str(goal.arg) for goal in sequence.goals if goal.kind == "event"))
+
+
 def share_text(share: float) -> str:
     """0.1 -> '10%', 0.125 -> '12.5%'."""
     return f"{round(share * 100, 4):g}%"
