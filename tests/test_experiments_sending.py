@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from click.testing import CliRunner
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlmodel import Session, select
 
 from nurture.cli import main
@@ -159,12 +159,17 @@ def test_the_migration_adds_the_variant_column_and_goes_back_down(make_runtime, 
     config = alembic_config()
     with rt.db.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0008_contacts")
+        command.downgrade(config, "0009_funnel_rollup")
     assert "variant" not in {c["name"] for c in inspect(rt.db).get_columns("delivery")}
     with rt.db.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     assert "variant" in {c["name"] for c in inspect(rt.db).get_columns("delivery")}
+    if rt.db.dialect.name == "sqlite":  # the funnel rollup's triggers on the table survived both ways
+        with rt.db.connect() as connection:
+            triggers = connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                               "AND tbl_name = 'delivery'")).scalars().all()
+        assert {"funnel_delivery_insert", "funnel_delivery_update", "funnel_delivery_delete"} <= set(triggers)
 
 
 def test_a_retried_message_is_the_same_variant_on_the_same_row(rt, smtp_server, clock) -> None:  # noqa: ANN001
