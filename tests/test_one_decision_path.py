@@ -87,6 +87,19 @@ SCENARIOS = {
         "{id: text, kind: educate, channel: sms, template: class-reminders/booked, wait: 1d}",
         "{id: bye, kind: educate, template: lead/edu-3, subject: Bye, wait: 1d}"),
         "timezone=Europe/Paris,phone=+15035550123,sms_status=none", MONDAY_PARIS, covers="skipped no sms consent"),
+    # The contact is the database's first (id 1): its variants are b, then a; and it is in a 10% holdout.
+    "variants": Scenario(steps(
+        "{id: one, kind: educate, template: lead/edu-1, subject: One, variants: [{id: a, subject: One A}, "
+        "{id: b, template: lead/edu-2}]}",
+        "{id: two, kind: educate, template: lead/edu-3, subject: Two, wait: 1d, variants: [{id: a, subject: Two A}, "
+        "{id: b, subject: Two B}]}"),
+        "timezone=Europe/Paris,id=1", MONDAY_PARIS, covers="sent"),
+    "holdout": Scenario(steps(
+        "{id: one, kind: educate, template: lead/edu-1, subject: One}",
+        "{id: two, kind: educate, template: lead/edu-2, subject: Two, wait: 2d}",
+        "{id: three, kind: educate, template: lead/edu-3, subject: Three, wait: 3d}",
+        head="holdout: 10%\ngoals: [{event: purchase}]\n"),
+        "timezone=Europe/Paris,id=1", MONDAY_PARIS, ("purchase@3d",), covers="skipped held out"),
 }
 
 
@@ -111,6 +124,7 @@ def enter(rt: Runtime, spec: str, clock: FakeClock) -> None:
             set_sms(session, contact, True, Origin(method="form"), clock())
         enroll(session, contact, rt.sequences.get("s"), clock())
         session.commit()
+        assert who.id in (None, contact.id)  # an id given to simulate is the real contact's
 
 
 def run_the_worker(rt: Runtime, clock: FakeClock, events: list[EventFact]) -> None:
@@ -134,7 +148,7 @@ def run_the_worker(rt: Runtime, clock: FakeClock, events: list[EventFact]) -> No
     pytest.fail("the worker never finished the sequence")
 
 
-Row = tuple[datetime, str | None, str, str | None, datetime | None, str]
+Row = tuple[datetime, str | None, str, str | None, datetime | None, str, str | None]
 
 
 def stage_at(changes: list[tuple[datetime, str]], at: datetime, first: str) -> str:
@@ -145,7 +159,7 @@ def stage_at(changes: list[tuple[datetime, str]], at: datetime, first: str) -> s
 def simulated(entries: tuple[Entry, ...], first: str) -> list[Row]:
     changes = [(e.at, e.stage or first) for e in entries]
     return [(e.at, None if e.what in ("goal", "completed") else e.step, e.what, e.reason, e.until,
-             stage_at(changes, e.at, first)) for e in entries if e.what not in ("event", "stopped")]
+             stage_at(changes, e.at, first), e.variant) for e in entries if e.what not in ("event", "stopped")]
 
 
 def worked(rt: Runtime, lines: tuple[Line, ...], first: str) -> list[Row]:
@@ -153,7 +167,8 @@ def worked(rt: Runtime, lines: tuple[Line, ...], first: str) -> list[Row]:
         moves = session.exec(select(Event).where(Event.type == "stage.changed").order_by(Event.id)).all()
     changes = [(e.occurred_at, e.data["to"]) for e in moves]
     return [(line.at, None if line.what in ("goal", "completed") else line.step, line.what, line.reason,
-             line.until, stage_at(changes, line.at, first)) for line in lines]
+             line.until, stage_at(changes, line.at, first), line.variant if line.what == "sent" else None)
+            for line in lines]
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

@@ -8,6 +8,7 @@ import json
 import click
 
 from nurture.cli.common import fail, with_runtime
+from nurture.insight.experiments import format_results, results_json
 from nurture.insight.funnel import BadPeriod, format_funnel, funnel_json
 from nurture.insight.sequence_stats import (
     DEFAULT_PERIOD,
@@ -15,6 +16,7 @@ from nurture.insight.sequence_stats import (
     catch_up,
     rebuild,
     rollup_backlog,
+    sequence_experiments,
     sequence_funnel,
 )
 from nurture.runtime import Runtime
@@ -28,12 +30,20 @@ from nurture.runtime import Runtime
 @with_runtime
 def stats_command(rt: Runtime, sequence_id: str, period: str, version: str | None, as_json: bool) -> None:
     """Per step of SEQUENCE_ID: reached, sent, skipped (by reason), deferred, delivered, clicked (people,
-    not bots), goal reached, unsubscribed, bounced — each with its rate."""
+    not bots), goal reached, unsubscribed, bounced — each with its rate. Then its experiments: each
+    variant's rate with a 95% interval, and the holdout's lift, or how many more contacts they need."""
     try:
         funnel = sequence_funnel(rt, sequence_id, period, version)
+        found = sequence_experiments(rt, sequence_id, period)
     except (UnknownSequence, BadPeriod) as exc:
         fail(str(exc))
-    click.echo(json.dumps(funnel_json(funnel), indent=2) if as_json else "\n".join(format_funnel(funnel)))
+    if as_json:
+        click.echo(json.dumps({**funnel_json(funnel), "experiments": results_json(found)}, indent=2))
+        return
+    click.echo("\n".join(format_funnel(funnel)))
+    if found:
+        click.echo("experiments:")
+        click.echo("\n".join(f"  {line}" for line in format_results(found)))
 
 
 @click.group("funnel")

@@ -24,6 +24,7 @@ from nurture.content.rendering import (
     flatten,
     make_environment,
     make_text_environment,
+    sent_forms,
 )
 from nurture.content.views import BrandView, ContactView, SequenceView, StepView
 from nurture.rules.lifecycle import Lifecycle
@@ -154,17 +155,18 @@ class _Checker:
 
     def check_sequence(self, sequence: Sequence, file: Path, sms: SmsCheck, stages: Iterable[str]) -> None:
         """One sequence: the templates each step names (and the files those extend), and its stages."""
+        texts = [variant for step in sequence.steps if step.channel == "sms" for variant in sent_forms(step)]
         for index, step in enumerate(sequence.steps):
-            if step.channel == "email" and (step.template or step.offers):
+            if step.channel == "email" and (step.template or step.offers or step.variants):
                 self.check_email_step(sequence, file, index)
+        for step in texts:
             text = sms.templates_dir / f"{step.template}.txt"
-            if step.channel == "sms" and step.template and not text.is_file():
+            if step.template and not text.is_file():
                 self.add(file, step.line_of("template"), f"step {step.id!r}: unknown text template "
                                                          f"{step.template!r} (no {shown_path(text, self.root)})")
         self.check_sources_used(self.templates_dir, [f"{name}{suffix}" for name in email_templates(sequence)
                                                      for suffix in TEMPLATE_SUFFIXES])
-        self.check_sources_used(sms.templates_dir, [f"{s.template}.txt" for s in sequence.steps
-                                                    if s.channel == "sms" and s.template])
+        self.check_sources_used(sms.templates_dir, [f"{s.template}.txt" for s in texts if s.template])
         self.check_stages(sequence, file, list(stages))
 
     def check_sources_used(self, directory: Path, names: list[str]) -> None:
@@ -212,7 +214,10 @@ class _Checker:
         step = sequence.steps[step_index]
         for offer in step.offers:  # each offer is a template and a subject of its own
             self.check_email_template(replace(step, template=offer.template, subject=offer.subject), sequence_file)
-        if step.template:
+        if step.variants:  # each variant as it is sent, its problems on the variant's line
+            for form in sent_forms(step):
+                self.check_email_template(form, sequence_file)
+        elif step.template:
             self.check_email_template(step, sequence_file)
 
     def check_email_template(self, step: Step, sequence_file: Path) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from nurture.content.yaml_reader import value as _value
 from nurture.rules.conditions import Condition, parse_condition
 from nurture.rules.sequence import (
     CHANNELS,
+    JUDGES,
     LIFECYCLE_STAGES,
     MESSAGE_KINDS,
     Delay,
@@ -23,6 +25,7 @@ from nurture.rules.sequence import (
     Sequence,
     Step,
     Trigger,
+    Variant,
     Wait,
     WaitFor,
     Window,
@@ -33,10 +36,13 @@ from nurture.rules.sequence import (
 )
 
 SEQUENCE_KEYS = {"id", "name", "stage", "description", "transactional", "trigger", "reentry", "goals", "window",
-                 "utm", "steps"}
+                 "utm", "holdout", "steps"}
 STEP_KEYS = {"id", "kind", "channel", "wait", "at", "on", "template", "subject", "if", "goto", "wait_for",
-             "set_stage", "offers"}
+             "set_stage", "offers", "variants", "judge"}
 OFFER_KEYS = {"after", "offer", "template", "subject"}
+VARIANT_KEYS = {"id", "weight", "template", "subject"}
+_VARIANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+MAX_HOLDOUT = 0.5  # past half, the "holdout" is the sequence and the sequence a sample
 WAIT_FOR_KEYS = {"event", "timeout", "then", "else"}
 TRIGGER_KINDS = ("event", "tag", "form", "stage", "inactive", "segment")
 
@@ -155,27 +161,36 @@ class _SequenceReader(NodeReader):
         wait_for = self.wait_for(fields["wait_for"]) if "wait_for" in fields else None
         sends = "wait_for" not in fields
         if not sends:
-            for key in sorted({"template", "subject", "kind", "channel", "wait", "at", "on"} & set(fields)):
+            for key in sorted({"template", "subject", "kind", "channel", "wait", "at", "on", "variants", "judge"}
+                              & set(fields)):
                 self.problem(fields[key], f"a wait_for step sends nothing: {key!r} does not belong here")
         channel = self.choice(fields, "channel", node, "step", CHANNELS) if "channel" in fields else "email"
         if "offers" in fields and {"template", "subject"} & set(fields):
             self.problem(fields["offers"], "a step with offers takes template and subject from each offer")
         if channel == "sms" and "subject" in fields:
             self.problem(fields["subject"], "a text has no subject: 'subject' does not belong on an sms step")
+        variants = self.variants(fields["variants"], channel) if "variants" in fields and sends else ()
+        if variants and "offers" in fields:
+            self.problem(fields["variants"], "a step with offers cannot have variants too: each offer is its own "
+                                             "message already")
+        # A step whose every variant brings its own template (or subject) needs none itself.
+        own_template = "offers" not in fields and not (variants and all(v.template for v in variants))
+        own_subject = "offers" not in fields and not (variants and all(v.subject for v in variants))
         return Step(
             id=step_id,
             kind=self.choice(fields, "kind", node, "step", MESSAGE_KINDS) if sends else "",
             channel=channel,
             # An upsell with offers takes its template and subject from the offer it picks.
-            template=self.text(fields, "template", node, "step", required="offers" not in fields) if sends else "",
-            subject=self.text(fields, "subject", node, "step",
-                              required=sends and channel == "email" and "offers" not in fields),
+            template=self.text(fields, "template", node, "step", required=own_template) if sends else "",
+            subject=self.text(fields, "subject", node, "step", required=sends and channel == "email" and own_subject),
             wait=self.wait(fields),
             condition=self.condition(fields.get("if")),
             goto=self.identifier(fields, "goto", node, "step") if "goto" in fields else None,
             wait_for=wait_for,
             set_stage=self.identifier(fields, "set_stage", node, "step") if "set_stage" in fields else None,
             offers=self.offers(fields["offers"]) if "offers" in fields else (),
+            variants=variants,
+            judge=self.choice(fields, "judge", node, "step", JUDGES) if "judge" in fields else "clicks",
             line=_line(node),
             key_lines={key: _line(value) for key, value in fields.items()},
         )
@@ -192,6 +207,77 @@ class _SequenceReader(NodeReader):
             if all(values):
                 offers.append(Offer(*values))
         return tuple(offers)
+
+    def variants(self, node: Node, channel: str) -> tuple[Variant, ...]:
+        """An experiment: two or more variants, each with an id, a weight and its template and/or subject."""
+        if not isinstance(node, SequenceNode) or len(node.value) < 2:
+            self.problem(node, "variants take a list of two or more, like - {id: a, weight: 50%, subject: ...}; "
+                               "one variant is no experiment")
+            return ()
+        variants: list[Variant] = []
+        for item in node.value:
+            variant = self.variant(item, channel, {v.id for v in variants})
+            if variant is not None:
+                variants.append(variant)
+        self.weights_add_up(node, variants)
+        return tuple(variants) if len(variants) == len(node.value) else ()
+
+    def variant(self, node: Node, channel: str, taken: set[str]) -> Variant | None:
+        fields = self.mapping(node, VARIANT_KEYS, "variant")
+        if not fields:
+            return None
+        variant_id = self.text(fields, "id", node, "variant")
+        if variant_id and not _VARIANT_ID.match(variant_id):
+            self.problem(fields["id"], f"variant id {variant_id!r} must use letters, digits and dashes")
+        if variant_id in taken:
+            self.problem(fields["id"], f"duplicate variant id {variant_id!r}")
+        if not {"template", "subject"} & set(fields):
+            self.problem(node, f"variant {variant_id!r} changes nothing: give it a template, a subject, or both")
+        if channel == "sms" and "subject" in fields:
+            self.problem(fields["subject"], "a text has no subject: 'subject' does not belong on an sms variant")
+        weight = self.weight(fields["weight"]) if "weight" in fields else 1.0
+        template = self.text(fields, "template", node, "variant", required=False)
+        subject = self.text(fields, "subject", node, "variant", required=False)
+        if not variant_id or weight is None:
+            return None
+        return Variant(variant_id, weight, template, subject, line=_line(node))
+
+    def weight(self, node: Node) -> float | None:
+        """50% or 50 or 0.5: a share relative to the others' (percentages must add up to 100%)."""
+        raw = str(_value(node)).strip()
+        try:
+            weight = float(raw.removesuffix("%"))
+        except ValueError:
+            weight = -1.0
+        if not weight > 0 or weight == float("inf"):
+            self.problem(node, f"weight {raw!r} must be a number above 0, like 50% or 1")
+            return None
+        return weight
+
+    def weights_add_up(self, node: SequenceNode, variants: list[Variant]) -> None:
+        """Weights written as percentages must add up to 100%: 50% and 40% is a mistake, not a 5:4 split."""
+        written = [_value(f) for item in node.value for k, f in getattr(item, "value", [])
+                   if getattr(k, "value", None) == "weight"]
+        percents = [str(w).strip() for w in written if str(w).strip().endswith("%")]
+        if percents and len(variants) == len(node.value):
+            total = sum(v.weight for v in variants)
+            if len(percents) != len(variants) or abs(total - 100) > 1e-6:
+                self.problem(node, f"variant weights in % must all be percentages adding up to 100%, "
+                                   f"got {', '.join(str(w) for w in written)}")
+
+    def holdout(self, node: Node | None) -> float:
+        """`holdout: 10%` (or 0.1): the share of entering contacts that get nothing, from 0 to 50%."""
+        if node is None:
+            return 0.0
+        raw = str(_value(node)).strip()
+        try:
+            share = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+        except ValueError:
+            share = -1.0
+        if not 0 <= share <= MAX_HOLDOUT:
+            self.problem(node, f"holdout {raw!r} must be a share from 0% to 50%, like 10%")
+            return 0.0
+        return share
 
     def condition(self, node: Node | None) -> Condition | None:
         if node is None:
@@ -245,11 +331,22 @@ class _SequenceReader(NodeReader):
             goals=self.goals(fields.get("goals")),
             window=self.window(fields.get("window")),
             utm=self.utm(fields.get("utm")),
+            holdout=self.holdout(fields.get("holdout")),
             steps=tuple(steps),
             path=self.path,
             version=version,
             source=source,
         )
+
+    def judged_on_goal(self, sequence: Sequence) -> None:
+        """`judge: goal` needs a goal to judge by; a message the contact asked for is never held out."""
+        if sequence.holdout and sequence.transactional:
+            self.problem(1, "a transactional sequence cannot have a holdout: the contact asked for its message")
+        for step in sequence.steps:
+            if step.judge == "goal" and not sequence.goals:
+                self.problem(step.line_of("judge"), f"step {step.id!r}: judge: goal, but the sequence has no goals")
+            elif "judge" in step.key_lines and not step.variants:
+                self.problem(step.line_of("judge"), f"step {step.id!r}: judge is for a step with variants")
 
 
 def parse_sequence(source: str, path: str, partial: bool = False) -> tuple[Sequence | None, list[Problem]]:
@@ -261,6 +358,8 @@ def parse_sequence(source: str, path: str, partial: bool = False) -> tuple[Seque
     reader = _SequenceReader(path)
     version = hashlib.sha256(source.encode()).hexdigest()[:12]
     sequence = reader.sequence(root, version, source)
+    if sequence is not None:
+        reader.judged_on_goal(sequence)
     return (None if reader.problems and not partial else sequence), reader.problems
 
 

@@ -15,7 +15,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ import jinja2
 from premailer import Premailer
 
 from nurture.content.qp import Blocks, static_blocks
-from nurture.rules.sequence import Sequence
+from nurture.rules import experiments
+from nurture.rules.sequence import Sequence, Step
 
 _EXTENDS = re.compile(r"{%-?\s*extends\s+[\"']([^\"']+)[\"']\s*-?%}")
 _BLOCK = re.compile(r"{%-?\s*block\s+(\w+)\s*-?%}(.*?){%-?\s*endblock(?:\s+\1)?\s*-?%}", re.S)
@@ -121,8 +122,22 @@ def email_templates(sequence: Sequence) -> list[str]:
     names: list[str] = []
     for step in sequence.steps:
         if step.channel == "email":
-            names += [offer.template for offer in step.offers] + ([step.template] if step.template else [])
+            names += [offer.template for offer in step.offers]
+            names += [form.template for form in sent_forms(step) if form.template]
     return list(dict.fromkeys(names))
+
+
+def sent_forms(step: Step) -> list[Step]:
+    """The step as each contact may get it: once, or once per variant of its experiment (the variant's
+    template and subject, and its line in the file for problems)."""
+    if not step.variants:
+        return [step]
+    forms = []
+    for variant in step.variants:
+        lines = {**step.key_lines, **{key: variant.line for key in ("template", "subject")
+                                      if getattr(variant, key)}}
+        forms.append(replace(experiments.with_variant(step, variant), key_lines=lines))
+    return forms
 
 
 class TemplateCatalog:

@@ -158,7 +158,8 @@ def _process(batch: Batch, enrollment: Enrollment, contact: Contact, now: dateti
         return _relocate(batch, Item(enrollment, contact, sequence, now))
     needed = sequence.needs_facts(enrollment.step_id)
     facts = automation.facts(session, rt, contact, enrollment, sequence, now) if needed else None
-    decision = engine.decide(sequence, enrollment.step_id, enrollment.due_at, now, facts, enrollment.step_entered_at)
+    decision = engine.decide(sequence, enrollment.step_id, enrollment.due_at, now, facts, enrollment.step_entered_at,
+                             contact.id)
     item = Item(enrollment, contact, sequence, now)
     if isinstance(decision, engine.NotYet):
         store.release(session, enrollment.id, batch.token)
@@ -167,7 +168,8 @@ def _process(batch: Batch, enrollment: Enrollment, contact: Contact, now: dateti
     if isinstance(decision, engine.Finished):
         return _finish(batch, item, decision.reason)
     if isinstance(decision, engine.Skip):
-        return _move_on(batch, item, decision.step, "step.skipped", decision.reason, skipped=True)
+        # A held-out contact goes on as if sent (by the step's goto): its goals are measured on the same path.
+        return _move_on(batch, item, decision.step, "step.skipped", decision.reason, skipped=not decision.held_out)
     if isinstance(decision, engine.Branch):
         return _move_on(batch, item, decision.step, "step.branched", decision.reason, target=decision.target)
     return _send(batch, item, decision.step)
@@ -214,7 +216,7 @@ def _move_on(batch: Batch, item: Item, step: Step, event: str, reason: str, skip
     record_event(batch.session, item.contact.id, event, now, item.about(step, reason=reason, target=target or ""))
     advance(batch, item, step, now, skipped=skipped, target=target)
     batch.session.commit()
-    return "skipped-step" if skipped else "branched"
+    return "skipped-step" if event == "step.skipped" else "branched"
 
 
 def _hold(batch: Batch, item: Item, channel: Channel, now: datetime) -> tuple[datetime, str] | None:
@@ -240,7 +242,7 @@ def _send(batch: Batch, item: Item, step: Step) -> str | Send:
         return _defer(batch, item, step, *hold)
     if blocked:
         opened = store.open_delivery(session, item.enrollment, step.id, step.channel, step.kind, address or "",
-                                     batch.token, now)
+                                     batch.token, now, variant=step.variant)
         if not opened.send:
             advance(batch, item, step, now)  # done earlier (a crash between send and moving on); move on
             session.commit()

@@ -76,8 +76,9 @@ class Item:
     now: datetime
 
     def about(self, step: Step, **extra: str) -> dict:
+        variant = {"variant": step.variant} if step.variant else {}  # the experiment's arm it was sent
         return {"sequence": self.sequence.id, "version": self.sequence.version, "step": step.id,
-                "kind": step.kind, **extra}
+                "kind": step.kind, **variant, **extra}
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class Send:
         return dict(contact_id=enrollment.contact_id, enrollment_id=enrollment.id,
                     sequence_id=enrollment.sequence_id, sequence_version=enrollment.sequence_version,
                     step_id=self.step.id, channel=self.step.channel, kind=self.step.kind, recipient=self.address,
-                    claim_token=token, attempts=0, created_at=now, updated_at=now)
+                    claim_token=token, attempts=0, created_at=now, updated_at=now, variant=self.step.variant)
 
 
 def renew_every(rt: Runtime) -> timedelta:
@@ -150,7 +151,7 @@ def _open(batch: Batch, sends: list[Send]) -> tuple[list[str], list[Send]]:
             ready.append(send)
             continue
         opened = store.open_delivery(session, item.enrollment, step.id, step.channel, step.kind, send.address,
-                                     batch.token, item.now, status=sending.QUEUED)
+                                     batch.token, item.now, status=sending.QUEUED, variant=step.variant)
         if not opened.send:
             advance(batch, item, step, item.now)  # done earlier (a crash between send and moving on); move on
             outcomes.append("already-done")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
+from nurture.insight import experiments
 from nurture.insight.funnel import Funnel, build_funnel, parse_since
 from nurture.insight.revenue import sequence_revenue
 from nurture.store import funnel_rollup
@@ -38,6 +39,17 @@ def sequence_funnel(rt: Runtime, sequence_id: str, period: str = DEFAULT_PERIOD,
         credited = sequence_revenue(session, sequence_id, since, rt.integrations.attribution)
     funnel = build_funnel(sequence, counts.steps, counts.skip_reasons, counts.total, since, version or None)
     return replace(funnel, revenue=credited)
+
+
+def sequence_experiments(rt: Runtime, sequence_id: str, period: str = DEFAULT_PERIOD,
+                         now: datetime | None = None) -> tuple[experiments.Experiment, ...]:
+    """The sequence's experiments (variants, holdout), judged over the period. Raises as sequence_funnel."""
+    sequence = rt.sequences.get(sequence_id)
+    if sequence is None:
+        raise UnknownSequence(f"unknown sequence {sequence_id!r}")
+    since = parse_since(period, now or rt.clock())
+    with Session(rt.db) as session:
+        return experiments.results(session, sequence, since)
 
 
 def sequence_versions(rt: Runtime, sequence_id: str) -> list[tuple[str, datetime]]:

@@ -181,7 +181,8 @@ def _set_stage(run: _Run, stage: str) -> list[str]:
 # --- A due step, as nurture.delivery.dispatch._process ---------------------------------------------------------
 
 def _on_due(run: _Run, now: datetime) -> None:
-    decision = engine.decide(run.sequence, run.step_id, run.due, now, run.facts(now), run.entered_at)
+    decision = engine.decide(run.sequence, run.step_id, run.due, now, run.facts(now), run.entered_at,
+                             run.contact.id)
     if isinstance(decision, engine.NotYet):
         run.due = decision.until
     elif isinstance(decision, engine.Finished):
@@ -190,7 +191,7 @@ def _on_due(run: _Run, now: datetime) -> None:
         run.step_id = None
     elif isinstance(decision, engine.Skip):
         run.add(Entry(now, "skipped", decision.step.id, reason=decision.reason))
-        _advance(run, decision.step, now, skipped=True)
+        _advance(run, decision.step, now, skipped=not decision.held_out)
     elif isinstance(decision, engine.Branch):
         target = _next(run, decision.step, now, target=decision.target)
         run.add(Entry(now, "branched", decision.step.id, reason=decision.reason, target=target))
@@ -217,7 +218,7 @@ def _send(run: _Run, step: Step, now: datetime) -> None:
         return
     changes = tuple(_set_stage(run, step.set_stage)) if step.set_stage else ()
     run.add(Entry(now, "sent", step.id, channel=step.channel, kind=step.kind, template=step.template,
-                  changes=changes))
+                  variant=step.variant, changes=changes))
     if not run.sequence.transactional:
         run.sent.append(now)
     _advance(run, step, now)

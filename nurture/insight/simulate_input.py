@@ -56,10 +56,11 @@ def parse_contact(spec: str, lifecycle: Lifecycle) -> SimContact:
         timezone = check_timezone(pairs.pop("timezone", None))
         phone = normalise_phone(pairs.pop("phone", None))
         score = float(pairs.pop("score", 0))
+        contact_id = int(pairs.pop("id")) if "id" in pairs else None
     except InvalidContact as exc:
         raise SimulationInputError(f"--contact: {exc}") from None
     except ValueError:
-        raise SimulationInputError("--contact: score is a number") from None
+        raise SimulationInputError("--contact: score is a number, id a whole number") from None
     stage = pairs.pop("stage", "lead")
     if stage not in lifecycle.stages:
         raise SimulationInputError(f"--contact: unknown stage {stage!r} (stages: {', '.join(lifecycle.stages)})")
@@ -69,7 +70,7 @@ def parse_contact(spec: str, lifecycle: Lifecycle) -> SimContact:
     assumed = Subscription.SUBSCRIBED if phone else Subscription.NONE
     sms_status = _choice(pairs.pop("sms_status", assumed), SMS_STATUSES, "sms_status")
     return SimContact(
-        timezone=timezone, phone=phone, score=score, stage=stage, sms_status=sms_status,
+        timezone=timezone, phone=phone, score=score, stage=stage, sms_status=sms_status, id=contact_id,
         tags=frozenset(t.strip() for t in pairs.pop("tags", "").split(";") if t.strip()),
         email_status=_choice(pairs.pop("email_status", Subscription.SUBSCRIBED), EMAIL_STATUSES, "email_status"),
         fields={key: _typed(value) for key, value in pairs.items()},

@@ -7,6 +7,7 @@ from datetime import tzinfo
 
 from nurture.insight.timeline import Entry, SimContact, Timeline
 from nurture.insight.times import is_utc, iso_utc, stamp, utc_stamp
+from nurture.rules import experiments
 from nurture.rules.statuses import Subscription
 
 
@@ -15,6 +16,7 @@ def describe(entry: Entry, zone: tzinfo) -> str:
     reason = entry.reason or ""
     if entry.what == "sent":
         text = f"{entry.kind} {entry.template}" + (f" by {entry.channel}" if entry.channel != "email" else "")
+        text += f", variant {entry.variant}" if entry.variant else ""
     elif entry.what == "deferred" and entry.until is not None:
         text = f"{reason} -> {stamp(entry.until, zone)}"
     elif entry.what == "branched":
@@ -46,7 +48,19 @@ def _heading(timeline: Timeline) -> str:
     contact = timeline.contact
     where = f"in {contact.timezone} ({_who(contact)})" if contact.timezone else \
         f"with no timezone ({_who(contact)}), times in UTC"
-    return f"{timeline.sequence.id}: a contact {where}, entering {stamp(timeline.start, contact.zone)}"
+    return f"{timeline.sequence.id}: a contact {where}, entering {stamp(timeline.start, contact.zone)}" + \
+        _experiments(timeline)
+
+
+def _experiments(timeline: Timeline) -> str:
+    """Which variants and holdout a contact gets depends on its id: say whose, or that none was given."""
+    sequence, contact_id = timeline.sequence, timeline.contact.id
+    if not (sequence.holdout or any(step.variants for step in sequence.steps)):
+        return ""
+    if contact_id is None:
+        return "; variants and holdout go by contact id: none given (id=N), so the first variant, not held out"
+    held = experiments.held_out(sequence, contact_id) if sequence.holdout else False
+    return f"; as contact id {contact_id}" + (", held out" if held else "")
 
 
 def format_timeline(timeline: Timeline) -> list[str]:
@@ -72,7 +86,8 @@ def timeline_json(timeline: Timeline) -> dict:
         "version": timeline.sequence.version,
         "contact": {"timezone": contact.timezone, "tags": sorted(contact.tags), "fields": dict(contact.fields),
                     "stage": contact.stage, "score": contact.score, "phone": contact.phone,
-                    "email_status": contact.email_status, "sms_status": contact.sms_status},
+                    "email_status": contact.email_status, "sms_status": contact.sms_status,
+                    **({"id": contact.id} if contact.id is not None else {})},
         "start": iso_utc(timeline.start),
         "entries": [_entry_json(entry, zone) for entry in timeline.entries],
         **({"segments": list(timeline.notes)} if timeline.notes else {}),
@@ -84,6 +99,7 @@ def _entry_json(entry: Entry, zone: tzinfo) -> dict:
         "at": iso_utc(entry.at), "local": entry.at.astimezone(zone).isoformat(), "what": entry.what,
         "step": entry.step, "reason": entry.reason, "until": iso_utc(entry.until) if entry.until else None,
         "target": entry.target, "channel": entry.channel, "kind": entry.kind, "template": entry.template,
+        "variant": entry.variant,
         "event": {"type": entry.event.type, "data": dict(entry.event.data)} if entry.event else None,
         "changes": list(entry.changes) or None, "text": describe(entry, zone),
     }

@@ -26,6 +26,7 @@ class SimContact:
     phone: str | None = None
     email_status: str = Subscription.SUBSCRIBED
     sms_status: str = Subscription.NONE
+    id: int | None = None  # a real contact's id: picks its variants and holdout as the worker does
 
     @property
     def zone(self) -> tzinfo:
@@ -46,6 +47,7 @@ class Entry:
     channel: str | None = None
     kind: str | None = None
     template: str | None = None
+    variant: str | None = None  # sent: the variant of the step's experiment
     event: EventFact | None = None
     changes: tuple[str, ...] = ()  # what an event or a sent step changed: stage, score, sequences started
     stage: str | None = None  # the contact's stage once this happened

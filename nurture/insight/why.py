@@ -62,6 +62,7 @@ class Line:
     message_id: str | None = None
     target: str | None = None  # branched: where it went on
     kind: str | None = None
+    variant: str | None = None  # the variant of the step's experiment that was sent
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,8 @@ def _outlook(session: Session, contact: Contact, enrollment: Enrollment, sequenc
                                    sequences.segments())
     blocked = _blocked(contact, suppressed, sequence.transactional)
     holds = _holds(session, contact, sequence, sequences, at, sms)
-    ahead = decisions.outlook(sequence, step_id, at, facts, enrollment.step_entered_at, blocked, holds)
+    ahead = decisions.outlook(sequence, step_id, at, facts, enrollment.step_entered_at, blocked, holds,
+                              contact.id)
     if ahead.reason and ahead.what in ("skip", "end"):
         ahead = replace(ahead, reason=with_segments(ahead.reason, sequences.segments(), facts.segments))
     return ahead
@@ -210,7 +212,7 @@ def _line(event: Event) -> Line | None:
     reason = data.get("reason") or (f"carrier error {data['error_code']}" if data.get("error_code") else None)
     until = data.get("until") or data.get("retry_at")
     return Line(at, outcome, data["step"], channel, reason, datetime.fromisoformat(until) if until else None,
-                data.get("message_id"), kind=data.get("kind"))
+                data.get("message_id"), kind=data.get("kind"), variant=data.get("variant"))
 
 
 def _owner(enrollments: list[Enrollment], event: Event) -> Enrollment | None:
@@ -233,7 +235,7 @@ def _fill_in(lines: list[Line], delivery: Delivery) -> None:
     else:
         reason = delivery.error
     lines.append(Line(delivery.sent_at or delivery.updated_at, delivery.status, delivery.step_id, delivery.channel,
-                      reason, kind=delivery.kind))
+                      reason, kind=delivery.kind, variant=delivery.variant))
     lines.sort(key=lambda line: line.at)
 
 
@@ -253,7 +255,8 @@ def describe(line: Line, zone: tzinfo) -> str:
     """What happened, and why, after the `what` column."""
     reason = line.reason or ""
     if line.what == "sent":
-        return f"{line.kind or 'message'} by {line.channel}, message {line.message_id or '(no id)'}"
+        variant = f", variant {line.variant}" if line.variant else ""
+        return f"{line.kind or 'message'} by {line.channel}, message {line.message_id or '(no id)'}{variant}"
     if line.what == "deferred" and line.until:
         return f"{reason}; due again {stamp(line.until, zone)}"
     if line.what == "retry" and line.until:
@@ -282,9 +285,10 @@ def next_text(run: Run, now: datetime, zone: tzinfo) -> str | None:
         return f"next: {run.next_step} due {when}, {ahead.reason}: it goes {stamp(ahead.until, zone)}"
     if run.waiting_for:
         return f"next: {run.next_step} waits for {run.waiting_for} until {when}"
+    step = f"{run.next_step} (variant {ahead.variant})" if ahead is not None and ahead.variant else run.next_step
     if run.due_at > now:
-        return f"next: {run.next_step} not yet due, due {when}"
-    return f"next: {run.next_step} due since {when} (the worker takes it at its next tick)"
+        return f"next: {step} not yet due, due {when}"
+    return f"next: {step} due since {when} (the worker takes it at its next tick)"
 
 
 def format_story(story: Story) -> list[str]:
@@ -332,6 +336,8 @@ def _next_json(run: Run) -> dict:
     if ahead is not None and ahead.what in ("skip", "end", "defer"):  # not sent when due: say so, and why
         data["outlook"] = {"what": ahead.what, "reason": ahead.reason, "stops": ahead.stops,
                            "until": iso_utc(ahead.until) if ahead.until else None}
+    if ahead is not None and ahead.variant:
+        data["variant"] = ahead.variant
     return data
 
 
@@ -339,5 +345,5 @@ def _line_json(line: Line, zone: tzinfo) -> dict:
     data = {"at": iso_utc(line.at), "local": line.at.astimezone(zone).isoformat(), "what": line.what,
             "step": line.step, "channel": line.channel, "reason": line.reason,
             "until": iso_utc(line.until) if line.until else None, "message_id": line.message_id,
-            "target": line.target, "kind": line.kind, "text": describe(line, zone)}
+            "target": line.target, "kind": line.kind, "variant": line.variant, "text": describe(line, zone)}
     return {key: value for key, value in data.items() if value is not None}

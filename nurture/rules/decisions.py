@@ -195,17 +195,19 @@ class Outlook:
     reason: str | None = None
     stops: bool = False  # skip: the enrollment stops there (no later step on another channel)
     until: datetime | None = None  # defer: when it will go instead
+    variant: str | None = None  # the variant of the step's experiment the contact gets
 
 
 def outlook(sequence: Sequence, step_id: str, at: datetime, facts: Facts, entered_at: datetime | None,
-            blocked: Mapping[str, str | None], holds: Mapping[str, Hold | None] | None = None) -> Outlook:
+            blocked: Mapping[str, str | None], holds: Mapping[str, Hold | None] | None = None,
+            contact_id: int | None = None) -> Outlook:
     """The worker's own decision for `step_id` if it fell due at `at` with today's `facts`: `blocked` is
     `consent_block` per channel for this contact, `holds` is `send_hold` per channel at `at`. A wait-for
     step is `wait`: its outcome depends on an event yet to come."""
     step = sequence.step(step_id)
     if step is not None and step.wait_for is not None:
         return Outlook("wait")
-    decision = engine.decide(sequence, step_id, None, at, facts, entered_at)
+    decision = engine.decide(sequence, step_id, None, at, facts, entered_at, contact_id)
     if isinstance(decision, engine.Finished):
         return Outlook("end", decision.reason)
     if isinstance(decision, engine.Skip):
@@ -214,6 +216,7 @@ def outlook(sequence: Sequence, step_id: str, at: datetime, facts: Facts, entere
     channel = decision.step.channel
     if reason := blocked.get(channel):
         return Outlook("skip", reason, stops_after_block(sequence, decision.step))
+    variant = decision.step.variant
     if hold := (holds or {}).get(channel):
-        return Outlook("defer", hold[1], until=hold[0])
-    return Outlook("send")
+        return Outlook("defer", hold[1], until=hold[0], variant=variant)
+    return Outlook("send", variant=variant)

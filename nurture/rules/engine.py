@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from nurture.rules import experiments
 from nurture.rules.conditions import Condition, Facts
 from nurture.rules.sequence import Delay, Offer, Sequence, Step, Wait, Window
 
@@ -144,10 +145,12 @@ class Finished:
 
 @dataclass(frozen=True)
 class Skip:
-    """The step's condition is false: record why, and move on to the next step in order."""
+    """The step's condition is false: record why, and move on to the next step in order. A held-out
+    contact's step (`held_out`) is passed as if it had been sent: on by its goto, like the others."""
 
     step: Step
     reason: str
+    held_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,13 +170,15 @@ def reached_goal(sequence: Sequence, facts: Facts, now: datetime) -> Condition |
 
 
 def decide(sequence: Sequence, step_id: str | None, due: datetime | None, now: datetime,
-           facts: Facts | None = None, entered_at: datetime | None = None) -> Decision:
+           facts: Facts | None = None, entered_at: datetime | None = None, contact_id: int | None = None) -> Decision:
     """What to do for an enrollment waiting at `step_id`, due at `due`, at `now`.
 
     `facts` (the contact's tags, score and events since it entered the sequence) are needed only when the
     sequence has goals, conditions or wait-for steps; `entered_at` is when it reached this step. A step id
     the sequence no longer has is reported, not guessed at: moving contacts across versions is the job of
-    the versioning code, which knows the old order.
+    the versioning code, which knows the old order. With `contact_id`, experiments apply: a contact in the
+    sequence's holdout is sent nothing (each step skipped, its goals still looked at), and a step with
+    variants is sent as the contact's variant (`Send.step.variant` names it).
     """
     if step_id is None:
         return Finished("sequence complete")
@@ -196,13 +201,19 @@ def decide(sequence: Sequence, step_id: str | None, due: datetime | None, now: d
         return NotYet(due)
     if step.condition is not None and not step.condition.holds(facts, now):
         return Skip(step, f"condition false: {step.condition}")
+    if contact_id is not None and experiments.held_out(sequence, contact_id):
+        return Skip(step, experiments.held_out_reason(sequence), held_out=True)
     if step.offers:
         offer = choose_offer(step, facts)
         if offer is None:
             bought = ", ".join(sorted(facts.purchased)) or "nothing yet"
             return Skip(step, f"no offer fits (bought: {bought})")
         return Send(replace(step, template=offer.template, subject=offer.subject))
-    return Send(step)
+    if not step.variants:
+        return Send(step)
+    # No contact (a preview of no one in particular): the first variant, so that there is a template.
+    variant = experiments.variant_for(sequence.id, step, contact_id) if contact_id is not None else step.variants[0]
+    return Send(experiments.with_variant(step, variant or step.variants[0]))
 
 
 def choose_offer(step: Step, facts: Facts) -> Offer | None:

@@ -124,6 +124,21 @@ class Offer:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One arm of a step's experiment: its share (`weight`, relative to the others') and the template
+    and/or subject it sends instead of the step's."""
+
+    id: str
+    weight: float
+    template: str = ""
+    subject: str = ""
+    line: int = field(default=0, compare=False)
+
+
+JUDGES = ("clicks", "goal")  # what an experiment is judged on: people's clicks (never opens), or the goal
+
+
+@dataclass(frozen=True)
 class Step:
     """A message step (template on a channel) or, with `wait_for`, a control step that sends nothing."""
 
@@ -138,6 +153,9 @@ class Step:
     wait_for: WaitFor | None = None
     set_stage: str | None = None  # the contact's lifecycle stage once this step is sent
     offers: tuple[Offer, ...] = ()  # an upsell step: the first offer that fits what the contact bought
+    variants: tuple[Variant, ...] = ()  # an experiment: each contact gets one, by a stable hash
+    judge: str = "clicks"  # what the experiment is judged on (JUDGES)
+    variant: str | None = None  # set on the copy of the step a contact is sent: the variant it got
     line: int = 0
     key_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)  # for error messages
 
@@ -182,6 +200,7 @@ class Sequence:
     reentry: Reentry = Reentry()
     goals: tuple[Condition, ...] = ()  # any one reached ends the sequence for the contact
     window: Window | None = None  # send window in the contact's timezone
+    holdout: float = 0.0  # the share of contacts that get nothing from it (its lift is measured on them)
     utm: dict[str, str] = field(default_factory=dict, compare=False)
     source: str = field(default="", compare=False, repr=False)  # the file's text, kept with each version
     path: str = ""

@@ -149,7 +149,7 @@ def _insert(session: Session):  # type: ignore[no-untyped-def]
 
 def open_delivery(session: Session, enrollment: Enrollment, step_id: str, channel: str, kind: str,
                   recipient: str, token: str, now: datetime,
-                  status: DeliveryStatus = DeliveryStatus.SENDING) -> Opened:
+                  status: DeliveryStatus = DeliveryStatus.SENDING, variant: str | None = None) -> Opened:
     """Write the delivery row with status "sending" (or `status`: "queued" when the send path writes a
     chunk ahead) before anything is sent.
 
@@ -161,7 +161,7 @@ def open_delivery(session: Session, enrollment: Enrollment, step_id: str, channe
     values = dict(contact_id=enrollment.contact_id, enrollment_id=enrollment.id,
                   sequence_id=enrollment.sequence_id, sequence_version=enrollment.sequence_version,
                   step_id=step_id, channel=channel, kind=kind, recipient=recipient,
-                  claim_token=token, attempts=0, created_at=now, updated_at=now, status=status)
+                  claim_token=token, attempts=0, created_at=now, updated_at=now, status=status, variant=variant)
     # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
     inserted = session.execute(
         _insert(session)(Delivery.__table__).values(**values)
@@ -180,7 +180,8 @@ def open_delivery(session: Session, enrollment: Enrollment, step_id: str, channe
     taken = session.execute(
         update(Delivery.__table__).where(DELIVERY.id == delivery.id, DELIVERY.status == previous,
                                          DELIVERY.updated_at == delivery.updated_at)
-        .values(status=status, claim_token=token, updated_at=now)
+        # The variant is what this attempt sends: the same, unless the step's weights were edited meanwhile.
+        .values(status=status, claim_token=token, updated_at=now, variant=variant)
     ).rowcount
     if taken:
         session.refresh(delivery)

@@ -166,6 +166,9 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The variant of the step's experiment this contact got (None: the step has no variants). Decided by a
+    # hash (nurture.rules.experiments), written down so the results and `nurture why` read what was sent.
+    variant: str | None = Field(default=None, max_length=64)
 
 
 class Event(SQLModel, table=True):

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from flask import abort, render_template, request
 
+from nurture.insight.experiments import arm_shares, pct, scale_of, share_text
 from nurture.insight.funnel import METRICS, RATE_OF, BadPeriod, percent
-from nurture.insight.sequence_stats import DEFAULT_PERIOD, UnknownSequence, sequence_funnel, sequence_versions
+from nurture.insight.sequence_stats import (
+    DEFAULT_PERIOD,
+    UnknownSequence,
+    sequence_experiments,
+    sequence_funnel,
+    sequence_versions,
+)
 from nurture.rules.attribution import money
 from nurture.web import runtime
 from nurture.web.console import bp
@@ -29,4 +36,6 @@ def funnel(sequence_id: str) -> str:
     return render_template("console/funnel.html", funnel=result, metrics=METRICS, rate_of=RATE_OF,
                            percent=percent, widest=widest, period=period, periods=PERIODS,
                            versions=sequence_versions(rt, sequence_id), money=money,
-                           attribution=rt.integrations.attribution)
+                           attribution=rt.integrations.attribution,
+                           experiments=sequence_experiments(rt, sequence_id, period), arm_shares=arm_shares,
+                           pct=pct, share_text=share_text, scale_of=scale_of)
