@@ -25,10 +25,11 @@ from sqlmodel import Session
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
-    # (name, bind processor or None, the value the statement carries or _GIVEN), in the order the driver
-    # wants them (positional dialects), or once per name (named ones).
+    # (name, bind processor or None, the value the statement carries, processed, or _GIVEN), in the order
+    # the driver wants them (positional dialects), or once per name (named ones).
     params: tuple[tuple[str, Callable[[Any], Any] | None, Any], ...]
     positional: bool
+    names: tuple[str, ...]
 
 
 class Prepared:
@@ -48,9 +49,10 @@ class Prepared:
         """Run in the session's transaction (begun here if need be); returns the DBAPI cursor."""
         dialect, driver = _driver(session)
         compiled = self._compiled(dialect)
-        values = [(name, _value(params, name, process, fixed)) for name, process, fixed in compiled.params]
+        values = [(params[name] if process is None else process(params[name])) if fixed is _GIVEN else fixed
+                  for name, process, fixed in compiled.params]
         cursor = driver.cursor()
-        cursor.execute(compiled.sql, tuple(v for _, v in values) if compiled.positional else dict(values))
+        cursor.execute(compiled.sql, tuple(values) if compiled.positional else dict(zip(compiled.names, values)))
         return cursor
 
     def rowcount(self, session: Session, params: Mapping[str, Any]) -> int:
@@ -77,11 +79,6 @@ def _driver(session: Session) -> tuple[Dialect, Any]:
     return connection.dialect, driver
 
 
-def _value(params: Mapping[str, Any], name: str, process: Callable[[Any], Any] | None, fixed: Any) -> Any:
-    value = params[name] if fixed is _GIVEN else fixed
-    return process(value) if process is not None else value
-
-
 _GIVEN = object()  # a `bindparam("x")` without a value: given at each call
 
 
@@ -91,6 +88,8 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
     params = []
     for name in names:
         bind = compiled.binds[name]
-        fixed = _GIVEN if bind.required else bind.effective_value  # else a value the statement carries
-        params.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect), fixed))
-    return _Compiled(compiled.string, tuple(params), compiled.positional)
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        fixed = bind.effective_value  # a value the statement carries, processed once here
+        fixed = _GIVEN if bind.required else process(fixed) if process is not None else fixed
+        params.append((name, process, fixed))
+    return _Compiled(compiled.string, tuple(params), compiled.positional, tuple(names))
