@@ -185,7 +185,10 @@ class TemplateCatalog:
             self._compiled[template] = compiled
             return compiled
 
-    def subject(self, source: str) -> jinja2.Template:
+    def subject(self, source: str) -> jinja2.Template | str:
+        """The compiled subject line; a subject without any Jinja syntax is itself (a render saved)."""
+        if "{" not in source:
+            return source
         compiled = self._subjects.get(source)
         if compiled is None:
             compiled = self.env.from_string("{% autoescape false %}" + source + "{% endautoescape %}")
@@ -197,7 +200,7 @@ class TemplateCatalog:
         compiled = self.email(template)
         try:
             return RenderedEmail(
-                subject=" ".join(self.subject(subject).render(context).split()),
+                subject=" ".join(_render(self.subject(subject), context).split()),
                 html=compiled.html.render(context),
                 text=compiled.text.render(context),
                 html_blocks=compiled.html_blocks,
@@ -225,3 +228,7 @@ class TemplateCatalog:
             raise RenderError(f"{name}: {exc.message}") from exc
         except Exception as exc:  # a filter or field can raise anything; it must fail this message only
             raise RenderError(f"{name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _render(template: jinja2.Template | str, context: dict[str, Any]) -> str:
+    return template if isinstance(template, str) else template.render(context)

@@ -76,7 +76,10 @@ def run_batch(rt: Runtime, token: str) -> BatchReport:
     """Send everything claim `token` still holds, a chunk at a time. One contact's failure never stops the
     batch."""
     report = BatchReport()
-    with Session(rt.db, expire_on_commit=False) as session:
+    # One connection for the whole batch: a session on the engine checks a connection out of the pool and
+    # hands it back (with a reset) at every commit, two of them a message (~0.1 ms each); bound to a
+    # connection it begins and commits its transactions on that one (BEGIN IMMEDIATE on SQLite, as ever).
+    with rt.db.connect() as connection, Session(bind=connection, expire_on_commit=False) as session:
         batch = Batch(rt, session, token)
         try:
             now = rt.clock()

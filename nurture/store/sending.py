@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from nurture.rules.decisions import consent_block
+from nurture.store.prepared import Prepared
 from nurture.store.models import Contact, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Event, Suppression
 
 ENROLLMENT = Enrollment.__table__.c  # type: ignore[attr-defined]
@@ -29,7 +30,7 @@ SUPPRESSION = Suppression.__table__.c  # type: ignore[attr-defined]
 # recorded: the one whose fate a crash leaves unknown (docs/delivery.md, "the one window").
 QUEUED = DeliveryStatus.QUEUED
 
-_START = (
+_START = Prepared(
     update(Delivery.__table__)
     .where(DELIVERY.id == bindparam("d_id"), DELIVERY.claim_token == bindparam("d_token"), DELIVERY.status == QUEUED,
            exists().where(ENROLLMENT.id == bindparam("e_id"), ENROLLMENT.claim_token == bindparam("d_token"),
@@ -37,14 +38,14 @@ _START = (
     .values(status=DeliveryStatus.SENDING, updated_at=bindparam("d_now"))
 )
 
-_SENT = (
+_SENT = Prepared(
     update(Delivery.__table__)
     .where(DELIVERY.id == bindparam("d_id"), DELIVERY.claim_token == bindparam("d_token"))
     .values(status=DeliveryStatus.SENT, provider_id=bindparam("d_provider_id"), sent_at=bindparam("d_now"),
             updated_at=bindparam("d_now"), error=None, attempts=DELIVERY.attempts + 1)
 )
 
-_ADVANCE = (
+_ADVANCE = Prepared(
     update(Enrollment.__table__)
     # status == active: an enrollment stopped meanwhile (the contact left the sequence) stays stopped.
     .where(ENROLLMENT.id == bindparam("e_id"), ENROLLMENT.claim_token == bindparam("e_token"),
@@ -54,7 +55,9 @@ _ADVANCE = (
             claim_token=None, claimed_until=None, updated_at=bindparam("e_now"), step_entered_at=bindparam("e_now"))
 )
 
-_EVENT = insert(Event.__table__)  # type: ignore[attr-defined]
+_EVENT = Prepared(insert(Event.__table__).values(  # type: ignore[attr-defined]
+    contact_id=bindparam("v_contact_id"), type=bindparam("v_type"), data=bindparam("v_data"),
+    delivery_id=bindparam("v_delivery_id"), occurred_at=bindparam("v_now"), created_at=bindparam("v_now")))
 
 # Executed with a list of rows: SQLAlchemy's "insertmanyvalues" sends them as multi-row INSERTs with
 # RETURNING, compiled once (a `.values([...])` of 50 rows was compiled anew every chunk: ~1 ms a message).
@@ -96,30 +99,30 @@ def queue_deliveries(session: Session, rows: list[dict]) -> dict[int, int]:
 def start_sending(session: Session, delivery_id: int, enrollment_id: int, token: str, now: datetime) -> bool:
     """Mark a queued delivery `sending`, the moment before its transport call — only while `token` still
     holds the enrollment with an unexpired lease (the per-message fence). False: touch nothing of it."""
-    return _run(session, _START, {"d_id": delivery_id, "e_id": enrollment_id, "d_token": token,
-                                    "d_now": now}).rowcount == 1
+    return _START.rowcount(session, {"d_id": delivery_id, "e_id": enrollment_id, "d_token": token,
+                                     "d_now": now}) == 1
 
 
 def record_sent(session: Session, delivery_id: int, token: str, now: datetime, provider_id: str) -> bool:
     """`sent`, with the provider's id, only while `token` still owns the row (see claims.finish_delivery)."""
-    return _run(session, _SENT, {"d_id": delivery_id, "d_token": token, "d_now": now,
-                                   "d_provider_id": provider_id}).rowcount == 1
+    return _SENT.rowcount(session, {"d_id": delivery_id, "d_token": token, "d_now": now,
+                                    "d_provider_id": provider_id}) == 1
 
 
 def advance(session: Session, enrollment_id: int, token: str, now: datetime, *, step_id: str | None,
             due_at: datetime | None, status: str, version: str, stop_reason: str | None) -> bool:
     """claims.move_enrollment for the common case (on to a new step, or completed), as one prepared
     statement."""
-    return _run(session, _ADVANCE, {"e_id": enrollment_id, "e_token": token, "e_now": now, "e_step_id": step_id,
-                                      "e_due_at": due_at, "e_status": status, "e_version": version,
-                                      "e_stop_reason": stop_reason}).rowcount == 1
+    return _ADVANCE.rowcount(session, {"e_id": enrollment_id, "e_token": token, "e_now": now,
+                                       "e_step_id": step_id, "e_due_at": due_at, "e_status": status,
+                                       "e_version": version, "e_stop_reason": stop_reason}) == 1
 
 
 def record_event(session: Session, contact_id: int, type_: str, now: datetime, data: dict,
                  delivery_id: int | None = None) -> None:
     """people.contacts.record_event as one prepared statement (the send path records one a message)."""
-    _run(session, _EVENT, {"contact_id": contact_id, "type": type_, "data": data, "delivery_id": delivery_id,
-                             "occurred_at": now, "created_at": now})
+    _EVENT.execute(session, {"v_contact_id": contact_id, "v_type": type_, "v_data": data,
+                             "v_delivery_id": delivery_id, "v_now": now}).close()
 
 
 

@@ -1,0 +1,42 @@
+"""The SMTP transport's client writes MAIL FROM and RCPT TO exactly as smtplib would, without parsing plain
+addresses (nurture/delivery/transports/smtp.py: parseaddr cost more than the rest of the client's work)."""
+
+from __future__ import annotations
+
+import smtplib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nurture.delivery.transports.smtp import _Client
+
+
+def commands(client: smtplib.SMTP, sender: str, recipient: str, options: list[str]) -> list[str]:
+    """The command lines `client` puts for one envelope, with its replies answered 250."""
+    sent: list[str] = []
+    client.putcmd = lambda cmd, args="": sent.append(f"{cmd} {args}")  # type: ignore[method-assign]
+    client.getreply = lambda: (250, b"ok")  # type: ignore[method-assign]
+    client.does_esmtp = True
+    client.mail(sender, options)
+    client.rcpt(recipient, options)
+    return sent
+
+
+ATEXT = "Aa0!#$%&'*+/=?^_`{|}~.@-"
+addresses = st.one_of(
+    st.text(alphabet=ATEXT, min_size=1, max_size=20),  # plain: the fast path
+    st.text(min_size=0, max_size=20),  # anything: display names, quotes, spaces, non-ASCII, empty
+    st.builds(lambda name, addr: f"{name} <{addr}>", st.text(max_size=8), st.text(alphabet=ATEXT, max_size=12)),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(sender=addresses, recipient=addresses, size=st.sampled_from([[], ["size=1234"], ["size=9", "BODY=8BITMIME"]]))
+def test_it_writes_the_envelope_as_smtplib_does(sender: str, recipient: str, size: list[str]) -> None:
+    assert commands(_Client(), sender, recipient, size) == commands(smtplib.SMTP(), sender, recipient, size)
+
+
+def test_it_sends_a_verp_return_path_as_it_is() -> None:
+    sender = "bounces+12.a1B2-c3_d4@mail.example.com"
+    assert commands(_Client(), sender, "ann.o'hara+x@example.org", ["size=10"]) == [
+        f"mail FROM:<{sender}> size=10", "rcpt TO:<ann.o'hara+x@example.org> size=10"]
