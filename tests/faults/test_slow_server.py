@@ -29,7 +29,7 @@ def test_a_lease_expiring_under_a_slow_smtp_server_sends_each_step_once(make_run
     assert outcome.sent == 40
 
 
-def test_a_send_drip_fed_past_its_lease_is_cut_off_and_sent_once(make_runtime, postgres_url, dripping_smtp,
+def test_a_send_drip_fed_past_its_lease_is_cut_off_and_sent_once(make_runtime, postgres_url, dripping_smtp,  # noqa: F811
                                                                  restartable_redis, workers, clock) -> None:
     # The server drip-feeds one recipient's RCPT reply for 12 s, a line a second: every wait is within the
     # 3 s SMTP timeout, the whole send is longer than the 10 s lease. Cut off at the lease's end, the send
