@@ -31,7 +31,7 @@ def enqueue_batch(rt: Runtime, queue: Queue, token: str) -> None:
 
 
 def _tick_requested_key(rt: Runtime) -> str:
-    return f"nurture:{rt.settings.queue_name}:tick-requested"
+    return f"{rt.settings.redis_prefix}:tick-requested"
 
 
 def request_tick(rt: Runtime, client: Redis) -> bool:

@@ -220,6 +220,12 @@ class Settings(BaseSettings):
         return parseaddr(self.mail_from)[1].rpartition("@")[2] or "localhost"
 
     @property
+    def redis_prefix(self) -> str:
+        """Where this nurture's keys live in a shared Redis (the rate limits' counters, pacing, the tick's
+        flag): one QUEUE_NAME, one namespace, so two nurtures or another app on the same Redis never mix."""
+        return f"nurture:{self.queue_name}"
+
+    @property
     def webhooks_file(self) -> Path:
         return self.webhooks.file or self.root / "webhooks.yaml"
 

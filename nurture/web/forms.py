@@ -53,7 +53,7 @@ def init_app(app: Flask, rt: Runtime) -> None:
     its own Redis)."""
     app.register_blueprint(bp)
     app.extensions["nurture.forms"] = FormRegistry(rt.settings.forms_dir)
-    submit_limit.install(app, rt.settings.form_rate_limit, rt.settings.redis_url)
+    submit_limit.install(app, rt.settings.form_rate_limit, rt.settings.redis_url, rt.settings.redis_prefix)
 
 
 def registry() -> FormRegistry:

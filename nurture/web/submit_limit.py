@@ -29,12 +29,13 @@ TIMEOUT = 0.5  # seconds: a Redis that hangs must not hold a visitor's sign-up
 class SubmitLimit:
     """FORM_RATE_LIMIT ("10 per minute", or several: "5/minute;50/day") per client address."""
 
-    def __init__(self, limits: str, redis_url: str | None) -> None:
+    def __init__(self, limits: str, redis_url: str | None, redis_prefix: str) -> None:
         self.items: list[RateLimitItem] = parse_many(limits)
         self.fallback = FixedWindowRateLimiter(MemoryStorage())
         self.shared = self.fallback
         if redis_url:
-            storage = storage_from_string(redis_url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+            storage = storage_from_string(redis_url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT,
+                                          key_prefix=limits_prefix(redis_prefix))
             self.shared = FixedWindowRateLimiter(storage)
 
     def allows(self, client: str | None) -> bool:
@@ -50,9 +51,14 @@ class SubmitLimit:
         return all(results)
 
 
-def install(app: Flask, limits: str, redis_url: str | None) -> None:
+def limits_prefix(redis_prefix: str) -> str:
+    """The `limits` storage's key prefix in Redis, under this nurture's own (Settings.redis_prefix)."""
+    return f"{redis_prefix}:limits"
+
+
+def install(app: Flask, limits: str, redis_url: str | None, redis_prefix: str) -> None:
     """One limit per app: each app may have its own Redis."""
-    app.extensions["nurture.forms.limit"] = SubmitLimit(limits, redis_url)
+    app.extensions["nurture.forms.limit"] = SubmitLimit(limits, redis_url, redis_prefix)
 
 
 def enforce() -> None:
