@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -50,15 +51,23 @@ class DripHandler:
         return "250 Message accepted for delivery"
 
 
-@pytest.fixture
-def drip_smtp() -> Iterator[tuple[DripHandler, int]]:
-    handler = DripHandler()
+@contextmanager
+def serving(handler: object) -> Iterator[int]:
+    """`handler` behind a real aiosmtpd server on a free port, for the duration."""
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
-    yield handler, port
-    controller.stop()
+    try:
+        yield port
+    finally:
+        controller.stop()
 
+
+@pytest.fixture
+def drip_smtp() -> Iterator[tuple[DripHandler, int]]:
+    handler = DripHandler()
+    with serving(handler) as port:
+        yield handler, port
 
 
 @dataclass
@@ -76,8 +85,5 @@ class DrippingFaultySmtp(FaultySmtp):
 @pytest.fixture
 def dripping_smtp() -> Iterator[tuple[DrippingFaultySmtp, str]]:
     handler = DrippingFaultySmtp()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, f"smtp://127.0.0.1:{port}?timeout=3"  # 3 s a wait: a 10 s lease covers it
-    controller.stop()
+    with serving(handler) as port:
+        yield handler, f"smtp://127.0.0.1:{port}?timeout=3"  # 3 s a wait: a 10 s lease covers it

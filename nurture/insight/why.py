@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
@@ -28,16 +29,10 @@ from nurture.rules.sequence import CHANNELS, Sequence
 from nurture.store import claims, history
 from nurture.store import deliverability as deliverability_store
 from nurture.store import events as event_store
-from nurture.store.models import (
-    Contact,
-    Delivery,
-    DeliveryStatus,
-    Enrollment,
-    EnrollmentStatus,
-    Event,
-    SendingPause,
-    Suppression,
-)
+from nurture.store.models import Contact, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Event, Suppression
+
+if TYPE_CHECKING:  # the pause is only handed through
+    from nurture.store.models import SendingPause
 
 # "<channel>.<outcome>" events about one message (sms delivered/undelivered come from Twilio's reports;
 # email bounced, soft_bounce, complained also from bounces and feedback reports: nurture.people.bounces).
