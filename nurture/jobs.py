@@ -10,6 +10,7 @@ from rq import Queue
 from rq.job import JobStatus
 
 from nurture.delivery import alerts, bounce_mail, dispatch, versions, webhooks
+from nurture.insight import sequence_stats
 from nurture.people import signup
 from nurture.runtime import Runtime, current_runtime
 
@@ -30,7 +31,9 @@ def enqueue_batch(rt: Runtime, queue: Queue, token: str) -> None:
                   result_ttl=3600, failure_ttl=7 * 86400)
 
 
-def _tick_requested_key(rt: Runtime) -> str:
+def tick_gate_key(rt: Runtime) -> str:
+    """Set while a tick is queued and has not started (request_tick): the sign-up's rate limit asks for it
+    in the same Redis round trip (nurture.web.submit_limit)."""
     return f"{rt.settings.redis_prefix}:tick-requested"
 
 
@@ -45,7 +48,7 @@ def request_tick(rt: Runtime, client: Redis) -> bool:
     the gate when it starts (`tick`), so a sign-up after that queues the next one; the expiry only
     matters if a tick was queued and lost.
     """
-    if not client.set(_tick_requested_key(rt), "1", nx=True, ex=60):
+    if not client.set(tick_gate_key(rt), "1", nx=True, ex=60):
         return False
     Queue(rt.settings.queue_name, connection=client).enqueue("nurture.jobs.tick", job_id="signup-tick",
                                                              result_ttl=0, failure_ttl=3600)
@@ -55,13 +58,14 @@ def request_tick(rt: Runtime, client: Redis) -> bool:
 def tick() -> int:
     """Find due work and queue it in batches. Run every TICK_SECONDS by the worker's cron scheduler."""
     rt = current_runtime()
-    rt.redis_connection().delete(_tick_requested_key(rt))  # before claiming: see request_tick
+    rt.redis_connection().delete(tick_gate_key(rt))  # before claiming: see request_tick
     versions.housekeeping(rt)  # reload edited sequence files (a broken one keeps its version); win-back
     signup.expire_pending(rt)  # unconfirmed double opt-in sign-ups lapse after SIGNUP_EXPIRY_HOURS
     alerts.send_alerts(rt)
     queue = dispatch_queue(rt)
     enqueue_bounce_reading(rt, queue)
     enqueue_webhooks(rt, queue)
+    keep_funnel_up(rt, queue)
     room = rt.settings.max_pending_batches - queue.count  # back-pressure: don't claim what nobody will run soon
     if room <= 0:
         return 0
@@ -103,6 +107,20 @@ def enqueue_webhooks(rt: Runtime, queue: Queue) -> None:
     job = queue.fetch_job("deliver-webhooks")
     if job is None or job.get_status() not in (JobStatus.QUEUED, JobStatus.STARTED):
         queue.enqueue(deliver_webhooks, job_id="deliver-webhooks", result_ttl=600, failure_ttl=86400)
+
+
+def keep_funnel_up(rt: Runtime, queue: Queue) -> None:
+    """Fold a little of the funnel's dirty list here; queue one job for the rest, unless one is waiting or
+    running. Neither touches the send path: the rows folded were written by the database's triggers."""
+    if not sequence_stats.fold_in_tick(rt):
+        return
+    job = queue.fetch_job("fold-funnel")
+    if job is None or job.get_status() not in (JobStatus.QUEUED, JobStatus.STARTED):
+        queue.enqueue(fold_funnel, job_id="fold-funnel", result_ttl=600, failure_ttl=86400)
+
+
+def fold_funnel() -> int:
+    return sequence_stats.catch_up(current_runtime())
 
 
 def deliver_webhooks() -> dict[str, int]:
