@@ -34,7 +34,7 @@ def enqueue_batch(rt: Runtime, queue: Queue, token: str) -> None:
 def tick_gate_key(rt: Runtime) -> str:
     """Set while a tick is queued and has not started (request_tick): the sign-up's rate limit asks for it
     in the same Redis round trip (nurture.web.submit_limit)."""
-    return f"nurture:{rt.settings.queue_name}:tick-requested"
+    return f"{rt.settings.redis_prefix}:tick-requested"
 
 
 def request_tick(rt: Runtime, client: Redis) -> bool:

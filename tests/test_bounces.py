@@ -26,7 +26,7 @@ from nurture.insight.map_sheet import current_map
 from nurture.runtime import Runtime, use_runtime
 from nurture.store.models import Consent, Contact, Event, Suppression
 from tests.bounce_samples import arf_complaint, gmail_dsn_whole_message, postfix_dsn, qmail_bounce
-from tests.conftest import FakeClock, SmtpServer, free_port, worker_env
+from tests.conftest import FakeClock, Received, SmtpServer, free_port, worker_env
 from tests.console_support import logged_in
 from tests.helpers import add_contact, deliveries, send_due
 from tests.imap_fake import FakeMailbox, imap_server
@@ -247,6 +247,27 @@ def test_a_bounce_never_moves_a_delivery_backwards(rt, smtp_server, maildir) -> 
     drop(maildir, postfix_dsn(verp, "ann@example.com", sent))
     assert bounce_mail.read_mailbox(rt) == {"suppressed": 1}
     assert deliveries(rt)[0].status == "failed"
+
+
+def test_a_bounce_that_arrives_before_the_sent_outcome_is_recorded_stands(rt, smtp_server, maildir) -> None:
+    # A fast relay: its DSN is read while the send path still waits for the 250 (the row says `sending`).
+    # Recording `sent` afterwards must keep `bounced` and its reason.
+    add_contact(rt, "ann@example.com", "lead-nurture")
+    applied: list[dict] = []
+
+    def bounce_mid_send(item: Received) -> None:
+        assert [d.status for d in deliveries(rt)] == ["sending"]
+        drop(maildir, postfix_dsn(item.mail_from, "ann@example.com", item.data))
+        applied.append(bounce_mail.read_mailbox(rt))
+
+    smtp_server.handler.on_data = bounce_mid_send
+    assert send_due(rt) == {"sent": 1}
+    assert applied == [{"suppressed": 1}]
+    [delivery] = deliveries(rt)
+    assert delivery.status == "bounced" and delivery.error and delivery.error.startswith("hard bounce: 5.1.1")
+    assert delivery.sent_at is not None  # it was sent, then bounced
+    assert "ann@example.com" in suppressed(rt)
+    assert [e.type for e in events(rt, "email.sent")] == ["email.sent"]
 
 
 def test_the_tick_queues_one_mailbox_read_that_the_worker_runs(rt, smtp_server, maildir, make_runtime,

@@ -165,3 +165,34 @@ def test_only_the_two_secrets_are_read_from_var(tmp_path) -> None:
     settings = load_settings(env(tmp_path))
     assert settings.secret_key == (tmp_path / "var" / "secret_key").read_text().strip()
     assert settings.base_url == "http://localhost:8000"
+
+
+def sending_env(tmp_path: Path, **values: str) -> dict[str, str]:
+    return env(tmp_path, EMAIL_BACKEND="smtp", POSTAL_ADDRESS="1 Main St", SECRET_KEY="s" * 20, API_KEY="k" * 20,
+               **values)
+
+
+def test_a_claim_lease_shorter_than_a_send_may_take_is_refused(tmp_path) -> None:
+    # A send may wait for the SMTP server up to its timeout at each step; a lease it can outlive lets another
+    # worker send the same step again.
+    with pytest.raises(ConfigError, match=r"^CLAIM_LEASE_SECONDS: 60 s is shorter than a send may take: the SMTP "
+                                          r"timeout .* is 30 s, so the lease must be at least 90 s"):
+        load_settings(sending_env(tmp_path, SMTP_URL="smtp://relay:25", CLAIM_LEASE_SECONDS="60"))
+    with pytest.raises(ConfigError, match="^CLAIM_LEASE_SECONDS: 10 s .* at least 15 s"):
+        load_settings(sending_env(tmp_path, SMTP_URL="smtp://relay:25?timeout=5", CLAIM_LEASE_SECONDS="10"))
+    with pytest.raises(ConfigError, match="^CLAIM_LEASE_SECONDS: 30 s .* Twilio API timeout is 15 s"):
+        load_settings(env(tmp_path, SMS_BACKEND="twilio", TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+                          TWILIO_AUTH_TOKEN="t" * 32, TWILIO_FROM="+15035550100", SECRET_KEY="s" * 20,
+                          API_KEY="k" * 20, CLAIM_LEASE_SECONDS="30"))
+
+
+def test_a_claim_lease_that_covers_the_send_timeout_is_taken(tmp_path) -> None:
+    settings = load_settings(sending_env(tmp_path, SMTP_URL="smtp://relay:25?timeout=3", CLAIM_LEASE_SECONDS="10"))
+    assert settings.smtp is not None and settings.smtp.timeout == 3 and settings.claim_lease_seconds == 10
+    assert load_settings(sending_env(tmp_path, SMTP_URL="smtp://relay:25")).smtp.timeout == 30  # the default
+
+
+@pytest.mark.parametrize("timeout", ["0", "soon", "-1", "601"])
+def test_a_bad_smtp_timeout_names_the_variable(tmp_path, timeout) -> None:
+    with pytest.raises(ConfigError, match=f"^SMTP_URL: .*timeout={timeout}: expected seconds"):
+        load_settings(sending_env(tmp_path, SMTP_URL=f"smtp://relay:25?timeout={timeout}"))

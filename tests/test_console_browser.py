@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from nurture.runtime import Runtime
 from nurture.web import create_app
 from tests.conftest import ROOT, free_port
+from tests.console_nav_support import follow_nav, lines, log_out, open_menu
 from tests.console_support import PASSWORD, add_account
 from tests.helpers import add_contact, send_due
 from tests.test_browser import chromium, serve, wait_for
@@ -124,7 +126,44 @@ def test_log_in_see_the_map_print_it_open_a_funnel_and_log_out(console, browser:
     browser.get(f"{base}/")
     wait_for(browser, "h1", "The lifecycle map")
 
-    browser.find_element(By.CSS_SELECTOR, "header.bar button").click()
+    log_out(browser)  # at phone width (the last screenshot's): the button is in the menu
     wait_for(browser, "h1", "Log in")
     browser.get(f"{base}/map.svg")
     wait_for(browser, "h1", "Log in")
+
+
+NAV = ["Map", "Contacts", "Forms", "Suppressions", "Reputation", "Webhooks", "Import"]
+
+
+def test_the_nav_is_one_line_on_a_desktop_and_a_menu_on_a_phone(console, browser: WebDriver) -> None:
+    _rt, base = console
+    browser.get(f"{base}/")
+    log_in(browser, "owner@example.com", PASSWORD)
+    wait_for(browser, "h1", "The lifecycle map")
+
+    browser.set_window_size(1280, 900)  # the desktop bar as it was: every link shown, all on one line
+    links = browser.find_elements(By.CSS_SELECTOR, "header.bar nav a")
+    assert [a.text for a in links] == NAV and all(a.is_displayed() for a in links)
+    assert not browser.find_element(By.CSS_SELECTOR, ".menu-button").is_displayed()
+    assert lines(browser, "header.bar .brand, header.bar nav a, header.bar button") == 1
+    screenshot(browser, "nav-1280.png", 1280)
+
+    screenshot(browser, "nav-390.png", 390)  # a phone: the brand and a Menu button, one line
+    assert not any(a.is_displayed() for a in browser.find_elements(By.CSS_SELECTOR, "header.bar nav a"))
+    assert lines(browser, "header.bar .brand, header.bar .menu-button") == 1
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    # By keyboard, without a pointer: Tab from the brand reaches the menu, Space opens it, Tab walks its links.
+    browser.execute_script("document.querySelector('header.bar .brand').focus()")
+    browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("id") == "menu-toggle"
+    browser.switch_to.active_element.send_keys(Keys.SPACE)
+    assert all(a.is_displayed() for a in browser.find_elements(By.CSS_SELECTOR, "header.bar nav a"))
+    assert lines(browser, "header.bar nav a") == len(NAV)  # one under another
+    browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.text == "Map"
+    screenshot(browser, "nav-390-open.png", 390)
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
+    follow_nav(browser, "Suppressions")
+    wait_for(browser, "h1", "Suppressions")
+    open_menu(browser)  # a new page starts folded again
+    assert browser.find_element(By.CSS_SELECTOR, "header.bar nav").find_element(By.LINK_TEXT, "Forms").is_displayed()

@@ -18,6 +18,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from nurture.runtime import Runtime
 from nurture.web import create_app
 from tests.conftest import free_port
+from tests.console_nav_support import follow_nav
 from tests.console_pages_support import add_forms, sign_up
 from tests.console_support import PASSWORD, add_account
 from tests.test_browser import chromium, serve, wait_for
@@ -51,7 +52,7 @@ def test_forms_from_the_nav_to_a_snippet_on_the_clipboard(console, browser: WebD
     browser.get(f"{base}/")
     log_in(browser, "owner@example.com", PASSWORD)
     wait_for(browser, "h1", "The lifecycle map")
-    browser.find_element(By.CSS_SELECTOR, "header.bar").find_element(By.LINK_TEXT, "Forms").click()
+    follow_nav(browser, "Forms")  # at the phone width the browser starts with: through the menu
     wait_for(browser, "h1", "Signup forms")
     row = browser.find_element(By.CSS_SELECTOR, 'tr[data-form="beginners-guide"]')
     assert row.find_element(By.CSS_SELECTOR, '[data-metric="signups"]').text == "7"

@@ -21,6 +21,7 @@ from nurture.runtime import Runtime
 from nurture.store.models import Contact
 from nurture.web import create_app
 from tests.conftest import FakeClock, free_port
+from tests.console_nav_support import follow_nav
 from tests.console_support import PASSWORD, add_account
 from tests.contacts_support import OWNER
 from tests.helpers import add_contact, enrollment, send_due
@@ -72,7 +73,7 @@ def test_find_a_contact_pause_its_enrollment_and_refuse_a_form_without_its_token
     log_in(browser, "owner@example.com", PASSWORD)
     wait_for(browser, "h1", "ann.lee@example.com")
 
-    browser.find_element(By.LINK_TEXT, "Contacts").click()
+    follow_nav(browser, "Contacts")
     wait_for(browser, "h1", "Contacts")
     assert len(browser.find_elements(By.CSS_SELECTOR, "tr[data-contact]")) == 5
     screenshot(browser, "contacts-list-1280.png", 1280)

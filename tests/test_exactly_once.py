@@ -296,10 +296,10 @@ def test_a_crash_mid_chunk_marks_only_the_message_in_flight(rq_runtime, smtp_ser
     dispatch.claim_batches(rq_runtime, first.append, max_batches=1)
     real_send = SmtpTransport.send
 
-    def dies_at_the_third(self: SmtpTransport, message: object) -> str:
+    def dies_at_the_third(self: SmtpTransport, message: object, time_left: float | None = None) -> str:
         if len(smtp_server.received) == 2:
             raise Crash
-        return real_send(self, message)
+        return real_send(self, message, time_left)
 
     monkeypatch.setattr(SmtpTransport, "send", dies_at_the_third)
     with pytest.raises(Crash):

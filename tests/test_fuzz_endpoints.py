@@ -137,6 +137,7 @@ class Fuzzed:
     def tokens(self) -> dict[str, str]:
         signer, delivery = self.rt.signer, self.delivery_id
         return {"/u/": signer.unsubscribe_token(delivery), "/feedback/": signer.feedback_token(delivery),
+                "/u/<token>/unsubscribe": signer.unsubscribe_token(delivery),
                 "/c/": signer.click_token(delivery, "https://juniperpottery.example/classes?a=1"),
                 "/confirm/": signer.confirm_token(1), "/r/": signer.referral_code(1),
                 f"/forms/{FORM}/download/": signer.lead_magnet_token(1, FORM)}
@@ -264,7 +265,13 @@ def test_no_json_form_post_gets_a_5xx(fuzzed: Fuzzed, fields: dict) -> None:
 
 # --- links in messages ---------------------------------------------------------------------------------------
 
-LINK_PATHS = ["/u/", "/c/", "/feedback/", "/r/", "/confirm/", "/o/", f"/forms/{FORM}/download/", "/forms/"]
+LINK_PATHS = ["/u/", "/u/<token>/unsubscribe", "/c/", "/feedback/", "/r/", "/confirm/", "/o/",
+              f"/forms/{FORM}/download/", "/forms/"]
+
+
+def link_path(prefix: str, token: str) -> str:
+    """The link's path with `token` in it: after the prefix, or in place of <token>."""
+    return prefix.replace("<token>", token) if "<token>" in prefix else prefix + token
 
 
 @FUZZ
@@ -273,13 +280,14 @@ LINK_PATHS = ["/u/", "/c/", "/feedback/", "/r/", "/confirm/", "/o/", f"/forms/{F
                             wire_text, max_size=3))
 def test_no_link_with_a_garbled_token_gets_a_5xx(fuzzed: Fuzzed, prefix: str, token: str, method: str,
                                                  form: dict) -> None:
-    path = prefix + quote(token, safe="") + (".gif" if prefix == "/o/" else "")
+    path = link_path(prefix, quote(token, safe="")) + (".gif" if prefix == "/o/" else "")
     response = fuzzed.client.open(path, method=method, data=form, query_string={"score": token})
     check(response, token, form)
 
 
 @FUZZ
-@given(prefix=st.sampled_from(["/u/", "/c/", "/feedback/", "/r/", "/confirm/", f"/forms/{FORM}/download/"]),
+@given(prefix=st.sampled_from(["/u/", "/u/<token>/unsubscribe", "/c/", "/feedback/", "/r/", "/confirm/",
+                               f"/forms/{FORM}/download/"]),
        method=st.sampled_from(["GET", "POST"]), user_agent=header_text,
        form=st.dictionaries(st.sampled_from(["action", "List-Unsubscribe", "score", "comment"]),
                             st.sampled_from(["sequence", "all", "resubscribe", "sms-off", "sms-on", "One-Click",
@@ -287,7 +295,7 @@ def test_no_link_with_a_garbled_token_gets_a_5xx(fuzzed: Fuzzed, prefix: str, to
        score=st.none() | wire_text | st.sampled_from(["0", "10", "7"]))
 def test_no_request_on_a_valid_link_gets_a_5xx(fuzzed: Fuzzed, prefix: str, method: str, user_agent: str,
                                                form: dict, score: str | None) -> None:
-    path = prefix + fuzzed.tokens()[prefix]
+    path = link_path(prefix, fuzzed.tokens()[prefix])
     query = {"score": score} if score is not None else {}
     response = fuzzed.client.open(path, method=method, data=form, query_string=query,
                                   headers={"User-Agent": user_agent})

@@ -103,7 +103,7 @@ def test_the_rate_limit_loads_its_script_again_after_redis_forgot_it(make_runtim
     redis.script_flush()  # as after a restart of Redis without its data, or SCRIPT FLUSH
     assert post(client, rt, clock, "bob@example.com").status_code == 303  # counted: the second of two
     assert post(client, rt, clock, "cy@example.com").status_code == 429  # so this one is one too many
-    [key] = redis.keys("LIMITS:*nurture-forms*")  # the `limits` library's own key for it
+    [key] = redis.keys(f"{rt.settings.redis_prefix}:limits:*nurture-forms*")  # the `limits` library's key, ours
     assert int(redis.get(key)) == 3
     redis.close()
     assert emails(rt) == ["ann@example.com", "bob@example.com"]

@@ -9,8 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 
-from nurture.store.models import EnrollmentStatus, Subscription
+from nurture.people import erasure
+from nurture.people.owner_actions import Actor
+from nurture.store.models import Contact, EnrollmentStatus, Event, Subscription
 from nurture.web import create_app
 from tests.helpers import add_contact, send_due
 from tests.integrations_support import (
@@ -231,3 +234,29 @@ def test_a_buyer_who_ticks_checkout_s_promotions_box_is_subscribed_with_the_proo
         assert "cs_test_" in proof[0].consent_text and proof[0].consent_hash
         assert consent_history(session, declined) == []
     assert send_due(rt) == {"sent": 1, "skipped": 2}  # the thank-you: only to the one who opted in
+
+
+def erase_contact(rt, email: str) -> None:  # noqa: ANN001
+    with Session(rt.db) as session:
+        erasure.erase(session, session.exec(select(Contact).where(Contact.email == email)).one(),
+                      Actor("owner@example.com", "console"), rt.clock())
+        session.commit()
+
+
+def test_an_event_for_an_erased_address_is_acknowledged_and_records_nothing(integrations_site: Site) -> None:
+    # A 400 would have Stripe (and most senders) retry it for days; the person asked to be forgotten, so the
+    # event is acknowledged, ignored, and nothing that names them is written.
+    rt = integrations_site.rt
+    add_contact(rt, "gone@example.com", "lead-nurture")
+    erase_contact(rt, "gone@example.com")
+    before = count_all_events(rt)
+    for path, signed in (
+            ("/integrations/stripe", stripe_signed(checkout_completed("Gone@Example.com", rt.clock()))),
+            ("/integrations/hooks/shopify-orders", shopify_signed(shopify_order(42, "gone@example.com"))),
+            ("/integrations/hooks/studio-pos", nurture_signed(
+                {"sale": {"ref": "r9", "buyer": "gone@example.com", "total": "12.50", "item": "taster-class"}}))):
+        reply = integrations_site.post(path, signed)
+        assert (reply.status, reply.body) == (200, {"recorded": False, "ignored": "erased"}), path
+    assert count_all_events(rt) == before and contact_of(rt, "gone@example.com") is None
+    with Session(rt.db) as session:
+        assert not any("gone@example.com" in str(e.data) for e in session.exec(select(Event)))

@@ -5,6 +5,7 @@ resume-sending` (or the console) lets it go again. The pause is in the database:
 
 from __future__ import annotations
 
+import json
 import mailbox
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from sqlmodel import Session, select
 
 from nurture.cli import main
 from nurture.delivery import bounce_mail, reputation
+from nurture.delivery.deliverability import current_backoffs
+from nurture.delivery.pacing import pacer
+from nurture.insight import why
+from nurture.rules.pacing import domain_group
 from nurture.rules.reputation import Rates, Thresholds, percent, verdict
 from nurture.runtime import Runtime
 from nurture.store.models import Delivery, SendingPause
@@ -199,3 +204,40 @@ def test_the_reputation_page_in_a_browser_at_desktop_and_phone_width(
     finally:
         driver.quit()
         stop()
+
+
+def test_why_says_a_marketing_email_is_held_by_the_pause_and_how_to_lift_it(
+        rt, smtp_server, maildir, clock: FakeClock, project, database_url, monkeypatch) -> None:
+    send_to(rt, 20)
+    bounce(rt, smtp_server, maildir, ["lead0@example.com", "lead1@example.com"])
+    add_contact(rt, "later@example.com", "lead-nurture")
+    add_contact(rt, "new@example.com", "confirm-email")
+    add_contact(rt, "waiting@example.com", "confirm-email")
+    assert send_due(rt) == {"deferred": 1, "sent": 2}
+    for name, value in worker_env(project, database_url, **guard_env(maildir, smtp_server)).items():
+        monkeypatch.setenv(name, value)
+
+    told = CliRunner().invoke(main, ["why", "later@example.com"])
+    assert told.exit_code == 0, told.output
+    held = [line.strip() for line in told.output.splitlines() if line.strip().startswith("next:")]
+    assert held == ["next: edu-1 due 2026-11-23 09:15 Mon UTC, held: sending paused by the reputation guard since "
+                    "2026-11-23 09:00 Mon UTC (bounce rate 10% over 5% in the last 20 sends); `nurture resume-sending` "
+                    "lifts it"]
+    as_json = json.loads(CliRunner().invoke(main, ["why", "later@example.com", "--json"]).output)
+    assert as_json["sequences"][0]["next"]["held"].startswith("held: sending paused by the reputation guard")
+    # A confirmation is never held by the guard: why does not say it is.
+    assert "held:" not in CliRunner().invoke(main, ["why", "new@example.com"]).output
+
+    assert CliRunner().invoke(main, ["resume-sending"]).exit_code == 0
+    assert "held:" not in CliRunner().invoke(main, ["why", "later@example.com"]).output
+
+
+def test_why_says_an_email_is_held_while_its_domain_group_is_backed_off(rt, clock: FakeClock) -> None:
+    add_contact(rt, "ann@example.com", "lead-nurture")
+    until = pacer(rt).throttle(domain_group("ann@example.com"), clock())
+    with Session(rt.db) as session:
+        story = why.explain(session, "ann@example.com", rt.sequences, clock(), rt.settings.sms,
+                            current_backoffs(rt, clock()))
+    [state] = [line.strip() for line in why.format_story(story) if line.strip().startswith("next:")]
+    assert state == (f"next: edu-1 due 2026-11-23 09:00 Mon UTC, held: the relay asked to slow down for "
+                     f"{domain_group('ann@example.com')}; pacing backs it off until {until:%Y-%m-%d %H:%M %a} UTC")

@@ -8,7 +8,7 @@ import smtplib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nurture.delivery.transports.smtp import _Client
+from nurture.delivery.transports.smtp import _Smtp as _Client
 
 
 def commands(client: smtplib.SMTP, sender: str, recipient: str, options: list[str]) -> list[str]:

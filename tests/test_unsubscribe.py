@@ -48,6 +48,12 @@ def unsubscribe_path(smtp_server: SmtpServer, address: str) -> str:
     return urlsplit(re.match(r"<([^>]+)>", header)[1]).path
 
 
+def preferences_path(smtp_server: SmtpServer, address: str) -> str:
+    """The path of the "manage preferences" link in the last email `address` received."""
+    body = smtp_server.handler.to(address)[-1].message.get_body(("plain",)).get_content()
+    return urlsplit(re.search(r"Manage your email preferences:\s+(\S+)", body)[1]).path
+
+
 def raw_post(host: str, path: str, body: bytes, content_type: str) -> http.client.HTTPResponse:
     """A POST with nothing but what RFC 8058 says a provider sends: no cookie, no Origin, no Referer."""
     connection = http.client.HTTPConnection(host, timeout=10)
@@ -100,13 +106,47 @@ def test_a_get_shows_the_choices_and_changes_nothing(rt, web, smtp_server) -> No
     add_contact(rt, "ann@example.com", "lead-nurture")
     send_due(rt)
     connection = http.client.HTTPConnection(web, timeout=10)
-    connection.request("GET", unsubscribe_path(smtp_server, "ann@example.com"))
+    connection.request("GET", preferences_path(smtp_server, "ann@example.com"))
     response = connection.getresponse()
     page = response.read().decode()
     assert response.status == 200 and response.getheader("Set-Cookie") is None
     assert 'Unsubscribe from "Lead nurture"' in page and "Unsubscribe from all marketing email" in page
     assert "a**@example.com" in page and "ann@example.com" not in page
     assert contact(rt, "ann@example.com").email_status == "subscribed" and consents(rt) == []
+
+
+def test_the_footer_s_unsubscribe_and_preferences_links_are_two_pages(rt, web, smtp_server) -> None:
+    add_contact(rt, "ann@example.com", "lead-nurture")
+    send_due(rt)
+    unsubscribe, manage = unsubscribe_path(smtp_server, "ann@example.com"), preferences_path(smtp_server,
+                                                                                             "ann@example.com")
+    assert unsubscribe == manage + "/unsubscribe"  # the footer's Unsubscribe is List-Unsubscribe's address
+    html = smtp_server.handler.to("ann@example.com")[-1].message.get_body(("html",)).get_content()
+    assert re.search(rf'href="https://nurture\.test{unsubscribe}"[^>]*>Unsubscribe</a>', html)
+    assert re.search(rf'href="https://nurture\.test{manage}"[^>]*>manage preferences</a>', html)
+    client = create_app(rt).test_client()
+
+    page = client.get(unsubscribe).get_data(as_text=True)  # one button, and the way to the choices
+    assert "Unsubscribe from all marketing email" in page and f'href="{manage}"' in page
+    assert 'Unsubscribe from "Lead nurture"' not in page and "ann@example.com" not in page
+    assert contact(rt, "ann@example.com").email_status == "subscribed" and consents(rt) == []  # GET: nothing
+
+    done = client.post(unsubscribe, data={}).get_data(as_text=True)  # its button: out, and told so
+    assert "unsubscribed from all marketing email" in done and "Subscribe again" in done
+    assert contact(rt, "ann@example.com").email_status == "unsubscribed"
+    assert [(c.action, c.method) for c in consents(rt)] == [("opt-out", "unsubscribe-link")]
+    assert "not receiving marketing email" in client.get(unsubscribe).get_data(as_text=True)
+
+
+def test_mail_sent_before_the_split_still_unsubscribes_in_one_click(rt, web, smtp_server) -> None:
+    # Its List-Unsubscribe and footer link are /u/<token>: that address still takes the one-click POST.
+    add_contact(rt, "ann@example.com", "lead-nurture")
+    send_due(rt)
+    old = preferences_path(smtp_server, "ann@example.com")
+    response = raw_post(web, old, b"List-Unsubscribe=One-Click", "application/x-www-form-urlencoded")
+    assert response.status == 200 and response.getheader("Location") is None
+    assert contact(rt, "ann@example.com").email_status == "unsubscribed"
+    assert [(c.action, c.method) for c in consents(rt)] == [("opt-out", "one-click")]
 
 
 @pytest.mark.parametrize("mangle", [
@@ -148,7 +188,8 @@ def test_leaving_one_sequence_keeps_the_others(rt, smtp_server, clock) -> None:
     add_contact(rt, "ann@example.com", "customer")
     send_due(rt)
     lead = [r for r in smtp_server.handler.to("ann@example.com") if "lead-nurture" in r.message["List-Id"]][0]
-    path = urlsplit(re.match(r"<([^>]+)>", lead.message["List-Unsubscribe"])[1]).path
+    body = lead.message.get_body(("plain",)).get_content()  # its preference page
+    path = urlsplit(re.search(r"Manage your email preferences:\s+(\S+)", body)[1]).path
     client = create_app(rt).test_client()
     page = client.post(path, data={"action": "sequence"}).get_data(as_text=True)
     assert 'no more emails from "Lead nurture"' in page
@@ -166,7 +207,7 @@ def test_leaving_one_sequence_keeps_the_others(rt, smtp_server, clock) -> None:
 def test_the_preference_page_resubscribes_with_fresh_consent_and_sets_texts(rt, smtp_server) -> None:
     add_contact(rt, "ann@example.com", "customer", phone="+14155552671")
     send_due(rt)
-    path = unsubscribe_path(smtp_server, "ann@example.com")
+    path = preferences_path(smtp_server, "ann@example.com")
     client = create_app(rt).test_client()
     assert "unsubscribed from all" in client.post(path, data={"action": "all"}).get_data(as_text=True)
     assert contact(rt, "ann@example.com").email_status == "unsubscribed"

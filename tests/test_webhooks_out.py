@@ -5,6 +5,7 @@ and SMTP; time moves only when the test says."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,9 +20,11 @@ from nurture import jobs
 from nurture.delivery import webhook_outbox, webhooks
 from nurture.delivery.transports import TransportError
 from nurture.delivery.transports.webhook import resolve
+from nurture.people import erasure
+from nurture.people.owner_actions import Actor
 from nurture.runtime import use_runtime
 from nurture.store import webhooks as store
-from nurture.store.models import Event, WebhookAttempt, WebhookEndpoint, WebhookMessage
+from nurture.store.models import Contact, Event, WebhookAttempt, WebhookEndpoint, WebhookMessage
 from tests.helpers import add_contact, send_due
 from tests.webhooks_support import SECRET, SECRET_ENV, receiver, write_webhooks  # noqa: F401
 
@@ -244,3 +247,24 @@ def test_a_message_claimed_by_a_worker_that_died_is_sent_after_its_lease(make_ru
     clock.advance(seconds=46)
     webhooks.deliver_due(rt)
     assert len(receiver.accepted) == 1
+
+
+def test_an_erasure_reaches_the_receivers_as_the_address_digest_alone(make_runtime, sqlite_url, project, clock,
+                                                                      receiver) -> None:  # noqa: F811
+    # Receivers hold the person's data too (a CRM): they are told, with nothing that names them — only the
+    # digest nurture keeps, which they can compute from the address they hold.
+    write_webhooks(project, receiver.url, events="[contact.erased]")
+    rt = make_runtime(sqlite_url, **SECRET_ENV)
+    webhooks.deliver_due(rt)
+    contact_id = add_contact(rt, "Ann.Lee@example.com", first_name="Ann", last_name="Lee", phone="+15035550123")
+    with Session(rt.db) as session:
+        erasure.erase(session, session.get(Contact, contact_id), Actor("owner@example.com", "console"), clock())
+        session.commit()
+    assert webhooks.deliver_due(rt)["delivered"] == 1
+    [sent] = receiver.accepted
+    message = ClockedWebhook(SECRET, clock).verify(sent.body, sent.headers)
+    digest = hashlib.sha256(b"nurture-erased-address:ann.lee@example.com").hexdigest()
+    assert message["type"] == "contact.erased"
+    assert message["data"] == {"contact": {"id": contact_id}, "address_digest": digest}
+    for personal in (b"ann", b"Ann", b"Lee", b"5550123", b"owner@example.com", b"erased.invalid"):
+        assert personal not in sent.body.lower().replace(digest.encode(), b"")

@@ -90,11 +90,13 @@ def simulate_command(sequence_id: str, contact_spec: str, event_specs: tuple[str
 @with_runtime
 def why_command(rt: Runtime, email: str, as_json: bool) -> None:
     """Every message EMAIL was sent, skipped or deferred, when, and why; and what comes next."""
+    from nurture.delivery.deliverability import current_backoffs
     from nurture.insight import why
 
+    now = rt.clock()
     with Session(rt.db) as session:
         try:
-            story = why.explain(session, email, rt.sequences, rt.clock(), rt.settings.sms)
+            story = why.explain(session, email, rt.sequences, now, rt.settings.sms, current_backoffs(rt, now))
         except (why.UnknownContact, InvalidContact) as exc:
             fail(str(exc))
     if as_json:

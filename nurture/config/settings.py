@@ -23,7 +23,7 @@ from nurture.config.bounces import BounceSettings
 from nurture.config.errors import SECRETS, ConfigError
 from nurture.config.pacing import DeliverabilitySettings
 from nurture.config.providers import ProviderSettings
-from nurture.config.sms import SmsSettings
+from nurture.config.sms import TWILIO_TIMEOUT_SECONDS, SmsSettings
 from nurture.config.values import BaseUrl, HttpUrl, MailAddress, SmtpSettings, one_of
 from nurture.config.webhooks import WebhookSettings
 
@@ -57,6 +57,11 @@ def _dkim_needs_all_three(data: dict[str, Any]) -> None:
     if given and len(given) < 3:
         missing = [name for name in names if name not in given]
         raise ConfigError(f"{missing[0]}: required when {', '.join(given)} is set (DKIM needs all three)")
+
+
+# A claim's lease against one wait of a transport: a send is several waits (connect, MAIL, RCPT, DATA), and
+# a third of the lease may already be gone when it starts (the batch renews every third).
+LEASE_PER_SEND_TIMEOUT = 3
 
 
 class _VarSecrets(SecretsSettingsSource):
@@ -184,11 +189,28 @@ class Settings(BaseSettings):
         if self.email_backend == "smtp" and not self.postal_address.strip():
             raise ConfigError("POSTAL_ADDRESS: required when EMAIL_BACKEND=smtp (every email must show a "
                               "physical address: CAN-SPAM)")
+        self._lease_covers_a_send()
         for name, value in (("SECRET_KEY", self.secret_key), ("API_KEY", self.api_key)):
             if not value:
                 raise ConfigError(f"{name}: not set, and {self.var_dir / name.lower()} does not exist (set "
                                   f"{name}, or run `nurture db upgrade` once to generate it there)")
         return self
+
+    def _lease_covers_a_send(self) -> None:
+        """A send must end well inside the claim's lease: one that outlives it lets another worker take the
+        step over and send it again. The transports cut a send off at the lease's end (each wait bounded by
+        the time left); this makes sure that a server merely as slow as the timeout allows is not cut off."""
+        timeouts = []
+        if self.email_backend == "smtp" and self.smtp is not None:
+            timeouts.append((self.smtp.timeout, "SMTP timeout (SMTP_URL's ?timeout=)"))
+        if self.sms.backend == "twilio":
+            timeouts.append((TWILIO_TIMEOUT_SECONDS, "Twilio API timeout"))
+        for timeout, what in timeouts:
+            if self.claim_lease_seconds < LEASE_PER_SEND_TIMEOUT * timeout:
+                raise ConfigError(
+                    f"CLAIM_LEASE_SECONDS: {self.claim_lease_seconds} s is shorter than a send may take: the {what} "
+                    f"is {timeout:g} s, so the lease must be at least {LEASE_PER_SEND_TIMEOUT * timeout:g} s "
+                    f"({LEASE_PER_SEND_TIMEOUT} times it)")
 
     @cached_property
     def dkim(self) -> DkimSettings | None:
@@ -199,6 +221,12 @@ class Settings(BaseSettings):
     @cached_property  # on every message; parseaddr is slower than it looks
     def mail_domain(self) -> str:
         return parseaddr(self.mail_from)[1].rpartition("@")[2] or "localhost"
+
+    @property
+    def redis_prefix(self) -> str:
+        """Where this nurture's keys live in a shared Redis (the rate limits' counters, pacing, the tick's
+        flag): one QUEUE_NAME, one namespace, so two nurtures or another app on the same Redis never mix."""
+        return f"nurture:{self.queue_name}"
 
     @property
     def webhooks_file(self) -> Path:

@@ -15,6 +15,8 @@ from nurture.config.errors import ConfigError
 from nurture.config.values import BaseUrl, matching, one_of, region_windows, window
 from nurture.rules.sequence import Window
 
+TWILIO_TIMEOUT_SECONDS = 15.0  # per API request: a hung API must not hold a batch (and its email) for long
+
 
 @dataclass(frozen=True)
 class TwilioSettings:

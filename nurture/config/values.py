@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from limits import parse_many
 from pydantic import AfterValidator, BeforeValidator
@@ -85,6 +85,9 @@ def database_url(value: str) -> str:
     return value
 
 
+SMTP_TIMEOUT_SECONDS = 30.0
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     host: str
@@ -92,13 +95,14 @@ class SmtpSettings:
     username: str | None
     password: str | None
     security: str  # "plain" | "starttls" | "ssl"
-    timeout: float = 30.0
+    timeout: float = SMTP_TIMEOUT_SECONDS  # seconds, per wait for the server (SMTP_URL's ?timeout=)
 
 
 def smtp_settings(url: object) -> object:
     """`smtp://user:pass@host:587?starttls`, `smtps://host:465`, `smtp://host:25` (plain, for local relays).
 
     smtp:// on port 587 defaults to STARTTLS because that is what every submission server expects.
+    `timeout=N` (seconds, default 30) bounds each wait for the server; CLAIM_LEASE_SECONDS must cover it.
     """
     if not isinstance(url, str):
         return url
@@ -118,7 +122,20 @@ def smtp_settings(url: object) -> object:
         security, port = "plain", port or 25
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
-    return SmtpSettings(host=parts.hostname, port=port, username=user, password=password, security=security)
+    return SmtpSettings(host=parts.hostname, port=port, username=user, password=password, security=security,
+                        timeout=_smtp_timeout(parse_qs(parts.query).get("timeout")))
+
+
+def _smtp_timeout(given: list[str] | None) -> float:
+    if not given:
+        return SMTP_TIMEOUT_SECONDS
+    try:
+        timeout = float(given[-1])
+    except ValueError:
+        timeout = 0.0
+    if not 0 < timeout <= 600:
+        raise ValueError(f"timeout={given[-1]}: expected seconds between 0 and 600")
+    return timeout
 
 
 def parse_smtp_url(url: str) -> SmtpSettings:

@@ -23,7 +23,8 @@ def template_context(rt: Runtime, contact: Contact, sequence: Sequence, step: St
         "contact": ContactView.of(contact),
         "brand": BrandView(settings.brand_name, settings.support_email, settings.base_url),
         "postal_address": settings.postal_address,
-        "unsubscribe_url": f"{settings.base_url}/u/{token}",
+        # Two addresses: the unsubscribe link (also List-Unsubscribe's one-click) and the preference page.
+        "unsubscribe_url": f"{settings.base_url}/u/{token}/unsubscribe",
         "preferences_url": f"{settings.base_url}/u/{token}",
         # A timestamped signature costs ~0.1 ms; only the (transactional) confirmation email needs it.
         "confirm_url": (f"{settings.base_url}/confirm/{rt.signer.confirm_token(contact.id)}"

@@ -17,6 +17,7 @@ from nurture.store import deliverability as store
 
 if TYPE_CHECKING:  # the batch is handed in; dispatch and outcomes import this module
     from nurture.delivery.outcomes import Batch, Item, Send
+    from nurture.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,15 @@ def throttled(batch: Batch, address: str, now: datetime) -> tuple[datetime, str]
     until = pacer(batch.rt).throttle(group, now)
     batch.backoffs[group] = until
     return until, _slow_down(group, until)
+
+
+def current_backoffs(rt: Runtime, now: datetime) -> dict[str, datetime]:
+    """The domain groups backed off at `now` (for `nurture why` and the console), or none known while
+    Redis does not answer."""
+    try:
+        return pacer(rt).backoffs(now)
+    except RedisError:
+        return {}
 
 
 def _backed_off(batch: Batch, group: str, now: datetime) -> tuple[datetime, str] | None:

@@ -51,6 +51,7 @@ class Batch:
     consents: sending.Consents | None = None  # the current chunk's, read right after its fence
     paused: bool = False  # the reputation guard holds marketing email (read each chunk)
     backoffs: dict[str, datetime] = field(default_factory=dict)  # domain group -> backed off until
+    leased_until: datetime | None = None  # the lease the batch last wrote on its rows (see lease_until)
 
     def transport(self, channel: Channel) -> Transport:
         if channel.name not in self.transports:
@@ -62,7 +63,18 @@ class Batch:
             transport.close()
 
     def lease_until(self, now: datetime) -> datetime:
-        return now + timedelta(seconds=self.rt.settings.claim_lease_seconds)
+        """The lease a fence or renewal at `now` writes. The batch's rows all carry the last one handed out
+        (each chunk is fenced, the rest renewed, with it), so it is kept: a send must end before it."""
+        self.leased_until = now + timedelta(seconds=self.rt.settings.claim_lease_seconds)
+        return self.leased_until
+
+    def time_left(self, now: datetime) -> float | None:
+        """Seconds a send starting at `now` may take: up to the lease's end, less a tenth of the lease to
+        record the outcome in. (None before the batch has fenced anything.)"""
+        if self.leased_until is None:
+            return None
+        lease = self.rt.settings.claim_lease_seconds
+        return (self.leased_until - now).total_seconds() - lease / 10
 
 
 @dataclass
@@ -201,7 +213,7 @@ def _deliver(batch: Batch, item: Item, send: Send, delivery: Row) -> str:
     except RenderError as exc:
         return fail(batch, item, send.step, delivery.id, str(exc))
     try:
-        provider_id = batch.transport(send.channel).send(message)
+        provider_id = batch.transport(send.channel).send(message, batch.time_left(batch.rt.clock()))
     except TransportError as exc:
         return _transport_failed(batch, item, send.step, delivery, exc)
     return _sent(batch, item, send.step, delivery, provider_id, message.message_id)

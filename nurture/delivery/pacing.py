@@ -60,7 +60,7 @@ def pacer(rt: Runtime) -> Pacer:
     Redis is one process)."""
     if rt.email_pacer is None:
         settings = rt.settings.deliverability
-        prefix = f"nurture:{rt.settings.queue_name}:pace"
+        prefix = f"{rt.settings.redis_prefix}:pace"
         rt.email_pacer = RedisPacer(rt.redis_connection(), settings, prefix) \
             if rt.settings.redis_url or rt.redis else MemoryPacer(settings)
     return rt.email_pacer

@@ -75,7 +75,11 @@ def fan_out(session: Session, endpoint: rules.Endpoint, now: datetime) -> int:
 
 
 def _message(endpoint: str, event: Event, contact: Contact, public: str, now: datetime) -> WebhookMessage:
-    data = {"contact": contact_view(contact), "event": {"id": event.id, "type": event.type}, "details": event.data}
+    if event.type == rules.ERASED:  # the person is gone: nothing of them goes out, only the digest
+        data = rules.erased_data(contact.id, event.data)
+    else:
+        data = {"contact": contact_view(contact), "event": {"id": event.id, "type": event.type},
+                "details": event.data}
     body = rules.body_bytes(rules.payload(public, event.occurred_at, data)).decode()
     return WebhookMessage(endpoint=endpoint, message_id=f"msg_e{event.id}_{endpoint}"[:64], event_id=event.id,
                           event_type=public, body=body, next_attempt_at=now, created_at=now)

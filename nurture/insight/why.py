@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
@@ -24,13 +25,17 @@ from nurture.content.registry import SequenceRegistry
 from nurture.delivery.channels import channel_for
 from nurture.insight.times import iso_utc, stamp
 from nurture.people.contacts import normalise_email
-from nurture.rules import decisions, engine
+from nurture.rules import decisions, engine, pacing
 from nurture.rules.segments import Segment
 from nurture.rules.segments import explain as explain_segment
 from nurture.rules.sequence import CHANNELS, Sequence
 from nurture.store import claims, history
+from nurture.store import deliverability as deliverability_store
 from nurture.store import events as event_store
 from nurture.store.models import Contact, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Event, Suppression
+
+if TYPE_CHECKING:  # the pause is only handed through
+    from nurture.store.models import SendingPause
 
 # "<channel>.<outcome>" events about one message (sms delivered/undelivered come from Twilio's reports;
 # email bounced, soft_bounce, complained also from bounces and feedback reports: nurture.people.bounces).
@@ -81,6 +86,9 @@ class Run:
     # What the worker will do with the next step as things stand (its own decision functions): a message
     # to an unsubscribed or suppressed contact is skipped, a goal already reached ends the sequence.
     outlook: decisions.Outlook | None = None
+    # Held back by the deliverability checks the send path makes after these (deliverability.hold_email):
+    # the reputation guard's pause, or the contact's domain group backed off by pacing. Said as it is.
+    held: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,17 +105,18 @@ class Story:
 
 
 def explain(session: Session, email: str, sequences: SequenceRegistry, now: datetime,
-            sms: SmsSettings | None = None) -> Story:
+            sms: SmsSettings | None = None, backoffs: Mapping[str, datetime] | None = None) -> Story:
     """Everything on record about what this contact was (or was not) sent. Raises UnknownContact. With
-    `sms` (the settings' quiet hours) the next text's quiet-hours wait is foretold too."""
+    `sms` (the settings' quiet hours) the next text's quiet-hours wait is foretold too; with `backoffs`
+    (pacing: domain group -> backed off until) an email held by one is said to be."""
     contact = history.contact_by_email(session, normalise_email(email))
     if contact is None:
         raise UnknownContact(f"no contact {email!r}")
-    return story_of(session, contact, sequences, now, sms)
+    return story_of(session, contact, sequences, now, sms, backoffs)
 
 
 def story_of(session: Session, contact: Contact, sequences: SequenceRegistry, now: datetime,
-             sms: SmsSettings | None = None) -> Story:
+             sms: SmsSettings | None = None, backoffs: Mapping[str, datetime] | None = None) -> Story:
     """`explain` for a contact already found (the console finds it by id)."""
     contact_id = contact.id or 0
     enrollments = history.enrollments_of(session, contact_id)
@@ -126,12 +135,33 @@ def story_of(session: Session, contact: Contact, sequences: SequenceRegistry, no
         _fill_in(lines[delivery.enrollment_id], delivery)
     suppressed = history.suppressions_of(session, (contact.email, contact.phone or ""))
     runs = []
+    pause = deliverability_store.open_pause(session)
     for enrollment in enrollments:
         sequence = sequences.get(enrollment.sequence_id)
         ahead = _outlook(session, contact, enrollment, sequence, suppressed, sequences, now, sms) \
             if sequence else None
-        runs.append(_run(enrollment, lines[enrollment.id], sequence, ahead))
+        held = _held(contact, enrollment, sequence, ahead, pause, backoffs or {}, now) if sequence else None
+        runs.append(_run(enrollment, lines[enrollment.id], sequence, ahead, held))
     return Story(contact, tuple(runs), tuple(consent), tuple(suppressed), now)
+
+
+def _held(contact: Contact, enrollment: Enrollment, sequence: Sequence, ahead: decisions.Outlook | None,
+          pause: SendingPause | None, backoffs: Mapping[str, datetime], now: datetime) -> str | None:
+    """What holds the next email after the checks `ahead` made, in the send path's order
+    (deliverability.hold_email): the guard's pause (marketing only), then a backed-off domain group."""
+    step = sequence.step(enrollment.step_id) if enrollment.step_id else None
+    if ahead is None or ahead.what not in ("send", "defer") or step is None or step.channel != "email":
+        return None
+    zone = engine.contact_zone(contact.timezone)
+    if pause is not None and not sequence.transactional:
+        return (f"held: sending paused by the reputation guard since {stamp(pause.paused_at, zone)} "
+                f"({pause.reason}); `nurture resume-sending` lifts it")
+    group = pacing.domain_group(contact.email)
+    until = backoffs.get(group)
+    if until is not None and until > max(now, enrollment.due_at or now):
+        return (f"held: the relay asked to slow down for {group}; pacing backs it off until "
+                f"{stamp(until, zone)}")
+    return None
 
 
 def _outlook(session: Session, contact: Contact, enrollment: Enrollment, sequence: Sequence,
@@ -240,13 +270,14 @@ def _fill_in(lines: list[Line], delivery: Delivery) -> None:
 
 
 def _run(enrollment: Enrollment, lines: list[Line], sequence: Sequence | None,
-         outlook: decisions.Outlook | None) -> Run:
+         outlook: decisions.Outlook | None, held: str | None = None) -> Run:
     step = sequence.step(enrollment.step_id) if sequence and enrollment.step_id else None
     waiting = step.wait_for.event if step is not None and step.wait_for is not None else None
     active = enrollment.status == EnrollmentStatus.ACTIVE
     return Run(enrollment.sequence_id, enrollment.entry, enrollment.created_at, enrollment.status,
                enrollment.stop_reason, enrollment.step_id if active else None,
-               enrollment.due_at if active else None, waiting if active else None, tuple(lines), outlook)
+               enrollment.due_at if active else None, waiting if active else None, tuple(lines), outlook,
+               held if active else None)
 
 
 # --- Showing it ----------------------------------------------------------------------------------------------
@@ -281,6 +312,8 @@ def next_text(run: Run, now: datetime, zone: tzinfo) -> str | None:
     if ahead is not None and ahead.what == "skip":
         then = "the sequence stops there" if ahead.stops else "then the contact moves on"
         return f"next: {run.next_step} due {when} will be skipped: {ahead.reason}; {then}"
+    if run.held:
+        return f"next: {run.next_step} due {when}, {run.held}"
     if ahead is not None and ahead.what == "defer" and ahead.until is not None:
         return f"next: {run.next_step} due {when}, {ahead.reason}: it goes {stamp(ahead.until, zone)}"
     if run.waiting_for:
@@ -333,6 +366,8 @@ def _next_json(run: Run) -> dict:
     data: dict = {"step": run.next_step, "due_at": iso_utc(run.due_at) if run.due_at else None,
                   "waiting_for": run.waiting_for}
     ahead = run.outlook
+    if run.held:
+        data["held"] = run.held
     if ahead is not None and ahead.what in ("skip", "end", "defer"):  # not sent when due: say so, and why
         data["outlook"] = {"what": ahead.what, "reason": ahead.reason, "stops": ahead.stops,
                            "until": iso_utc(ahead.until) if ahead.until else None}

@@ -26,7 +26,7 @@ class UnknownLink(LookupError):
 class Origin:
     """Where a change came from, for the consent record."""
 
-    method: str  # one-click | preference-page | mailto | cli | api | form | sms-keyword
+    method: str  # one-click | unsubscribe-link | preference-page | mailto | cli | api | form | sms-keyword
     delivery_id: int | None = None
     ip: str | None = None
     user_agent: str | None = None

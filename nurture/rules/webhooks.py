@@ -34,7 +34,9 @@ PUBLIC_NAMES: dict[str, str] = {
     "sequence.goal": "goal.reached",
     "sequence.completed": "sequence.completed",
     "score.hot": "lead.hot",
+    "contact.erased": "contact.erased",  # carries the address digest alone: see erased_data
 }
+ERASED = "contact.erased"
 EVENT_NAMES: tuple[str, ...] = tuple(dict.fromkeys(PUBLIC_NAMES.values()))
 PING = "webhook.ping"  # the owner's test message; sent to one endpoint whatever it subscribed to
 
@@ -101,6 +103,13 @@ def headers(secret: str, message_id: str, now: datetime, body: bytes) -> dict[st
 def payload(public_name: str, occurred_at: datetime, data: dict) -> dict:
     """The JSON body: `type`, `timestamp` (when it happened, ISO 8601 UTC) and `data` (see docs/webhooks.md)."""
     return {"type": public_name, "timestamp": occurred_at.isoformat().replace("+00:00", "Z"), "data": data}
+
+
+def erased_data(contact_id: int | None, event_data: dict) -> dict:
+    """What receivers learn of an erasure: the contact's id and the digest of its address (people.erasure),
+    nothing that names the person, nor who erased them. A receiver finds its own copy by the id, or by
+    computing the digest of the addresses it holds (docs/webhooks.md)."""
+    return {"contact": {"id": contact_id}, "address_digest": event_data.get("address_digest")}
 
 
 def body_bytes(message: dict) -> bytes:

@@ -34,9 +34,11 @@ def count_events_since(session: Session, contact_id: int, type_: str, since: dat
 
 
 def mark_bounced(session: Session, delivery_id: int, reason: str, now: datetime) -> bool:
-    """A sent message came back: the delivery becomes `bounced`. Only from `sent`: a row still `sending`
-    is the send path's (its outcome is not recorded yet), and failed or skipped ones never went out."""
+    """A sent message came back: the delivery becomes `bounced`. From `sent`, or from `sending`: a fast
+    relay's bounce can be read before the send path records its outcome, which then keeps `bounced` (see
+    store.sending.record_sent). Failed or skipped ones never went out."""
     return session.execute(
-        update(Delivery.__table__).where(DELIVERY.id == delivery_id, DELIVERY.status == DeliveryStatus.SENT)
+        update(Delivery.__table__).where(DELIVERY.id == delivery_id,
+                                         DELIVERY.status.in_([DeliveryStatus.SENT, DeliveryStatus.SENDING]))
         .values(status=DeliveryStatus.BOUNCED, error=reason[:1000], updated_at=now)
     ).rowcount == 1

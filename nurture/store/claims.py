@@ -192,8 +192,10 @@ def finish_delivery(session: Session, delivery_id: int, token: str, now: datetim
                     provider_id: str | None = None, error: str | None = None, attempts: int | None = None) -> bool:
     """Record a delivery's outcome, only while claim `token` still owns the row (open_delivery wrote it).
     False: a worker that took the step over after this one's lease ran out owns it now, and its record
-    stands."""
-    values: dict = dict(status=status, updated_at=now, error=error[:1000] if error else None)
+    stands. A bounce read meanwhile (the relay had the message after all) stays, with its reason."""
+    bounced = DELIVERY.status == DeliveryStatus.BOUNCED
+    values: dict = dict(status=case((bounced, DELIVERY.status), else_=status), updated_at=now,
+                        error=case((bounced, DELIVERY.error), else_=error[:1000] if error else None))
     if provider_id is not None:
         values["provider_id"] = provider_id
     if status == DeliveryStatus.SENT:

@@ -52,7 +52,8 @@ class Prepared:
         values = [(params[name] if process is None else process(params[name])) if fixed is _GIVEN else fixed
                   for name, process, fixed in compiled.params]
         cursor = driver.cursor()
-        cursor.execute(compiled.sql, tuple(values) if compiled.positional else dict(zip(compiled.names, values)))
+        named = dict(zip(compiled.names, values, strict=True)) if not compiled.positional else None
+        cursor.execute(compiled.sql, tuple(values) if named is None else named)
         return cursor
 
     def rowcount(self, session: Session, params: Mapping[str, Any]) -> int:

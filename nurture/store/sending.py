@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, exists, insert, select, update
+from sqlalchemy import Executable, bindparam, case, exists, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from nurture.rules.decisions import consent_block
-from nurture.store.prepared import Prepared
 from nurture.store.models import Contact, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Event, Suppression
+from nurture.store.prepared import Prepared
 
 ENROLLMENT = Enrollment.__table__.c  # type: ignore[attr-defined]
 DELIVERY = Delivery.__table__.c  # type: ignore[attr-defined]
@@ -38,11 +38,15 @@ _START = Prepared(
     .values(status=DeliveryStatus.SENDING, updated_at=bindparam("d_now"))
 )
 
+# A bounce read while the row was still `sending` (a fast relay) has made it `bounced` already: that stays,
+# with its reason (a conditional value, not a WHERE: the row is still ours, and the send is recorded).
+_BOUNCED_FIRST = DELIVERY.status == DeliveryStatus.BOUNCED
 _SENT = Prepared(
     update(Delivery.__table__)
     .where(DELIVERY.id == bindparam("d_id"), DELIVERY.claim_token == bindparam("d_token"))
-    .values(status=DeliveryStatus.SENT, provider_id=bindparam("d_provider_id"), sent_at=bindparam("d_now"),
-            updated_at=bindparam("d_now"), error=None, attempts=DELIVERY.attempts + 1)
+    .values(status=case((_BOUNCED_FIRST, DELIVERY.status), else_=DeliveryStatus.SENT),
+            provider_id=bindparam("d_provider_id"), sent_at=bindparam("d_now"), updated_at=bindparam("d_now"),
+            error=case((_BOUNCED_FIRST, DELIVERY.error), else_=None), attempts=DELIVERY.attempts + 1)
 )
 
 _ADVANCE = Prepared(

@@ -23,6 +23,7 @@ from sqlmodel import Session
 from nurture.runtime import Runtime
 from nurture.store import console
 from nurture.web import runtime
+from nurture.web.submit_limit import limits_prefix
 
 # Failed logins only (successful ones are not counted): per address of the browser, and per account,
 # so that guessing one owner's password from many addresses is slow too. Argon2 makes each guess cost
@@ -69,7 +70,8 @@ def load_user(session_id: str) -> ConsoleUser | None:
 
 
 def login_limiter(app: Flask, rt: Runtime, blueprint: str | None = None) -> Limiter:
-    """A Limiter of its own (key prefix apart from the forms'), in Redis when there is one.
+    """A Limiter of its own (key prefix apart from the forms'), in Redis when there is one, under this
+    nurture's prefix (the `limits` library's own, LIMITS, is every app's on that Redis).
 
     With `blueprint`, its request hooks run for that blueprint's requests only. Flask-Limiter hooks every
     request of the app (before, after and teardown), though this Limiter has no default limits and only the
@@ -79,6 +81,7 @@ def login_limiter(app: Flask, rt: Runtime, blueprint: str | None = None) -> Limi
     hooks = {name: {key: list(funcs) for key, funcs in getattr(app, name).items()}
              for name in ("before_request_funcs", "after_request_funcs", "teardown_request_funcs")}
     limiter = Limiter(get_remote_address, app=app, storage_uri=rt.settings.redis_url or "memory://",
+                      storage_options={"key_prefix": limits_prefix(rt.settings.redis_prefix)},
                       key_prefix="nurture-login", default_limits=[], swallow_errors=True,
                       in_memory_fallback_enabled=True)
     if blueprint is not None:

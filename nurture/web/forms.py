@@ -59,7 +59,8 @@ def init_app(app: Flask, rt: Runtime) -> None:
         client = Redis.from_url(rt.settings.redis_url, socket_connect_timeout=submit_limit.TIMEOUT,
                                 socket_timeout=submit_limit.TIMEOUT)
         app.extensions["nurture.redis"] = client
-    submit_limit.install(app, rt.settings.form_rate_limit, client, jobs.tick_gate_key(rt))
+    submit_limit.install(app, rt.settings.form_rate_limit, client, jobs.tick_gate_key(rt),
+                         submit_limit.limits_prefix(rt.settings.redis_prefix))
 
 
 def registry() -> FormRegistry:

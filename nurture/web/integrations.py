@@ -2,8 +2,8 @@
 
 Each verifies its signature before anything else is read into the database (a forged request is a 400 and
 records nothing), then hands a pure mapping's result (nurture.rules.inbound) to nurture.people.inbound.
-A well-signed payload we do not record (an unknown Stripe event type, a cancellation) is acknowledged with
-200 and `ignored`, so the sender does not retry it for days.
+A well-signed payload we do not record (an unknown Stripe event type, a cancellation, an erased person's
+address) is acknowledged with 200 and `ignored`, so the sender does not retry it for days.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from nurture.people.contacts import InvalidContact
+from nurture.people.contacts import ErasedAddress, InvalidContact
 from nurture.people.inbound import record_inbound
 from nurture.rules import inbound_signatures
 from nurture.rules.inbound import Inbound, NotForUs, hook_inbound, stripe_inbound
@@ -37,6 +37,11 @@ def _record(inbound: Inbound) -> tuple[Response, int]:
         try:
             event, created = record_inbound(session, rt, inbound)
             session.commit()
+        except ErasedAddress:
+            # The person asked to be forgotten. Acknowledged, not refused: a 4xx has the sender retry for
+            # days. Nothing is written (the transaction is dropped): not the event, not the address.
+            session.rollback()
+            return jsonify(recorded=False, ignored="erased"), 200
         except InvalidContact as exc:
             return error(400, exc.message, exc.field)
         except IntegrityError:

@@ -30,7 +30,9 @@ from redis.exceptions import NoScriptError
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "nurture-forms"
-STORAGE_PREFIX = "LIMITS"  # the `limits` library's RedisStorage prefix: the keys are the ones it would use
+# The `limits` library's RedisStorage prefix is "LIMITS", every app's on that Redis: ours is under this
+# nurture's own (Settings.redis_prefix), as the console's login limit is (nurture.web.auth).
+STORAGE_PREFIX = "LIMITS"
 TIMEOUT = 0.5  # seconds: a Redis that hangs must not hold a visitor's sign-up
 
 # KEYS: the counters (one per limit), then the tick gate. ARGV: each counter's window, in seconds.
@@ -58,10 +60,11 @@ class Verdict:
 class SubmitLimit:
     """FORM_RATE_LIMIT ("10 per minute", or several: "5/minute;50/day") per client address."""
 
-    def __init__(self, limits: str, redis: Redis | None, gate_key: str = "") -> None:
+    def __init__(self, limits: str, redis: Redis | None, gate_key: str = "",
+                 storage_prefix: str = STORAGE_PREFIX) -> None:
         self.items: list[RateLimitItem] = parse_many(limits)
         self.fallback = FixedWindowRateLimiter(MemoryStorage())
-        self.redis, self.gate_key = redis, gate_key
+        self.redis, self.gate_key, self.storage_prefix = redis, gate_key, storage_prefix
         self.sha = hashlib.sha1(COUNT_AND_ASK.encode()).hexdigest()  # noqa: S324 — Redis names scripts so
         self.windows = [item.get_expiry() for item in self.items]
 
@@ -73,7 +76,7 @@ class SubmitLimit:
         """Count one sign-up from `client` and say whether a tick is waiting, in one Redis round trip."""
         who = client or "unknown"
         if self.redis is not None:
-            keys = [f"{STORAGE_PREFIX}:{item.key_for(KEY_PREFIX, who)}" for item in self.items]
+            keys = [f"{self.storage_prefix}:{item.key_for(KEY_PREFIX, who)}" for item in self.items]
             try:
                 *counts, gate = self._run([*keys, self.gate_key], self.windows)
             except Exception as exc:  # noqa: BLE001 — whatever Redis raises, a sign-up must not fail
@@ -95,9 +98,15 @@ class SubmitLimit:
             return self.redis.evalsha(self.sha, len(keys), *keys, *args)
 
 
-def install(app: Flask, limits: str, redis: Redis | None, gate_key: str = "") -> None:
+def limits_prefix(redis_prefix: str) -> str:
+    """The rate limits' key prefix in Redis, under this nurture's own (Settings.redis_prefix)."""
+    return f"{redis_prefix}:limits"
+
+
+def install(app: Flask, limits: str, redis: Redis | None, gate_key: str = "",
+            storage_prefix: str = STORAGE_PREFIX) -> None:
     """One limit per app: each app may have its own Redis."""
-    app.extensions["nurture.forms.limit"] = SubmitLimit(limits, redis, gate_key)
+    app.extensions["nurture.forms.limit"] = SubmitLimit(limits, redis, gate_key, storage_prefix)
 
 
 def enforce() -> bool:

@@ -1,9 +1,12 @@
-"""/u/<token>: one-click unsubscribe (RFC 8058) and the preference page behind the footer link.
+"""/u/<token>/unsubscribe: the unsubscribe link (the footer's, and List-Unsubscribe's one-click, RFC 8058);
+/u/<token>: the preference page behind the footer's "manage preferences" link.
 
-GET shows a page and changes nothing (link scanners and previews fetch links). POST with
+GET shows a page and changes nothing (link scanners and previews fetch links): the unsubscribe page asks
+for one click on its button; the preference page offers every choice. POST with
 `List-Unsubscribe=One-Click`, as a mailbox provider sends it — no cookie, no session, no CSRF token, no
-Origin — unsubscribes from all marketing email and answers 200, never a redirect. The signed token in the
-URL is the only credential, so nothing here sets or reads a cookie.
+Origin — unsubscribes from all marketing email and answers 200, never a redirect, at either address (mail
+sent before the two were apart carries /u/<token> as its List-Unsubscribe). The signed token in the URL is
+the only credential, so nothing here sets or reads a cookie.
 """
 
 from __future__ import annotations
@@ -46,30 +49,53 @@ def mask(address: str) -> str:
     return f"{local[:1]}{'*' * max(len(local) - 1, 2)}@{domain}"
 
 
-@bp.get("/u/<token>")
-def show(token: str) -> tuple[str, int]:
+def _link_page(token: str, template: str) -> tuple[str, int]:
+    """A page about the delivery `token` signs (GET: shown, nothing changed), or the bad-link page."""
     rt = runtime()
     try:
         delivery_id = rt.signer.delivery_id(token)
         with Session(rt.db) as session:
             target = preferences.resolve(session, delivery_id)
             sequence = rt.sequences.get(target.delivery.sequence_id)
-            return _page("preferences.html", contact=target.contact, enrollment=target.enrollment,
+            return _page(template, contact=target.contact, enrollment=target.enrollment, token=token,
                          sequence_name=sequence.name if sequence else target.delivery.sequence_id,
                          masked=mask(target.contact.email), done=None)
     except (BadToken, UnknownLink):
         return _bad_link()
 
 
+@bp.get("/u/<token>")
+def show(token: str) -> tuple[str, int]:
+    """The preference page: every choice."""
+    return _link_page(token, "preferences.html")
+
+
+@bp.get("/u/<token>/unsubscribe")
+def confirm_unsubscribe(token: str) -> tuple[str, int]:
+    """The footer's Unsubscribe: one button, and the way to the preference page."""
+    return _link_page(token, "unsubscribe.html")
+
+
+@bp.post("/u/<token>/unsubscribe")
+def unsubscribe(token: str) -> tuple[str, int] | Response:
+    """One-click (RFC 8058) or the unsubscribe page's button: out of all marketing email."""
+    return _change(token, "all", "unsubscribe-link")
+
+
 @bp.post("/u/<token>")
 def change(token: str) -> tuple[str, int] | Response:
+    """The preference page's forms (and one-click, for mail whose List-Unsubscribe points here)."""
+    return _change(token, request.form.get("action", ""), "preference-page")
+
+
+def _change(token: str, action: str, method: str) -> tuple[str, int] | Response:
     rt = runtime()
     try:
         delivery_id = rt.signer.delivery_id(token)
     except BadToken:
         return _bad_link()
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
-    action = "all" if one_click else request.form.get("action", "")
+    action = "all" if one_click else action
     if action not in ACTIONS:
         return _page("link_invalid.html", 400, reason="That request was not understood.")
     now = rt.clock()
@@ -78,7 +104,7 @@ def change(token: str) -> tuple[str, int] | Response:
             target = preferences.resolve(session, delivery_id)
         except UnknownLink:
             return _bad_link()
-        origin = _origin("one-click" if one_click else "preference-page", delivery_id)
+        origin = _origin("one-click" if one_click else method, delivery_id)
         _apply(session, action, target, origin, now)
         session.commit()
         if one_click:

@@ -165,7 +165,8 @@ def faulty_smtp() -> Iterator[tuple[FaultySmtp, str]]:
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
-    yield handler, f"smtp://127.0.0.1:{port}"
+    # A 3 s timeout: the workers' 10 s lease must cover three times it (Settings refuses a shorter lease).
+    yield handler, f"smtp://127.0.0.1:{port}?timeout=3"
     controller.stop()
 
 

@@ -14,7 +14,8 @@ from nurture.store.models import Contact
 
 
 class Transport(Protocol):
-    def send(self, message: Any) -> str: ...
+    def send(self, message: Any, time_left: float | None = None) -> str:
+        """Send `message`; give up (temporary TransportError) once `time_left` seconds have passed."""
 
     def close(self) -> None: ...
 

@@ -14,7 +14,7 @@ class OutboxTransport:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def send(self, message: OutgoingEmail) -> str:
+    def send(self, message: OutgoingEmail, time_left: float | None = None) -> str:  # a file write: no wait
         local_part = message.message_id.strip("<>").partition("@")[0]
         safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", local_part)
         safe_to = re.sub(r"[^A-Za-z0-9._@+-]", "_", message.recipient)

@@ -15,7 +15,7 @@ class SmsOutboxTransport:
         self.directory = directory
         self.sender = sender
 
-    def send(self, message: OutgoingSms) -> str:
+    def send(self, message: OutgoingSms, time_left: float | None = None) -> str:  # a file write: no wait
         safe_to = re.sub(r"[^0-9+]", "_", message.to)
         safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", message.message_id)
         path = self.directory / f"{safe_to}--{safe_id}.txt"

@@ -15,13 +15,14 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from nurture.config import TwilioSettings
+from nurture.config.sms import TWILIO_TIMEOUT_SECONDS
 from nurture.delivery.transports import TransportError
 from nurture.rules.sms import OutgoingSms
 
 TWILIO_API = "https://api.twilio.com"
 OPTED_OUT = 21610
 INVALID_NUMBERS = (21211, 21614)  # "To" not a valid phone number / not a mobile number
-TIMEOUT_SECONDS = 15.0  # a hung API must not hold a batch (and its email) for long
+TIMEOUT_SECONDS = TWILIO_TIMEOUT_SECONDS
 
 
 class ApiBaseHttpClient(TwilioHttpClient):
@@ -50,7 +51,11 @@ class TwilioTransport:
         self.settings = settings
         self.client = client or make_client(settings)
 
-    def send(self, message: OutgoingSms) -> str:
+    def send(self, message: OutgoingSms, time_left: float | None = None) -> str:
+        """`time_left`: what is left of the batch's lease; the API request's timeout is cut to it."""
+        if time_left is not None and time_left <= 0:
+            raise TransportError("the send ran out of time (its claim's lease ends)")
+        self.client.http_client.timeout = TIMEOUT_SECONDS if time_left is None else min(TIMEOUT_SECONDS, time_left)
         sender = {"messaging_service_sid": self.settings.messaging_service_sid} \
             if self.settings.messaging_service_sid else {"from_": self.settings.from_number}
         callback = {"status_callback": message.status_callback} if message.status_callback else {}

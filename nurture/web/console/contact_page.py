@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
+from nurture.delivery.deliverability import current_backoffs
 from nurture.insight import why
 from nurture.people import erasure, owner_actions, segments
 from nurture.people.preferences import consent_history
@@ -26,7 +27,9 @@ ACTION_WORDS = {"enrollment.paused": "paused", "enrollment.resumed": "resumed", 
 
 def contact_page_data(session: Session, rt: Runtime, contact: Contact) -> dict[str, Any]:
     erased = erasure.is_erased_contact(contact)
-    story = None if erased else why.story_of(session, contact, rt.sequences, rt.clock(), rt.settings.sms)
+    now = rt.clock()
+    story = None if erased else why.story_of(session, contact, rt.sequences, now, rt.settings.sms,
+                                             current_backoffs(rt, now))
     enrollments = {(e.sequence_id, e.entry): e for e in store.enrollments_of(session, contact.id)}
     runs = [(run, enrollments.get((run.sequence_id, run.entry))) for run in story.runs] if story else []
     return {
