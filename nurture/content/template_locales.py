@@ -1,0 +1,39 @@
+"""Which languages the owner's content is written in: the `<name>.<locale>.<ext>` files beside the default
+ones in the email and SMS template folders (docs/locales.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nurture.rules.locales import InvalidLocale, normalise_locale
+
+TEMPLATE_EXTENSIONS = (".html", ".txt")
+
+
+def locale_of(path: Path) -> str | None:
+    """`edu-1.fr.html` -> `fr`; None for a default file (`edu-1.html`) or a suffix that names no language."""
+    parts = path.name.split(".")
+    if len(parts) < 3 or f".{parts[-1]}" not in TEMPLATE_EXTENSIONS:
+        return None
+    try:
+        return normalise_locale(parts[-2]) if normalise_locale(parts[-2]) == parts[-2] else None
+    except InvalidLocale:
+        return None
+
+
+def default_name(path: Path, locale: str) -> str:
+    """`lead/edu-1.fr.html` -> `lead/edu-1.html`, relative to the folder the caller names it from."""
+    return path.name.replace(f".{locale}.", ".", 1)
+
+
+def template_locales(*folders: Path) -> dict[str, list[Path]]:
+    """Every language that has localized files under `folders`, with those files (sorted)."""
+    found: dict[str, list[Path]] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            locale = locale_of(path) if path.is_file() else None
+            if locale:
+                found.setdefault(locale, []).append(path)
+    return found
