@@ -26,6 +26,16 @@ def default_name(path: Path, locale: str) -> str:
     return path.name.replace(f".{locale}.", ".", 1)
 
 
+def localized_template(folder: Path, template: str, extension: str, chain: tuple[str, ...]) -> tuple[str, str | None]:
+    """The template a contact with locale lookup `chain` gets: `lead/edu-1.fr` and "fr" when
+    `lead/edu-1.fr<extension>` exists under `folder`, else the default name and None (as the send path
+    picks it: nurture.content.rendering.TemplateCatalog)."""
+    for locale in chain:
+        if (folder / f"{template}.{locale}{extension}").is_file():
+            return f"{template}.{locale}", locale
+    return template, None
+
+
 def template_locales(*folders: Path) -> dict[str, list[Path]]:
     """Every language that has localized files under `folders`, with those files (sorted)."""
     found: dict[str, list[Path]] = {}

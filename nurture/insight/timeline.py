@@ -26,6 +26,7 @@ class SimContact:
     phone: str | None = None
     email_status: str = Subscription.SUBSCRIBED
     sms_status: str = Subscription.NONE
+    locale: str | None = None  # its language: which localized template each message would use
 
     @property
     def zone(self) -> tzinfo:

@@ -61,6 +61,7 @@ class OutgoingSms:
     body: str
     message_id: str  # nurture's own id (the provider's comes back from send())
     status_callback: str | None = None  # where the provider reports queued/sent/delivered/failed
+    locale: str | None = None  # whose localized template was used (None: the default file); for `why`
 
     @property
     def segments(self) -> Segments:

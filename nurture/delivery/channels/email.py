@@ -55,7 +55,7 @@ def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step,
     # The envelope sender (MAIL FROM, the Return-Path a receiver records) names this delivery, signed:
     # a bounce or a feedback report that comes back to it says which message failed, and a forged one
     # cannot unsubscribe anybody (see docs/deliverability.md).
-    message = replace(build_email(envelope, content),
+    message = replace(build_email(envelope, content), locale=content.locale,
                       envelope_from=rt.signer.return_path(delivery_id, settings.bounce_address))
     return dkim_sign(message, settings.dkim) if settings.dkim else message
 

@@ -55,7 +55,8 @@ class SmsChannel:
     def compose(self, rt: Runtime, contact: Contact, sequence: Sequence, step: Step, delivery_id: int,
                 now: datetime) -> OutgoingSms:
         context = template_context(rt, contact, sequence, step, rt.signer.unsubscribe_token(delivery_id), delivery_id)
-        body = rt.catalog.render_text(step.template, context, locale_chain(rt, contact))
+        chain = locale_chain(rt, contact)
+        body = rt.catalog.render_text(step.template, context, chain)
         if not body:
             raise RenderError(f"{step.template}: the text is empty for this contact")
         phone = contact.phone or ""
@@ -63,7 +64,8 @@ class SmsChannel:
             body = with_opt_out_notice(body, rt.settings.brand_name,
                                        translate(contact.locale, "Reply STOP to opt out."))
         return OutgoingSms(to=phone, body=body, message_id=message_id(delivery_id),
-                           status_callback=f"{rt.settings.base_url}/twilio/status")
+                           status_callback=f"{rt.settings.base_url}/twilio/status",
+                           locale=rt.catalog.text_variant(step.template, chain)[1])
 
     def hold(self, rt: Runtime, contact: Contact, now: datetime) -> tuple[datetime, str] | None:
         """Quiet hours first (they apply to every text), then the sender's pace. A contact who may not be
