@@ -54,11 +54,21 @@ def passed_locale(value: object) -> str | None:
         return None
 
 
+CONTENT_LOCALES_SECONDS = 60  # how long the languages of the template folders are taken as known
+
+
 def supported_locales(rt: Runtime) -> list[str]:
     """What a new contact's language may be set to from its browser: a language nurture's own words come in,
-    or one the owner wrote templates for (the emails are then in it, even if the pages are not)."""
-    content = template_locales(rt.settings.templates_dir, rt.settings.sms.templates_dir)
-    return list(dict.fromkeys([rt.settings.default_locale, *app_locales(), *content]))
+    or one the owner wrote templates for (the emails are then in it, even if the pages are not).
+
+    The template folders are walked at most once a minute per process (a walk is a stat per file: cheap,
+    but not per sign-up); a language added meanwhile is offered from the next walk on."""
+    now = rt.clock()
+    cached = current_app.extensions.get("nurture.content_locales")
+    if cached is None or (now - cached[0]).total_seconds() >= CONTENT_LOCALES_SECONDS:
+        cached = (now, list(template_locales(rt.settings.templates_dir, rt.settings.sms.templates_dir)))
+        current_app.extensions["nurture.content_locales"] = cached
+    return list(dict.fromkeys([rt.settings.default_locale, *app_locales(), *cached[1]]))
 
 
 def translated(message: str) -> str:
