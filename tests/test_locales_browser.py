@@ -100,3 +100,26 @@ def test_a_french_visitor_signs_up_and_confirms_in_french_at_390_px(
 def _confirm_url(text: str, base: str) -> str:
     start = text.index(f"{base}/confirm/")
     return text[start:].split()[0]
+
+
+def test_an_owner_sets_a_contacts_language_on_its_page_at_390_px(
+        french_browser: WebDriver, served: tuple[Runtime, str]) -> None:
+    from tests.console_support import PASSWORD, add_account
+    from tests.helpers import add_contact
+    from tests.test_console_browser import log_in
+
+    rt, base = served
+    add_account(rt, "owner@example.com")
+    contact_id = add_contact(rt, "ann@example.com", first_name="Ann")
+    browser = french_browser
+    browser.set_window_size(PHONE, 844)
+    browser.get(f"{base}/contacts/{contact_id}")
+    log_in(browser, "owner@example.com", PASSWORD)
+    field = wait_for(browser, "input[name=locale]")
+    field.send_keys("fr-CA")
+    field.find_element(By.XPATH, "./following-sibling::button").click()
+    wait_for(browser, "[data-locale=fr_CA]", "Français (Canada) (fr_CA)")
+    assert contact(rt, "ann@example.com").locale == "fr_CA"
+    assert "changed the language" in browser.page_source  # on the owner's actions, with who did it
+    assert fits_the_phone(browser)
+    keep(browser, "locale-console-contact-390.png")
