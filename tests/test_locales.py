@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 from babel.messages.mofile import read_mo
 from click.testing import CliRunner
+from sqlmodel import Session
 
 from nurture.cli import main
 from nurture.config import ConfigError, load_settings
 from nurture.content.app_words import TRANSLATIONS_DIR, translate
 from nurture.content.loader import parse_sequence
 from nurture.content.rendering import TemplateCatalog, make_environment
+from nurture.insight import why
 from nurture.rules.locales import InvalidLocale, lookup_chain, negotiate, normalise_locale
 from nurture.rules.sms import keyword, keyword_locale
 from nurture.runtime import Runtime
@@ -82,7 +84,10 @@ def test_a_french_contact_gets_the_french_confirm_page_emails_and_stop_reply(
     welcome = smtp_server.handler.to("ann@example.com")[-1]
     assert welcome.message["Subject"] == "Bienvenue chez Juniper Pottery Studio, Ann !"
     assert "PREMIÈRE ÉTAPE : LE CENTRAGE" in text_part(welcome)
-    assert [e.data.get("locale") for e in events(rt, "email.sent")] == ["fr", "fr"]  # `why` says so
+    assert [e.data.get("locale") for e in events(rt, "email.sent")] == ["fr", "fr"]
+    with Session(rt.db) as session:
+        story = why.format_story(why.explain(session, "ann@example.com", rt.sequences, rt.clock(), rt.settings.sms))
+    assert sum("educate by email in fr (its fr template)" in line for line in story) == 1, story
 
     preferences = client.get(link_path(text_part(welcome), "/u/")).get_data(as_text=True)
     assert "Préférences e-mail" in preferences and "Me désabonner de tous les e-mails marketing" in preferences
@@ -116,6 +121,19 @@ def test_form_errors_come_back_in_the_browser_language_and_save_nothing(rt: Runt
     assert "Veuillez saisir un numéro de téléphone valide" in html
     as_json = sign_up(client, rt, clock, {**FRENCH_BROWSER, "Accept": "application/json"}, email="")
     assert as_json.get_json()["errors"]["email"] == "Ce champ est obligatoire."
+
+
+def test_a_french_contact_gets_the_default_email_where_there_is_no_french_one(
+        make_runtime, database_url: str, smtp_server: SmtpServer) -> None:  # noqa: ANN001
+    from tests.helpers import add_contact, send_due
+
+    rt = make_runtime(database_url, EMAIL_BACKEND="smtp", SMTP_URL=smtp_server.url)  # tests/content: no French
+    add_contact(rt, "ann@example.com", "lead-nurture", first_name="Ann", locale="fr")
+    send_due(rt)
+    [welcome] = smtp_server.handler.to("ann@example.com")
+    assert welcome.message["Subject"].startswith("Welcome to Juniper Pottery Studio")
+    assert "Unsubscribe" in text_part(welcome)
+    assert [e.data.get("locale") for e in events(rt, "email.sent")] == [None]
 
 
 # --- SMS replies ---------------------------------------------------------------------------------------------
