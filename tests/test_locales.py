@@ -267,8 +267,10 @@ def test_a_form_may_offer_a_language_menu_or_pass_one_hidden(rt: Runtime, clock:
     assert refused.status_code == 400 and "Please choose one of: en, fr, pt_BR." in refused.get_data(as_text=True)
     # The starter form has no menu: a French site passes locale=fr hidden, and it wins over the browser.
     english = {"Accept-Language": "en"}
-    assert sign_up(client, rt, clock, english, email="cleo@example.com", locale="fr-CA").status_code == 303
+    french_site = sign_up(client, rt, clock, english, email="cleo@example.com", locale="fr-CA")
+    assert french_site.status_code == 303 and french_site.headers["Location"].endswith("/thanks?locale=fr_CA")
     assert contact(rt, "cleo@example.com").locale == "fr_CA"
+    assert "Merci !" in client.get(french_site.headers["Location"], headers=english).get_data(as_text=True)
     hosted = client.get(f"/forms/{FORM}?locale=fr", headers=english).get_data(as_text=True)
     assert '<input type="hidden" name="locale" value="fr">' in hosted and "(facultatif)" in hosted
 

@@ -249,7 +249,8 @@ def _accepted(form: Form) -> Any:
     if wants_json():
         return jsonify(ok=True, status=Subscription.PENDING if form.double_opt_in else Subscription.SUBSCRIBED,
                        message=form.thanks_message), 200
-    return redirect(form.redirect or f"{runtime().settings.base_url}/forms/{form.id}/thanks", 303)
+    language = f"?locale={g.nurture_locale}" if g.get("nurture_locale") else ""  # the thank-you page in it too
+    return redirect(form.redirect or f"{runtime().settings.base_url}/forms/{form.id}/thanks{language}", 303)
 
 
 def _started_again(rt: Runtime, form: Form, data: dict[str, object]) -> str:
