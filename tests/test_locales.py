@@ -290,8 +290,8 @@ def test_the_api_takes_a_language_and_refuses_a_bad_one(make_runtime, sqlite_url
     rt = make_runtime(sqlite_url)
     client = create_app(rt).test_client()
     auth = {"Authorization": f"Bearer {rt.settings.api_key}"}
-    assert client.post("/api/contacts", json={"email": "ann@example.com", "locale": "FR-be"},
-                       headers=auth).status_code == 201
+    created = client.post("/api/contacts", json={"email": "ann@example.com", "locale": "FR-be"}, headers=auth)
+    assert created.status_code == 201 and created.get_json()["locale"] == "fr_BE"
     assert contact(rt, "ann@example.com").locale == "fr_BE"
     bad = client.post("/api/contacts", json={"email": "bob@example.com", "locale": "nope-nope"}, headers=auth)
     assert bad.status_code == 400 and "locale" in bad.get_data(as_text=True)
