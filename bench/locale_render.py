@@ -15,7 +15,8 @@ ctx = {"contact": ContactView("Ann", "", "a@x", None, None, "lead", (), {}), "br
        "postal_address": "1", "unsubscribe_url": "u", "preferences_url": "p", "confirm_url": "", "referral_url": "",
        "rating_links": [], "sequence": SequenceView("s", "S"), "step": StepView("e", "educate")}
 for name, chain, tpl in (("default", (), "lead/edu-1"), ("fr (found)", ("fr",), "lead/edu-1"),
-                         ("de_AT (2 misses)", ("de_AT", "de"), "lead/edu-1"), ("fr fallback (edu-2 has fr)", ("fr",), "customer/thank-you")):
+                         ("de_AT (2 misses)", ("de_AT", "de"), "lead/edu-1"),
+                         ("fr, no French thank-you", ("fr",), "customer/thank-you")):
     cat.render_email(tpl, "S", ctx, chain)
     n, best = 500, 1e9
     for _ in range(7):
