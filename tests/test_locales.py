@@ -344,3 +344,19 @@ def test_french_sms_replies_stay_in_the_gsm_alphabet() -> None:
     assert len(sent_as_texts) == 4
     for message in sent_as_texts:
         assert ucs2_characters(message.string) == [], message.string
+
+
+def test_a_persons_export_names_its_language_and_erasure_blanks_it(make_runtime, sqlite_url: str) -> None:  # noqa: ANN001
+    from nurture.people import erasure
+    from nurture.people.owner_actions import Actor
+    from nurture.store.models import Contact
+    from tests.helpers import add_contact
+
+    rt = make_runtime(sqlite_url)
+    contact_id = add_contact(rt, "ann@example.com", locale="fr")
+    with Session(rt.db) as session:
+        person = session.get(Contact, contact_id)
+        assert erasure.export(session, person)["contact"]["locale"] == "fr"
+        erasure.erase(session, person, Actor("owner@example.com", "console"), rt.clock())
+        session.commit()
+        assert session.get(Contact, contact_id).locale is None
