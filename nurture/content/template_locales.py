@@ -16,9 +16,10 @@ def locale_of(path: Path) -> str | None:
     if len(parts) < 3 or f".{parts[-1]}" not in TEMPLATE_EXTENSIONS:
         return None
     try:
-        return normalise_locale(parts[-2]) if normalise_locale(parts[-2]) == parts[-2] else None
+        tag = normalise_locale(parts[-2])
     except InvalidLocale:
         return None
+    return tag if tag == parts[-2] else None  # `edu-1.FR.html` is no variant: lookups ask for `fr`
 
 
 def default_name(path: Path, locale: str) -> str:
