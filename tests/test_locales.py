@@ -242,6 +242,10 @@ def test_check_names_each_file_a_language_lacks_at_its_step(project: Path) -> No
             "contacts in 'fr' get the default email_templates/lead/edu-2.html") in result.output
     assert "edu-2.fr.txt" in result.output and "offer.fr.html" in result.output
     assert "step 'edu-1': no" not in result.output
+    (lead / "edu-3.fr-CA.html").write_text((lead / "edu-3.html").read_text())
+    misnamed = CliRunner().invoke(main, ["check", "--root", str(project)], env=worker_env(project, "sqlite://"))
+    assert ("email_templates/lead/edu-3.fr-CA.html:1: warning: the language suffix is spelt 'fr-CA': name it "
+            "'fr_CA' (edu-3.fr_CA.html) or no contact gets this file") in misnamed.output
 
 
 # --- where the language comes from -----------------------------------------------------------------------------

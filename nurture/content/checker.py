@@ -25,7 +25,7 @@ from nurture.content.rendering import (
     make_environment,
     make_text_environment,
 )
-from nurture.content.template_locales import template_locales
+from nurture.content.template_locales import misnamed, template_locales
 from nurture.content.views import BrandView, ContactView, SequenceView, StepView
 from nurture.rules.lifecycle import Lifecycle
 from nurture.rules.locales import localized_name
@@ -352,6 +352,10 @@ def check_locales(checker: _Checker, sequences: dict[str, Sequence], sequences_d
     """A language with some but not all of a sequence's templates: a warning per missing file, at the step
     (contacts in that language get the default file there: a sequence that changes language midway)."""
     locales = template_locales(checker.templates_dir, sms.templates_dir)
+    for path, tag in misnamed(checker.templates_dir, sms.templates_dir):
+        checker.warn(path, 1, f"the language suffix is spelt {path.name.split('.')[-2]!r}: name it "
+                              f"{tag!r} ({path.name.replace('.' + path.name.split('.')[-2] + '.', '.' + tag + '.')}) "
+                              "or no contact gets this file")
     for sequence in sequences.values():
         file = sequences_dir / Path(sequence.path).name
         files = list(step_files(sequence, checker.templates_dir, sms.templates_dir))

@@ -22,9 +22,22 @@ def locale_of(path: Path) -> str | None:
     return tag if tag == parts[-2] else None  # `edu-1.FR.html` is no variant: lookups ask for `fr`
 
 
-def default_name(path: Path, locale: str) -> str:
-    """`lead/edu-1.fr.html` -> `lead/edu-1.html`, relative to the folder the caller names it from."""
-    return path.name.replace(f".{locale}.", ".", 1)
+def misnamed(*folders: Path) -> list[tuple[Path, str]]:
+    """Files whose suffix names a language in another spelling than lookups use (`edu-1.fr-CA.html` for
+    `edu-1.fr_CA.html`, `edu-1.FR.html`): never found as variants. Each with the spelling to use."""
+    found = []
+    for folder in folders:
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            parts = path.name.split(".")
+            if not path.is_file() or len(parts) < 3 or f".{parts[-1]}" not in TEMPLATE_EXTENSIONS:
+                continue
+            try:
+                tag = normalise_locale(parts[-2])
+            except InvalidLocale:
+                continue
+            if tag != parts[-2]:
+                found.append((path, tag))
+    return found
 
 
 def localized_template(folder: Path, template: str, extension: str, chain: tuple[str, ...]) -> tuple[str, str | None]:
