@@ -17,7 +17,7 @@ from nurture.cli import main
 from nurture.config import ConfigError, load_settings
 from nurture.content.app_words import TRANSLATIONS_DIR, translate
 from nurture.content.loader import parse_sequence
-from nurture.content.rendering import TemplateCatalog, make_environment
+from nurture.content.rendering import TemplateCatalog, make_environment, make_text_environment
 from nurture.insight import why
 from nurture.rules.locales import InvalidLocale, lookup_chain, negotiate, normalise_locale
 from nurture.rules.sms import keyword, keyword_locale
@@ -201,6 +201,16 @@ def test_each_file_is_looked_for_in_the_language_first_then_the_default(tmp_path
     assert "Olá" in brazilian.html and brazilian.locale == "pt"  # pt_BR falls back to pt, then the default
     (tmp_path / "b.fr.html").write_text(page.replace("BODY", "Enfin en français"), encoding="utf-8")
     assert catalog.render_email("b", "S", context, ("fr",)).locale == "fr"  # added later: noticed at once
+
+
+def test_a_text_is_looked_for_in_the_language_first_then_the_default(tmp_path: Path) -> None:
+    _templates(tmp_path, {"booked.txt": "See you at {{ when }}.", "booked.fr.txt": "À bientôt, {{ when }}.",
+                          "other.txt": "Only English."})
+    catalog = TemplateCatalog(make_environment(tmp_path), make_text_environment(tmp_path))
+    assert catalog.render_text("booked", {"when": "10:00"}, ("fr",)) == "À bientôt, 10:00."
+    assert catalog.text_variant("booked", ("fr_CA", "fr")) == ("booked.fr.txt", "fr")
+    assert catalog.render_text("other", {}, ("fr",)) == "Only English."
+    assert catalog.text_variant("other", ("fr",)) == ("other.txt", None)
 
 
 def test_a_subject_per_language_falls_back_to_the_first_and_a_bad_tag_is_a_problem_with_its_line() -> None:
