@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +20,7 @@ from nurture import jobs
 from nurture.config import load_settings
 from nurture.runtime import Runtime, build_runtime, use_runtime
 from nurture.store.db import upgrade
-from tests.conftest import FakeClock, worker_env
+from tests.conftest import ROOT, FakeClock, worker_env
 
 CUSTOMER = """
 id: customer
@@ -122,3 +127,47 @@ def test_a_refused_edit_is_logged_once_by_a_worker_that_forks_for_each_tick(
     assert [line for line in lines if "course.yaml has errors" in line] == [
         f"sequences/course.yaml has errors; version {running} keeps running (nurture check):"]
     assert rt.sequences.get("course").step("hello").template == "thanks"
+
+
+def test_ctrl_c_stops_the_worker_and_its_tick_without_a_traceback(project: Path, sqlite_url: str, redis_url: str,
+                                                                   tmp_path: Path) -> None:
+    """Ctrl-C under `make run` reaches the whole process group (SIGINT), and `nurture dev` then sends each child
+    SIGTERM: the tick's scheduler gets a second stop while it unregisters itself from Redis. It used to print
+    RQ's StopRequested traceback on the way out."""
+    env = worker_env(project, sqlite_url, REDIS_URL=redis_url, TICK_SECONDS="1")
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=ROOT,
+                                   start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        # Running as a user leaves it: its tick has been queued and a job done (RQ installs its signal
+        # handlers only after it registers itself).
+        ticks = Queue(load_settings(env).queue_name, connection=Redis.from_url(redis_url)).finished_job_registry
+        while process.poll() is None and not ticks.count:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        os.killpg(process.pid, signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0, log.read_text()  # RQ alone took up to a minute
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    tick_stopped = time.monotonic() + 10
+    while _processes_of_group(process.pid):
+        assert time.monotonic() < tick_stopped, f"left running: {_processes_of_group(process.pid)}"
+        time.sleep(0.1)
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def _processes_of_group(group: int) -> list[str]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        if int(fields[2]) == group:
+            found.append(text)
+    return found
