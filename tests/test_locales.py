@@ -287,6 +287,9 @@ def test_a_form_may_offer_a_language_menu_or_pass_one_hidden(rt: Runtime, clock:
     assert "Merci !" in client.get(french_site.headers["Location"], headers=english).get_data(as_text=True)
     hosted = client.get(f"/forms/{FORM}?locale=fr", headers=english).get_data(as_text=True)
     assert '<input type="hidden" name="locale" value="fr">' in hosted and "(facultatif)" in hosted
+    german = client.get(f"/forms/{FORM}?locale=de-AT", headers=english).get_data(as_text=True)
+    assert '<input type="hidden" name="locale" value="de_AT">' in german  # carried on for German templates
+    assert '<html lang="en">' in german and "(optional)" in german  # nurture's words are not in German
 
 
 def test_an_import_maps_a_language_column_and_reports_a_bad_tag_with_its_line(

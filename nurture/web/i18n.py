@@ -25,8 +25,12 @@ def init_app(app: Flask, rt: Runtime) -> None:
 
 
 def _selected() -> str:
+    """The page's language: the contact's (or the one passed), as far as nurture's words come in it (fr_CA
+    gets fr; de gets the default), else the browser's, else the default."""
     chosen = g.get("nurture_locale")
-    return chosen or browser_locale(app_locales()) or _default_page_locale()
+    if chosen:
+        return negotiate([chosen], app_locales()) or _default_page_locale()
+    return browser_locale(app_locales()) or _default_page_locale()
 
 
 def _default_page_locale() -> str:
