@@ -377,3 +377,17 @@ def test_a_persons_export_names_its_language_and_erasure_blanks_it(make_runtime,
         erasure.erase(session, person, Actor("owner@example.com", "console"), rt.clock())
         session.commit()
         assert session.get(Contact, contact_id).locale is None
+
+
+def test_simulate_names_the_template_of_the_contacts_language(project: Path) -> None:
+    use_starter_content(project)
+    env = worker_env(project, "sqlite://")
+    french = CliRunner().invoke(main, ["simulate", "lead-nurture", "--contact", "locale=fr-FR",
+                                       "--start", "2026-11-23T09:00:00Z"], env=env)
+    assert french.exit_code == 0, french.output
+    assert "educate lead/edu-1.fr" in french.output and "offer lead/offer.fr" in french.output
+    german = CliRunner().invoke(main, ["simulate", "lead-nurture", "--contact", "locale=de",
+                                       "--start", "2026-11-23T09:00:00Z"], env=env)
+    assert "educate lead/edu-1\n" in german.output
+    bad = CliRunner().invoke(main, ["simulate", "lead-nurture", "--contact", "locale=nope-nope"], env=env)
+    assert bad.exit_code == 2 and "locale" in bad.output
