@@ -36,7 +36,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 
     from nurture.web import api, forms, i18n, public, unsubscribe
 
-    i18n.init_app(app, rt)  # the pages a contact sees, in the contact's language (Flask-Babel)
+    i18n.init_app(app)  # the pages a contact sees, in the contact's language (Flask-Babel)
 
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)

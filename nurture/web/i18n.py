@@ -18,7 +18,7 @@ from nurture.rules.locales import InvalidLocale, Words, negotiate, optional_loca
 from nurture.runtime import Runtime
 
 
-def init_app(app: Flask, rt: Runtime) -> None:
+def init_app(app: Flask) -> None:
     app.config.update(BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS_DIR), BABEL_DEFAULT_LOCALE=SOURCE_LOCALE)
     Babel(app, locale_selector=_selected)
     app.jinja_env.globals.update(language_name=language_name, translated=translated, page_lang=page_lang)
