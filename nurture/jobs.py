@@ -30,7 +30,9 @@ def enqueue_batch(rt: Runtime, queue: Queue, token: str) -> None:
                   result_ttl=3600, failure_ttl=7 * 86400)
 
 
-def _tick_requested_key(rt: Runtime) -> str:
+def tick_gate_key(rt: Runtime) -> str:
+    """Set while a tick is queued and has not started (request_tick): the sign-up's rate limit asks for it
+    in the same Redis round trip (nurture.web.submit_limit)."""
     return f"nurture:{rt.settings.queue_name}:tick-requested"
 
 
@@ -45,7 +47,7 @@ def request_tick(rt: Runtime, client: Redis) -> bool:
     the gate when it starts (`tick`), so a sign-up after that queues the next one; the expiry only
     matters if a tick was queued and lost.
     """
-    if not client.set(_tick_requested_key(rt), "1", nx=True, ex=60):
+    if not client.set(tick_gate_key(rt), "1", nx=True, ex=60):
         return False
     Queue(rt.settings.queue_name, connection=client).enqueue("nurture.jobs.tick", job_id="signup-tick",
                                                              result_ttl=0, failure_ttl=3600)
@@ -55,7 +57,7 @@ def request_tick(rt: Runtime, client: Redis) -> bool:
 def tick() -> int:
     """Find due work and queue it in batches. Run every TICK_SECONDS by the worker's cron scheduler."""
     rt = current_runtime()
-    rt.redis_connection().delete(_tick_requested_key(rt))  # before claiming: see request_tick
+    rt.redis_connection().delete(tick_gate_key(rt))  # before claiming: see request_tick
     versions.housekeeping(rt)  # reload edited sequence files (a broken one keeps its version); win-back
     signup.expire_pending(rt)  # unconfirmed double opt-in sign-ups lapse after SIGNUP_EXPIRY_HOURS
     alerts.send_alerts(rt)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from nurture.content.forms import HONEYPOT, STARTED, Form, FormRegistry
@@ -145,6 +145,11 @@ def submit(rt: Runtime, form: Form, submission: Submission, visitor: Visitor) ->
                 # and this one finds it.
                 session.rollback()
                 if attempt == 2:
+                    raise
+            except DBAPIError as exc:
+                # The database restarted under a pooled connection (no ping at every checkout: store.db):
+                # the transaction is gone whole; once more on a new connection.
+                if not exc.connection_invalidated or attempt == 2:
                     raise
     raise AssertionError("unreachable")
 

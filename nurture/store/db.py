@@ -15,6 +15,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
+from sqlalchemy import exc as exc_module
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
@@ -22,7 +23,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 POOL_SIZE, POOL_OVERFLOW = 10, 10  # per process; a worker uses one at a time, a web worker one a thread
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, idle_ping_seconds: float | None = None, **kwargs: Any) -> Engine:
     """An engine for `url`. SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE so that two worker
     processes wait for each other instead of failing with "database is locked" when a read turns into a
     write halfway through a transaction."""
@@ -30,8 +31,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # More kept connections than a web worker has threads (the Procfile: 8): past SQLAlchemy's default
         # 5, every busy moment opened and closed a connection a request, a PostgreSQL backend started
         # each time (bench/README.md, P4).
-        kwargs = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, **kwargs}
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        kwargs = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, "pool_recycle": RECYCLE_SECONDS, **kwargs}
+        engine = create_engine(url, **kwargs)
+        ping_when_idle(engine, IDLE_PING_SECONDS if idle_ping_seconds is None else idle_ping_seconds)
+        return engine
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -51,6 +54,43 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _begin_immediate(connection.connection.driver_connection)
 
     return engine
+
+
+# A database restart (or a connection dropped by a proxy or an idle timeout) leaves the pool holding dead
+# connections. SQLAlchemy's pool_pre_ping sends `SELECT 1` at EVERY checkout to find them: on a sign-up, one
+# more round trip to PostgreSQL than its one statement, 9% of its time (bench/README.md, P4). Instead:
+# - a connection back from a pause of IDLE_PING_SECONDS or more is pinged at checkout (`ping_when_idle`):
+#   after a quiet night or a restart while nothing ran, no request meets a dead connection;
+# - a connection in steady use is not: when the server went away under it, the statement fails, SQLAlchemy
+#   marks it invalid and with it every connection older than the failure (the whole pool reconnects), and
+#   the sign-up's statement is tried once more on a new connection (store.signups: it is all or nothing,
+#   so the first try wrote nothing);
+# - pool_recycle replaces a connection after RECYCLE_SECONDS, before any server or proxy timeout ends it.
+IDLE_PING_SECONDS = 5.0
+RECYCLE_SECONDS = 1800
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float = IDLE_PING_SECONDS) -> None:
+    """Ping a pooled connection at checkout when it sat unused `idle_seconds` or more. A dead one is replaced,
+    and every connection older than it (a restart ended them all): the pool reconnects on InvalidatePoolError."""
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi_connection: Any, record: Any) -> None:
+        record.info["nurture_checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _back(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["nurture_checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("nurture_checked_in", 0.0) < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise exc_module.InvalidatePoolError(f"a pooled connection was dead after a pause: {exc}") from exc
 
 
 # SQLite's own busy handler sleeps in growing steps (1, 2, 5, 10, 15 ms ...) while another process holds

@@ -25,6 +25,7 @@ from functools import lru_cache
 from sqlalchemy import CTE, JSON, Integer, Select, Table, bindparam, column, exists, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator
 
 from nurture.store.models import Consent, Contact, Enrollment, ErasedAddress, Event
@@ -45,9 +46,34 @@ def insert_new_signup(engine: Engine, contact: Row, children: Mapping[str, Seque
     `fields_for(id)`, when given, replaces the contact's custom fields once its id is known (the lead
     magnet's link is signed with it). Returns the new id, or None, having written nothing, when a contact
     has that address already (the caller merges into it instead) or `digest` is on the erased list."""
+    for attempt in (1, 2):
+        try:
+            return _insert_once(engine, contact, children, fields_for, digest)
+        except DBAPIError as exc:
+            # The server went away under a pooled connection (a restart): SQLAlchemy invalidated it and the
+            # connections older than it. One statement (or one transaction) that did not answer: nothing was
+            # written, or, if the server committed it and died before the answer, the second try finds the
+            # address taken and returns None (the caller merges into it, as for a repeat sign-up). Once more,
+            # on a new connection: the pool no longer pings at every checkout (store.db.ping_when_idle).
+            if not exc.connection_invalidated or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _insert_once(engine: Engine, contact: Row, children: Mapping[str, Sequence[Row]],
+                 fields_for: Callable[[int], dict] | None, digest: str) -> int | None:
     if engine.dialect.name == "postgresql" and fields_for is None:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            return _insert(connection, contact, children, digest)
+        with engine.connect() as connection:
+            # Autocommit set on psycopg's connection itself (while idle: no round trip), not through
+            # SQLAlchemy's isolation-level option, which set and reset it through its characteristics
+            # machinery on every call (4% of a sign-up's CPU). Back off before the pool has it again.
+            driver = connection.connection.driver_connection
+            driver.autocommit = True
+            try:
+                return _insert(connection, contact, children, digest)
+            finally:
+                if not driver.closed:  # closed: invalidated (the server went away); the pool reconnects
+                    driver.autocommit = False
     with engine.begin() as connection:
         contact_id = _insert(connection, contact, children, digest)
         if contact_id is not None and fields_for is not None:
@@ -74,7 +100,9 @@ def _insert(connection: Connection, given: Row, children: Mapping[str, Sequence[
         params: dict[str, object] = {f"contact_{k}": v for k, v in contact.items()}
         params["erased_digest"] = digest
         params.update({name: _as_json(table, rows[name], connection.dialect) for name, table in _CHILDREN})
-        return connection.execute(_one_statement(tuple(contact), shape), params).scalar()
+        sql, processors = _one_statement_sql(connection.dialect, tuple(contact), shape)
+        bound = {name: params[name] if process is None else process(params[name]) for name, process in processors}
+        return connection.exec_driver_sql(sql, bound).scalar()
     contact_id = connection.execute(_sqlite_contact(tuple(contact)), {**contact, "erased_digest": digest}).scalar()
     if contact_id is None:
         return None
@@ -126,21 +154,44 @@ def _one_statement(contact_columns: tuple[str, ...], shape: tuple[tuple[str, tup
     return select(new.c.id).add_cte(*ctes)
 
 
+_Processors = tuple[tuple[str, Callable | None], ...]
+
+
+@lru_cache(maxsize=32)
+def _one_statement_sql(dialect: Dialect, contact_columns: tuple[str, ...],
+                       shape: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, _Processors]:
+    """`_one_statement` compiled once for `dialect`: its SQL, and each parameter's name with its type's bind
+    processor (JSON, UTC datetimes, statuses). Executed as driver SQL, a sign-up skips what SQLAlchemy does
+    again for every execution of a statement object (its cache key, the compiled cache's lookup, the
+    processors found per call): a fifth of a sign-up's CPU in the web worker (bench/README.md, P4)."""
+    compiled = _one_statement(contact_columns, shape).compile(dialect=dialect)
+    processors = tuple((name, bind.type.dialect_impl(dialect).bind_processor(dialect))
+                       for name, bind in compiled.binds.items())
+    return compiled.string, processors
+
+
 def _converts(kind: object) -> bool:
     """A column type of ours that converts values before they are stored (SQLModel's AutoString does not)."""
     return isinstance(kind, TypeDecorator) and type(kind).process_bind_param is not TypeDecorator.process_bind_param
 
 
+# Per table, the columns whose type converts a value before it is stored (UTCDateTime, StatusColumn), found
+# once: asking each value's column type on every sign-up was 7% of its CPU (bench/README.md, P4).
+_CONVERTING = {table.name: {c.name: c.type for c in table.c if _converts(c.type)}
+               for table in (_CONTACTS, *(t for _n, t in _CHILDREN))}
+
+
 def _as_json(table: Table, rows: Sequence[Row], dialect: Dialect) -> list[dict[str, object]]:
     """`rows` as json_to_recordset reads them: each value as its column stores it (UTC datetimes naive,
     statuses plain strings), datetimes in ISO form."""
+    converting = _CONVERTING[table.name]
     found = []
     for number, row in enumerate(rows):
         plain: dict[str, object] = {_ORDER: number}
         for key, value in row.items():
-            kind = table.c[key].type
-            if _converts(kind):
-                value = kind.process_bind_param(value, dialect)  # UTCDateTime, StatusColumn
+            kind = converting.get(key)
+            if kind is not None:
+                value = kind.process_bind_param(value, dialect)  # type: ignore[attr-defined]
             plain[key] = value.isoformat() if isinstance(value, datetime) else value
         found.append(plain)
     return found

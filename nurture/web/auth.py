@@ -68,16 +68,32 @@ def load_user(session_id: str) -> ConsoleUser | None:
         return ConsoleUser(user.session_id, user.email, user.role) if user else None
 
 
-def login_limiter(app: Flask, rt: Runtime) -> Limiter:
-    """A Limiter of its own (key prefix apart from the forms'), in Redis when there is one."""
-    return Limiter(get_remote_address, app=app, storage_uri=rt.settings.redis_url or "memory://",
-                   key_prefix="nurture-login", default_limits=[], swallow_errors=True,
-                   in_memory_fallback_enabled=True)
+def login_limiter(app: Flask, rt: Runtime, blueprint: str | None = None) -> Limiter:
+    """A Limiter of its own (key prefix apart from the forms'), in Redis when there is one.
+
+    With `blueprint`, its request hooks run for that blueprint's requests only. Flask-Limiter hooks every
+    request of the app (before, after and teardown), though this Limiter has no default limits and only the
+    login view is limited: on a sign-up that was 6% of the CPU (bench/README.md, P4) for nothing. The
+    decorated view checks its limits itself; the after-request hook deducts a failed login (`deduct_when`)
+    and the teardown resets the limiter's per-request state, so both still run where the login is."""
+    hooks = {name: {key: list(funcs) for key, funcs in getattr(app, name).items()}
+             for name in ("before_request_funcs", "after_request_funcs", "teardown_request_funcs")}
+    limiter = Limiter(get_remote_address, app=app, storage_uri=rt.settings.redis_url or "memory://",
+                      key_prefix="nurture-login", default_limits=[], swallow_errors=True,
+                      in_memory_fallback_enabled=True)
+    if blueprint is not None:
+        for name, before in hooks.items():
+            registered = getattr(app, name)
+            added = [f for f in registered.get(None, []) if f not in before.get(None, [])]
+            registered[None] = [f for f in registered.get(None, []) if f not in added]
+            registered.setdefault(blueprint, []).extend(added)
+    return limiter
 
 
 def limit_logins(app: Flask, rt: Runtime, endpoint: str) -> None:
-    """Rate-limit failed POSTs to `endpoint` (a failed login answers 401)."""
-    limiter = login_limiter(app, rt)
+    """Rate-limit failed POSTs to `endpoint` (a failed login answers 401); the limiter's hooks run for the
+    requests of `endpoint`'s blueprint only."""
+    limiter = login_limiter(app, rt, endpoint.rpartition(".")[0] or None)
     view = limiter.limit(LOGIN_LIMITS_PER_IP, methods=["POST"], deduct_when=_failed)(app.view_functions[endpoint])
     view = limiter.limit(LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], deduct_when=_failed, key_func=_account_key)(view)
     app.view_functions[endpoint] = view

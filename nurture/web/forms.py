@@ -60,7 +60,13 @@ def init_app(app: Flask, rt: Runtime) -> None:
     its own Redis)."""
     app.register_blueprint(bp)
     app.extensions["nurture.forms"] = FormRegistry(rt.settings.forms_dir)
-    submit_limit.install(app, rt.settings.form_rate_limit, rt.settings.redis_url)
+    client = None
+    if rt.settings.redis_url:
+        # Short timeouts: a Redis that hangs must not hold a visitor's sign-up.
+        client = Redis.from_url(rt.settings.redis_url, socket_connect_timeout=submit_limit.TIMEOUT,
+                                socket_timeout=submit_limit.TIMEOUT)
+        app.extensions["nurture.redis"] = client
+    submit_limit.install(app, rt.settings.form_rate_limit, client, jobs.tick_gate_key(rt))
 
 
 def registry() -> FormRegistry:
@@ -218,7 +224,7 @@ def _visitor() -> signup.Visitor:
 
 @bp.post("/forms/<form_id>", provide_automatic_options=False)
 def submit(form_id: str) -> Any:
-    submit_limit.enforce()  # 429 past FORM_RATE_LIMIT from this address
+    tick_waiting = submit_limit.enforce()  # 429 past FORM_RATE_LIMIT from this address
     rt, form = runtime(), _form(form_id)
     if not _origin_allowed(form):
         return _message(403, Words("Not from this site"), WRONG_SITE, form)
@@ -233,7 +239,8 @@ def submit(form_id: str) -> Any:
             log.info("form %s: a bot's submission from %s ignored", form.id, request.remote_addr)
         else:
             signup.submit(rt, form, submission, _visitor())
-            _nudge_worker(rt)
+            if not tick_waiting:  # else the tick that was waiting when the limit was counted claims it
+                _nudge_worker(rt)
     except InvalidSignup as exc:
         return _invalid(form, data, exc.errors)
     except ErasedAddress:  # answered like any sign-up: nobody learns that this person was ever a contact
@@ -280,14 +287,15 @@ def _invalid(form: Form, data: dict[str, object], errors: dict[str, str]) -> Any
 
 def _nudge_worker(rt: Runtime) -> None:
     """Queue a tick now so the email goes out in seconds, not at the next scheduled tick. Best effort:
-    without Redis the scheduled tick (or `nurture send-due`) sends it; the database holds what is due."""
-    if not rt.settings.redis_url:
-        return
+    without Redis the scheduled tick (or `nurture send-due`) sends it; the database holds what is due.
+
+    A sign-up calls this only when no tick was waiting as its rate limit was counted (the same round trip,
+    see submit_limit): under a steady stream of sign-ups, only the first after each tick started. The
+    window that leaves: a waiting tick that starts and claims in the milliseconds between that count and
+    the sign-up's commit misses it, and the next sign-up's tick or the scheduled one (TICK_SECONDS) sends it."""
     client = current_app.extensions.get("nurture.redis")
     if client is None:
-        # Short timeouts: a Redis that hangs must not hold a visitor's sign-up.
-        client = Redis.from_url(rt.settings.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        current_app.extensions["nurture.redis"] = client
+        return
     try:
         jobs.request_tick(rt, client)  # one Redis round trip when a tick is queued already
     except (RedisError, OSError) as exc:
