@@ -10,6 +10,7 @@ from rq import Queue
 from rq.job import JobStatus
 
 from nurture.delivery import alerts, bounce_mail, dispatch, versions, webhooks
+from nurture.insight import sequence_stats
 from nurture.people import signup
 from nurture.runtime import Runtime, current_runtime
 
@@ -64,6 +65,7 @@ def tick() -> int:
     queue = dispatch_queue(rt)
     enqueue_bounce_reading(rt, queue)
     enqueue_webhooks(rt, queue)
+    keep_funnel_up(rt, queue)
     room = rt.settings.max_pending_batches - queue.count  # back-pressure: don't claim what nobody will run soon
     if room <= 0:
         return 0
@@ -105,6 +107,20 @@ def enqueue_webhooks(rt: Runtime, queue: Queue) -> None:
     job = queue.fetch_job("deliver-webhooks")
     if job is None or job.get_status() not in (JobStatus.QUEUED, JobStatus.STARTED):
         queue.enqueue(deliver_webhooks, job_id="deliver-webhooks", result_ttl=600, failure_ttl=86400)
+
+
+def keep_funnel_up(rt: Runtime, queue: Queue) -> None:
+    """Fold a little of the funnel's dirty list here; queue one job for the rest, unless one is waiting or
+    running. Neither touches the send path: the rows folded were written by the database's triggers."""
+    if not sequence_stats.fold_in_tick(rt):
+        return
+    job = queue.fetch_job("fold-funnel")
+    if job is None or job.get_status() not in (JobStatus.QUEUED, JobStatus.STARTED):
+        queue.enqueue(fold_funnel, job_id="fold-funnel", result_ttl=600, failure_ttl=86400)
+
+
+def fold_funnel() -> int:
+    return sequence_stats.catch_up(current_runtime())
 
 
 def deliver_webhooks() -> dict[str, int]:

@@ -34,7 +34,7 @@ def main() -> None:
 for command in (ops.check, ops.db, contacts.contacts, forms.forms_group, suppress.suppress, events.events,
                 insight.plan, contacts.referrals, ops.send_due, ops.dev, insight.simulate_command,
                 insight.why_command, bounces.bounces_group, users.users, lifecycle_map.map_command,
-                stats.stats_command, doctor.doctor_command, webhooks_cli.webhooks_group,
+                stats.stats_command, stats.funnel_group, doctor.doctor_command, webhooks_cli.webhooks_group,
                 reputation.reputation_command, reputation.resume_sending):
     main.add_command(command)
 

@@ -22,7 +22,7 @@ __all__ = [  # the statuses are re-exported: code above the rules finds them bes
     "ErasedAddress",
     "EnrollmentStatus", "Event", "SequenceVersion", "StatusColumn", "Subscription", "Suppression", "UTCDateTime",
     "WebhookAttempt", "WebhookEndpoint", "WebhookMessage", "WebhookStatus",
-    "SuppressionChange",
+    "SuppressionChange", "FunnelDirty", "FunnelMember", "FunnelDay", "FunnelRollupState",
 ]
 
 
@@ -405,3 +405,61 @@ class ErasedAddress(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     digest: str = Field(unique=True, max_length=64)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class FunnelDirty(SQLModel, table=True):
+    """A contact whose funnel counts for a sequence may have changed since the rollup last looked: written
+    by database triggers on `delivery` and `event` (migration 0009_funnel_rollup) in the same transaction
+    as the change, taken away by the fold (nurture.store.funnel_rollup) in the transaction that counts it.
+    Append-only on the send path: no unique key, so concurrent inserts never wait for each other."""
+
+    __tablename__ = "funnel_dirty"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int
+    sequence_id: str = Field(max_length=64)
+
+
+class FunnelMember(SQLModel, table=True):
+    """For one contact, sequence, version ('*' for all of them) and funnel group (`key`: JSON of the metric
+    and what it groups by, step first), the latest time that puts the contact in the group: a period that
+    ends now holds the contact exactly when it holds this time."""
+
+    __tablename__ = "funnel_member"
+
+    contact_id: int = Field(primary_key=True)
+    sequence_id: str = Field(primary_key=True, max_length=64)
+    version: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, sa_type=Text)
+    latest_at: datetime = Field(sa_type=UTCDateTime)
+
+
+Index("ix_funnel_member_latest", FunnelMember.__table__.c.sequence_id,  # type: ignore[attr-defined]
+      FunnelMember.__table__.c.version, FunnelMember.__table__.c.latest_at)  # type: ignore[attr-defined]
+Index("ix_funnel_dirty_sequence", FunnelDirty.__table__.c.sequence_id,  # type: ignore[attr-defined]
+      FunnelDirty.__table__.c.contact_id)  # type: ignore[attr-defined]
+
+
+class FunnelDay(SQLModel, table=True):
+    """How many contacts' `FunnelMember.latest_at` falls on each UTC day (days since 1970-01-01), per
+    sequence, version and group: a period's count is the sum over its whole days plus its first, partial
+    day read from funnel_member."""
+
+    __tablename__ = "funnel_day"
+
+    sequence_id: str = Field(primary_key=True, max_length=64)
+    version: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, sa_type=Text)
+    day: int = Field(primary_key=True)
+    n: int = 0
+
+
+class FunnelRollupState(SQLModel, table=True):
+    """One row. Each fold updates it first: on PostgreSQL its row lock makes folds take turns (two at once
+    would move the same contact twice), on SQLite every transaction takes the write lock anyway."""
+
+    __tablename__ = "funnel_rollup_state"
+
+    id: int = Field(default=1, primary_key=True)
+    folds: int = 0
+    folded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
