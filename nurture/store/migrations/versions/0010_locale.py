@@ -1,7 +1,7 @@
 """each contact's language: contact.locale (a Babel tag like fr or pt_BR; NULL means DEFAULT_LOCALE)
 
-Revision ID: 0009_locale
-Revises: 0008_contacts
+Revision ID: 0010_locale
+Revises: 0009_funnel_rollup
 Create Date: 2026-12-06 19:30:00
 
 A nullable column without a default: adding it rewrites no row on PostgreSQL (11+) and is a plain
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0009_locale'
-down_revision = '0008_contacts'
+revision = '0010_locale'
+down_revision = '0009_funnel_rollup'
 branch_labels = None
 depends_on = None
 
