@@ -70,7 +70,7 @@ EVENT = st.fixed_dictionaries({}, optional={
 RAW_JSON = st.sampled_from(['{"email": NaN}', '{"fields": {"a": 1e999}}', "[" * 5000, '{"a": -Infinity}',
                             "9" * 5000, '"\\ud800"', "{}", "[]", "null"]) | st.binary(max_size=200)
 FORM_KEYS = ["email", "first_name", "phone", "interest", "consent", "sms_consent", "timezone", "website",
-             "_started", "utm_source", "ref", "referrer", "landing_page", "other"]
+             "_started", "utm_source", "ref", "referrer", "landing_page", "locale", "other"]
 
 # --- what must come back -------------------------------------------------------------------------------------
 
@@ -228,11 +228,11 @@ def test_no_credentials_get_a_5xx_or_past_the_key(fuzzed: Fuzzed, authorization:
        started=st.booleans(), query=st.dictionaries(st.sampled_from(["utm_source", "ref", "x"]), wire_text,
                                                      max_size=2),
        origin=st.none() | st.sampled_from(["https://juniperpottery.example", "https://evil.example"]) | header_text,
-       as_json=st.booleans())
+       as_json=st.booleans(), language=st.sampled_from(["fr", "fr-CA,en;q=0.5", "*", "de;q=x"]) | header_text)
 def test_no_form_post_gets_a_5xx(fuzzed: Fuzzed, fields: dict, started: bool, query: dict, origin: str | None,
-                                 as_json: bool) -> None:
+                                 as_json: bool, language: str) -> None:
     data = {**fields, **({"_started": fuzzed.started} if started else {})}
-    headers = {"Origin": origin} if origin is not None else {}
+    headers = {"Accept-Language": language, **({"Origin": origin} if origin is not None else {})}
     path = f"/forms/{FORM}"
     if as_json:
         response = fuzzed.client.post(path, json=data, query_string=query, headers=headers)
@@ -244,15 +244,16 @@ def test_no_form_post_gets_a_5xx(fuzzed: Fuzzed, fields: dict, started: bool, qu
 
 
 @SMALL
-@given(query=st.dictionaries(st.sampled_from(["utm_source", "ref", "landing_page", "x"]) | wire_text, wire_text,
-                             max_size=3),
+@given(query=st.dictionaries(st.sampled_from(["utm_source", "ref", "landing_page", "locale", "x"]) | wire_text,
+                             wire_text, max_size=3),
        referrer=header_text, accept=st.sampled_from(["text/html", "application/json", "*/*"]) | header_text,
        origin=header_text, suffix=st.sampled_from(["", "/embed.js", "/thanks"]),
        method=st.sampled_from(["GET", "OPTIONS"]))
 def test_no_view_of_a_form_gets_a_5xx(fuzzed: Fuzzed, query: dict, referrer: str, accept: str, origin: str,
                                       suffix: str, method: str) -> None:
     response = fuzzed.client.open(f"/forms/{FORM}{suffix}", method=method, query_string=query,
-                                  headers={"Referer": referrer, "Accept": accept, "Origin": origin})
+                                  headers={"Referer": referrer, "Accept": accept, "Origin": origin,
+                                           "Accept-Language": referrer})
     check(response, query, referrer, accept, origin)
 
 
@@ -731,14 +732,15 @@ def contacts_owner(fuzzed: Fuzzed) -> tuple[FlaskClient, str]:
 
 
 CONSOLE_ACTIONS = ["enroll", "tags", "tags/remove", "unsubscribe", "erase", "export", "enrollments/1/pause",
-                   "enrollments/1/resume", "enrollments/1/end", "enrollments/2/pause", "enrollments/1/x"]
+                   "enrollments/1/resume", "enrollments/1/end", "enrollments/2/pause", "enrollments/1/x", "locale"]
 
 
 @FUZZ
 @given(contact=st.sampled_from(["1", "2", "0", "-1", str(2**31), "x"]) | wire_text,
        action=st.sampled_from(CONSOLE_ACTIONS),
-       form=st.dictionaries(st.sampled_from(["sequence", "tag", "channel", "confirm"]) | wire_text,
-                            st.sampled_from(["lead-nurture", "customer", "vip", "email", "sms", "ann@example.com"])
+       form=st.dictionaries(st.sampled_from(["sequence", "tag", "channel", "confirm", "locale"]) | wire_text,
+                            st.sampled_from(["lead-nurture", "customer", "vip", "email", "sms", "ann@example.com",
+                                             "fr", "pt-BR", "xx-ZZ"])
                             | wire_text, max_size=3),
        query=LIST_QUERY)
 def test_no_console_contact_page_or_action_gets_a_5xx(contacts_owner: tuple[FlaskClient, str], contact: str,
@@ -752,7 +754,8 @@ def test_no_console_contact_page_or_action_gets_a_5xx(contacts_owner: tuple[Flas
 
 @SMALL
 @given(contact=st.sampled_from(["1", str(2**31), str(2**63 - 1)]) | wire_text, action=st.sampled_from(CONSOLE_ACTIONS),
-       form=st.dictionaries(st.sampled_from(["sequence", "tag", "channel", "confirm"]), wire_text, max_size=3),
+       form=st.dictionaries(st.sampled_from(["sequence", "tag", "channel", "confirm", "locale"]), wire_text,
+                            max_size=3),
        query=LIST_QUERY)
 def test_on_postgresql_no_console_contact_action_gets_a_5xx(fuzzed_pg: Fuzzed, contact: str, action: str,
                                                             form: dict, query: dict) -> None:

@@ -114,3 +114,25 @@ def test_the_starter_broadcast_loads_and_names_a_starter_segment_and_template() 
     assert spec.segment in segments and spec.send_at is None and spec.timing == "own-window"
     assert (ROOT / "email_templates" / f"{spec.template}.html").is_file()
     assert len(content_version(spec, check)) == 12
+
+
+def test_the_french_starter_emails_cover_the_confirmation_and_lead_nurture_and_render() -> None:
+    """What a French contact gets from the starter content: its own template and subject at every step."""
+    from nurture.content.rendering import TemplateCatalog, make_environment
+    from nurture.content.views import BrandView, ContactView, SequenceView, StepView
+
+    registry = starter_registry()
+    catalog = TemplateCatalog(make_environment(ROOT / "email_templates"))
+    for sequence_id in ("confirm-email", "lead-nurture"):
+        sequence = registry.get(sequence_id)
+        assert sequence is not None
+        for step in sequence.steps:
+            subject, locale = step.subject_for(("fr",))
+            context = {"contact": ContactView("Ann", "", "ann@example.com", None, None, "lead", (), {}),
+                       "brand": BrandView("Juniper", "hello@example.com", "https://x"), "postal_address": "1 Rd",
+                       "unsubscribe_url": "https://x/u/t", "preferences_url": "https://x/u/t",
+                       "confirm_url": "https://x/confirm/t", "referral_url": "", "rating_links": [],
+                       "sequence": SequenceView(sequence.id, sequence.name), "step": StepView(step.id, step.kind)}
+            rendered = catalog.render_email(step.template, subject, context, ("fr",))
+            assert (locale, rendered.locale) == ("fr", "fr"), step.id
+            assert "Se désabonner" in rendered.text and "L'équipe de Juniper" in rendered.text, step.id

@@ -13,7 +13,10 @@ from nurture.cli.ops import check_project
 from nurture.config import ConfigError, startup_settings
 from nurture.content.checker import TemplateCheck
 from nurture.content.segments_file import SegmentFiles
+from nurture.content.template_locales import localized_template
 from nurture.people.contacts import InvalidContact
+from nurture.rules.locales import lookup_chain
+from nurture.rules.sequence import Step
 from nurture.runtime import Runtime
 
 
@@ -76,8 +79,15 @@ def simulate_command(sequence_id: str, contact_spec: str, event_specs: tuple[str
         events = [simulate.parse_event(spec, begin, contact.zone) for spec in event_specs]
     except simulate.SimulationInputError as exc:
         fail(str(exc), 2)
+    chain = lookup_chain(contact.locale, settings.default_locale)
+
+    def template_of(step: Step) -> str:  # as the send path picks it for the contact's language
+        folder, extension = (settings.sms.templates_dir, ".txt") if step.channel == "sms" \
+            else (settings.templates_dir, ".html")
+        return localized_template(folder, step.template, extension, chain)[0]
+
     timeline = simulate.simulate(sequence, contact, begin, events, registry.lifecycle, settings.sms, registry.all(),
-                                 SegmentFiles(settings.segments_dir).get())
+                                 SegmentFiles(settings.segments_dir).get(), template_of)
     if as_json:
         click.echo(json.dumps(simulate.timeline_json(timeline), indent=2))
     else:

@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     # Per IP, on form submissions only (Flask-Limiter syntax).
     form_rate_limit: Annotated[str, AfterValidator(parse.rate_limit)] = Field("10 per minute", alias="FORM_RATE_LIMIT")
     form_min_fill_seconds: int = Field(3, ge=0, alias="FORM_MIN_FILL_SECONDS")  # faster: a bot filled it
+    # The language of a contact without one, and of the template files without a locale suffix (docs/locales.md).
+    default_locale: Annotated[str, BeforeValidator(parse.locale_tag)] = Field("en", alias="DEFAULT_LOCALE")
     sms: SmsSettings
     bounces: BounceSettings
     deliverability: DeliverabilitySettings  # pacing, warm-up, the reputation guard (config/pacing.py)

@@ -61,6 +61,10 @@ class SmsSettings(BaseModel):
     # Per sender: a US long code takes about one a second.
     rate_per_second: float = Field(1.0, gt=0, lt=10_000, alias="SMS_RATE_PER_SECOND")
     max_segments: int = Field(2, ge=1, alias="SMS_MAX_SEGMENTS")  # `nurture check` warns above this
+    # Who answers STOP and START: Twilio's Advanced Opt-Out (its own reply; the default), or nurture, in the
+    # contact's language (turn Twilio's replies off in the Messaging Service then, or people get two).
+    opt_out_replies: Annotated[Literal["twilio", "nurture"], one_of("twilio", "nurture")] = Field(
+        "twilio", alias="SMS_OPT_OUT_REPLIES")
 
     # Required for SMS_BACKEND=twilio; with the outbox backend optional (its auth token lets the webhooks
     # check signatures).

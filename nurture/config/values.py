@@ -47,6 +47,18 @@ def one_of(*allowed: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
+def locale_tag(value: object) -> object:
+    """DEFAULT_LOCALE: a language tag Babel knows, normalised (`en-US` -> `en_US`)."""
+    from nurture.rules.locales import InvalidLocale, normalise_locale
+
+    if not isinstance(value, str):
+        raise ValueError("expected a language tag like en or fr")
+    try:
+        return normalise_locale(value)
+    except InvalidLocale as exc:
+        raise ValueError(str(exc)) from None
+
+
 def matching(pattern: str, expected: str) -> BeforeValidator:
     """Optional text of a known form (surrounding spaces dropped; blank is unset)."""
     compiled = re.compile(pattern)

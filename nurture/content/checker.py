@@ -26,8 +26,10 @@ from nurture.content.rendering import (
     make_text_environment,
     sent_forms,
 )
+from nurture.content.template_locales import misnamed, template_locales
 from nurture.content.views import BrandView, ContactView, SequenceView, StepView
 from nurture.rules.lifecycle import Lifecycle
+from nurture.rules.locales import localized_name
 from nurture.rules.sequence import Sequence, Step
 from nurture.rules.sms import segments, ucs2_characters, with_opt_out_notice
 
@@ -108,6 +110,7 @@ class _Checker:
         self.env = make_environment(templates_dir)
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
+        self.locales = sorted(template_locales(templates_dir))  # the languages the email templates come in
 
     def add(self, path: Path | str, line: int, message: str) -> None:
         shown = shown_path(path, self.root) if isinstance(path, Path) else path
@@ -228,10 +231,14 @@ class _Checker:
                          f"step {step.id!r}: unknown template {step.template!r} "
                          f"(no {shown_path(self.templates_dir / (step.template + suffix), self.root)})")
                 missing = True
-        self.check_subject(sequence_file, step.line_of("subject"), step.id, step.subject)
+        for subject in [step.subject] + [text for _, text in step.subjects[1:]]:
+            self.check_subject(sequence_file, step.line_of("subject"), step.id, subject)
         if not missing:
             for suffix in TEMPLATE_SUFFIXES:
                 self.check_compliance(f"{step.template}{suffix}")
+                for locale in self.locales:
+                    if (self.templates_dir / localized_name(f"{step.template}{suffix}", locale)).is_file():
+                        self.check_compliance(f"{step.template}{suffix}", locale)
 
     def check_subject(self, path: Path, line: int, step_id: str, subject: str) -> None:
         try:
@@ -245,12 +252,19 @@ class _Checker:
         for dotted, _ in _bad_attributes(tree):
             self.add(path, line, f"step {step_id!r}: subject: undefined template variable {dotted!r}")
 
-    def check_compliance(self, name: str) -> None:
-        """The flattened template (layout included) must show the unsubscribe link and postal address."""
-        path = self.templates_dir / name
-        try:
+    def check_compliance(self, name: str, locale: str | None = None) -> None:
+        """The flattened template (layout included) must show the unsubscribe link and postal address; for
+        a `locale`, flattened as a contact in that language gets it (its localized layout, if there is one)."""
+        path = self.templates_dir / (localized_name(name, locale) if locale else name)
+
+        def load(n: str) -> str:
             assert self.env.loader is not None
-            source = flatten(name, lambda n: self.env.loader.get_source(self.env, n)[0])  # type: ignore[union-attr]
+            if locale and (self.templates_dir / localized_name(n, locale)).is_file():
+                n = localized_name(n, locale)
+            return self.env.loader.get_source(self.env, n)[0]
+
+        try:
+            source = flatten(name, load)
             tree = self.env.parse(source)
         except jinja2.TemplateNotFound as exc:
             self.add(path, 1, f"template {exc.name!r} not found (extended by {name})")
@@ -320,11 +334,61 @@ def check_tree(sequences_dir: Path, templates_dir: Path, root: Path, forms_dir: 
     rules = _check_lifecycle(checker, sequences_dir, sequences)
     for sequence in sequences.values():
         checker.check_sequence(sequence, sequences_dir / Path(sequence.path).name, sms, rules.stages)
+    check_locales(checker, sequences, sequences_dir, sms)
     forms, form_problems = check_forms(forms_dir, sequences, templates_dir, root) if forms_dir else (0, [])
     unique = sorted(set(checker.problems + form_problems), key=lambda p: (p.path, p.line, p.message))
     return CheckResult(problems=unique, sequences=len(sequences), steps=sum(len(s.steps) for s in sequences.values()),
                        templates=templates, forms=forms,
                        warnings=list(dict.fromkeys(checker.warnings)))  # in the order found, file by file
+
+
+# --- languages ----------------------------------------------------------------------------------------------
+
+def step_files(sequence: Sequence, templates_dir: Path, sms_dir: Path) -> Iterator[tuple[Step, Path]]:
+    """Each sending step's default template files (an email's .html and .txt, a text's .txt)."""
+    for step in sequence.steps:
+        if not step.sends:
+            continue
+        if step.channel == "sms":
+            yield step, sms_dir / f"{step.template}.txt"
+            continue
+        for template in [offer.template for offer in step.offers] + ([step.template] if step.template else []):
+            for suffix in TEMPLATE_SUFFIXES:
+                yield step, templates_dir / f"{template}{suffix}"
+
+
+def check_locales(checker: _Checker, sequences: dict[str, Sequence], sequences_dir: Path, sms: SmsCheck) -> None:
+    """A language with some but not all of a sequence's templates: a warning per missing file, at the step
+    (contacts in that language get the default file there: a sequence that changes language midway)."""
+    locales = template_locales(checker.templates_dir, sms.templates_dir)
+    for path, tag in misnamed(checker.templates_dir, sms.templates_dir):
+        checker.warn(path, 1, f"the language suffix is spelt {path.name.split('.')[-2]!r}: name it "
+                              f"{tag!r} ({path.name.replace('.' + path.name.split('.')[-2] + '.', '.' + tag + '.')}) "
+                              "or no contact gets this file")
+    for sequence in sequences.values():
+        file = sequences_dir / Path(sequence.path).name
+        files = list(step_files(sequence, checker.templates_dir, sms.templates_dir))
+        for locale in sorted(locales):
+            present = [(step, path) for step, path in files
+                       if path.with_name(localized_name(path.name, locale)).is_file()]
+            if not present or len(present) == len(files):
+                continue
+            for step, path in files:
+                if (step, path) in present:
+                    continue
+                missing = shown_path(path.with_name(localized_name(path.name, locale)), checker.root)
+                checker.warn(file, step.line_of("template"),
+                             f"step {step.id!r}: no {missing}: contacts in {locale!r} get the default "
+                             f"{shown_path(path, checker.root)} ({len(present)} of {len(files)} files of "
+                             f"{sequence.id!r} are in {locale!r})")
+        for step in sequence.steps:
+            given = dict(step.subjects)
+            for locale in sorted(locales):
+                localized = step.channel == "email" and step.template and (
+                    checker.templates_dir / localized_name(f"{step.template}.html", locale)).is_file()
+                if localized and given and locale not in given:
+                    checker.warn(file, step.line_of("subject"), f"step {step.id!r}: a {locale!r} template but no "
+                                                                f"{locale!r} subject (it gets {step.subject!r})")
 
 
 # --- text templates (SMS) -----------------------------------------------------------------------------------

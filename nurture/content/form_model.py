@@ -13,18 +13,21 @@ FORM_KEYS = {"id", "name", "title", "intro", "sequence", "confirm_sequence", "ta
 FIELD_KEYS = {"name", "label", "type", "required", "choices", "max_length", "placeholder"}
 MAGNET_KEYS = {"title", "url", "file"}
 # The contact's own columns: their type is fixed. Anything else is a custom field, kept in contact.fields.
-BUILTIN_FIELDS = {"email": "email", "first_name": "text", "last_name": "text", "phone": "tel"}
+# `locale`: a choice of language tags (contact.locale), shown by each language's own name.
+BUILTIN_FIELDS = {"email": "email", "first_name": "text", "last_name": "text", "phone": "tel", "locale": "choice"}
 CUSTOM_TYPES = ("text", "number", "choice", "checkbox", "date")
 # Names a form may not give its own fields: the hidden ones every form carries, and what nurture keeps.
 HONEYPOT = "website"
 STARTED = "_started"
 ATTRIBUTION_KEYS = ("source", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "ref",
                     "gclid", "fbclid", "landing_page", "referrer")
-META_FIELDS = {HONEYPOT, STARTED, "timezone", "consent", "sms_consent", *ATTRIBUTION_KEYS}
-RESERVED_FIELDS = META_FIELDS | {"lead_magnet", "tags", "sequence", "fields", "timezone", "stage"}
+# `locale` may also come hidden (a French site's snippet carries locale=fr) without being a field of the form.
+META_FIELDS = {HONEYPOT, STARTED, "timezone", "locale", "consent", "sms_consent", *ATTRIBUTION_KEYS}
+RESERVED_FIELDS = (META_FIELDS - {"locale"}) | {"lead_magnet", "tags", "sequence", "fields", "timezone", "stage"}
 DEFAULT_CONFIRM_SEQUENCE = "confirm-email"
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-DEFAULT_LABELS = {"email": "Email", "first_name": "First name", "last_name": "Last name", "phone": "Phone"}
+DEFAULT_LABELS = {"email": "Email", "first_name": "First name", "last_name": "Last name", "phone": "Phone",
+                  "locale": "Language"}
 
 
 @dataclass(frozen=True)

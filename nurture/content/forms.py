@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-# The model is re-exported: callers import forms and their parts from here.
 from nurture.content.form_model import (  # noqa: F401
     ATTRIBUTION_KEYS,
     BUILTIN_FIELDS,
@@ -38,6 +37,9 @@ from nurture.content.form_model import (  # noqa: F401
 from nurture.content.yaml_reader import NodeReader, Problem, compose
 from nurture.content.yaml_reader import line as _line
 from nurture.content.yaml_reader import value as _value
+
+# The model is re-exported: callers import forms and their parts from here.
+from nurture.rules.locales import InvalidLocale, normalise_locale
 from nurture.rules.sequence import Sequence
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,8 @@ class _FormReader(NodeReader):
         choices = self.strings(fields, "choices")
         if kind == "choice" and not choices:
             self.problem(node, f"field {name!r}: a choice field needs a list of choices")
+        if name == "locale":
+            choices = self.locales(fields.get("choices") or node, choices)
         return FieldSpec(
             name=name, label=self.text(fields, "label", node, "field", required=False)
             or DEFAULT_LABELS.get(name, name.replace("_", " ").capitalize()),
@@ -109,6 +113,16 @@ class _FormReader(NodeReader):
             max_length=self.number(fields, "max_length", 200),
             placeholder=self.text(fields, "placeholder", node, "field", required=False),
         )
+
+    def locales(self, node: Node, choices: tuple[str, ...]) -> tuple[str, ...]:
+        """The `locale` field's choices are language tags (fr, pt-BR), kept normalised (fr, pt_BR)."""
+        tags = []
+        for choice in choices:
+            try:
+                tags.append(normalise_locale(choice))
+            except InvalidLocale as exc:
+                self.problem(node, f"field 'locale': {exc}")
+        return tuple(tags)
 
     def field_type(self, fields: dict[str, Node], name: str) -> str:
         if name in BUILTIN_FIELDS:

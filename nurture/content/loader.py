@@ -8,12 +8,13 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from yaml.nodes import Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from nurture.content.yaml_reader import NodeReader, Problem, compose
 from nurture.content.yaml_reader import line as _line
 from nurture.content.yaml_reader import value as _value
 from nurture.rules.conditions import Condition, parse_condition
+from nurture.rules.locales import InvalidLocale, normalise_locale
 from nurture.rules.sequence import (
     CHANNELS,
     JUDGES,
@@ -182,7 +183,7 @@ class _SequenceReader(NodeReader):
             channel=channel,
             # An upsell with offers takes its template and subject from the offer it picks.
             template=self.text(fields, "template", node, "step", required=own_template) if sends else "",
-            subject=self.text(fields, "subject", node, "step", required=sends and channel == "email" and own_subject),
+            **self.subjects(fields, node, required=sends and channel == "email" and own_subject),
             wait=self.wait(fields),
             condition=self.condition(fields.get("if")),
             goto=self.identifier(fields, "goto", node, "step") if "goto" in fields else None,
@@ -194,6 +195,29 @@ class _SequenceReader(NodeReader):
             line=_line(node),
             key_lines={key: _line(value) for key, value in fields.items()},
         )
+
+    def subjects(self, fields: dict[str, Node], step: Node, required: bool) -> dict:
+        """`subject: "..."`, or one per language: `subject: {en: "...", fr: "..."}`. The first entry of a
+        mapping is what a contact gets whose language has none (docs/locales.md)."""
+        node = fields.get("subject")
+        if not isinstance(node, MappingNode):
+            return {"subject": self.text(fields, "subject", step, "step", required=required)}
+        subjects: list[tuple[str, str]] = []
+        for key_node, value_node in node.value:
+            try:
+                locale = normalise_locale(str(_value(key_node)))
+            except InvalidLocale as exc:
+                self.problem(key_node, f"subject: {exc}")
+                continue
+            text = self.text({"subject": value_node}, "subject", node, "step")
+            if locale in dict(subjects):
+                self.problem(key_node, f"subject: {locale!r} is given twice")
+            elif text:
+                subjects.append((locale, text))
+        if not subjects:
+            self.problem(node, "subject: give at least one, like {en: \"Welcome\", fr: \"Bienvenue\"}")
+            return {"subject": ""}
+        return {"subject": subjects[0][1], "subjects": tuple(subjects)}
 
     def offers(self, node: Node) -> tuple[Offer, ...]:
         if not isinstance(node, SequenceNode) or not node.value:

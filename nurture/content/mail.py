@@ -37,6 +37,7 @@ class OutgoingEmail:
     recipient: str
     message_id: str
     data: bytes
+    locale: str | None = None  # whose localized template was used (None: the default files); for `why`
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from premailer import Premailer
 
 from nurture.content.qp import Blocks, static_blocks
 from nurture.rules import experiments
+from nurture.rules.locales import localized_name
 from nurture.rules.sequence import Sequence, Step
 
 _EXTENDS = re.compile(r"{%-?\s*extends\s+[\"']([^\"']+)[\"']\s*-?%}")
@@ -45,6 +46,7 @@ class RenderedEmail:
     # message encodes only what this one changed.
     html_blocks: Blocks = field(default=(), repr=False, compare=False)
     text_blocks: Blocks = field(default=(), repr=False, compare=False)
+    locale: str | None = None  # whose variant of the template was used; None: the default files
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class _Compiled:
     text: jinja2.Template
     html_blocks: Blocks
     text_blocks: Blocks
+    locale: str | None = None  # the locale whose `<template>.<locale>.html` was found, if any
 
 
 def make_environment(templates_dir: Path) -> jinja2.Environment:
@@ -140,13 +143,39 @@ def sent_forms(step: Step) -> list[Step]:
     return forms
 
 
+def _exists(env: jinja2.Environment, name: str) -> bool:
+    """Whether `name` is a template of `env`, without reading it: one stat per folder of the loader."""
+    loader = env.loader
+    if isinstance(loader, jinja2.FileSystemLoader):
+        return any((Path(folder) / name).is_file() for folder in loader.searchpath)
+    try:
+        assert loader is not None
+        loader.get_source(env, name)
+        return True
+    except jinja2.TemplateNotFound:
+        return False
+
+
+def _mtime(folder: Path) -> int | None:
+    try:
+        return folder.stat().st_mtime_ns
+    except OSError:
+        return None  # not there (yet): created later, it changes this
+
+
 class TemplateCatalog:
-    """Compiled email templates, rebuilt only when one of their source files changes."""
+    """Compiled email templates, rebuilt only when one of their source files changes.
+
+    Per locale: every file a template is made of (the template, its layout, the text part) is looked for
+    as `<name>.<locale>.<ext>` along the contact's lookup chain (nurture.rules.locales.lookup_chain), then
+    as the default `<name>.<ext>`. Each (template, chain) is compiled once per version of its files; a
+    localized file added later is noticed (the missing ones are part of the up-to-date check: a stat each).
+    """
 
     def __init__(self, env: jinja2.Environment, text_env: jinja2.Environment | None = None) -> None:
         self.env = env
         self.text_env = text_env
-        self._compiled: dict[str, _Compiled] = {}
+        self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
         self._subjects: dict[str, jinja2.Template] = {}
         self._lock = threading.Lock()
 
@@ -157,11 +186,41 @@ class TemplateCatalog:
             uptodate.append(check)
         return source
 
-    def _compile(self, template: str) -> _Compiled:
+    def _localized_source(self, name: str, chain: tuple[str, ...], uptodate: list[Callable[[], bool]],
+                          used: dict[str, str], missing: set[str]) -> str:
+        for locale in chain:
+            candidate = localized_name(name, locale)
+            if _exists(self.env, candidate):
+                used[name] = locale
+                return self._source(candidate, uptodate)
+            missing.add(candidate)
+        return self._source(name, uptodate)
+
+    def _still_missing(self, missing: set[str]) -> Callable[[], bool]:
+        """A check that the variants looked for and not found are still not there (one added later means
+        compiling again). By the mtime of the folders they would be in: a file added changes its folder's,
+        and a folder is one stat however many variants (pt_BR, pt; .html, .txt, the layout's) it would hold.
+        Measured: a contact whose language has no templates renders at the default's cost, not 4x it."""
+        loader = self.env.loader
+        if not isinstance(loader, jinja2.FileSystemLoader):
+            return lambda: not any(_exists(self.env, name) for name in missing)
+        folders = {Path(root) / name for root in loader.searchpath for name in missing}
+        stamps = {folder.parent: _mtime(folder.parent) for folder in folders}
+        return lambda: all(_mtime(folder) == stamp for folder, stamp in stamps.items())
+
+    def _compile(self, template: str, chain: tuple[str, ...] = ()) -> _Compiled:
         uptodate: list[Callable[[], bool]] = []
-        html_source = inline_css(flatten(f"{template}.html", lambda n: self._source(n, uptodate)))
-        text_source = flatten(f"{template}.txt", lambda n: self._source(n, uptodate))
+        used: dict[str, str] = {}
+        missing: set[str] = set()
+
+        def load(name: str) -> str:
+            return self._localized_source(name, chain, uptodate, used, missing)
+
+        html_source = inline_css(flatten(f"{template}.html", load))
+        text_source = flatten(f"{template}.txt", load)
         version = hashlib.sha256((html_source + "\0" + text_source).encode()).hexdigest()[:12]
+        if missing:
+            uptodate.append(self._still_missing(missing))
         return _Compiled(
             uptodate=tuple(uptodate),
             version=version,
@@ -169,20 +228,23 @@ class TemplateCatalog:
             text=self.env.from_string("{% autoescape false %}" + text_source + "{% endautoescape %}"),
             html_blocks=static_blocks(html_source),
             text_blocks=static_blocks(text_source),
+            locale=used.get(f"{template}.html"),
         )
 
-    def email(self, template: str) -> _Compiled:
-        compiled = self._compiled.get(template)
+    def email(self, template: str, chain: tuple[str, ...] = ()) -> _Compiled:
+        """`template` compiled for a contact whose locale lookup chain is `chain` (() for the default)."""
+        key = (template, chain)
+        compiled = self._compiled.get(key)
         if compiled is not None and all(check() for check in compiled.uptodate):
             return compiled
         with self._lock:
             try:
-                compiled = self._compile(template)
+                compiled = self._compile(template, chain)
             except jinja2.TemplateNotFound as exc:
                 raise RenderError(f"template {exc.name!r} not found") from exc
             except jinja2.TemplateSyntaxError as exc:
                 raise RenderError(f"{exc.filename or template}:{exc.lineno}: {exc.message}") from exc
-            self._compiled[template] = compiled
+            self._compiled[key] = compiled
             return compiled
 
     def subject(self, source: str) -> jinja2.Template | str:
@@ -195,9 +257,11 @@ class TemplateCatalog:
             self._subjects[source] = compiled
         return compiled
 
-    def render_email(self, template: str, subject: str, context: dict[str, Any]) -> RenderedEmail:
-        """Render one email for one contact. Raises RenderError with a reason a person can act on."""
-        compiled = self.email(template)
+    def render_email(self, template: str, subject: str, context: dict[str, Any],
+                     chain: tuple[str, ...] = ()) -> RenderedEmail:
+        """Render one email for one contact (in the language its `chain` finds files for; the caller picks
+        the subject of that language). Raises RenderError with a reason a person can act on."""
+        compiled = self.email(template, chain)
         try:
             return RenderedEmail(
                 subject=" ".join(_render(self.subject(subject), context).split()),
@@ -205,6 +269,7 @@ class TemplateCatalog:
                 text=compiled.text.render(context),
                 html_blocks=compiled.html_blocks,
                 text_blocks=compiled.text_blocks,
+                locale=compiled.locale,
             )
         except jinja2.UndefinedError as exc:
             raise RenderError(f"{template}: {exc.message}") from exc
@@ -213,13 +278,23 @@ class TemplateCatalog:
         except Exception as exc:  # a filter or field can raise anything; it must fail this message only
             raise RenderError(f"{template}: {type(exc).__name__}: {exc}") from exc
 
-    def render_text(self, name: str, context: dict[str, Any]) -> str:
-        """Render the text-only template `name` (`<name>.txt` under the text templates folder), stripped of
-        leading and trailing whitespace (every character of a text is paid for). Raises RenderError."""
+    def text_variant(self, name: str, chain: tuple[str, ...] = ()) -> tuple[str, str | None]:
+        """The file a text template `name` is read from for `chain`, and its locale (None: the default)."""
+        if self.text_env is not None:
+            for locale in chain:
+                candidate = localized_name(f"{name}.txt", locale)
+                if _exists(self.text_env, candidate):
+                    return candidate, locale
+        return f"{name}.txt", None
+
+    def render_text(self, name: str, context: dict[str, Any], chain: tuple[str, ...] = ()) -> str:
+        """Render the text-only template `name` (`<name>.txt`, or `<name>.<locale>.txt` along `chain`, under
+        the text templates folder), stripped of leading and trailing whitespace (every character of a text
+        is paid for). Raises RenderError."""
         if self.text_env is None:
             raise RenderError(f"{name}: no folder configured for text templates")
         try:
-            return self.text_env.get_template(f"{name}.txt").render(context).strip()
+            return self.text_env.get_template(self.text_variant(name, chain)[0]).render(context).strip()
         except jinja2.TemplateNotFound as exc:
             raise RenderError(f"template {exc.name!r} not found") from exc
         except jinja2.TemplateSyntaxError as exc:

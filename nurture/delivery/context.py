@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nurture.content.views import BrandView, ContactView, SequenceView, StepView
+from nurture.rules.locales import lookup_chain
 from nurture.rules.sequence import Sequence, Step
 from nurture.store.models import Contact
 
@@ -38,3 +39,8 @@ def rating_links(rt: Runtime, delivery_id: int) -> list[tuple[int, str]]:
     """(score, URL) for 0..10: one click records the rating (see nurture.web.feedback)."""
     token = rt.signer.feedback_token(delivery_id)
     return [(score, f"{rt.settings.base_url}/feedback/{token}?score={score}") for score in range(11)]
+
+
+def locale_chain(rt: Runtime, contact: Contact) -> tuple[str, ...]:
+    """Which localized template files to look for first for `contact` (docs/locales.md)."""
+    return lookup_chain(contact.locale, rt.settings.default_locale)

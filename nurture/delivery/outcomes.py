@@ -216,14 +216,17 @@ def _deliver(batch: Batch, item: Item, send: Send, delivery: Row) -> str:
         provider_id = batch.transport(send.channel).send(message, batch.time_left(batch.rt.clock()))
     except TransportError as exc:
         return _transport_failed(batch, item, send.step, delivery, exc)
-    return _sent(batch, item, send.step, delivery, provider_id, message.message_id)
+    return _sent(batch, item, send.step, delivery, provider_id, message.message_id, message.locale)
 
 
-def _sent(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str, message_id: str) -> str:
+def _sent(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str, message_id: str,
+          locale: str | None = None) -> str:
     now, session = item.now, batch.session
     recorded = sending.record_sent(session, delivery.id, batch.token, now, provider_id)
-    sending.record_event(session, item.contact.id, f"{step.channel}.sent", now,
-                         item.about(step, message_id=message_id), delivery.id)
+    # `locale`: only when a localized template was used, so `why` can say which language went out.
+    extra = {"message_id": message_id, **({"locale": locale} if locale else {})}
+    sending.record_event(session, item.contact.id, f"{step.channel}.sent", now, item.about(step, **extra),
+                         delivery.id)
     if not recorded:
         # This send outlived the lease the fence gave it, and another worker took the step over: its record
         # stands; ours is only the event above, so that a second copy is on the timeline, not silent.

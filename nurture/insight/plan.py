@@ -49,7 +49,7 @@ class SequencePlan:
 
 def _shape(step: Step) -> tuple:
     """What a contact would notice about a step (not its position or line in the file)."""
-    return (step.kind, step.channel, step.template, step.subject, step.wait, step.condition, step.goto,
+    return (step.kind, step.channel, step.template, step.subject, step.subjects, step.wait, step.condition, step.goto,
             step.wait_for, step.set_stage)
 
 

@@ -15,7 +15,7 @@ the timeline names the sequences an event would start), the few seconds a tick t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 
@@ -57,6 +57,7 @@ class _Run:
     sent: list[datetime] = field(default_factory=list)
     seen: list[EventFact] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
+    template_of: Callable[[Step], str] | None = None  # the localized template a step would use, if any
 
     @property
     def zone(self) -> tzinfo:
@@ -93,16 +94,18 @@ class _Run:
 
 def simulate(sequence: Sequence, contact: SimContact, start: datetime, events: Iterable[EventFact] = (),
              lifecycle: Lifecycle | None = None, sms: SmsSettings | None = None,
-             others: Iterable[Sequence] = (), segments: Mapping[str, Segment] | None = None) -> Timeline:
+             others: Iterable[Sequence] = (), segments: Mapping[str, Segment] | None = None,
+             template_of: Callable[[Step], str] | None = None) -> Timeline:
     """The timeline `contact` would get from `sequence` if it entered at `start` and `events` happened.
 
     Deterministic: the same arguments give the same timeline. An event at the same minute as a due step is
     applied first. `others` (the other loaded sequences) only serve to name the sequences an event starts.
+    `template_of(step)`: the template the contact's language gets there (`lead/edu-1.fr`); default: the step's.
     """
     run = _Run(sequence, contact, start, lifecycle or Lifecycle(), sms or SmsSettings(),
                tuple(s for s in others if s.id != sequence.id), dict(segments or {}), stage=contact.stage,
                score=contact.score,
-               score_at=start if contact.score else None, entered_at=start)
+               score_at=start if contact.score else None, entered_at=start, template_of=template_of)
     first = engine.first_due(sequence, start, run.zone)
     run.step_id, run.due = (first.step_id, first.at) if first else (None, None)
     if first is None:
@@ -217,7 +220,8 @@ def _send(run: _Run, step: Step, now: datetime) -> None:
         run.due = hold[0]  # the same step, not a new one: a wait-for clock would keep running
         return
     changes = tuple(_set_stage(run, step.set_stage)) if step.set_stage else ()
-    run.add(Entry(now, "sent", step.id, channel=step.channel, kind=step.kind, template=step.template,
+    template = run.template_of(step) if run.template_of else step.template
+    run.add(Entry(now, "sent", step.id, channel=step.channel, kind=step.kind, template=template,
                   variant=step.variant, changes=changes))
     if not run.sequence.transactional:
         run.sent.append(now)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, tzinfo
 
 from nurture.insight.timeline import SimContact
 from nurture.people.automation import EVENT_TYPE
-from nurture.people.contacts import InvalidContact, check_timezone, normalise_phone
+from nurture.people.contacts import InvalidContact, check_locale, check_timezone, normalise_phone
 from nurture.rules import engine
 from nurture.rules.conditions import EventFact
 from nurture.rules.lifecycle import Lifecycle
@@ -53,6 +53,7 @@ def parse_contact(spec: str, lifecycle: Lifecycle) -> SimContact:
     contact attributes become custom fields (for `{field: ...}` conditions)."""
     pairs = _pairs(filter(None, (p.strip() for p in spec.split(","))), "--contact")
     try:
+        locale = check_locale(pairs.pop("locale", None))
         timezone = check_timezone(pairs.pop("timezone", None))
         phone = normalise_phone(pairs.pop("phone", None))
         score = float(pairs.pop("score", 0))
@@ -71,6 +72,7 @@ def parse_contact(spec: str, lifecycle: Lifecycle) -> SimContact:
     sms_status = _choice(pairs.pop("sms_status", assumed), SMS_STATUSES, "sms_status")
     return SimContact(
         timezone=timezone, phone=phone, score=score, stage=stage, sms_status=sms_status, id=contact_id,
+        locale=locale,
         tags=frozenset(t.strip() for t in pairs.pop("tags", "").split(";") if t.strip()),
         email_status=_choice(pairs.pop("email_status", Subscription.SUBSCRIBED), EMAIL_STATUSES, "email_status"),
         fields={key: _typed(value) for key, value in pairs.items()},

@@ -27,6 +27,7 @@ class SimContact:
     email_status: str = Subscription.SUBSCRIBED
     sms_status: str = Subscription.NONE
     id: int | None = None  # a real contact's id: picks its variants and holdout as the worker does
+    locale: str | None = None  # its language: which localized template each message would use
 
     @property
     def zone(self) -> tzinfo:

@@ -68,6 +68,7 @@ class Line:
     target: str | None = None  # branched: where it went on
     kind: str | None = None
     variant: str | None = None  # the variant of the step's experiment that was sent
+    locale: str | None = None  # sent from a localized template (its language); None: the default one
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,8 @@ def _line(event: Event) -> Line | None:
     reason = data.get("reason") or (f"carrier error {data['error_code']}" if data.get("error_code") else None)
     until = data.get("until") or data.get("retry_at")
     return Line(at, outcome, data["step"], channel, reason, datetime.fromisoformat(until) if until else None,
-                data.get("message_id"), kind=data.get("kind"), variant=data.get("variant"))
+                data.get("message_id"), kind=data.get("kind"), variant=data.get("variant"),
+                locale=data.get("locale"))
 
 
 def _owner(enrollments: list[Enrollment], event: Event) -> Enrollment | None:
@@ -287,7 +289,8 @@ def describe(line: Line, zone: tzinfo) -> str:
     reason = line.reason or ""
     if line.what == "sent":
         variant = f", variant {line.variant}" if line.variant else ""
-        return f"{line.kind or 'message'} by {line.channel}, message {line.message_id or '(no id)'}{variant}"
+        language = f" in {line.locale} (its {line.locale} template)" if line.locale else ""
+        return f"{line.kind or 'message'} by {line.channel}{language}, message {line.message_id or '(no id)'}{variant}"
     if line.what == "deferred" and line.until:
         return f"{reason}; due again {stamp(line.until, zone)}"
     if line.what == "retry" and line.until:
@@ -380,5 +383,6 @@ def _line_json(line: Line, zone: tzinfo) -> dict:
     data = {"at": iso_utc(line.at), "local": line.at.astimezone(zone).isoformat(), "what": line.what,
             "step": line.step, "channel": line.channel, "reason": line.reason,
             "until": iso_utc(line.until) if line.until else None, "message_id": line.message_id,
-            "target": line.target, "kind": line.kind, "variant": line.variant, "text": describe(line, zone)}
+            "target": line.target, "kind": line.kind, "variant": line.variant, "locale": line.locale,
+            "text": describe(line, zone)}
     return {key: value for key, value in data.items() if value is not None}

@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from nurture.rules import engine
 from nurture.rules.erasure import address_digest
+from nurture.rules.locales import InvalidLocale, optional_locale
 from nurture.rules.sequence import Sequence
 from nurture.store import contacts as store
 from nurture.store import erasure as erasure_store
@@ -64,6 +65,7 @@ class ContactInput:
     fields: dict | None = None
     tags: tuple[str, ...] = ()
     source: str | None = None
+    locale: str | None = None  # a language tag (fr, pt-BR); normalised by `validated`
 
 
 def normalise_email(raw: str) -> str:
@@ -151,7 +153,16 @@ def validated(data: ContactInput) -> ContactInput:
         fields=_fields(data.fields),
         tags=tuple(dict.fromkeys(tag for tag in (check_text(t, "tags", MAX_TAG) for t in data.tags) if tag)),
         source=None if data.source is None else check_text(data.source, "source", MAX_SOURCE),
+        locale=check_locale(data.locale),
     )
+
+
+def check_locale(raw: object) -> str | None:
+    """A language tag in Babel's form (`fr-FR` -> `fr_FR`), None when empty; InvalidContact otherwise."""
+    try:
+        return optional_locale(raw)
+    except InvalidLocale as exc:
+        raise InvalidContact("locale", str(exc)) from None
 
 
 def _fields(fields: dict | None) -> dict:
@@ -165,7 +176,7 @@ def record_event(session: Session, contact_id: int, type_: str, now: datetime, d
     store.insert_event(session, contact_id, type_, now, data or {}, delivery_id)
 
 
-MERGED_ATTRS = ("first_name", "last_name", "phone", "timezone")
+MERGED_ATTRS = ("first_name", "last_name", "phone", "timezone", "locale")
 
 
 @dataclass(frozen=True)
@@ -247,7 +258,7 @@ def upsert(session: Session, data: ContactInput, now: datetime) -> Upserted:
     check_not_erased(session, clean.email)  # an erased person's row holds their address no more
     contact = Contact(email=clean.email, first_name=clean.first_name, last_name=clean.last_name, phone=clean.phone,
                       timezone=clean.timezone, fields=dict(clean.fields or {}), tags=list(clean.tags),
-                      source=clean.source, created_at=now, updated_at=now)
+                      source=clean.source, locale=clean.locale, created_at=now, updated_at=now)
     session.add(contact)
     session.flush()
     record_event(session, contact.id, "contact.created", now, {"source": clean.source})

@@ -56,7 +56,7 @@ def erase(session: Session, contact: Contact, actor: Actor, now: datetime) -> No
 
 def _blank(contact: Contact, now: datetime) -> None:
     contact.email = f"erased-{contact.id}@{ERASED_DOMAIN}"  # unique, as the column must be
-    contact.phone, contact.timezone, contact.source = None, None, None
+    contact.phone, contact.timezone, contact.source, contact.locale = None, None, None, None
     contact.first_name = contact.last_name = ""
     contact.fields, contact.tags, contact.attribution = {}, [], {}
     contact.email_status = contact.sms_status = Subscription.ERASED
@@ -93,7 +93,8 @@ def export(session: Session, contact: Contact) -> dict[str, Any]:
 def _contact_data(contact: Contact) -> dict[str, Any]:
     return {"id": contact.id, "email": contact.email, "first_name": contact.first_name,
             "last_name": contact.last_name, "phone": contact.phone, "timezone": contact.timezone,
-            "fields": contact.fields, "tags": contact.tags, "stage": contact.stage, "score": contact.score,
+            "locale": contact.locale, "fields": contact.fields, "tags": contact.tags, "stage": contact.stage,
+            "score": contact.score,
             "email_status": contact.email_status, "sms_status": contact.sms_status, "source": contact.source,
             "attribution": contact.attribution, "created_at": _iso(contact.created_at),
             "updated_at": _iso(contact.updated_at)}

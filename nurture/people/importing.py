@@ -209,7 +209,7 @@ def check_row(row: CsvRow, mapping: ColumnMapping, opts: ImportOptions, seen: di
         data = validated(ContactInput(
             email=given, first_name=values.get("first_name", ""), last_name=values.get("last_name", ""),
             phone=values.get("phone") or None, timezone=values.get("timezone") or None, fields=fields,
-            tags=split_tags(values.get("tags", "")), source=opts.source))
+            tags=split_tags(values.get("tags", "")), source=opts.source, locale=values.get("locale") or None))
     except InvalidContact as exc:
         return RowResult(row.line, given, Outcome.SKIPPED, str(exc))
     stage = values.get("stage") or None
@@ -269,7 +269,8 @@ def _create(session: Session, rows: list[_Checked], opts: ImportOptions, now: da
     status = Subscription.SUBSCRIBED if opts.consent_text else Subscription.NONE
     ids = store.insert_contacts(session, [{
         "email": r.data.email, "phone": r.data.phone, "first_name": r.data.first_name,
-        "last_name": r.data.last_name, "timezone": r.data.timezone, "fields": r.data.fields or {},
+        "last_name": r.data.last_name, "timezone": r.data.timezone, "locale": r.data.locale,
+        "fields": r.data.fields or {},
         "tags": list(r.data.tags), "stage": r.stage or opts.stages[0], "score": 0.0, "score_at": None,
         "email_status": status, "sms_status": Subscription.NONE, "source": opts.source,
         "attribution": {"source": opts.source}, "pending_form": None, "pending_since": None,

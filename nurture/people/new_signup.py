@@ -41,7 +41,8 @@ def create(db: Engine, form: Form, submission: Submission, origins: tuple[Origin
     source = (submission.attribution.get("source") or f"form:{form.id}")[:MAX_SOURCE]
     contact = {
         "email": submission.email, "first_name": submission.first_name, "last_name": submission.last_name,
-        "phone": submission.phone, "timezone": submission.timezone, "fields": dict(submission.fields),
+        "phone": submission.phone, "timezone": submission.timezone, "locale": submission.locale,
+        "fields": dict(submission.fields),
         "tags": list(form.tags), "attribution": attribution, "source": source,
         "email_status": Subscription.PENDING if pending else Subscription.SUBSCRIBED,
         "sms_status": Subscription.SUBSCRIBED if sms else Subscription.NONE,

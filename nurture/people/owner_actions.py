@@ -1,5 +1,5 @@
 """What an owner does to one contact by hand — from the console, the CLI or the API: add to a sequence,
-pause / resume / end an enrollment, add or remove a tag, unsubscribe.
+pause / resume / end an enrollment, add or remove a tag, set the language, unsubscribe.
 
 Every action is recorded on the contact's timeline with who did it (`Actor`), and changes only through
 conditional UPDATEs (store.contacts), so an action that raced the worker or a second click does nothing
@@ -17,6 +17,7 @@ from sqlmodel import Session
 from nurture.people import automation
 from nurture.people.contacts import MAX_TAG, check_text, enroll, record_event
 from nurture.people.preferences import Origin, set_sms, unsubscribe_all
+from nurture.rules.locales import InvalidLocale, optional_locale
 from nurture.store import contacts as store
 from nurture.store.models import Contact, Enrollment, EnrollmentStatus, Subscription
 
@@ -96,6 +97,20 @@ def remove_tag(session: Session, contact: Contact, tag: str, actor: Actor, now: 
         raise ActionRefused(f"not tagged {tag!r}")
     contact.tags, contact.updated_at = [t for t in contact.tags if t != tag], now
     record_event(session, contact.id, "tag.removed", now, actor.stamp({"tag": tag}))
+
+
+def set_locale(session: Session, contact: Contact, raw: str, actor: Actor, now: datetime) -> str | None:
+    """Set the language the contact's messages and pages come in (empty: DEFAULT_LOCALE). Returns the tag
+    as stored (`fr-CA` -> `fr_CA`)."""
+    try:
+        locale = optional_locale(raw)
+    except InvalidLocale as exc:
+        raise ActionRefused(str(exc)) from None
+    if locale == contact.locale:
+        raise ActionRefused(f"the language is {locale or 'the default'} already")
+    record_event(session, contact.id, "contact.locale_set", now, actor.stamp({"from": contact.locale, "to": locale}))
+    contact.locale, contact.updated_at = locale, now
+    return locale
 
 
 def unsubscribe(session: Session, contact: Contact, channel: str, actor: Actor, now: datetime) -> None:

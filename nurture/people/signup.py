@@ -27,6 +27,7 @@ from nurture.people import automation, new_signup, referrals
 from nurture.people.contacts import ContactInput, check_not_erased, enroll, merge_into, record_event, record_merge
 from nurture.people.preferences import Origin, record_consent, set_sms
 from nurture.people.submission import FORM_ERROR, InvalidSignup, Submission, read_submission
+from nurture.rules.locales import Words
 from nurture.rules.sequence import Sequence
 from nurture.rules.tokens import BadToken
 from nurture.store import consent as consent_store
@@ -38,7 +39,7 @@ if TYPE_CHECKING:  # the runtime is handed in; importing it would run an arrow b
 
 log = logging.getLogger(__name__)
 
-EXPIRED_FORM = "This form had expired. Please check your details and send it again."
+EXPIRED_FORM = Words("This form had expired. Please check your details and send it again.")
 
 
 class SignupUnavailable(RuntimeError):
@@ -74,6 +75,7 @@ class ConfirmResult:
     confirmed: bool  # False when it had been confirmed already (a second click changes nothing)
     form: Form | None = None
     lead_magnet_url: str | None = None
+    locale: str | None = None  # the contact's language: the page is shown in it
 
 
 def screen(rt: Runtime, form: Form, posted: Mapping[str, object],
@@ -189,8 +191,9 @@ def _find_or_create(session: Session, form: Form, submission: Submission, now: d
     attribution = {**submission.attribution, "form": form.id}
     contact = Contact(
         email=submission.email, first_name=submission.first_name, last_name=submission.last_name,
-        phone=submission.phone, timezone=submission.timezone, fields=dict(submission.fields),
-        tags=list(form.tags), email_status=Subscription.PENDING, attribution=attribution,
+        phone=submission.phone, timezone=submission.timezone, locale=submission.locale,
+        fields=dict(submission.fields), tags=list(form.tags), email_status=Subscription.PENDING,
+        attribution=attribution,
         source=(submission.attribution.get("source") or f"form:{form.id}")[:200], created_at=now, updated_at=now,
     )
     session.add(contact)
@@ -205,7 +208,7 @@ def _fill_gaps(session: Session, contact: Contact, form: Form, submission: Submi
     attribution when it had none."""
     offered = ContactInput(email=submission.email, first_name=submission.first_name,
                            last_name=submission.last_name, phone=submission.phone, timezone=submission.timezone,
-                           fields=dict(submission.fields), tags=tuple(form.tags))
+                           fields=dict(submission.fields), tags=tuple(form.tags), locale=submission.locale)
     merge = merge_into(contact, offered)
     if not contact.attribution and submission.attribution:
         contact.attribution = {**submission.attribution, "form": form.id}
@@ -249,6 +252,7 @@ def _start(rt: Runtime, session: Session, contact: Contact, form: Form, sequence
 class Waiting:
     email: str
     confirmed: bool  # the link was clicked already: nothing waits, nothing more to do
+    locale: str | None = None  # the contact's language: the page is shown in it
 
 
 def waiting(rt: Runtime, contact_id: int) -> Waiting:
@@ -258,7 +262,7 @@ def waiting(rt: Runtime, contact_id: int) -> Waiting:
         contact = session.get(Contact, contact_id)
         if contact is None or (contact.pending_form is None and contact.email_status != Subscription.SUBSCRIBED):
             raise UnknownSignup(contact_id)
-        return Waiting(contact.email, confirmed=contact.pending_form is None)
+        return Waiting(contact.email, confirmed=contact.pending_form is None, locale=contact.locale)
 
 
 def confirm(rt: Runtime, forms: FormRegistry, contact_id: int, visitor: Visitor) -> ConfirmResult:
@@ -271,7 +275,8 @@ def confirm(rt: Runtime, forms: FormRegistry, contact_id: int, visitor: Visitor)
         form_id = contact.pending_form
         if form_id is None or not store.take_pending(session, contact_id, form_id, now):
             if contact.email_status == Subscription.SUBSCRIBED:
-                return ConfirmResult(contact_id, confirmed=False)  # clicked twice: already done
+                # clicked twice: already done
+                return ConfirmResult(contact_id, confirmed=False, locale=contact.locale)
             raise UnknownSignup(contact_id)
         session.refresh(contact)
         form = forms.get(form_id)
@@ -282,7 +287,8 @@ def confirm(rt: Runtime, forms: FormRegistry, contact_id: int, visitor: Visitor)
         referrals.credit(session, rt, contact, now)  # a friend's sign-up through /r/<code>, confirmed
         automation.trigger(session, rt, contact, "form", form_id, now)
         session.commit()
-        return ConfirmResult(contact_id, confirmed=True, form=form, lead_magnet_url=url)
+        return ConfirmResult(contact_id, confirmed=True, form=form, lead_magnet_url=url,
+                             locale=contact.locale)
 
 
 def expire_pending(rt: Runtime, limit: int = 500) -> int:

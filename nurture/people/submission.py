@@ -19,10 +19,11 @@ from nurture.people.contacts import (
     normalise_email,
     normalise_phone,
 )
+from nurture.rules.locales import InvalidLocale, Words, optional_locale
 
 FORM_ERROR = "_form"  # the key of an error about the whole form rather than one field
-REQUIRED = "This field is required."
-ONE_LINE = "Please keep this on one line."
+REQUIRED = Words("This field is required.")
+ONE_LINE = Words("Please keep this on one line.")
 _TRUE = {"on", "true", "1", "yes", "y"}
 _FALSE = {"", "off", "false", "0", "no", "n"}
 BUILTIN_MAX = {"email": 320, "first_name": MAX_NAME, "last_name": MAX_NAME, "phone": 40}  # the columns' sizes
@@ -47,13 +48,14 @@ class Submission:
     fields: dict = field(default_factory=dict)  # the form's custom fields, typed
     attribution: dict = field(default_factory=dict)
     sms_consent: bool = False  # the form's SMS checkbox was ticked (with a phone number)
+    locale: str | None = None  # the form's `locale` field or hidden value; else the web layer negotiates one
 
 
 def _scalar(value: object) -> str | bool | int | float | None:
     """Form posts give strings; JSON may give numbers and booleans. Lists and objects are not a value."""
     if value is None or isinstance(value, str | bool | int | float):
         return value
-    raise InvalidContact("", "Please give a single value.")
+    raise InvalidContact("", Words("Please give a single value."))
 
 
 def _text(value: object, max_length: int) -> str:
@@ -62,10 +64,10 @@ def _text(value: object, max_length: int) -> str:
     if "\r" in text or "\n" in text:
         raise InvalidContact("", ONE_LINE)
     if UNSTORABLE.search(text):  # also a lone surrogate, which a JSON post can spell
-        raise InvalidContact("", "This contains characters that aren't allowed.")
+        raise InvalidContact("", Words("This contains characters that aren't allowed."))
     text = text.strip()
     if len(text) > max_length:
-        raise InvalidContact("", f"Please use at most {max_length} characters.")
+        raise InvalidContact("", Words("Please use at most %(max)d characters.", max=max_length))
     return text
 
 
@@ -76,7 +78,7 @@ def _checkbox(value: object) -> bool:
     text = "" if raw is None else str(raw).strip().lower()
     if text in _TRUE | _FALSE:
         return text in _TRUE
-    raise InvalidContact("", "Please tick the box or leave it empty.")
+    raise InvalidContact("", Words("Please tick the box or leave it empty."))
 
 
 def _typed(spec: FieldSpec, text: str, region: str) -> object:
@@ -85,27 +87,27 @@ def _typed(spec: FieldSpec, text: str, region: str) -> object:
         try:
             return normalise_email(text)
         except InvalidContact as exc:
-            raise InvalidContact("", exc.message) from None
+            raise InvalidContact("", Words.detailed("Please enter a valid email address.", exc.message)) from None
     if spec.type == "tel":
         try:
             return normalise_phone(text, region)
         except InvalidContact:
-            raise InvalidContact("", "Please enter a valid phone number, like +1 415 555 2671.") from None
+            raise InvalidContact("", Words("Please enter a valid phone number, like +1 415 555 2671.")) from None
     if spec.type == "number":
         try:
             number = float(text.replace(",", "."))
         except ValueError:
-            raise InvalidContact("", "Please enter a number.") from None
+            raise InvalidContact("", Words("Please enter a number.")) from None
         if number != number or number in (float("inf"), float("-inf")):
-            raise InvalidContact("", "Please enter a number.")
+            raise InvalidContact("", Words("Please enter a number."))
         return int(number) if number.is_integer() else number
     if spec.type == "choice" and text not in spec.choices:
-        raise InvalidContact("", f"Please choose one of: {', '.join(spec.choices)}.")
+        raise InvalidContact("", Words("Please choose one of: %(choices)s.", choices=", ".join(spec.choices)))
     if spec.type == "date":
         try:
             return date.fromisoformat(text).isoformat()
         except ValueError:
-            raise InvalidContact("", "Please enter a date like 2026-05-31.") from None
+            raise InvalidContact("", Words("Please enter a date like 2026-05-31.")) from None
     return text
 
 
@@ -147,6 +149,14 @@ def _timezone(value: object) -> str | None:
         return None
 
 
+def _locale(value: object) -> str | None:
+    """A hidden `locale` (set by the site, not typed by the person): a bad one is dropped, like a timezone."""
+    try:
+        return optional_locale(value) if isinstance(value, str) else None
+    except InvalidLocale:
+        return None
+
+
 def _field_errors(form: Form, posted: Mapping[str, object]) -> tuple[dict[str, object], dict[str, str]]:
     values: dict[str, object] = {}
     errors: dict[str, str] = {}
@@ -158,11 +168,11 @@ def _field_errors(form: Form, posted: Mapping[str, object]) -> tuple[dict[str, o
     if form.consent_checkbox:
         try:
             if not _checkbox(posted.get("consent")):
-                errors["consent"] = "Please tick the box to agree, so we may email you."
+                errors["consent"] = Words("Please tick the box to agree, so we may email you.")
         except InvalidContact as exc:
             errors["consent"] = exc.message
     if form.sms_consent_text and _sms_ticked(posted) and not values.get("phone") and "phone" not in errors:
-        errors["phone"] = "Add your mobile number to get texts, or untick the box."
+        errors["phone"] = Words("Add your mobile number to get texts, or untick the box.")
     return values, errors
 
 
@@ -179,7 +189,7 @@ def read_submission(form: Form, posted: Mapping[str, object], query: Mapping[str
     values, errors = _field_errors(form, posted)
     unknown = sorted(set(posted) - {f.name for f in form.fields} - META_FIELDS)
     if unknown:
-        errors[FORM_ERROR] = f"This form has no field {unknown[0]!r}. Please use the form as it is."
+        errors[FORM_ERROR] = Words("This form has no field %(field)r. Please use the form as it is.", field=unknown[0])
     if errors:
         raise InvalidSignup(errors)
     custom = {spec.name: values[spec.name] for spec in form.fields
@@ -193,4 +203,5 @@ def read_submission(form: Form, posted: Mapping[str, object], query: Mapping[str
         fields=custom,
         attribution=clean_attribution(posted, query or {}),
         sms_consent=bool(form.sms_consent_text) and _sms_ticked(posted) and bool(values.get("phone")),
+        locale=str(values["locale"]) if values.get("locale") else _locale(posted.get("locale")),
     )

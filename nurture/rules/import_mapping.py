@@ -13,7 +13,7 @@ from dataclasses import dataclass
 IGNORE = "ignore"
 FIELD_PREFIX = "fields."
 # What a column may become. `tags` splits at commas and semicolons; `fields.NAME` is a custom field.
-TARGETS = ("email", "phone", "first_name", "last_name", "timezone", "tags", "stage")
+TARGETS = ("email", "phone", "first_name", "last_name", "timezone", "locale", "tags", "stage")
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # usable in a template as contact.fields.NAME
 # Header spellings seen in exports of other tools, reduced by `_key` (lower case, letters and digits only).
 SYNONYMS = {
@@ -24,6 +24,7 @@ SYNONYMS = {
     "lastname": "last_name", "last": "last_name", "surname": "last_name", "familyname": "last_name",
     "lname": "last_name",
     "timezone": "timezone", "tz": "timezone", "timezoneiana": "timezone",
+    "locale": "locale", "language": "locale", "lang": "locale", "languagecode": "locale",
     "tags": "tags", "tag": "tags", "labels": "tags",
     "stage": "stage", "lifecyclestage": "stage",
 }

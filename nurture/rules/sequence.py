@@ -146,7 +146,9 @@ class Step:
     kind: str = ""
     channel: str = "email"
     template: str = ""
-    subject: str = ""
+    subject: str = ""  # the default language's (or, for a `subject:` mapping, its first entry)
+    # `subject: {en: ..., fr: ...}`: (locale, subject) per language, in the file's order.
+    subjects: tuple[tuple[str, str], ...] = ()
     wait: Wait = Wait()
     condition: Condition | None = None  # `if:` — false skips the step (recorded), the contact moves on
     goto: str | None = None  # after this step, continue at this step id instead of the next
@@ -161,6 +163,15 @@ class Step:
 
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
+
+    def subject_for(self, chain: tuple[str, ...]) -> tuple[str, str | None]:
+        """The subject for a contact whose locale lookup chain is `chain`, and the locale it is written for
+        (None: the default subject)."""
+        by_locale = dict(self.subjects)
+        for locale in chain:
+            if locale in by_locale:
+                return by_locale[locale], locale
+        return self.subject, None
 
     @property
     def sends(self) -> bool:

@@ -61,6 +61,7 @@ class OutgoingSms:
     body: str
     message_id: str  # nurture's own id (the provider's comes back from send())
     status_callback: str | None = None  # where the provider reports queued/sent/delivered/failed
+    locale: str | None = None  # whose localized template was used (None: the default file); for `why`
 
     @property
     def segments(self) -> Segments:
@@ -128,19 +129,21 @@ def ucs2_characters(text: str) -> list[Ucs2Character]:
 OPT_OUT_NOTICE = "Reply STOP to opt out."
 
 
-def with_opt_out_notice(body: str, brand: str) -> str:
+def with_opt_out_notice(body: str, brand: str, notice: str = OPT_OUT_NOTICE) -> str:
     """The first text to a number says who sends it and how to stop (CTIA): the brand is added unless the
-    text already names it."""
+    text already names it. `notice`: the same words in the contact's language."""
     prefix = "" if brand.casefold() in body.casefold() else f"{brand}: "
-    return f"{body}\n\n{prefix}{OPT_OUT_NOTICE}"
+    return f"{body}\n\n{prefix}{notice}"
 
 
 # --- Keywords ----------------------------------------------------------------------------------------------
 
-# CTIA and the carriers' standard keywords (Twilio honours the same set by itself).
-OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+# CTIA and the carriers' standard keywords (Twilio honours the same set by itself), and the French ones
+# Canadian carriers honour (CWTA: ARRET, AIDE; French carriers use STOP itself).
+OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
+                     "ARRET", "ARRÊT"})
 OPT_IN = frozenset({"START", "YES", "UNSTOP"})
-HELP = frozenset({"HELP", "INFO"})
+HELP = frozenset({"HELP", "INFO", "AIDE"})
 
 
 def keyword(body: str) -> str | None:
@@ -157,6 +160,15 @@ def keyword(body: str) -> str | None:
     if word in HELP:
         return "help"
     return None
+
+
+FRENCH_KEYWORDS = frozenset({"ARRET", "ARRÊT", "AIDE"})
+
+
+def keyword_locale(body: str) -> str | None:
+    """"fr" when the keyword itself is French (ARRET, AIDE): the language to answer a number nurture knows
+    nothing else about in."""
+    return "fr" if body.strip().rstrip(".!").strip().upper() in FRENCH_KEYWORDS else None
 
 
 # --- Where a number is -------------------------------------------------------------------------------------

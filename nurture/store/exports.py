@@ -18,7 +18,7 @@ from nurture.store.models import Consent, Contact, Delivery
 
 PAGE = 2000
 
-CONTACT_COLUMNS = ("id", "email", "phone", "first_name", "last_name", "timezone", "stage", "email_status",
+CONTACT_COLUMNS = ("id", "email", "phone", "first_name", "last_name", "timezone", "locale", "stage", "email_status",
                    "sms_status", "tags", "fields", "source", "created_at", "updated_at")
 DELIVERY_COLUMNS = ("id", "contact_id", "sequence_id", "sequence_version", "step_id", "channel", "kind",
                     "recipient", "status", "provider_status", "error", "attempts", "created_at", "sent_at")

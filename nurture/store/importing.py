@@ -21,7 +21,8 @@ from sqlmodel import Session
 
 from nurture.store.models import Consent, Contact, Enrollment, Event, Subscription
 
-MERGED = ("first_name", "last_name", "phone", "timezone", "fields", "tags")  # what people.contacts.merge_into fills
+# what people.contacts.merge_into fills
+MERGED = ("first_name", "last_name", "phone", "timezone", "locale", "fields", "tags")
 MERGE_COLUMNS = ("id", "email", *MERGED, "stage", "email_status", "sms_status")
 # Bound parameters in one IN list: SQLite before 3.32 allows 999 in a statement.
 IN_CHUNK = 900

@@ -84,6 +84,8 @@ class Contact(SQLModel, table=True):
     first_name: str = Field(default="", max_length=100)
     last_name: str = Field(default="", max_length=100)
     timezone: str | None = Field(default=None, max_length=64)
+    # Babel's form of a language tag (fr, pt_BR); None: DEFAULT_LOCALE. See nurture.rules.locales.
+    locale: str | None = Field(default=None, max_length=35)
     fields: dict = Field(default_factory=dict, sa_column=_json_column())
     tags: list = Field(default_factory=list, sa_column=_json_column())
     stage: str = Field(default="lead", max_length=32, index=True)  # the contact list filters by it

@@ -34,7 +34,9 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     # Templates compare statuses by name too, not by a string that a typo would make never match.
     app.jinja_env.globals.update(Subscription=Subscription, EnrollmentStatus=EnrollmentStatus)
 
-    from nurture.web import api, forms, public, unsubscribe
+    from nurture.web import api, forms, i18n, public, unsubscribe
+
+    i18n.init_app(app)  # the pages a contact sees, in the contact's language (Flask-Babel)
 
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)

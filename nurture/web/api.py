@@ -21,7 +21,8 @@ from nurture.web import runtime
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 API_ACTOR = Actor("api", "api")
-CONTACT_FIELDS = {"email", "first_name", "last_name", "phone", "timezone", "fields", "tags", "sequence", "source"}
+CONTACT_FIELDS = {"email", "first_name", "last_name", "phone", "timezone", "fields", "tags", "sequence", "source",
+                  "locale"}
 
 
 def error(status: int, message: str, field: str | None = None) -> tuple[Response, int]:
@@ -55,6 +56,7 @@ def contact_json(contact: Contact, enrollments: list[Enrollment],
         "last_name": contact.last_name,
         "phone": contact.phone,
         "timezone": contact.timezone,
+        "locale": contact.locale,
         "fields": contact.fields,
         "tags": contact.tags,
         "stage": contact.stage,
@@ -80,14 +82,14 @@ def _input(body: dict[str, Any]) -> ContactInput:
         raise InvalidContact("fields", "must be an object")
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise InvalidContact("tags", "must be a list of strings")
-    for key in ("email", "first_name", "last_name", "phone", "timezone", "source", "sequence"):
+    for key in ("email", "first_name", "last_name", "phone", "timezone", "source", "sequence", "locale"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise InvalidContact(key, "must be a string")
     # Lengths, control characters and lone surrogates are checked by contacts.validated, for the CLI too.
     return ContactInput(email=body.get("email") or "", first_name=body.get("first_name") or "",
                         last_name=body.get("last_name") or "", phone=body.get("phone"),
                         timezone=body.get("timezone"), fields=fields, tags=tuple(tags),
-                        source=body.get("source") or "api")
+                        source=body.get("source") or "api", locale=body.get("locale"))
 
 
 @bp.post("/contacts")

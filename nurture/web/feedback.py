@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, redirect, render_template, request
+from flask_babel import gettext
 from sqlmodel import Session
 from werkzeug.wrappers import Response
 
@@ -13,6 +14,7 @@ from nurture.people import feedback
 from nurture.rules.links import looks_automated
 from nurture.rules.tokens import BadToken
 from nurture.web import runtime
+from nurture.web.i18n import use_locale
 
 bp = Blueprint("feedback", __name__)
 MAX_COMMENT = 2000
@@ -41,13 +43,14 @@ def rate(token: str) -> tuple[str, int]:
         return render_template("link_invalid.html", brand=rt.settings.brand_name, reason=None), 400
     score = _score(request.values.get("score"))
     if score is None:
-        return _page(400, error="Pick a number from 0 to 10.", token=token, score=None, done=False)
+        return _page(400, error=gettext("Pick a number from 0 to 10."), token=token, score=None, done=False)
     now = rt.clock()
     with Session(rt.db) as session:
         found = feedback.delivery_and_contact(session, delivery_id)
         if found is None:
             return render_template("link_invalid.html", brand=rt.settings.brand_name, reason=None), 404
         delivery, contact = found
+        use_locale(contact.locale)
         if request.method == "POST":
             comment = (request.form.get("comment") or "").strip()[:MAX_COMMENT]
             if comment:

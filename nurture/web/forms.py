@@ -16,11 +16,13 @@ Domain errors (InvalidSignup, SignupUnavailable, UnknownSignup, BadToken) become
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, render_template, request, send_file
+from flask_babel import gettext
 from jinja2.utils import htmlsafe_json_dumps
 from redis import Redis
 from redis.exceptions import RedisError
@@ -31,21 +33,26 @@ from nurture.content.forms import ATTRIBUTION_KEYS, HONEYPOT, STARTED, Form, For
 from nurture.people import signup
 from nurture.people.contacts import ErasedAddress
 from nurture.people.submission import FORM_ERROR, InvalidSignup
+from nurture.rules.locales import Words
 from nurture.rules.tokens import BadToken
 from nurture.runtime import Runtime
 from nurture.store.models import Subscription
 from nurture.web import runtime, submit_limit
+from nurture.web.i18n import browser_locale, passed_locale, supported_locales, translated, use_locale
 from nurture.web.unsubscribe import mask
 
 log = logging.getLogger(__name__)
 bp = Blueprint("forms", __name__)
 
 EMBED_JS = (Path(__file__).parent / "static" / "embed.js").read_text(encoding="utf-8")
-TOO_MANY = "Too many sign-ups from your network just now. Please wait a minute and try again."
-TOO_BIG = "That was far more than this form takes. Please send just the form's fields."
-UNAVAILABLE = "Sign-ups are paused for a moment. Please try again in a few minutes."
-WRONG_SITE = "This form only takes sign-ups from the sites it was set up for."
-NOT_FOUND = "There is no such form. The link may be out of date."
+# Shown to the person signing up, in their language (nurture.web.i18n.translated).
+TOO_MANY = Words("Too many sign-ups from your network just now. Please wait a minute and try again.")
+TOO_BIG = Words("That was far more than this form takes. Please send just the form's fields.")
+UNAVAILABLE = Words("Sign-ups are paused for a moment. Please try again in a few minutes.")
+WRONG_SITE = Words("This form only takes sign-ups from the sites it was set up for.")
+NOT_FOUND = Words("There is no such form. The link may be out of date.")
+CHECK_FIELDS = Words("Please check the highlighted fields.")
+NOT_JSON = Words("The request body must be a JSON object of field names and values.")
 
 
 def init_app(app: Flask, rt: Runtime) -> None:
@@ -78,6 +85,7 @@ def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
 
 
 def _message(status: int, heading: str, message: str, form: Form | None = None) -> tuple[Any, int]:
+    heading, message = translated(heading), translated(message)
     if wants_json():
         return jsonify(ok=status < 400, message=message), status
     return _page("form_message.html", status, form=form or _NoForm(), heading=heading, message=message)
@@ -86,8 +94,8 @@ def _message(status: int, heading: str, message: str, form: Form | None = None) 
 class _NoForm:
     """Stands in for a form on pages shown without one (the page title comes from it)."""
 
-    def __init__(self, title: str = "Sign up") -> None:
-        self.title = self.name = title
+    def __init__(self, title: str = "") -> None:
+        self.title = self.name = title or gettext("Sign up")
 
 
 def _form(form_id: str) -> Form:
@@ -104,17 +112,17 @@ class _Missing(HTTPException):
 
 @bp.errorhandler(_Missing)
 def missing(_exc: Exception) -> tuple[Any, int]:
-    return _message(404, "Form not found", NOT_FOUND)
+    return _message(404, Words("Form not found"), NOT_FOUND)
 
 
 @bp.errorhandler(429)
 def too_many(_exc: Exception) -> tuple[Any, int]:
-    return _message(429, "Please wait a moment", TOO_MANY)
+    return _message(429, Words("Please wait a moment"), TOO_MANY)
 
 
 @bp.errorhandler(413)
 def too_big(_exc: Exception) -> tuple[Any, int]:
-    return _message(413, "That was too much", TOO_BIG)
+    return _message(413, Words("That was too much"), TOO_BIG)
 
 
 @bp.after_request
@@ -157,8 +165,11 @@ def _hidden_attribution() -> dict[str, str]:
 def _form_page(form: Form, status: int = 200, values: dict | None = None, errors: dict | None = None,
                hidden: dict | None = None, started: str | None = None) -> tuple[str, int]:
     rt = runtime()
+    hidden = dict(hidden or {})
+    if g.get("nurture_locale") and "locale" not in hidden and not any(f.name == "locale" for f in form.fields):
+        hidden["locale"] = g.nurture_locale  # the page's language goes on with the sign-up
     return _page("form_page.html", status, form=form, action=f"{rt.settings.base_url}/forms/{form.id}",
-                 values=values or {}, errors=errors or {}, honeypot=HONEYPOT, hidden=hidden or {},
+                 values=values or {}, errors=errors or {}, honeypot=HONEYPOT, hidden=hidden,
                  started=started or rt.signer.form_token(form.id, rt.clock()))
 
 
@@ -182,6 +193,7 @@ def show(form_id: str) -> Any:
     form = _form(form_id)
     if wants_json():
         return jsonify(definition(form, runtime()))
+    use_locale(passed_locale(request.args.get("locale")))  # a French site links to ?locale=fr
     return _form_page(form, hidden=_hidden_attribution())
 
 
@@ -200,7 +212,7 @@ def _posted() -> dict[str, object]:
     if request.is_json:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
-            raise InvalidSignup({FORM_ERROR: "The request body must be a JSON object of field names and values."})
+            raise InvalidSignup({FORM_ERROR: NOT_JSON})
         return body
     data: dict[str, object] = dict(request.form.items())
     data.update({name: "" for name in request.files if name not in data})  # a file is no field of ours
@@ -216,11 +228,14 @@ def submit(form_id: str) -> Any:
     tick_waiting = submit_limit.enforce()  # 429 past FORM_RATE_LIMIT from this address
     rt, form = runtime(), _form(form_id)
     if not _origin_allowed(form):
-        return _message(403, "Not from this site", WRONG_SITE, form)
+        return _message(403, Words("Not from this site"), WRONG_SITE, form)
     data: dict[str, object] = {}
     try:
         data = _posted()
+        use_locale(passed_locale(data.get("locale") or request.args.get("locale")))
         submission = signup.screen(rt, form, data, request.args)
+        if submission is not None and submission.locale is None:
+            submission = replace(submission, locale=browser_locale(supported_locales(rt)))
         if submission is None:
             log.info("form %s: a bot's submission from %s ignored", form.id, request.remote_addr)
         else:
@@ -232,7 +247,7 @@ def submit(form_id: str) -> Any:
     except ErasedAddress:  # answered like any sign-up: nobody learns that this person was ever a contact
         log.info("form %s: a sign-up of an erased address refused, nothing recorded", form.id)
     except signup.SignupUnavailable:
-        return _message(503, "Please try again soon", UNAVAILABLE, form)
+        return _message(503, Words("Please try again soon"), UNAVAILABLE, form)
     return _accepted(form)
 
 
@@ -242,7 +257,8 @@ def _accepted(form: Form) -> Any:
     if wants_json():
         return jsonify(ok=True, status=Subscription.PENDING if form.double_opt_in else Subscription.SUBSCRIBED,
                        message=form.thanks_message), 200
-    return redirect(form.redirect or f"{runtime().settings.base_url}/forms/{form.id}/thanks", 303)
+    language = f"?locale={g.nurture_locale}" if g.get("nurture_locale") else ""  # the thank-you page in it too
+    return redirect(form.redirect or f"{runtime().settings.base_url}/forms/{form.id}/thanks{language}", 303)
 
 
 def _started_again(rt: Runtime, form: Form, data: dict[str, object]) -> str:
@@ -260,11 +276,13 @@ def _started_again(rt: Runtime, form: Form, data: dict[str, object]) -> str:
 def _invalid(form: Form, data: dict[str, object], errors: dict[str, str]) -> Any:
     rt = runtime()
     started = _started_again(rt, form, data)
+    errors = {name: translated(message) for name, message in errors.items()}
     if wants_json():
-        message = errors.get(FORM_ERROR, "Please check the highlighted fields.")
+        message = errors.get(FORM_ERROR, translated(CHECK_FIELDS))
         return jsonify(ok=False, errors=errors, message=message, started=started), 400
     kept = {k: v for k, v in data.items() if k not in (HONEYPOT, STARTED) and isinstance(v, str | bool)}
-    hidden = {k: str(v) for k, v in kept.items() if k in ATTRIBUTION_KEYS or k == "timezone"}
+    hidden = {k: str(v) for k, v in kept.items() if k in ATTRIBUTION_KEYS or (k in ("timezone", "locale")
+              and not any(f.name == k for f in form.fields))}
     return _form_page(form, 400, values=kept, errors=errors, hidden=hidden, started=started)
 
 
@@ -288,7 +306,8 @@ def _nudge_worker(rt: Runtime) -> None:
 @bp.get("/forms/<form_id>/thanks")
 def thanks(form_id: str) -> tuple[str, int]:
     form = _form(form_id)
-    return _page("form_message.html", form=form, heading="Thank you!", message=form.thanks_message)
+    use_locale(passed_locale(request.args.get("locale")))
+    return _page("form_message.html", form=form, heading=gettext("Thank you!"), message=form.thanks_message)
 
 
 @bp.get("/forms/<form_id>/embed.js")
@@ -307,12 +326,13 @@ def download(form_id: str, token: str) -> Any:
         if rt.signer.lead_magnet_form(token) != form.id:
             raise BadToken("another form's link")
     except BadToken:
-        return _message(400, "This link isn't valid", "Open the link straight from the email we sent you.", form)
+        return _message(400, Words("This link isn't valid"),
+                        Words("Open the link straight from the email we sent you."), form)
     magnet = form.lead_magnet
     base = rt.settings.forms_dir.resolve()
     path = (base / magnet.file).resolve() if magnet and magnet.file else None
     if path is None or not path.is_relative_to(base) or not path.is_file():
-        return _message(404, "Not here any more", "This download is no longer available.", form)
+        return _message(404, Words("Not here any more"), Words("This download is no longer available."), form)
     return send_file(path, download_name=path.name)
 
 
@@ -330,7 +350,7 @@ def _confirm_contact(token: str) -> int:
 def _confirm_page(status: int, state: str, **context: Any) -> Any:
     if wants_json():
         return jsonify(ok=status < 400, status=state), status
-    return _page("confirm.html", status, form=_NoForm("Confirm your email"), state=state, **context)
+    return _page("confirm.html", status, form=_NoForm(gettext("Confirm your email")), state=state, **context)
 
 
 @bp.get("/confirm/<token>")
@@ -339,6 +359,7 @@ def confirm_page(token: str) -> Any:
         found = signup.waiting(runtime(), _confirm_contact(token))
     except (BadToken, signup.UnknownSignup):
         return _confirm_page(400, "expired")
+    use_locale(found.locale)
     if found.confirmed:
         return _confirm_page(200, "already")
     return _confirm_page(200, "ask", masked=mask(found.email))
@@ -351,6 +372,7 @@ def confirm(token: str) -> Any:
         result = signup.confirm(rt, registry(), _confirm_contact(token), _visitor())
     except (BadToken, signup.UnknownSignup):
         return _confirm_page(400, "expired")
+    use_locale(result.locale)
     if not result.confirmed:
         return _confirm_page(200, "already")
     _nudge_worker(rt)  # the welcome email (and the lead magnet) in seconds

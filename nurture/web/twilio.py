@@ -18,11 +18,12 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from nurture.config import Settings
+from nurture.content.app_words import translate
 from nurture.delivery.transports.twilio import INVALID_NUMBERS, OPTED_OUT
 from nurture.people import preferences
 from nurture.people.contacts import record_event
 from nurture.people.preferences import Origin
-from nurture.rules.sms import keyword
+from nurture.rules.sms import keyword, keyword_locale
 from nurture.store import claims as store
 from nurture.store import consent as consent_store
 from nurture.store import contacts as contacts_store
@@ -111,9 +112,25 @@ def status() -> Response:
 
 # --- what a reply does -------------------------------------------------------------------------------------
 
-def help_reply(settings: Settings) -> str:
-    return (f"{settings.brand_name}: for help, email {settings.support_email}. "
-            f"Msg&data rates may apply. Reply STOP to opt out.")
+def help_reply(settings: Settings, locale: str | None = None) -> str:
+    return translate(locale, "%(brand)s: for help, email %(support)s. Msg&data rates may apply. "
+                             "Reply STOP to opt out.", brand=settings.brand_name, support=settings.support_email)
+
+
+def opt_out_reply(settings: Settings, word: str, locale: str | None) -> str:
+    """nurture's own answer to STOP and START (SMS_OPT_OUT_REPLIES=nurture), in the contact's language."""
+    if word == "stop":
+        return translate(locale, "%(brand)s: you are unsubscribed and will get no more texts from us. "
+                                 "Reply START to subscribe again.", brand=settings.brand_name)
+    return translate(locale, "%(brand)s: you are subscribed to our texts again. Msg&data rates may apply. "
+                             "Reply HELP for help, STOP to opt out.", brand=settings.brand_name)
+
+
+def reply_locale(settings: Settings, contacts: list[Contact], body: str) -> str:
+    """The language to answer `body` in: the contact's own; else the keyword's (ARRET is French); else the
+    default."""
+    own = next((contact.locale for contact in contacts if contact.locale), None)
+    return own or keyword_locale(body) or settings.default_locale
 
 
 def contacts_with_phone(session: Session, phone: str) -> list[Contact]:
@@ -130,25 +147,31 @@ def handle_reply(session: Session, settings: Settings, phone: str, body: str, me
                  now: datetime) -> str | None:
     """What a text from `phone` does; returns the reply to send back, if any.
 
-    A keyword acts on every contact holding the number: it is the number that asked. STOP and START get no
-    reply from nurture: Twilio confirms them itself (and after STOP it would refuse ours with 21610).
+    A keyword acts on every contact holding the number: it is the number that asked. By default STOP and
+    START get no reply from nurture: Twilio's Advanced Opt-Out confirms them itself (and after STOP it would
+    refuse ours with 21610). With SMS_OPT_OUT_REPLIES=nurture, nurture answers them, in the contact's
+    language (a START that opted nobody back in gets no answer: it changed nothing).
     """
     contacts = contacts_with_phone(session, phone)
     word = keyword(body)
     origin = Origin(method="sms-keyword", consent_text=body.strip() or None)
     if word in ("stop", "start"):
+        changed = False
         for contact in contacts:
             # START undoes a STOP: it opts back in those who had agreed to texts before, and is no first
             # opt-in for a contact that never did (SMS consent is given on a form, with its own text).
             if word == "stop" or had_sms_consent(session, contact):
                 preferences.set_sms(session, contact, word == "start", origin, now)
-        return None
+                changed = True
+        if settings.sms.opt_out_replies != "nurture" or (word == "start" and not changed):
+            return None
+        return opt_out_reply(settings, word, reply_locale(settings, contacts, body))
     about = {"body": body, "from": phone, "message_sid": message_sid}
     for contact in contacts:
         record_event(session, contact.id, "sms.help" if word == "help" else "sms.received", now, about)
     if not contacts:
         log.info("text from %s matches no contact (%s)", phone, word or "a reply")
-    return help_reply(settings) if word == "help" else None
+    return help_reply(settings, reply_locale(settings, contacts, body)) if word == "help" else None
 
 
 def record_status(session: Session, message_sid: str, state: str, error_code: int | None, now: datetime) -> None:

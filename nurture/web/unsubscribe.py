@@ -14,28 +14,40 @@ from __future__ import annotations
 from dataclasses import replace
 
 from flask import Blueprint, Response, render_template, request
+from flask_babel import gettext
 from sqlmodel import Session
 
 from nurture.people import preferences
 from nurture.people.preferences import Origin, UnknownLink
 from nurture.rules.tokens import BadToken
 from nurture.web import runtime
+from nurture.web.i18n import use_locale
 
 bp = Blueprint("unsubscribe", __name__)
 
 ACTIONS = ("sequence", "all", "resubscribe", "sms-off", "sms-on")
-# Shown beside the button and stored verbatim in the consent record when texts are turned on.
-SMS_CONSENT = ("By turning texts on you agree to receive marketing text messages from {brand}. "
-               "Message and data rates may apply. Reply STOP to cancel, HELP for help.")
+def sms_consent_text() -> str:
+    """Shown beside the button, and stored verbatim (in the language shown) in the consent record when texts
+    are turned on."""
+    return gettext("By turning texts on you agree to receive marketing text messages from %(brand)s. "
+                   "Message and data rates may apply. Reply STOP to cancel, HELP for help.",
+                   brand=runtime().settings.brand_name)
 
 
 def _page(template: str, status: int = 200, **context: object) -> tuple[str, int]:
     brand = runtime().settings.brand_name
-    return render_template(template, brand=brand, sms_consent=SMS_CONSENT.format(brand=brand), **context), status
+    return render_template(template, brand=brand, sms_consent=sms_consent_text(), **context), status
 
 
 def _bad_link() -> tuple[str, int]:
     return _page("link_invalid.html", 400)
+
+
+def _target(session: Session, delivery_id: int) -> preferences.LinkTarget:
+    """What the link points at; the page is shown in its contact's language from here on."""
+    target = preferences.resolve(session, delivery_id)
+    use_locale(target.contact.locale)
+    return target
 
 
 def _origin(method: str, delivery_id: int) -> Origin:
@@ -55,7 +67,7 @@ def _link_page(token: str, template: str) -> tuple[str, int]:
     try:
         delivery_id = rt.signer.delivery_id(token)
         with Session(rt.db) as session:
-            target = preferences.resolve(session, delivery_id)
+            target = _target(session, delivery_id)
             sequence = rt.sequences.get(target.delivery.sequence_id)
             return _page(template, contact=target.contact, enrollment=target.enrollment, token=token,
                          sequence_name=sequence.name if sequence else target.delivery.sequence_id,
@@ -97,18 +109,19 @@ def _change(token: str, action: str, method: str) -> tuple[str, int] | Response:
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     action = "all" if one_click else action
     if action not in ACTIONS:
-        return _page("link_invalid.html", 400, reason="That request was not understood.")
+        return _page("link_invalid.html", 400, reason=gettext("That request was not understood."))
     now = rt.clock()
     with Session(rt.db) as session:
         try:
-            target = preferences.resolve(session, delivery_id)
+            target = _target(session, delivery_id)
         except UnknownLink:
             return _bad_link()
         origin = _origin("one-click" if one_click else method, delivery_id)
         _apply(session, action, target, origin, now)
         session.commit()
         if one_click:
-            return Response("You have been unsubscribed from all marketing email.\n", 200, mimetype="text/plain")
+            return Response(gettext("You have been unsubscribed from all marketing email.") + "\n", 200,
+                            mimetype="text/plain")
         session.refresh(target.contact)
         if target.enrollment is not None:
             session.refresh(target.enrollment)
@@ -128,5 +141,5 @@ def _apply(session: Session, action: str, target: preferences.LinkTarget, origin
         preferences.resubscribe(session, contact, origin, now)
     elif action in ("sms-on", "sms-off"):
         if action == "sms-on":
-            origin = replace(origin, consent_text=SMS_CONSENT.format(brand=runtime().settings.brand_name))
+            origin = replace(origin, consent_text=sms_consent_text())
         preferences.set_sms(session, contact, action == "sms-on", origin, now)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from nurture.content.mail import Envelope, OutgoingEmail, build_email, dkim_sign
 from nurture.content.rendering import RenderedEmail
-from nurture.delivery.context import template_context
+from nurture.delivery.context import locale_chain, template_context
 from nurture.delivery.transports import EmailTransport
 from nurture.rules.links import add_pixel, track_links
 from nurture.rules.sequence import Sequence, Step
@@ -35,7 +35,9 @@ def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step,
     token = rt.signer.unsubscribe_token(delivery_id)
     context = template_context(rt, contact, sequence, step, token, delivery_id)
     settings = rt.settings
-    content = track(rt, rt.catalog.render_email(step.template, step.subject, context), delivery_id, token)
+    chain = locale_chain(rt, contact)
+    subject, _ = step.subject_for(chain)
+    content = track(rt, rt.catalog.render_email(step.template, subject, context, chain), delivery_id, token)
     mid = message_id(rt, delivery_id)
     envelope = Envelope(
         mail_from=settings.mail_from,
@@ -53,7 +55,7 @@ def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step,
     # The envelope sender (MAIL FROM, the Return-Path a receiver records) names this delivery, signed:
     # a bounce or a feedback report that comes back to it says which message failed, and a forged one
     # cannot unsubscribe anybody (see docs/deliverability.md).
-    message = replace(build_email(envelope, content),
+    message = replace(build_email(envelope, content), locale=content.locale,
                       envelope_from=rt.signer.return_path(delivery_id, settings.bounce_address))
     return dkim_sign(message, settings.dkim) if settings.dkim else message
 

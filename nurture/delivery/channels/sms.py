@@ -11,8 +11,9 @@ from redis import Redis
 from sqlmodel import Session
 
 from nurture.config import SmsSettings
+from nurture.content.app_words import translate
 from nurture.content.rendering import RenderError
-from nurture.delivery.context import template_context
+from nurture.delivery.context import locale_chain, template_context
 from nurture.delivery.transports import SmsTransport
 from nurture.rules import decisions
 from nurture.rules.sequence import Sequence, Step
@@ -54,14 +55,17 @@ class SmsChannel:
     def compose(self, rt: Runtime, contact: Contact, sequence: Sequence, step: Step, delivery_id: int,
                 now: datetime) -> OutgoingSms:
         context = template_context(rt, contact, sequence, step, rt.signer.unsubscribe_token(delivery_id), delivery_id)
-        body = rt.catalog.render_text(step.template, context)
+        chain = locale_chain(rt, contact)
+        body = rt.catalog.render_text(step.template, context, chain)
         if not body:
             raise RenderError(f"{step.template}: the text is empty for this contact")
         phone = contact.phone or ""
         if is_first_text(rt, phone):
-            body = with_opt_out_notice(body, rt.settings.brand_name)
+            body = with_opt_out_notice(body, rt.settings.brand_name,
+                                       translate(contact.locale, "Reply STOP to opt out."))
         return OutgoingSms(to=phone, body=body, message_id=message_id(delivery_id),
-                           status_callback=f"{rt.settings.base_url}/twilio/status")
+                           status_callback=f"{rt.settings.base_url}/twilio/status",
+                           locale=rt.catalog.text_variant(step.template, chain)[1])
 
     def hold(self, rt: Runtime, contact: Contact, now: datetime) -> tuple[datetime, str] | None:
         """Quiet hours first (they apply to every text), then the sender's pace. A contact who may not be

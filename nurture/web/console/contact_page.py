@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 ACTION_WORDS = {"enrollment.paused": "paused", "enrollment.resumed": "resumed", "enrollment.ended": "ended",
                 "tag.added": "tagged", "tag.removed": "untagged", "sequence.enrolled": "added to",
                 "email.unsubscribed": "unsubscribed (email)", "sms.unsubscribed": "unsubscribed (texts)",
-                "contact.exported": "exported the data", "contact.erased": "erased the person"}
+                "contact.exported": "exported the data", "contact.erased": "erased the person",
+                "contact.locale_set": "changed the language"}
 
 
 def contact_page_data(session: Session, rt: Runtime, contact: Contact) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def contact(contact_id: int) -> str:
         data = contact_page_data(session, rt, found)
         return render_template("console/contact.html", contact=found, **data, stamp=stamp,
                                describe=why.describe, next_text=why.next_text,
-                               may_write=current_user.may_write)
+                               may_write=current_user.may_write, default_locale=rt.settings.default_locale)
 
 
 def _contact(session: Session, contact_id: int) -> Contact:
@@ -115,6 +115,13 @@ def remove_tag(contact_id: int) -> Response:
     rt, tag = runtime(), request.form.get("tag", "")
     return _act(contact_id, f"Tag {tag!r} removed.",
                 lambda s, c: owner_actions.remove_tag(s, c, tag, _actor(), rt.clock()))
+
+
+@bp.post("/contacts/<int:contact_id>/locale")
+def set_locale(contact_id: int) -> Response:
+    rt, raw = runtime(), request.form.get("locale", "")
+    return _act(contact_id, "Language set.",
+                lambda s, c: owner_actions.set_locale(s, c, raw, _actor(), rt.clock()))
 
 
 @bp.post("/contacts/<int:contact_id>/unsubscribe")
