@@ -132,7 +132,7 @@ def test_log_in_see_the_map_print_it_open_a_funnel_and_log_out(console, browser:
     wait_for(browser, "h1", "Log in")
 
 
-NAV = ["Map", "Contacts", "Forms", "Suppressions", "Reputation", "Webhooks", "Import"]
+NAV = ["Map", "Contacts", "Forms", "Segments", "Broadcasts", "Suppressions", "Reputation", "Webhooks", "Import"]
 
 
 def test_the_nav_is_one_line_on_a_desktop_and_a_menu_on_a_phone(console, browser: WebDriver) -> None:
