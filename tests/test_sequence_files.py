@@ -526,3 +526,25 @@ def test_the_version_of_a_file_on_disk_changes_when_it_is_edited(tmp_path: Path)
     path.write_text(path.read_text(encoding="utf-8").replace("Hello", "Hello again"), encoding="utf-8")
     after = load_sequences(tmp_path)[0]["one"].version
     assert before != after
+
+
+def test_enter_segment_is_a_segment_trigger_and_anything_else_is_refused_at_its_line() -> None:
+    sequence = parse_ok("""
+        id: come-back
+        name: Come back
+        stage: upsell-customers
+        enter: {segment: lapsed}
+        trigger:
+          - {tag: vip}
+        steps:
+          - {id: hello, kind: educate, template: t, subject: Hi}
+    """)
+    assert [(t.kind, t.value) for t in sequence.triggers] == [("tag", "vip"), ("segment", "lapsed")]
+    assert problems_of("""
+        id: come-back
+        name: Come back
+        stage: upsell-customers
+        enter: {tag: vip}
+        steps:
+          - {id: hello, kind: educate, template: t, subject: Hi}
+    """) == ["s.yaml:4: enter takes {segment: ID} (those coming into the segment enter); got {'tag': 'vip'}"]

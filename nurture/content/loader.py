@@ -36,8 +36,8 @@ from nurture.rules.sequence import (
     parse_hours,
 )
 
-SEQUENCE_KEYS = {"id", "name", "stage", "description", "transactional", "trigger", "reentry", "goals", "window",
-                 "utm", "holdout", "steps"}
+SEQUENCE_KEYS = {"id", "name", "stage", "description", "transactional", "trigger", "enter", "reentry", "goals",
+                 "window", "utm", "holdout", "steps"}
 STEP_KEYS = {"id", "kind", "channel", "wait", "at", "on", "template", "subject", "if", "goto", "wait_for",
              "set_stage", "offers", "variants", "judge"}
 OFFER_KEYS = {"after", "offer", "template", "subject"}
@@ -79,6 +79,17 @@ class _SequenceReader(NodeReader):
                     continue
             triggers.append(Trigger(kinds[0], str(value[kinds[0]])))
         return tuple(triggers)
+
+    def entered_from(self, node: Node | None) -> tuple[Trigger, ...]:
+        """`enter: {segment: ID}`: a segment's own way to say `trigger: [{segment: ID}]` — the contacts who come
+        into the segment enter (docs/segments.md). Only a segment: the other triggers are events, not states."""
+        if node is None:
+            return ()
+        value = _value(node)
+        if not isinstance(value, dict) or set(value) != {"segment"} or not value["segment"]:
+            self.problem(node, f"enter takes {{segment: ID}} (those coming into the segment enter); got {value!r}")
+            return ()
+        return (Trigger("segment", str(value["segment"])),)
 
     def reentry(self, node: Node | None) -> Reentry:
         if node is None:
@@ -350,7 +361,7 @@ class _SequenceReader(NodeReader):
             stage=self.choice(fields, "stage", root, "sequence", LIFECYCLE_STAGES),
             description=self.text(fields, "description", root, "sequence", required=False),
             transactional=self.flag(fields, "transactional"),
-            triggers=self.triggers(fields.get("trigger")),
+            triggers=self.triggers(fields.get("trigger")) + self.entered_from(fields.get("enter")),
             reentry=self.reentry(fields.get("reentry")),
             goals=self.goals(fields.get("goals")),
             window=self.window(fields.get("window")),
