@@ -50,7 +50,9 @@ def run_in_workers(make_runtime, project: Path, database_url: str, redis_url: st
                                     env={**env, "PYTHONHASHSEED": seed}, cwd=ROOT, start_new_session=True,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for seed in hash_seeds]
         for process in workers:
-            assert process.wait(timeout=600) == 0, process.stderr.read().decode()[-2000:]
+            # communicate, not wait: a worker that logs more than a pipe holds would block on it forever.
+            _, errors = process.communicate(timeout=600)
+            assert process.returncode == 0, errors.decode()[-2000:]
         with Session(rt.db) as session:
             rows = session.exec(select(Contact.email, Delivery.variant)
                                 .join(Delivery, Delivery.contact_id == Contact.id)).all()

@@ -136,7 +136,8 @@ def sequence_for(session: Session, sequence_id: str) -> Sequence | None:
     key = broadcast_id_of(sequence_id)
     if key is None:
         return None
-    cache_key = (str(session.get_bind().url), key)
+    # .engine: a batch's session is bound to one Connection (dispatch), the web's to the Engine.
+    cache_key = (str(session.get_bind().engine.url), key)
     with _LOCK:
         made = _SEQUENCES.get(cache_key)
     if made is not None:
