@@ -17,6 +17,7 @@ from nurture.store import broadcasts as store
 from nurture.web import create_app
 from tests.broadcasts_support import add_broadcast_files, broadcast_deliveries, crowd
 from tests.conftest import free_port
+from tests.console_nav_support import follow_nav
 from tests.console_support import PASSWORD, add_account, csrf_token, logged_in
 from tests.helpers import send_due
 from tests.test_browser import serve, wait_for
@@ -143,7 +144,7 @@ def test_the_broadcast_pages_in_a_browser(console, browser: WebDriver, smtp_serv
     browser.get(f"{base}/login")
     log_in(browser, "owner@example.com", PASSWORD)
     wait_for(browser, "h1", "The lifecycle map")
-    browser.find_element(By.LINK_TEXT, "Broadcasts").click()
+    follow_nav(browser, "Broadcasts")  # at phone width, through the Menu
     wait_for(browser, "h1", "Broadcasts")
     for width in (1280, 390):
         shot(browser, "list", width)

@@ -89,7 +89,11 @@ def test_a_french_contact_gets_the_french_confirm_page_emails_and_stop_reply(
         story = why.format_story(why.explain(session, "ann@example.com", rt.sequences, rt.clock(), rt.settings.sms))
     assert sum("educate by email in fr (its fr template)" in line for line in story) == 1, story
 
-    preferences = client.get(link_path(text_part(welcome), "/u/")).get_data(as_text=True)
+    unsubscribe = link_path(text_part(welcome), "/u/")  # the footer's first link: the unsubscribe page
+    assert unsubscribe.endswith("/unsubscribe")
+    page = client.get(unsubscribe).get_data(as_text=True)
+    assert "<h1>Se désabonner</h1>" in page and "Me désabonner de tous les e-mails marketing" in page
+    preferences = client.get(unsubscribe.removesuffix("/unsubscribe")).get_data(as_text=True)
     assert "Préférences e-mail" in preferences and "Me désabonner de tous les e-mails marketing" in preferences
 
     status, twiml = text_in(client, ANN, "STOP")

@@ -18,6 +18,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from nurture.runtime import Runtime
 from nurture.web import create_app
 from tests.conftest import ROOT, free_port
+from tests.console_nav_support import follow_nav
 from tests.console_support import PASSWORD, add_account, logged_in
 from tests.helpers import add_contact
 from tests.test_browser import serve, wait_for
@@ -63,7 +64,7 @@ def test_from_the_nav_to_a_segment_and_on_to_a_member(console, browser: WebDrive
     browser.get(f"{base}/")
     log_in(browser, "owner@example.com", PASSWORD)
     wait_for(browser, "h1", "The lifecycle map")
-    browser.find_element(By.CSS_SELECTOR, "header.bar").find_element(By.LINK_TEXT, "Segments").click()
+    follow_nav(browser, "Segments")  # at phone width, through the Menu
     wait_for(browser, "h1", "Segments")
     counts = {el.get_attribute("data-segment"): el.find_element(By.CSS_SELECTOR, '[data-metric="count"]').text
               for el in browser.find_elements(By.CSS_SELECTOR, "section.segment")}

@@ -44,7 +44,7 @@ def make_engine(url: str, *, idle_ping_seconds: float | None = None, **kwargs: A
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN itself
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL is durable across process crashes
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -99,6 +99,24 @@ def ping_when_idle(engine: Engine, idle_seconds: float = IDLE_PING_SECONDS) -> N
 # and no longer. Statements inside a transaction never wait (the lock is already ours), so the busy
 # timeout below is only a safety net for anything outside one.
 BUSY_TIMEOUT = 0.05
+WAL_SWITCH_SECONDS = 10
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the database file in WAL mode (it stays so: later connections find it already). Switching takes
+    the file's lock, and with the short busy timeout above the switch failed with "database is locked" when
+    two processes opened a new database at once (gunicorn's two workers at first start, one migrating)."""
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+        return
+    give_up = time.monotonic() + WAL_SWITCH_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")  # (an in-memory database answers "memory": fine)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > give_up:
+                raise
+            time.sleep(0.01)
 BEGIN_DEADLINE = 30.0
 
 
