@@ -80,7 +80,7 @@ def run_batch(rt: Runtime, token: str) -> BatchReport:
     # hands it back (with a reset) at every commit, two of them a message (~0.1 ms each); bound to a
     # connection it begins and commits its transactions on that one (BEGIN IMMEDIATE on SQLite, as ever).
     with rt.db.connect() as connection, Session(bind=connection, expire_on_commit=False) as session:
-        batch = Batch(rt, session, token)
+        batch = Batch(rt, session, token, sending.Writes(connection))
         try:
             now = rt.clock()
             rows = store.claimed(session, token, now)

@@ -42,6 +42,7 @@ class Batch:
     rt: Runtime
     session: Session
     token: str
+    writes: sending.Writes  # the per-message transactions, on the driver of the session's connection
     transports: dict[str, Transport] = field(default_factory=dict)
     renew_at: datetime | None = None  # when the batch next extends the lease of the rows it holds
     # Marketing send times per contact for the frequency cap, read once for the batch and kept up to date
@@ -130,8 +131,10 @@ def heartbeat(batch: Batch, now: datetime) -> None:
     than its lease keeps its rows instead of racing the worker that would claim them next. Commits."""
     if batch.renew_at is None or now < batch.renew_at:
         return
-    held = store.renew_claims(batch.session, batch.token, now, batch.lease_until(now))
+    lease = now + timedelta(seconds=batch.rt.settings.claim_lease_seconds)
+    held = store.renew_claims(batch.session, batch.token, now, lease)
     batch.session.commit()
+    batch.leased_until = lease  # once on disk: a send's lease check (_record_and_send) trusts it
     batch.renew_at = now + renew_every(batch.rt)
     log.debug("batch %s: lease renewed for %d enrollments", batch.token, held)
 
@@ -147,7 +150,7 @@ def send_chunk(batch: Batch, sends: list[Send]) -> list[str]:
         batch.session.rollback()
         log.exception("batch %s: unexpected error writing a chunk's deliveries; left for the next tick", batch.token)
         return ["error"] * len(sends)
-    return outcomes + [_send_one(batch, send) for send in ready]
+    return outcomes + _send_all(batch, ready)
 
 
 def _open(batch: Batch, sends: list[Send]) -> tuple[list[str], list[Send]]:
@@ -178,8 +181,40 @@ def _open(batch: Batch, sends: list[Send]) -> tuple[list[str], list[Send]]:
     return outcomes, ready
 
 
-def _send_one(batch: Batch, send: Send) -> str:
-    """Fence, mark `sending`, commit; compose and send; record the outcome and commit."""
+@dataclass(frozen=True)
+class Accepted:
+    """A message the server accepted, its record bound and not yet written: it is written in the
+    transaction that marks the next message `sending`, or on its own after the chunk's last message."""
+
+    item: Item
+    delivery: Row
+    record: sending.SentRecord
+
+
+def _send_all(batch: Batch, ready: list[Send]) -> list[str]:
+    """Send the chunk's messages in turn. A message's record and the next one's `sending` mark share a
+    transaction (_record_and_send), so a message costs one transaction, not two; the record is still on
+    disk before the next clock reading. Where they cannot share one (the next message is held back; the
+    outcome was not a plain `sent`), each is written alone, as before."""
+    outcomes: list[str] = []
+    accepted: Accepted | None = None
+    for send in ready:
+        if accepted is not None and deliverability.held_back(batch, send, accepted.item.now) is None:
+            previous, result = _record_and_send(batch, accepted, send)
+        else:
+            previous = [] if accepted is None else [_record_alone(batch, accepted)]
+            result = _send_one(batch, send)
+        outcomes += previous
+        accepted = result if isinstance(result, Accepted) else None
+        if isinstance(result, str):
+            outcomes.append(result)
+    if accepted is not None:
+        outcomes.append(_record_alone(batch, accepted))
+    return outcomes
+
+
+def _send_one(batch: Batch, send: Send) -> str | Accepted:
+    """Read the clock; fence and mark `sending` in a transaction of its own; compose and send."""
     rt, session = batch.rt, batch.session
     item = replace(send.item, now=rt.clock())  # the one clock reading for the records of this message
     delivery, now = send.delivery, item.now
@@ -191,15 +226,9 @@ def _send_one(batch: Batch, send: Send) -> str:
             outcome = wait(batch, item, send.step, delivery, *held)
             session.commit()
             return outcome
-        if not sending.start_sending(session, delivery.id, item.enrollment.id, batch.token, now):
-            session.rollback()
-            log.warning("enrollment %s: claim %s was taken over; left to its new holder", item.enrollment.id,
-                        batch.token)
-            return "claim-lost"
-        session.commit()  # "sending" is on disk before the transport is called
-        outcome = _deliver(batch, item, send, delivery)
-        session.commit()
-        return outcome
+        if not batch.writes.start(batch.writes.bind_start(delivery.id, item.enrollment.id, batch.token, now)):
+            return _claim_lost(batch, item)
+        return _deliver(batch, item, send, delivery)  # "sending" is on disk before the transport is called
     except Exception:
         # A bug, or the database going away. The claim expires and a later tick retries the row.
         session.rollback()
@@ -207,29 +236,112 @@ def _send_one(batch: Batch, send: Send) -> str:
         return "error"
 
 
-def _deliver(batch: Batch, item: Item, send: Send, delivery: Row) -> str:
+def _record_and_send(batch: Batch, accepted: Accepted, send: Send) -> tuple[list[str], str | Accepted]:
+    """The previous message's record and this message's fence and `sending` mark, in one transaction;
+    then this message's clock reading, and its send.
+
+    The fence runs at the previous message's instant (the clock is read only after the commit, so that a
+    batch stalling there has its record on disk and holds no lock). It proves the claim is still ours; that
+    the lease has not run out by the time this message's clock is read is checked against the lease the
+    batch wrote (`leased_until`): the same condition the fence's `claimed_until >= now` tests. If it has
+    run out, the row goes back to `queued` — never handed to the server, it must not look interrupted."""
+    delivery = send.delivery
+    assert delivery is not None and delivery.id is not None
+    start = batch.writes.bind_start(delivery.id, send.item.enrollment.id, batch.token, accepted.item.now)
+    try:
+        written = batch.writes.record(accepted.record, start)
+    except Exception:
+        batch.session.rollback()
+        log.exception("enrollment %s: unexpected error recording a send; left for the next tick",
+                      accepted.item.enrollment.id)
+        return ["error"], "error"
+    previous = [_recorded(batch, accepted, written)]
+    if not written.started:
+        return previous, _claim_lost(batch, send.item)
+    item = replace(send.item, now=batch.rt.clock())  # the one clock reading for the records of this message
+    try:
+        if batch.leased_until is None or item.now > batch.leased_until:
+            batch.writes.unstart(delivery.id, batch.token, item.now)
+            return previous, _claim_lost(batch, item)
+        heartbeat(batch, item.now)
+        return previous, _deliver(batch, item, send, delivery)
+    except Exception:
+        batch.session.rollback()
+        log.exception("enrollment %s: unexpected error; left for the next tick", item.enrollment.id)
+        return previous, "error"
+
+
+def _claim_lost(batch: Batch, item: Item) -> str:
+    log.warning("enrollment %s: claim %s was taken over; left to its new holder", item.enrollment.id, batch.token)
+    return "claim-lost"
+
+
+def _deliver(batch: Batch, item: Item, send: Send, delivery: Row) -> str | Accepted:
+    """Compose and send. An accepted message comes back with its record bound, to be written with the
+    next message's mark; any other outcome is written (and committed) here."""
+    session = batch.session
     try:
         message = send.channel.compose(batch.rt, item.contact, item.sequence, send.step, delivery.id, item.now)
     except RenderError as exc:
-        return fail(batch, item, send.step, delivery.id, str(exc))
+        outcome = fail(batch, item, send.step, delivery.id, str(exc))
+        session.commit()
+        return outcome
     try:
         provider_id = batch.transport(send.channel).send(message, batch.time_left(batch.rt.clock()))
     except TransportError as exc:
-        return _transport_failed(batch, item, send.step, delivery, exc)
-    return _sent(batch, item, send.step, delivery, provider_id, message.message_id, message.locale)
+        outcome = _transport_failed(batch, item, send.step, delivery, exc)
+        session.commit()
+        return outcome
+    # `locale`: only when a localized template was used, so `why` can say which language went out.
+    extra = {"message_id": message.message_id, **({"locale": message.locale} if message.locale else {})}
+    if send.step.set_stage:  # the stage change runs through the session (its events, its triggers)
+        outcome = _sent(batch, item, send.step, delivery, provider_id, extra)
+        session.commit()
+        return outcome
+    return Accepted(item, delivery, _sent_record(batch, item, send.step, delivery, provider_id, extra))
 
 
-def _sent(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str, message_id: str,
-          locale: str | None = None) -> str:
+def _sent_record(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str,
+                 extra: dict[str, str]) -> sending.SentRecord:
+    """Everything a plain `sent` writes, computed and bound now, before its transaction takes the lock:
+    the event's JSON, the next step (engine.next_due), every parameter through its bind processor."""
+    moved_on, completed = _moved_on(item, step, item.now)
+    event = sending.event_params(item.contact.id, f"{step.channel}.sent", item.about(step, **extra))
+    done = sending.event_params(item.contact.id, "sequence.completed", {"sequence": item.sequence.id})
+    return batch.writes.sent_record(delivery.id, batch.token, item.now, provider_id, event, moved_on,
+                                    done if completed else None)
+
+
+def _recorded(batch: Batch, accepted: Accepted, written: sending.Written) -> str:
+    if not written.recorded:
+        # This send outlived the lease the fence gave it, and another worker took the step over: its record
+        # stands; ours is only the event, so that a second copy is on the timeline, not silent.
+        log.warning("delivery %s: sent after its claim %s was taken over", accepted.delivery.id, batch.token)
+        return "sent-late"
+    if not written.moved:
+        log.warning("enrollment %s: claim %s lost (or enrollment stopped) before moving on",
+                    accepted.item.enrollment.id, batch.token)
+    return "sent"
+
+
+def _record_alone(batch: Batch, accepted: Accepted) -> str:
+    try:
+        written = batch.writes.record(accepted.record)
+    except Exception:
+        batch.session.rollback()
+        log.exception("enrollment %s: unexpected error recording a send; left for the next tick",
+                      accepted.item.enrollment.id)
+        return "error"
+    return _recorded(batch, accepted, written)
+
+
+def _sent(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str, extra: dict[str, str]) -> str:
+    """A send recorded through the session (a step that also sets the contact's stage). The caller commits."""
     now, session = item.now, batch.session
     recorded = sending.record_sent(session, delivery.id, batch.token, now, provider_id)
-    # `locale`: only when a localized template was used, so `why` can say which language went out.
-    extra = {"message_id": message_id, **({"locale": locale} if locale else {})}
     sending.record_event(session, item.contact.id, f"{step.channel}.sent", now, item.about(step, **extra),
                          delivery.id)
     if not recorded:
-        # This send outlived the lease the fence gave it, and another worker took the step over: its record
-        # stands; ours is only the event above, so that a second copy is on the timeline, not silent.
         log.warning("delivery %s: sent after its claim %s was taken over", delivery.id, batch.token)
         return "sent-late"
     # (The frequency cap already counted this message when the chunk let it through.)
@@ -239,20 +351,28 @@ def _sent(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str,
     return "sent"
 
 
+def _moved_on(item: Item, step: Step, done_at: datetime, skipped: bool = False,
+              target: str | None = None) -> tuple[dict[str, Any], bool]:
+    """advance's parameters past `step` (to its goto, the next step, or `target`), timed from `done_at`,
+    and whether that completes the sequence."""
+    tz = engine.contact_zone(item.contact.timezone)
+    due = engine.next_due(item.sequence, step.id, done_at, tz, skipped=skipped, target=target)
+    params = sending.advance_params(item.enrollment.id, step_id=due.step_id if due else None,
+                                    due_at=due.at if due else None,
+                                    status=EnrollmentStatus.ACTIVE if due else EnrollmentStatus.COMPLETED,
+                                    version=item.sequence.version, stop_reason=None if due else "sequence complete")
+    return params, due is None
+
+
 def advance(batch: Batch, item: Item, step: Step, done_at: datetime, skipped: bool = False,
             target: str | None = None) -> None:
     """Move the enrollment past `step` (to its goto, the next step, or `target`), timed from `done_at`."""
-    tz = engine.contact_zone(item.contact.timezone)
-    due = engine.next_due(item.sequence, step.id, done_at, tz, skipped=skipped, target=target)
-    moved = sending.advance(batch.session, item.enrollment.id, batch.token, done_at,
-                            step_id=due.step_id if due else None, due_at=due.at if due else None,
-                            status=EnrollmentStatus.ACTIVE if due else EnrollmentStatus.COMPLETED,
-                            version=item.sequence.version,
-                            stop_reason=None if due else "sequence complete")
+    params, completed = _moved_on(item, step, done_at, skipped, target)
+    moved = sending.advance_by(batch.session, batch.token, done_at, params)
     if not moved:
         log.warning("enrollment %s: claim %s lost (or enrollment stopped) before moving on",
                     item.enrollment.id, batch.token)
-    elif due is None:
+    elif completed:
         sending.record_event(batch.session, item.contact.id, "sequence.completed", done_at,
                              {"sequence": item.sequence.id})
 

@@ -120,6 +120,14 @@ def _use_wal(cursor: Any) -> None:
 BEGIN_DEADLINE = 30.0
 
 
+def begin_write(dbapi_connection: Any, dialect_name: str) -> None:
+    """Begin a write transaction on a DBAPI connection that has none open (the send path's own
+    transactions, store.prepared.DriverTransactions): on SQLite, BEGIN IMMEDIATE, waiting for the write
+    lock as the engine's transactions do; psycopg begins one by itself at the first statement."""
+    if dialect_name == "sqlite":
+        _begin_immediate(dbapi_connection)
+
+
 def _begin_immediate(dbapi_connection: Any) -> None:
     deadline = time.monotonic() + BEGIN_DEADLINE
     while True:
