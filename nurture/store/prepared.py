@@ -21,13 +21,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Executable
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
-from nurture.store.db import begin_write
+from nurture.store.db import begin_write, write_lock_for
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Prepared:
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
         self._by_dialect: dict[str, _Compiled] = {}
+
+    def compile_for(self, dialect: Dialect) -> None:
+        self._compiled(dialect)
 
     def _compiled(self, dialect: Dialect) -> _Compiled:
         compiled = self._by_dialect.get(dialect.name)
@@ -97,7 +101,7 @@ class DriverTransactions:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.dialect = connection.dialect
-        self.driver = connection.connection.driver_connection
+        self.lock = write_lock_for(connection.engine.url)
 
     @contextmanager
     def transaction(self) -> Iterator[Callable[[Bound], int]]:
@@ -105,19 +109,32 @@ class DriverTransactions:
         back on any error, and let it through)."""
         if self.connection.in_transaction():
             raise RuntimeError("a driver transaction inside the Connection's own transaction")
-        begin_write(self.driver, self.dialect.name)
+        # Asked each time, not kept: after a lost PostgreSQL connection SQLAlchemy puts a new one here.
+        driver = self.connection.connection.driver_connection
+        if self.lock is not None:
+            self.lock.acquire()
         try:
-            yield self._rowcount
-        except BaseException:
-            self.driver.rollback()
-            raise
-        self.driver.commit()
+            begin_write(driver, self.dialect.name)
+            try:
+                yield partial(_rowcount, driver)
+            except BaseException:
+                driver.rollback()
+                raise
+            driver.commit()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
-    def _rowcount(self, bound: Bound) -> int:
-        cursor = self.driver.execute(bound.sql, bound.params)
-        count = cursor.rowcount
-        cursor.close()
-        return count
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.close()
+
+
+def _rowcount(driver: Any, bound: Bound) -> int:
+    cursor = driver.execute(bound.sql, bound.params)
+    count = cursor.rowcount
+    cursor.close()
+    return count
 
 
 _KEY = "nurture.prepared"

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Executable, bindparam, case, exists, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
 from nurture.rules.decisions import consent_block
@@ -144,6 +145,12 @@ _UNSTART = Prepared(
 )
 
 
+def compile_all(dialect: Dialect) -> None:
+    """Compile the prepared statements for `dialect` now (see dispatch.compile_statements)."""
+    for statement in (_START, _SENT, _ADVANCE, _EVENT, _UNSTART):
+        statement.compile_for(dialect)
+
+
 @dataclass(frozen=True)
 class SentRecord:
     """What a sent message writes, bound before its transaction: the delivery `sent`, the event, the
@@ -178,6 +185,9 @@ class Writes:
         """start_sending in a transaction of its own. False: the claim is gone; nothing was written."""
         with self.tx.transaction() as run:
             return run(start) == 1
+
+    def close(self) -> None:
+        self.tx.close()
 
     def unstart(self, delivery_id: int, token: str, now: datetime) -> bool:
         bound = _UNSTART.bind(self.tx.dialect, {"d_id": delivery_id, "d_token": token, "d_now": now})
