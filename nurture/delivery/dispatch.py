@@ -18,7 +18,8 @@ from sqlmodel import Session
 
 from nurture.delivery import broadcasts, deliverability, reputation, versions
 from nurture.delivery.channels import Channel, all_channels, channel_for
-from nurture.delivery.outcomes import Batch, Item, Send, advance, heartbeat, send_chunk
+from nurture.delivery.chunks import send_chunk
+from nurture.delivery.outcomes import Batch, Item, Send, advance, heartbeat
 from nurture.people import automation
 from nurture.people.contacts import record_event
 from nurture.rules import decisions, engine
@@ -118,7 +119,7 @@ def compile_statements(rt: Runtime) -> None:
 
 def _run_chunk(batch: Batch, rows: list[tuple[Enrollment, Contact]]) -> list[str]:
     """Fence the chunk (one UPDATE: nothing is written or sent for a row this batch no longer holds),
-    decide each enrollment, then send what may go (outcomes.send_chunk)."""
+    decide each enrollment, then send what may go (chunks.send_chunk)."""
     session, now = batch.session, batch.rt.clock()  # the clock reading for the chunk's decisions
     try:
         heartbeat(batch, now)

@@ -1,24 +1,21 @@
-"""The second half of the send path: a chunk of messages that may go, written as `queued` delivery rows in
-one statement, then sent one by one over the batch's connection, each outcome recorded as it comes.
+"""A batch of the send path and what it records: the batch (its session, claim, lease and transports), the
+message being worked on, and the outcomes written through the session — moving an enrollment on, a
+failure, a retry, a "slow down", a send that also sets the contact's stage.
 
-`nurture.delivery.dispatch` decides what each enrollment of a chunk needs and hands the sends here. Per
-message this costs two short transactions (docs/delivery.md, "What it costs"): one marks the row `sending`
-behind the per-message fence before the transport is called, one records the outcome and moves the
-enrollment on. Both are needed: a row must say `sending` on disk before its send (else a crash could not
-be told from a step never tried), and its outcome must be on disk before the next message's clock reading
-(a batch that stalls there must not hand over a step it has sent as if it had not).
+`nurture.delivery.dispatch` decides what each enrollment of a chunk needs; `nurture.delivery.chunks` sends
+a chunk's messages and writes a plain `sent` on the driver, one transaction a message (docs/delivery.md,
+"What it costs").
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
-from nurture.content.rendering import RenderError
 from nurture.delivery import deliverability
 from nurture.delivery.channels import Channel, Transport, channel_for
 from nurture.delivery.transports import TransportError
@@ -135,208 +132,13 @@ def heartbeat(batch: Batch, now: datetime) -> None:
     lease = now + timedelta(seconds=batch.rt.settings.claim_lease_seconds)
     held = store.renew_claims(batch.session, batch.token, now, lease)
     batch.session.commit()
-    batch.leased_until = lease  # once on disk: a send's lease check (_record_and_send) trusts it
+    batch.leased_until = lease  # once on disk: a send's lease check (chunks) trusts it
     batch.renew_at = now + renew_every(batch.rt)
     log.debug("batch %s: lease renewed for %d enrollments", batch.token, held)
 
 
-def send_chunk(batch: Batch, sends: list[Send]) -> list[str]:
-    """Write the chunk's delivery rows, then send each message and record its outcome. One message's
-    failure never stops the others."""
-    if not sends:
-        return []
-    try:
-        outcomes, ready = _open(batch, sends)
-    except Exception:
-        batch.session.rollback()
-        log.exception("batch %s: unexpected error writing a chunk's deliveries; left for the next tick", batch.token)
-        return ["error"] * len(sends)
-    return outcomes + _send_all(batch, ready)
-
-
-def _open(batch: Batch, sends: list[Send]) -> tuple[list[str], list[Send]]:
-    """One INSERT for the chunk's `queued` rows; a step that already has a row is looked at one by one
-    (done before a crash: move on; `retry`, or `sending` left by a dead worker: taken over). Commits."""
-    session = batch.session
-    written = sending.queue_deliveries(session, [send.row(batch.token) for send in sends])
-    outcomes, ready = [], []
-    for send in sends:
-        item, step = send.item, send.step
-        if item.enrollment.id in written:
-            send.delivery = Row(written[item.enrollment.id], send.address, 0)
-            ready.append(send)
-            continue
-        opened = store.open_delivery(session, item.enrollment, step.id, step.channel, step.kind, send.address,
-                                     batch.token, item.now, status=sending.QUEUED, variant=step.variant)
-        if not opened.send:
-            advance(batch, item, step, item.now)  # done earlier (a crash between send and moving on); move on
-            outcomes.append("already-done")
-            continue
-        if opened.interrupted:
-            sending.record_event(session, item.contact.id, f"{step.channel}.interrupted", item.now, item.about(
-                step, reason="an earlier attempt died mid-send; sending again with the same message id"),
-                opened.delivery.id)
-        send.delivery = Row(opened.delivery.id or 0, opened.delivery.recipient, opened.delivery.attempts)
-        ready.append(send)
-    session.commit()
-    return outcomes, ready
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """A message the server accepted, its record bound and not yet written: it is written in the
-    transaction that marks the next message `sending`, or on its own after the chunk's last message."""
-
-    item: Item
-    delivery: Row
-    record: sending.SentRecord
-
-
-def _send_all(batch: Batch, ready: list[Send]) -> list[str]:
-    """Send the chunk's messages in turn. A message's record and the next one's `sending` mark share a
-    transaction (_record_and_send), so a message costs one transaction, not two; the record is still on
-    disk before the next clock reading. Where they cannot share one (the next message is held back; the
-    outcome was not a plain `sent`), each is written alone, as before."""
-    outcomes: list[str] = []
-    accepted: Accepted | None = None
-    for send in ready:
-        if accepted is not None and deliverability.held_back(batch, send, accepted.item.now) is None:
-            previous, result = _record_and_send(batch, accepted, send)
-        else:
-            previous = [] if accepted is None else [_record_alone(batch, accepted)]
-            result = _send_one(batch, send)
-        outcomes += previous
-        accepted = result if isinstance(result, Accepted) else None
-        if isinstance(result, str):
-            outcomes.append(result)
-    if accepted is not None:
-        outcomes.append(_record_alone(batch, accepted))
-    return outcomes
-
-
-def _send_one(batch: Batch, send: Send) -> str | Accepted:
-    """Read the clock; fence and mark `sending` in a transaction of its own; compose and send."""
-    rt, session = batch.rt, batch.session
-    item = replace(send.item, now=rt.clock())  # the one clock reading for the records of this message
-    delivery, now = send.delivery, item.now
-    assert delivery is not None and delivery.id is not None
-    try:
-        heartbeat(batch, now)
-        held = deliverability.held_back(batch, send, now)
-        if held is not None:
-            outcome = wait(batch, item, send.step, delivery, *held)
-            session.commit()
-            return outcome
-        if not batch.writes.start(batch.writes.bind_start(delivery.id, item.enrollment.id, batch.token, now)):
-            return _claim_lost(batch, item)
-        return _deliver(batch, item, send, delivery)  # "sending" is on disk before the transport is called
-    except Exception:
-        # A bug, or the database going away. The claim expires and a later tick retries the row.
-        session.rollback()
-        log.exception("enrollment %s: unexpected error; left for the next tick", item.enrollment.id)
-        return "error"
-
-
-def _record_and_send(batch: Batch, accepted: Accepted, send: Send) -> tuple[list[str], str | Accepted]:
-    """The previous message's record and this message's fence and `sending` mark, in one transaction;
-    then this message's clock reading, and its send.
-
-    The fence runs at the previous message's instant (the clock is read only after the commit, so that a
-    batch stalling there has its record on disk and holds no lock). It proves the claim is still ours; that
-    the lease has not run out by the time this message's clock is read is checked against the lease the
-    batch wrote (`leased_until`): the same condition the fence's `claimed_until >= now` tests. If it has
-    run out, the row goes back to `queued` — never handed to the server, it must not look interrupted."""
-    delivery = send.delivery
-    assert delivery is not None and delivery.id is not None
-    start = batch.writes.bind_start(delivery.id, send.item.enrollment.id, batch.token, accepted.item.now)
-    try:
-        written = batch.writes.record(accepted.record, start)
-    except Exception:
-        batch.session.rollback()
-        log.exception("enrollment %s: unexpected error recording a send; left for the next tick",
-                      accepted.item.enrollment.id)
-        return ["error"], "error"
-    previous = [_recorded(batch, accepted, written)]
-    if not written.started:
-        return previous, _claim_lost(batch, send.item)
-    item = replace(send.item, now=batch.rt.clock())  # the one clock reading for the records of this message
-    try:
-        if batch.leased_until is None or item.now > batch.leased_until:
-            batch.writes.unstart(delivery.id, batch.token, item.now)
-            return previous, _claim_lost(batch, item)
-        heartbeat(batch, item.now)
-        return previous, _deliver(batch, item, send, delivery)
-    except Exception:
-        batch.session.rollback()
-        log.exception("enrollment %s: unexpected error; left for the next tick", item.enrollment.id)
-        return previous, "error"
-
-
-def _claim_lost(batch: Batch, item: Item) -> str:
-    log.warning("enrollment %s: claim %s was taken over; left to its new holder", item.enrollment.id, batch.token)
-    return "claim-lost"
-
-
-def _deliver(batch: Batch, item: Item, send: Send, delivery: Row) -> str | Accepted:
-    """Compose and send. An accepted message comes back with its record bound, to be written with the
-    next message's mark; any other outcome is written (and committed) here."""
-    session = batch.session
-    try:
-        message = send.channel.compose(batch.rt, item.contact, item.sequence, send.step, delivery.id, item.now)
-    except RenderError as exc:
-        outcome = fail(batch, item, send.step, delivery.id, str(exc))
-        session.commit()
-        return outcome
-    try:
-        provider_id = batch.transport(send.channel).send(message, batch.time_left(batch.rt.clock()))
-    except TransportError as exc:
-        outcome = _transport_failed(batch, item, send.step, delivery, exc)
-        session.commit()
-        return outcome
-    # `locale`: only when a localized template was used, so `why` can say which language went out.
-    extra = {"message_id": message.message_id, **({"locale": message.locale} if message.locale else {})}
-    if send.step.set_stage:  # the stage change runs through the session (its events, its triggers)
-        outcome = _sent(batch, item, send.step, delivery, provider_id, extra)
-        session.commit()
-        return outcome
-    return Accepted(item, delivery, _sent_record(batch, item, send.step, delivery, provider_id, extra))
-
-
-def _sent_record(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str,
-                 extra: dict[str, str]) -> sending.SentRecord:
-    """Everything a plain `sent` writes, computed and bound now, before its transaction takes the lock:
-    the event's JSON, the next step (engine.next_due), every parameter through its bind processor."""
-    moved_on, completed = _moved_on(item, step, item.now)
-    event = sending.event_params(item.contact.id, f"{step.channel}.sent", item.about(step, **extra))
-    done = sending.event_params(item.contact.id, "sequence.completed", {"sequence": item.sequence.id})
-    return batch.writes.sent_record(delivery.id, batch.token, item.now, provider_id, event, moved_on,
-                                    done if completed else None)
-
-
-def _recorded(batch: Batch, accepted: Accepted, written: sending.Written) -> str:
-    if not written.recorded:
-        # This send outlived the lease the fence gave it, and another worker took the step over: its record
-        # stands; ours is only the event, so that a second copy is on the timeline, not silent.
-        log.warning("delivery %s: sent after its claim %s was taken over", accepted.delivery.id, batch.token)
-        return "sent-late"
-    if not written.moved:
-        log.warning("enrollment %s: claim %s lost (or enrollment stopped) before moving on",
-                    accepted.item.enrollment.id, batch.token)
-    return "sent"
-
-
-def _record_alone(batch: Batch, accepted: Accepted) -> str:
-    try:
-        written = batch.writes.record(accepted.record)
-    except Exception:
-        batch.session.rollback()
-        log.exception("enrollment %s: unexpected error recording a send; left for the next tick",
-                      accepted.item.enrollment.id)
-        return "error"
-    return _recorded(batch, accepted, written)
-
-
-def _sent(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str, extra: dict[str, str]) -> str:
+def sent_through_session(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str,
+                         extra: dict[str, str]) -> str:
     """A send recorded through the session (a step that also sets the contact's stage). The caller commits."""
     now, session = item.now, batch.session
     recorded = sending.record_sent(session, delivery.id, batch.token, now, provider_id)
@@ -352,7 +154,7 @@ def _sent(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str,
     return "sent"
 
 
-def _moved_on(item: Item, step: Step, done_at: datetime, skipped: bool = False,
+def moved_on(item: Item, step: Step, done_at: datetime, skipped: bool = False,
               target: str | None = None) -> tuple[dict[str, Any], bool]:
     """advance's parameters past `step` (to its goto, the next step, or `target`), timed from `done_at`,
     and whether that completes the sequence."""
@@ -368,7 +170,7 @@ def _moved_on(item: Item, step: Step, done_at: datetime, skipped: bool = False,
 def advance(batch: Batch, item: Item, step: Step, done_at: datetime, skipped: bool = False,
             target: str | None = None) -> None:
     """Move the enrollment past `step` (to its goto, the next step, or `target`), timed from `done_at`."""
-    params, completed = _moved_on(item, step, done_at, skipped, target)
+    params, completed = moved_on(item, step, done_at, skipped, target)
     moved = sending.advance_by(batch.session, batch.token, done_at, params)
     if not moved:
         log.warning("enrollment %s: claim %s lost (or enrollment stopped) before moving on",
@@ -392,7 +194,7 @@ def fail(batch: Batch, item: Item, step: Step, delivery_id: int, reason: str, at
     return "failed"
 
 
-def _transport_failed(batch: Batch, item: Item, step: Step, delivery: Row, exc: TransportError) -> str:
+def transport_failed(batch: Batch, item: Item, step: Step, delivery: Row, exc: TransportError) -> str:
     """Temporary -> retried after the backoff; permanent -> failed; a refused recipient is suppressed."""
     session, now = batch.session, item.now
     if exc.throttle:  # the receiving side asked to slow down: not this message's fault, no retry used
