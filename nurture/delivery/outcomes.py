@@ -59,7 +59,6 @@ class Batch:
     def close(self) -> None:
         for transport in self.transports.values():
             transport.close()
-        self.writes.close()
 
     def lease_until(self, now: datetime) -> datetime:
         """The lease a fence or renewal at `now` writes. The batch's rows all carry the last one handed out

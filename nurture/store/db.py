@@ -5,8 +5,6 @@ Connections are made here and passed in; nothing in nurture holds a global engin
 
 from __future__ import annotations
 
-import fcntl
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy import exc as exc_module
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -120,42 +118,6 @@ def _use_wal(cursor: Any) -> None:
                 raise
             time.sleep(0.01)
 BEGIN_DEADLINE = 30.0
-
-
-class WriteLock:
-    """An advisory lock (flock) on a file beside a SQLite database, taken by the send path just before
-    BEGIN IMMEDIATE and released after COMMIT. A worker that waits for the other's message transaction
-    then sleeps in the kernel and is woken the moment the lock is released, instead of finding out at its
-    next 0.2 ms retry of BEGIN IMMEDIATE (on average 0.1 ms late, and a retry's CPU each time).
-
-    Only the send path's per-message transactions take it; every other transaction still waits for
-    SQLite's own lock by retrying, so whoever holds this lock waits for nobody who waits for it. Opened
-    in the process that uses it (a descriptor inherited across RQ's fork would be one lock shared)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def write_lock_for(url: URL) -> WriteLock | None:
-    """The send path's WriteLock for a SQLite file database (none for PostgreSQL or an in-memory one)."""
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    return WriteLock(f"{url.database}-sendlock")
 
 
 def begin_write(dbapi_connection: Any, dialect_name: str) -> None:

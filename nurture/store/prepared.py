@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Executable
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
-from nurture.store.db import begin_write, write_lock_for
+from nurture.store.db import begin_write
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,6 @@ class DriverTransactions:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.dialect = connection.dialect
-        self.lock = write_lock_for(connection.engine.url)
 
     @contextmanager
     def transaction(self) -> Iterator[Callable[[Bound], int]]:
@@ -111,23 +110,13 @@ class DriverTransactions:
             raise RuntimeError("a driver transaction inside the Connection's own transaction")
         # Asked each time, not kept: after a lost PostgreSQL connection SQLAlchemy puts a new one here.
         driver = self.connection.connection.driver_connection
-        if self.lock is not None:
-            self.lock.acquire()
+        begin_write(driver, self.dialect.name)
         try:
-            begin_write(driver, self.dialect.name)
-            try:
-                yield partial(_rowcount, driver)
-            except BaseException:
-                driver.rollback()
-                raise
-            driver.commit()
-        finally:
-            if self.lock is not None:
-                self.lock.release()
-
-    def close(self) -> None:
-        if self.lock is not None:
-            self.lock.close()
+            yield partial(_rowcount, driver)
+        except BaseException:
+            driver.rollback()
+            raise
+        driver.commit()
 
 
 def _rowcount(driver: Any, bound: Bound) -> int:

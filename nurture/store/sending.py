@@ -186,9 +186,6 @@ class Writes:
         with self.tx.transaction() as run:
             return run(start) == 1
 
-    def close(self) -> None:
-        self.tx.close()
-
     def unstart(self, delivery_id: int, token: str, now: datetime) -> bool:
         bound = _UNSTART.bind(self.tx.dialect, {"d_id": delivery_id, "d_token": token, "d_now": now})
         with self.tx.transaction() as run:
