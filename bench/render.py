@@ -71,7 +71,9 @@ def measure(rt: Runtime, sequence: Sequence, step: Step, rounds: int, calls: int
 
     def jinja() -> None:
         context = next(contexts)
-        subject.render(context), compiled.html.render(context), compiled.text.render(context)
+        # A subject without Jinja syntax is the string itself (TemplateCatalog.subject): nothing to render.
+        subject if isinstance(subject, str) else subject.render(context)
+        compiled.html.render(context), compiled.text.render(context)
 
     def compose() -> None:
         contact = next(composing)

@@ -40,3 +40,38 @@ def test_it_sends_a_verp_return_path_as_it_is() -> None:
     sender = "bounces+12.a1B2-c3_d4@mail.example.com"
     assert commands(_Client(), sender, "ann.o'hara+x@example.org", ["size=10"]) == [
         f"mail FROM:<{sender}> size=10", "rcpt TO:<ann.o'hara+x@example.org> size=10"]
+
+
+def data_sent(client: smtplib.SMTP, message: bytes) -> list[bytes]:
+    """What `client` writes for DATA and `message`, with the server answering 354 then 250."""
+    sent: list[bytes] = []
+    replies = iter([(354, b"go ahead"), (250, b"queued")])
+    client.send = lambda s: sent.append(s if isinstance(s, bytes) else s.encode())  # type: ignore[method-assign]
+    client.getreply = lambda: next(replies)  # type: ignore[method-assign]
+    assert client.data(message) == (250, b"queued")
+    return sent
+
+
+@settings(max_examples=1000, deadline=None)
+@given(message=st.lists(st.sampled_from([b".", b"\r", b"\n", b"\r\n", b"..", b"x", b"=2E", b" "]), max_size=40)
+       .map(b"".join))
+def test_it_dot_stuffs_the_data_as_smtplib_does(message: bytes) -> None:
+    assert data_sent(_Client(), message) == data_sent(smtplib.SMTP(), message)
+
+
+def test_it_dot_stuffs_a_built_message_as_smtplib_does() -> None:
+    message = b"Subject: x\r\n\r\n.starts with a dot\r\n..two\r\n.\r\nmid.dle\r\n."
+    assert data_sent(_Client(), message) == data_sent(smtplib.SMTP(), message)
+    assert b"\r\n..starts with a dot\r\n...two\r\n..\r\n" in data_sent(_Client(), message)[1]
+
+
+def test_a_refused_data_command_raises_as_in_smtplib() -> None:
+    client = _Client()
+    client.putcmd = lambda cmd, args="": None  # type: ignore[method-assign]
+    client.getreply = lambda: (451, b"try later")  # type: ignore[method-assign]
+    try:
+        client.data(b"x")
+    except smtplib.SMTPDataError as exc:
+        assert (exc.smtp_code, exc.smtp_error) == (451, b"try later")
+    else:
+        raise AssertionError("no SMTPDataError")
