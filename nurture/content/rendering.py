@@ -58,6 +58,9 @@ class _Compiled:
     html_blocks: Blocks
     text_blocks: Blocks
     locale: str | None = None  # the locale whose `<template>.<locale>.html` was found, if any
+    # The environment's globals, flattened once: what Template.render merges under every context (see
+    # _render_in). nurture never adds globals to the catalog's environment after it is made.
+    globals: dict[str, Any] = field(default_factory=dict)
 
 
 def make_environment(templates_dir: Path) -> jinja2.Environment:
@@ -229,6 +232,7 @@ class TemplateCatalog:
             html_blocks=static_blocks(html_source),
             text_blocks=static_blocks(text_source),
             locale=used.get(f"{template}.html"),
+            globals=dict(self.env.globals),
         )
 
     def email(self, template: str, chain: tuple[str, ...] = ()) -> _Compiled:
@@ -263,10 +267,13 @@ class TemplateCatalog:
         the subject of that language). Raises RenderError with a reason a person can act on."""
         compiled = self.email(template, chain)
         try:
+            # Template.render would build this dict three times (subject, HTML, text), each time flattening
+            # the globals' ChainMap in Python; the three share one environment, so it is built once.
+            variables = {**compiled.globals, **context}
             return RenderedEmail(
-                subject=" ".join(_render(self.subject(subject), context).split()),
-                html=compiled.html.render(context),
-                text=compiled.text.render(context),
+                subject=" ".join(_render_in(self.subject(subject), variables, compiled.globals).split()),
+                html=_render_in(compiled.html, variables, compiled.globals),
+                text=_render_in(compiled.text, variables, compiled.globals),
                 html_blocks=compiled.html_blocks,
                 text_blocks=compiled.text_blocks,
                 locale=compiled.locale,
@@ -307,3 +314,18 @@ class TemplateCatalog:
 
 def _render(template: jinja2.Template | str, context: dict[str, Any]) -> str:
     return template if isinstance(template, str) else template.render(context)
+
+
+def _render_in(template: jinja2.Template | str, variables: dict[str, Any], globals_: dict[str, Any]) -> str:
+    """`template.render(context)` where `variables` is already the context over the environment's
+    globals (`globals_`, flattened): the same Context Jinja makes, without copying them again. Rendering
+    reads the variables and never writes them (a `{% set %}` goes to the Context's own vars)."""
+    if isinstance(template, str):
+        return template
+    env = template.environment
+    context = env.context_class(env, variables, template.name, template.blocks, globals=globals_)
+    try:
+        return env.concat(template.root_render_func(context))  # type: ignore[attr-defined]
+    except Exception:
+        env.handle_exception()  # as Template.render: the same exception, its traceback in template lines
+        raise  # (not reached: handle_exception raises)
