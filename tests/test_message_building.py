@@ -7,7 +7,7 @@ from __future__ import annotations
 import binascii
 import random
 
-from nurture.content.qp import encode, static_blocks
+from nurture.content.qp import Runs, encode, static_blocks
 from nurture.delivery.channels.email import compose_email, track
 from nurture.delivery.context import template_context
 from nurture.store.models import Contact
@@ -32,6 +32,28 @@ def test_it_encodes_any_text_exactly_as_encoding_it_whole() -> None:
         blocks = static_blocks(template)
         assert encode(message, blocks) == whole(message), (template, message)
         assert encode(template, blocks) == whole(template)
+
+
+def test_runs_learned_from_messages_encode_any_text_exactly_as_encoding_it_whole() -> None:
+    chance = random.Random(17)
+    for _ in range(500):
+        template = "".join(chance.choice(PIECES) for _ in range(chance.randint(0, 60)))
+        lines = template.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        runs = Runs(static_blocks(template))
+        for _ in range(8):  # three to learn from (some the same), then the learned runs in use
+            message = "\n".join(line if chance.random() < 0.8 else chance.choice(["", line * 2, "Ann = 1 "])
+                                 for line in lines)
+            assert encode(message, runs) == whole(message), (template, message)
+
+
+def test_it_learns_the_lines_every_message_had_and_not_those_that_differ() -> None:
+    layout = "".join(f"<p style='margin:0; padding:0'>the brand's line {i}, the same for all</p>\n" for i in range(3))
+    runs = Runs()
+    for name in ("Ann", "Bo", "Ann", "Chidi"):  # the second Ann is the same message again: not counted
+        assert encode(f"{layout}<h1>Hi {name}</h1>\n{layout}end", runs) == whole(f"{layout}<h1>Hi {name}</h1>\n{layout}end")
+    assert not runs.learning
+    assert [run for run, _ in runs.blocks] == [layout.encode(), layout.encode()]
+    assert encode(f"{layout}<h1>Hi Dana</h1>\n{layout}", runs) == whole(f"{layout}<h1>Hi Dana</h1>\n{layout}")
 
 
 def test_it_uses_the_runs_of_unchanging_lines_and_not_those_with_tags_or_links() -> None:

@@ -51,6 +51,7 @@ class Envelope:
     unsubscribe_url: str | None = None
     unsubscribe_mailto: str | None = None
     extra_headers: tuple[str, ...] = ()  # whole "Name: value" lines, ASCII, made by nurture (never user text)
+    envelope_from: str | None = None  # MAIL FROM (the send path's signed VERP address); None: From's address
 
 
 def one_line(value: str) -> str:
@@ -66,8 +67,15 @@ def _header_text(value: str) -> str:
     return Header(value, charset, maxlinelen=76).encode(linesep="\r\n")
 
 
+# What formataddr quotes or escapes in a display name (email.utils.specialsre and escapesre, together).
+_SPECIALS = frozenset('()<>@,:;."[]\\')
+
+
 def _address(name: str, address: str) -> str:
-    return formataddr((one_line(name), one_line(address)), charset="utf-8")
+    name, address = one_line(name), one_line(address)
+    if name and name.isascii() and address.isascii() and _SPECIALS.isdisjoint(name):
+        return f"{name} <{address}>"  # what formataddr makes of it, without its regexes (~1 µs a message)
+    return formataddr((name, address), charset="utf-8")
 
 
 @lru_cache(maxsize=8)
@@ -129,10 +137,11 @@ def build_email(envelope: Envelope, content: RenderedEmail) -> OutgoingEmail:
         ]
     body += [b"--" + boundary.encode() + b"--", b""]
     return OutgoingEmail(
-        envelope_from=_sender(envelope.mail_from)[1],
+        envelope_from=envelope.envelope_from or _sender(envelope.mail_from)[1],
         recipient=envelope.to_address,
         message_id=envelope.message_id,
         data=b"\r\n".join(body),
+        locale=content.locale,
     )
 
 
