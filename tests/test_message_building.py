@@ -126,3 +126,23 @@ def test_the_mailto_unsubscribe_subject_is_the_token_quoted() -> None:
         token = signer.unsubscribe_token(delivery_id)
         assert _unsubscribe_mailto("help@x.example", token) == (
             f"mailto:help@x.example?subject={quote('unsubscribe ' + token)}")
+
+
+def test_the_to_header_is_what_formataddr_writes() -> None:
+    """A plain ASCII name skips formataddr (its two regexes); anything it would quote, escape or encode
+    takes it. The same text either way."""
+    from email.utils import formataddr
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from nurture.content.mail import _address, one_line
+
+    @settings(max_examples=1000, deadline=None)
+    @given(name=st.text(alphabet=st.sampled_from(["A", "b", " ", "é", '"', "\\", "(", ")", ".", ",", ":", ";", "<",
+                                                  ">", "@", "[", "]", "\t", "\r", "\n", "-", "'", "ë"]), max_size=12),
+           address=st.sampled_from(["ann@example.com", "o'hara+x@example.org", "a.b@c.d"]))
+    def same(name: str, address: str) -> None:
+        assert _address(name, address) == formataddr((one_line(name), one_line(address)), charset="utf-8")
+
+    same()
