@@ -75,3 +75,24 @@ def test_a_refused_data_command_raises_as_in_smtplib() -> None:
         assert (exc.smtp_code, exc.smtp_error) == (451, b"try later")
     else:
         raise AssertionError("no SMTPDataError")
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.lists(st.sampled_from([b"250 ok\r\n", b"250-", b"x" * 9, b"\n", b"\r", b"354 go\r\n"]),
+                     max_size=12).map(b"".join),
+       sizes=st.lists(st.sampled_from([-1, 1, 3, 8, 8193]), min_size=1, max_size=8))
+def test_the_reply_reader_cuts_lines_as_a_buffered_socket_file_does(data: bytes, sizes: list[int]) -> None:
+    import socket
+
+    from nurture.delivery.transports.smtp import _ArmedReader
+
+    def lines(make_reader) -> list[bytes]:  # noqa: ANN001
+        ours, theirs = socket.socketpair()
+        theirs.sendall(data)
+        theirs.close()
+        reader = make_reader(ours)
+        got = [reader.readline(size) for size in sizes * 3]
+        ours.close()
+        return got
+
+    assert lines(lambda sock: _ArmedReader(sock, lambda: None)) == lines(lambda sock: sock.makefile("rb"))

@@ -10,9 +10,9 @@ import re
 import smtplib
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import BinaryIO
 
 from nurture.config import SmtpSettings
 from nurture.content.mail import OutgoingEmail
@@ -84,10 +84,10 @@ class _Deadline:
         super().send(s)  # type: ignore[misc]
 
     def getreply(self) -> tuple[int, bytes]:
-        # smtplib reads a reply line by line from a file over the socket: each line is armed anew, so a
-        # reply drip-fed a line at a time is bounded too, not only its first line.
+        # smtplib reads a reply line by line from a file over the socket: each receive is armed anew, so a
+        # reply drip-fed a line (or a byte) at a time is bounded too, not only its first line.
         if getattr(self, "file", None) is None and self.sock is not None:
-            self.file = _ArmedReader(self.sock.makefile("rb"), self._arm)
+            self.file = _ArmedReader(self.sock, self._arm)
         return super().getreply()  # type: ignore[misc]
 
 
@@ -123,17 +123,37 @@ def dot_stuffed(message: bytes) -> bytes:
 
 
 class _ArmedReader:
-    """A reply file whose every line waits only as long as the deadline allows."""
+    """smtplib's reply file: lines cut from what the socket gives, every receive waiting only as long as
+    the deadline allows. (`sock.makefile` put a BufferedReader and a Python SocketIO between smtplib and
+    the socket, ~3 µs of each of the four replies a message.) A line already received is returned
+    without waiting, as a buffered file would."""
 
-    def __init__(self, file: BinaryIO, arm: Callable[[], None]) -> None:
-        self.file, self.arm = file, arm
+    def __init__(self, sock: socket.socket, arm: Callable[[], None]) -> None:
+        self.sock, self.arm = sock, arm
+        self.buffer = b""
 
     def readline(self, size: int = -1) -> bytes:
-        self.arm()
-        return self.file.readline(size)
+        """Up to and with the next LF, at most `size` bytes (all of it when negative), or what is left at
+        the end of the stream; the file protocol's readline."""
+        limit = size if size >= 0 else sys.maxsize
+        while True:
+            end = self.buffer.find(b"\n", 0, limit) + 1
+            if end or len(self.buffer) >= limit:
+                end = end or limit
+                line, self.buffer = self.buffer[:end], self.buffer[end:]
+                return line
+            self.arm()
+            chunk = self.sock.recv(_RECEIVE)
+            if not chunk:
+                line, self.buffer = self.buffer, b""
+                return line
+            self.buffer += chunk
 
     def close(self) -> None:
-        self.file.close()
+        self.buffer = b""
+
+
+_RECEIVE = 8192  # bytes asked of the socket at a time (as io.DEFAULT_BUFFER_SIZE: a reply is far less)
 
 
 class _Smtp(_PlainAddresses, _DotStuffedData, _Deadline, smtplib.SMTP):
