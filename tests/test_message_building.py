@@ -146,3 +146,32 @@ def test_the_to_header_is_what_formataddr_writes() -> None:
         assert _address(name, address) == formataddr((one_line(name), one_line(address)), charset="utf-8")
 
     same()
+
+
+def test_a_built_message_knows_whether_a_line_starts_with_a_dot() -> None:
+    """OutgoingEmail.dot_free (the SMTP client then skips the dot-stuffing scan) is exactly "no line of
+    the bytes starts with '.'", whatever the text, its runs, learned runs, soft breaks and headers."""
+    from datetime import UTC, datetime
+
+    from nurture.content.mail import Envelope, build_email
+    from nurture.content.rendering import RenderedEmail
+    from nurture.delivery.transports.smtp import dot_stuffed
+
+    chance = random.Random(18)
+    dots = PIECES + [".", ".x", "x" * 75 + ".", "x" * 74 + "=.", "\n.\n", ". ", "\n..\n"]
+    envelope = Envelope(mail_from="Juniper <hello@juniper.test>", to_address="ann@example.com", to_name="Ann",
+                        message_id="<1@juniper.test>", date=datetime(2026, 12, 6, tzinfo=UTC), list_id="x <y.z>")
+    seen = set()
+    for _ in range(400):
+        template = "".join(chance.choice(dots) for _ in range(chance.randint(0, 50)))
+        runs = Runs(static_blocks(template))
+        for _ in range(5):
+            lines = template.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            text = "\n".join(line if chance.random() < 0.8 else chance.choice(["", ".", line * 2]) for line in lines)
+            built = build_email(envelope, RenderedEmail(subject="Hi", html=text, text=text[::-1],
+                                                        html_blocks=runs, text_blocks=()))
+            dotted = built.data.startswith(b".") or b"\n." in built.data
+            assert built.dot_free is not dotted, (template, text)
+            assert dot_stuffed(built.data, built.dot_free) == dot_stuffed(built.data)
+            seen.add(dotted)
+    assert seen == {True, False}

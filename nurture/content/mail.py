@@ -20,7 +20,7 @@ from functools import lru_cache
 import dkim
 
 from nurture.config import DkimSettings
-from nurture.content.qp import encode as qp_encode
+from nurture.content.qp import _dotted, encode_marked
 from nurture.content.rendering import RenderedEmail
 
 # Signed headers. List-Unsubscribe and List-Unsubscribe-Post must be covered (RFC 8058 section 4), or a
@@ -38,6 +38,9 @@ class OutgoingEmail:
     message_id: str
     data: bytes
     locale: str | None = None  # whose localized template was used (None: the default files); for `why`
+    # True: no line of `data` starts with "." (so SMTP's DATA has nothing to dot-stuff and need not look).
+    # False: not known, or some line does.
+    dot_free: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,12 +125,11 @@ def build_email(envelope: Envelope, content: RenderedEmail) -> OutgoingEmail:
             targets.append(f"<{envelope.unsubscribe_mailto}>")
         headers += [f"List-Unsubscribe: {', '.join(targets)}", "List-Unsubscribe-Post: List-Unsubscribe=One-Click"]
     headers += ["MIME-Version: 1.0", f'Content-Type: multipart/alternative; boundary="{boundary}"']
-    parts = [
-        (b"text/plain", qp_encode(content.text, content.text_blocks)),
-        (b"text/html", qp_encode(content.html, content.html_blocks)),
-    ]
-    body = [b"\r\n".join(h.encode("ascii") for h in headers), b"", b"This is a multipart message in MIME format."]
-    for content_type, payload in parts:
+    text, text_dotted = encode_marked(content.text, content.text_blocks)
+    html, html_dotted = encode_marked(content.html, content.html_blocks)
+    head = b"\r\n".join(h.encode("ascii") for h in headers)
+    body = [head, b"", b"This is a multipart message in MIME format."]
+    for content_type, payload in ((b"text/plain", text), (b"text/html", html)):
         body += [
             b"--" + boundary.encode(),
             b'Content-Type: ' + content_type + b'; charset="utf-8"',
@@ -142,6 +144,8 @@ def build_email(envelope: Envelope, content: RenderedEmail) -> OutgoingEmail:
         message_id=envelope.message_id,
         data=b"\r\n".join(body),
         locale=content.locale,
+        # The rest of the lines (the preamble, boundaries, part headers) start with letters or "-".
+        dot_free=not (text_dotted or html_dotted or _dotted(head)),
     )
 
 
@@ -149,4 +153,4 @@ def dkim_sign(message: OutgoingEmail, settings: DkimSettings) -> OutgoingEmail:
     """Prepend a DKIM-Signature (rsa-sha256, relaxed/simple). Costs ~1 ms per message for a 2048-bit key."""
     signature = dkim.sign(message.data, settings.selector.encode(), settings.domain.encode(),
                           settings.private_key, include_headers=DKIM_HEADERS)
-    return replace(message, data=signature + message.data)
+    return replace(message, data=signature + message.data, dot_free=message.dot_free and not _dotted(signature))

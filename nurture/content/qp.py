@@ -61,13 +61,22 @@ class Runs:
     LEARN_FROM = 3  # distinct messages whose common lines become the runs
 
     def __init__(self, blocks: Blocks = ()) -> None:
-        self.blocks = blocks
+        self._use(blocks)
         self._common: set[bytes] | None = None
         self._last: bytes | None = None
         self._seen = 0
 
+    def _use(self, blocks: Blocks) -> None:
+        # One assignment (a reader sees the old runs or the new ones), each with whether a line of its
+        # encoded bytes starts with "." (what SMTP's DATA must double: see encode_marked).
+        self.plan = tuple((run, encoded, _dotted(encoded)) for run, encoded in blocks)
+
+    @property
+    def blocks(self) -> Blocks:
+        return tuple((run, encoded) for run, encoded, _ in self.plan)
+
     def __bool__(self) -> bool:
-        return bool(self.blocks)
+        return bool(self.plan)
 
     @property
     def learning(self) -> bool:
@@ -81,7 +90,7 @@ class Runs:
         self._common = set(lines) if self._common is None else self._common.intersection(lines)
         self._last, self._seen = data, self._seen + 1
         if not self.learning:
-            self.blocks = _runs_of(lines, self._common)  # one assignment: a reader sees old or new runs
+            self._use(_runs_of(lines, self._common))
             self._common = self._last = None
 
 
@@ -101,20 +110,38 @@ def _runs_of(lines: list[bytes], common: set[bytes]) -> Blocks:
 def encode(text: str, blocks: Blocks | Runs = ()) -> bytes:
     """`text` quoted-printable with CRLF line ends. Each of `blocks` found at a line start (in order, after
     the previous one found) is taken as encoded already; a block the message does not have is skipped."""
+    return encode_marked(text, blocks)[0]
+
+
+def encode_marked(text: str, blocks: Blocks | Runs = ()) -> tuple[bytes, bool]:
+    """`encode`, and whether a line of the result starts with "." — known for the runs from when they were
+    encoded, looked for only in what this message encoded itself: the SMTP client then need not scan the
+    whole message for the lines DATA must dot-stuff (~12 µs over 13 KB)."""
     data = _normalised(text.encode("utf-8"))
     if isinstance(blocks, Runs):
         if blocks.learning:
             blocks.learn(data)
-        blocks = blocks.blocks
+        plan = blocks.plan
+    else:
+        plan = tuple((run, encoded, _dotted(encoded)) for run, encoded in blocks)
     encoded: list[bytes] = []
-    cursor = 0
-    for block, block_bytes in blocks:
+    cursor, dotted = 0, False
+    for block, block_bytes, block_dotted in plan:
         at = data.find(block[:_HEAD], cursor)
         if at < 0 or (at > 0 and data[at - 1] != 10) or not data.startswith(block, at):  # 10: "\n"
             continue
-        if at > cursor:
-            encoded.append(_span(data[cursor:at]))
+        if at > cursor:  # every span and every block starts a line: they are cut at line breaks
+            span = _span(data[cursor:at])
+            encoded.append(span)
+            dotted = dotted or _dotted(span)
         encoded.append(block_bytes)
+        dotted = dotted or block_dotted
         cursor = at + len(block)
-    encoded.append(_span(data[cursor:]))
-    return b"".join(encoded)
+    span = _span(data[cursor:])
+    encoded.append(span)
+    return b"".join(encoded), dotted or _dotted(span)
+
+
+def _dotted(encoded: bytes) -> bool:
+    """Whether a line of `encoded` (which starts a line) starts with "."."""
+    return encoded.startswith(b".") or b"\n." in encoded

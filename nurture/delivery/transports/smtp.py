@@ -97,7 +97,12 @@ class _DotStuffedData:
     client's work on it; the replace is a memchr-speed scan. The same bytes on the wire
     (tests/test_smtp_client.py holds them equal to smtplib's); a str message takes smtplib's own path."""
 
+    # Set by SmtpTransport.send for the message it is about to send: no line of it starts with "." (the
+    # builder knows that without scanning it: OutgoingEmail.dot_free). Taken, and cleared, by data().
+    next_dot_free = False
+
     def data(self, msg: bytes | str) -> tuple[int, bytes]:
+        dot_free, self.next_dot_free = self.next_dot_free, False
         if not isinstance(msg, bytes):
             return super().data(msg)  # type: ignore[misc]
         self.putcmd("data")  # type: ignore[attr-defined]
@@ -106,18 +111,22 @@ class _DotStuffedData:
             self._print_debug("data:", (code, reply))  # type: ignore[attr-defined]
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        self.send(dot_stuffed(msg))  # type: ignore[attr-defined]
+        self.send(dot_stuffed(msg, dot_free))  # type: ignore[attr-defined]
         code, reply = self.getreply()  # type: ignore[attr-defined]
         if self.debuglevel > 0:  # type: ignore[attr-defined]
             self._print_debug("data:", (code, reply))  # type: ignore[attr-defined]
         return code, reply
 
 
-def dot_stuffed(message: bytes) -> bytes:
+def dot_stuffed(message: bytes, dot_free: bool = False) -> bytes:
     """`message` as DATA carries it (RFC 5321 4.5.2): a line that starts with "." gets another, the last
-    line ends with CRLF, then the lone "." that ends the data. What smtplib.SMTP.data sends for bytes."""
-    stuffed = message.replace(b"\n.", b"\n..")  # (?m)^ matches after "\n" only, as here
-    head = b"." if stuffed.startswith(b".") else b""
+    line ends with CRLF, then the lone "." that ends the data. What smtplib.SMTP.data sends for bytes.
+    `dot_free`: the caller knows no line starts with "." (then nothing is scanned)."""
+    if dot_free:
+        stuffed, head = message, b""
+    else:
+        stuffed = message.replace(b"\n.", b"\n..")  # (?m)^ matches after "\n" only, as here
+        head = b"." if stuffed.startswith(b".") else b""
     tail = b".\r\n" if stuffed.endswith(b"\r\n") else b"\r\n.\r\n"
     return b"".join((head, stuffed, tail))
 
@@ -193,6 +202,7 @@ class SmtpTransport:
             if self._connection is None:
                 self._connection = self._connect(deadline)
             self._connection.deadline = deadline
+            self._connection.next_dot_free = message.dot_free
             self._connection.sendmail(message.envelope_from, [message.recipient], message.data)
         except smtplib.SMTPSenderRefused as exc:
             # The envelope sender is the VERP return path (docs/deliverability.md). A relay that lets an
