@@ -96,3 +96,32 @@ def test_the_reply_reader_cuts_lines_as_a_buffered_socket_file_does(data: bytes,
         return got
 
     assert lines(lambda sock: _ArmedReader(sock, lambda: None)) == lines(lambda sock: sock.makefile("rb"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream=st.lists(st.sampled_from([b"250 ok\r\n", b"250-first\r\n", b"354 go ahead\r\n", b"25x odd\r\n",
+                                        b"421 bye\r\n", b"250\r\n", b"250 \r\n", b" 25 spaced\r\n", b"2500 x\r\n",
+                                        b"x" * 8200 + b"\r\n", b"250-a\r\n250 b\r\n", b"5"]), max_size=6)
+       .map(b"".join))
+def test_replies_are_read_as_smtplib_reads_them(stream: bytes) -> None:
+    """The one-line fast path returns what smtplib's getreply returns, and hands anything else to it."""
+    import socket
+
+    def replies(client: smtplib.SMTP) -> list[object]:
+        ours, theirs = socket.socketpair()
+        theirs.sendall(stream)
+        theirs.close()
+        client.sock, client.timeout = ours, 5.0
+        got: list[object] = []
+        for _ in range(8):
+            try:
+                got.append(client.getreply())
+            except smtplib.SMTPException as exc:
+                got.append((type(exc).__name__, str(exc)))
+                if client.sock is None:
+                    break
+        if client.sock is not None:
+            client.close()
+        return got
+
+    assert replies(_Client()) == replies(smtplib.SMTP())

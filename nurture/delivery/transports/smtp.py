@@ -88,6 +88,19 @@ class _Deadline:
         # reply drip-fed a line (or a byte) at a time is bounded too, not only its first line.
         if getattr(self, "file", None) is None and self.sock is not None:
             self.file = _ArmedReader(self.sock, self._arm)
+        reader = self.file
+        if not isinstance(reader, _ArmedReader) or self.debuglevel > 0:  # type: ignore[attr-defined]
+            return super().getreply()  # type: ignore[misc]
+        try:
+            line = reader.readline(smtplib._MAXLINE + 1)  # type: ignore[attr-defined]
+        except OSError as exc:  # as smtplib.getreply
+            self.close()  # type: ignore[attr-defined]
+            raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}")
+        if len(line) <= smtplib._MAXLINE and line[3:4] == b" " and line[:3].isdigit():  # type: ignore[attr-defined]
+            # A one-line reply (every reply of a send, from a server that works): smtplib's own result,
+            # without its loop. Anything else is handed back to smtplib, the line first.
+            return int(line[:3]), line[4:].strip(b" \t\r\n")
+        reader.unread(line)
         return super().getreply()  # type: ignore[misc]
 
 
@@ -157,6 +170,10 @@ class _ArmedReader:
                 line, self.buffer = self.buffer, b""
                 return line
             self.buffer += chunk
+
+    def unread(self, line: bytes) -> None:
+        """Put `line` back in front: the next readline starts with it."""
+        self.buffer = line + self.buffer
 
     def close(self) -> None:
         self.buffer = b""
