@@ -114,7 +114,8 @@ def reference_email(rt, contact, sequence, step, delivery_id: int, now: datetime
     t = now.astimezone(UTC)
     headers = [
         f"From: {formataddr((_one_line(name), _one_line(address)), charset='utf-8')}",
-        f"To: {formataddr((_one_line(f'{contact.first_name} {contact.last_name}'.strip()), _one_line(contact.email)), charset='utf-8')}",
+        "To: " + formataddr((_one_line(f"{contact.first_name} {contact.last_name}".strip()), _one_line(contact.email)),
+                            charset="utf-8"),
         f"Subject: {_header_text(subject)}",
         f"Date: {_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
         f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} +0000",

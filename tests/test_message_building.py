@@ -50,7 +50,8 @@ def test_it_learns_the_lines_every_message_had_and_not_those_that_differ() -> No
     layout = "".join(f"<p style='margin:0; padding:0'>the brand's line {i}, the same for all</p>\n" for i in range(3))
     runs = Runs()
     for name in ("Ann", "Bo", "Ann", "Chidi"):  # the second Ann is the same message again: not counted
-        assert encode(f"{layout}<h1>Hi {name}</h1>\n{layout}end", runs) == whole(f"{layout}<h1>Hi {name}</h1>\n{layout}end")
+        message = f"{layout}<h1>Hi {name}</h1>\n{layout}end"
+        assert encode(message, runs) == whole(message)
     assert not runs.learning
     assert [run for run, _ in runs.blocks] == [layout.encode(), layout.encode()]
     assert encode(f"{layout}<h1>Hi Dana</h1>\n{layout}", runs) == whole(f"{layout}<h1>Hi Dana</h1>\n{layout}")

@@ -20,7 +20,7 @@ from functools import lru_cache
 import dkim
 
 from nurture.config import DkimSettings
-from nurture.content.qp import _dotted, encode_marked
+from nurture.content.qp import dot_line, encode_marked
 from nurture.content.rendering import RenderedEmail
 
 # Signed headers. List-Unsubscribe and List-Unsubscribe-Post must be covered (RFC 8058 section 4), or a
@@ -145,7 +145,7 @@ def build_email(envelope: Envelope, content: RenderedEmail) -> OutgoingEmail:
         data=b"\r\n".join(body),
         locale=content.locale,
         # The rest of the lines (the preamble, boundaries, part headers) start with letters or "-".
-        dot_free=not (text_dotted or html_dotted or _dotted(head)),
+        dot_free=not (text_dotted or html_dotted or dot_line(head)),
     )
 
 
@@ -153,4 +153,4 @@ def dkim_sign(message: OutgoingEmail, settings: DkimSettings) -> OutgoingEmail:
     """Prepend a DKIM-Signature (rsa-sha256, relaxed/simple). Costs ~1 ms per message for a 2048-bit key."""
     signature = dkim.sign(message.data, settings.selector.encode(), settings.domain.encode(),
                           settings.private_key, include_headers=DKIM_HEADERS)
-    return replace(message, data=signature + message.data, dot_free=message.dot_free and not _dotted(signature))
+    return replace(message, data=signature + message.data, dot_free=message.dot_free and not dot_line(signature))

@@ -69,7 +69,7 @@ class Runs:
     def _use(self, blocks: Blocks) -> None:
         # One assignment (a reader sees the old runs or the new ones), each with whether a line of its
         # encoded bytes starts with "." (what SMTP's DATA must double: see encode_marked).
-        self.plan = tuple((run, encoded, _dotted(encoded)) for run, encoded in blocks)
+        self.plan = tuple((run, encoded, dot_line(encoded)) for run, encoded in blocks)
 
     @property
     def blocks(self) -> Blocks:
@@ -123,7 +123,7 @@ def encode_marked(text: str, blocks: Blocks | Runs = ()) -> tuple[bytes, bool]:
             blocks.learn(data)
         plan = blocks.plan
     else:
-        plan = tuple((run, encoded, _dotted(encoded)) for run, encoded in blocks)
+        plan = tuple((run, encoded, dot_line(encoded)) for run, encoded in blocks)
     encoded: list[bytes] = []
     cursor, dotted = 0, False
     for block, block_bytes, block_dotted in plan:
@@ -133,15 +133,15 @@ def encode_marked(text: str, blocks: Blocks | Runs = ()) -> tuple[bytes, bool]:
         if at > cursor:  # every span and every block starts a line: they are cut at line breaks
             span = _span(data[cursor:at])
             encoded.append(span)
-            dotted = dotted or _dotted(span)
+            dotted = dotted or dot_line(span)
         encoded.append(block_bytes)
         dotted = dotted or block_dotted
         cursor = at + len(block)
     span = _span(data[cursor:])
     encoded.append(span)
-    return b"".join(encoded), dotted or _dotted(span)
+    return b"".join(encoded), dotted or dot_line(span)
 
 
-def _dotted(encoded: bytes) -> bool:
+def dot_line(encoded: bytes) -> bool:
     """Whether a line of `encoded` (which starts a line) starts with "."."""
     return encoded.startswith(b".") or b"\n." in encoded

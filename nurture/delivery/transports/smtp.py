@@ -95,7 +95,7 @@ class _Deadline:
             line = reader.readline(smtplib._MAXLINE + 1)  # type: ignore[attr-defined]
         except OSError as exc:  # as smtplib.getreply
             self.close()  # type: ignore[attr-defined]
-            raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}")
+            raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from exc
         if len(line) <= smtplib._MAXLINE and line[3:4] == b" " and line[:3].isdigit():  # type: ignore[attr-defined]
             # A one-line reply (every reply of a send, from a server that works): smtplib's own result,
             # without its loop. Anything else is handed back to smtplib, the line first.
