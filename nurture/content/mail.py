@@ -10,6 +10,7 @@ the standard.
 
 from __future__ import annotations
 
+import random
 import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -109,7 +110,10 @@ def make_message_id(unique: str, domain: str) -> str:
 
 
 def build_email(envelope: Envelope, content: RenderedEmail) -> OutgoingEmail:
-    boundary = "=_nurture_" + secrets.token_hex(12)
+    # 24 random hex digits, as secrets.token_hex(12) made them, without a getrandom system call a message:
+    # the boundary need not be secret, only absent from the parts, and "=_" can never occur in QP text.
+    # (`random` reseeds itself in a forked child, so two work horses do not repeat each other.)
+    boundary = f"=_nurture_{random.getrandbits(96):024x}"
     headers = [
         f"From: {_from_header(envelope.mail_from)}",
         f"To: {_address(envelope.to_name, envelope.to_address)}",
