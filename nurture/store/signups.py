@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 
+from nurture.store.db import begin_immediate
 from nurture.store.models import Consent, Contact, Enrollment, ErasedAddress, Event
 
 Row = Mapping[str, object]
@@ -64,8 +65,9 @@ def insert_new_signup(engine: Engine, contact: Row, children: Mapping[str, Seque
 
 def _insert_once(engine: Engine, contact: Row, children: Mapping[str, Sequence[Row]],
                  fields_for: Callable[[int], dict] | None, digest: str) -> int | None:
-    if engine.dialect.name == "postgresql" and fields_for is None and not _statements_listened(engine):
-        return _insert_alone(engine, contact, children, digest)
+    if fields_for is None and not _statements_listened(engine):
+        alone = _insert_alone if engine.dialect.name == "postgresql" else _insert_sqlite_alone
+        return alone(engine, contact, children, digest)
     if engine.dialect.name == "postgresql" and fields_for is None:
         with engine.connect() as connection:  # the same, SQLAlchemy's way: its statement events fire
             driver = connection.connection.driver_connection
@@ -108,6 +110,59 @@ def _insert_alone(engine: Engine, contact: Row, children: Mapping[str, Sequence[
         if pooled is not None:
             pooled.close()
     return None if row is None else row[0]
+
+
+def _insert_sqlite_alone(engine: Engine, given: Row, children: Mapping[str, Sequence[Row]], digest: str) -> int | None:
+    """SQLite: the four INSERTs on sqlite3's own connection, in one transaction taken as store.db's begin hook
+    takes it (BEGIN IMMEDIATE, retried while another process writes). SQLAlchemy's execution around each of
+    them (its statement's cache key, execution context and result) was more of a sign-up's CPU than
+    SQLite's own work; the values are bound by the same types' processors."""
+    contact, rows = _rows(given, children)
+    pooled: PoolProxiedConnection | None = engine.raw_connection()
+    sql = ""
+    try:
+        driver = pooled.driver_connection
+        begin_immediate(driver)
+        try:
+            sql, order, processors = _positional_sql(engine.dialect, _sqlite_contact(tuple(contact)))
+            cursor = driver.execute(sql, _positional(order, processors, {**contact, "erased_digest": digest}))
+            contact_id = (cursor.fetchone() or (None,))[0]
+            cursor.close()
+            for name, _table in _CHILDREN if contact_id is not None else ():
+                if rows[name]:
+                    sql, order, processors = _positional_sql(engine.dialect, _SQLITE_INSERTS[name],
+                                                             ("contact_id", *rows[name][0]))
+                    driver.executemany(sql, [_positional(order, processors, {**row, "contact_id": contact_id})
+                                             for row in rows[name]])
+            driver.commit()
+        except BaseException:
+            driver.rollback()
+            raise
+    except engine.dialect.loaded_dbapi.Error as exc:
+        connection, pooled = Connection(engine, pooled), None
+        with connection:  # hands the pooled connection back, or drops it
+            connection._handle_dbapi_exception(exc, sql, None, None, None)  # raises, wrapped as SQLAlchemy does
+    finally:
+        if pooled is not None:
+            pooled.close()
+    return contact_id
+
+
+_Positional = tuple[str, tuple[str, ...], tuple[Callable | None, ...]]
+
+
+@lru_cache(maxsize=32)
+def _positional_sql(dialect: Dialect, statement: object, columns: tuple[str, ...] | None = None) -> _Positional:
+    """`statement` compiled once for `dialect` (for an INSERT, naming `columns`): its SQL with positional
+    parameters, their names in order, and each one's bind processor."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns) if columns else None)  # type: ignore[attr-defined]
+    order = tuple(compiled.positiontup)
+    kinds = {name: bind.type for name, bind in compiled.binds.items()}
+    return compiled.string, order, tuple(kinds[name].dialect_impl(dialect).bind_processor(dialect) for name in order)
+
+
+def _positional(order: tuple[str, ...], processors: tuple[Callable | None, ...], values: Mapping[str, object]) -> list:
+    return [values[name] if process is None else process(values[name]) for name, process in zip(order, processors)]
 
 
 def _fetch_one(driver: Any, sql: str, bound: dict[str, object]) -> tuple | None:
