@@ -13,7 +13,10 @@ enrollment and its timeline events:
 - SQLite: in-process, where statements cost no round trip: one transaction, one INSERT per table.
 
 Rows are inserted in the order given (a timeline is read in id order). The statements are built once per
-shape (how many rows of each table) with bound parameters, so a sign-up only binds values.
+shape (how many rows of each table) with bound parameters, so a sign-up only binds values, and run on the
+driver's own connection (psycopg, sqlite3) taken from the pool: SQLAlchemy's execution of them cost more
+CPU than the databases' own work (bench/README.md, P4). When anyone listens for SQLAlchemy's statement
+events they go through SQLAlchemy, so that the events fire.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ def _insert_alone(engine: Engine, contact: Row, children: Mapping[str, Sequence[
     """The one statement on psycopg's own connection and cursor, committed by itself (autocommit).
 
     SQLAlchemy's Connection and execution around one statement that returns one id (the Connection made and
-    closed, the execution context, a CursorResult and its metadata built per call) were a sixth of a
+    closed, the execution context, a CursorResult and its metadata built per call) were 14% of a
     sign-up's CPU in the web worker (bench/README.md, P4). What it did beyond psycopg is kept: the pool's
     checkout (and its ping after a pause, store.db) and check-in, and an error goes through a Connection's
     own handling (wrapped in DBAPIError; on a lost server this connection and the pool's older ones
@@ -162,7 +165,8 @@ def _positional_sql(dialect: Dialect, statement: object, columns: tuple[str, ...
 
 
 def _positional(order: tuple[str, ...], processors: tuple[Callable | None, ...], values: Mapping[str, object]) -> list:
-    return [values[name] if process is None else process(values[name]) for name, process in zip(order, processors)]
+    return [values[name] if process is None else process(values[name])
+            for name, process in zip(order, processors, strict=True)]
 
 
 def _fetch_one(driver: Any, sql: str, bound: dict[str, object]) -> tuple | None:
