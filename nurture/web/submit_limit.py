@@ -114,8 +114,8 @@ class SubmitLimit:
     def _connection(self) -> Connection:
         """This thread's connection to Redis, made from the client's settings (its short timeouts), kept
         across sign-ups (connecting again after a failure by itself). Not the client's pool: around one
-        command, its checkout and check-in, its check for unread data and its retry wrapper cost twice
-        the command itself (bench/README.md, P4), and a thread holds at most one connection anyway."""
+        command, its checkout and check-in, its check for unread data and its retry wrapper cost as much
+        CPU as the command itself (bench/README.md, P4), and a thread holds at most one connection anyway."""
         found = getattr(self._own, "connection", None)
         if found is None or self._own.pid != os.getpid():  # made before a fork: the parent's socket
             assert self.redis is not None
