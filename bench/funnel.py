@@ -163,17 +163,20 @@ def seeded(rt: Runtime) -> bool:
         return session.execute(Delivery.__table__.select().with_only_columns(Delivery.id).limit(1)).first() is not None
 
 
-def build(rt: Runtime, deliveries: int, kind: str) -> float | None:
+def build(rt: Runtime, deliveries: int, kind: str, again: bool) -> float | None:
     """Seed, analyze and build the rollup, unless the database holds rows already (`--database-url`: seeding
-    1,000,000 deliveries took ~17 min under load). The rebuild's pairs/s, or None when reused."""
+    1,000,000 deliveries took ~17 min under load; `again`: rebuild the rollup all the same). The rebuild's
+    pairs/s, or None when there was none."""
     if seeded(rt):
         print(f"reusing the seeded database ({rollup_backlog(rt)} dirty)", flush=True)
-        return None
-    start = time.perf_counter()
-    sizes = seed(rt, deliveries)
-    print(f"seeded {', '.join(f'{n} {t.__name__.lower()}' for t, n in sizes.items())} "
-          f"in {time.perf_counter() - start:.0f} s ({kind})")
-    settle(rt)  # the fold reads by contact: without statistics PostgreSQL scanned whole tables for it
+        if not again:
+            return None
+    else:
+        start = time.perf_counter()
+        sizes = seed(rt, deliveries)
+        print(f"seeded {', '.join(f'{n} {t.__name__.lower()}' for t, n in sizes.items())} "
+              f"in {time.perf_counter() - start:.0f} s ({kind})")
+        settle(rt)  # the fold reads by contact: without statistics PostgreSQL scanned whole tables for it
     start = time.perf_counter()
     pairs = rebuild(rt)
     took = time.perf_counter() - start
@@ -205,6 +208,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="a database to use and keep (seeded only if it has no deliveries)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dirty", type=int, default=2000, help="contacts left unfolded for the 'dirty' runs")
+    parser.add_argument("--rebuild", action="store_true", help="with --database-url: rebuild the rollup anyway")
     parser.add_argument("--fold-pairs", type=int, default=20000, help="pairs marked dirty per fold round")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nurture-funnel-bench-"))
@@ -215,7 +219,7 @@ def main() -> None:
         rt = build_runtime(load_settings(env), clock=lambda: NOW)
         upgrade(rt.db)
         kind = rt.db.dialect.name
-        rebuilt = build(rt, args.deliveries, kind)
+        rebuilt = build(rt, args.deliveries, kind, args.rebuild)
         rates = fold_rate(rt.db, args.fold_pairs, args.repeat)
         print(f"fold: {' '.join(f'{r:.0f}' for r in rates)} pairs/s ({args.fold_pairs} pairs a round)", flush=True)
         medians = measure(rt, args.repeat, args.dirty)

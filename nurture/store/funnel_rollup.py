@@ -57,15 +57,25 @@ DIRTY_LIMIT = 5000
 
 # -- the fold --------------------------------------------------------------------------------------------
 
-# Per connection, emptied by each fold before use: the dirty rows this fold took, and the groups worked out
-# now for their pairs. Temporary, so they cost no WAL and no other session sees them.
+# Per connection, emptied by each fold before use: the dirty rows this fold took, the pairs' member rows as
+# the rollup holds them, and their groups worked out now. Temporary, so they cost no WAL and no other
+# session sees them. Every comparison is between these small tables: funnel_member is only ever reached by
+# its primary key's (contact_id, sequence_id) from the pairs. Probed by group from the fresh rows instead,
+# PostgreSQL's planner took ix_funnel_member_latest while the table's statistics were older than a rebuild
+# (one insert took 40 s, reading every member of the sequence for each row).
 TAKEN = Table("funnel_taken", MetaData(), Column("id", Integer, primary_key=True),
               Column("contact_id", Integer, nullable=False), Column("sequence_id", String(64), nullable=False),
               prefixes=["TEMPORARY"], postgresql_on_commit="DELETE ROWS")
-FRESH = Table("funnel_fresh", MetaData(), Column("contact_id", Integer, primary_key=True),
-              Column("sequence_id", String(64), primary_key=True), Column("version", String(64), primary_key=True),
-              Column("key", Text, primary_key=True), Column("latest_at", UTCDateTime, nullable=False),
-              prefixes=["TEMPORARY"], postgresql_on_commit="DELETE ROWS")
+
+
+def _members_table(name: str) -> Table:
+    return Table(name, MetaData(), Column("contact_id", Integer, primary_key=True),
+                 Column("sequence_id", String(64), primary_key=True), Column("version", String(64), primary_key=True),
+                 Column("key", Text, primary_key=True), Column("latest_at", UTCDateTime, nullable=False),
+                 prefixes=["TEMPORARY"], postgresql_on_commit="DELETE ROWS")
+
+
+HELD, FRESH = _members_table("funnel_held"), _members_table("funnel_fresh")
 
 
 def fold(session: Session, now: datetime, limit: int = 1000, wait: bool = True) -> int:
@@ -96,7 +106,7 @@ def fold(session: Session, now: datetime, limit: int = 1000, wait: bool = True) 
 def _scratch(session: Session) -> None:
     """The temporary tables, made on a connection's first fold; empty (PostgreSQL empties them at each
     commit, SQLite here: a DELETE on a PostgreSQL temporary table would leave dead rows no vacuum visits)."""
-    for table in (TAKEN, FRESH):
+    for table in (TAKEN, HELD, FRESH):
         session.execute(CreateTable(table, if_not_exists=True))
         if session.get_bind().dialect.name != "postgresql":
             session.execute(delete(table))
@@ -104,29 +114,34 @@ def _scratch(session: Session) -> None:
 
 def _fold_taken(session: Session, dialect: str) -> None:
     pairs = select(TAKEN.c.contact_id, TAKEN.c.sequence_id).distinct().subquery("pairs")
-    session.execute(insert(FRESH).from_select([c.name for c in FRESH.c], fg.members_query(pairs, dialect)))
+    columns = [c.name for c in FRESH.c]
+    session.execute(insert(FRESH).from_select(columns, fg.members_query(pairs, dialect)))
     mine = tuple_(FunnelMember.contact_id, FunnelMember.sequence_id).in_(select(pairs.c.contact_id,
                                                                                 pairs.c.sequence_id))
-    same_group = and_(FRESH.c.contact_id == FunnelMember.contact_id, FRESH.c.sequence_id == FunnelMember.sequence_id,
-                      FRESH.c.version == FunnelMember.version, FRESH.c.key == FunnelMember.key)
-    kept = exists().where(same_group, FRESH.c.latest_at == FunnelMember.latest_at)
-    _move_days(session, dialect, mine, same_group, kept)
+    session.execute(insert(HELD).from_select(columns, select(*[FunnelMember.__table__.c[c] for c in columns])
+                                             .where(mine)))
+    _move_days(session, dialect)
+    kept = exists().where(*_same(FRESH, FunnelMember.__table__))
     session.execute(delete(FunnelMember).where(mine, ~kept))
-    # What is left of the pairs' member rows is what did not move: the rest of FRESH comes in.
-    session.execute(insert(FunnelMember).from_select(
-        [c.name for c in FRESH.c], select(*FRESH.c).where(~exists().where(same_group))))
+    # What is left of the pairs' member rows did not move: the fresh rows the rollup did not hold come in.
+    session.execute(insert(FunnelMember).from_select(columns, select(*FRESH.c).where(~exists().where(
+        *_same(FRESH, HELD)))))
     session.execute(delete(FunnelDirty).where(FunnelDirty.id.in_(select(TAKEN.c.id))))
 
 
-def _move_days(session: Session, dialect: str, mine: Any, same_group: Any, kept: Any) -> None:
+def _same(one: Any, other: Any) -> list[Any]:
+    """The same member row: contact, sequence, version, group and time."""
+    return [one.c[c] == other.c[c] for c in ("contact_id", "sequence_id", "version", "key", "latest_at")]
+
+
+def _move_days(session: Session, dialect: str) -> None:
     """Each member row that goes takes one off its day; each that comes adds one to its day."""
-    gone = (select(FunnelMember.sequence_id, FunnelMember.version, FunnelMember.key,
-                   fg.day(FunnelMember.latest_at, dialect).label("day"), literal(-1).label("n"))
-            .where(mine, ~kept))
-    came = (select(FRESH.c.sequence_id, FRESH.c.version, FRESH.c.key, fg.day(FRESH.c.latest_at, dialect).label("day"),
-                   literal(1).label("n"))
-            .where(~exists().where(same_group, FRESH.c.latest_at == FunnelMember.latest_at)))
-    moves = union_all(gone, came).subquery("moves")
+    def moved(source: Table, against: Table, n: int) -> Any:
+        return (select(source.c.sequence_id, source.c.version, source.c.key,
+                       fg.day(source.c.latest_at, dialect).label("day"), literal(n).label("n"))
+                .where(~exists().where(*_same(source, against))))
+
+    moves = union_all(moved(HELD, FRESH, -1), moved(FRESH, HELD, 1)).subquery("moves")
     by_day = (select(moves.c.sequence_id, moves.c.version, moves.c.key, moves.c.day, func.sum(moves.c.n))
               .where(true())  # SQLite: an INSERT ... SELECT with an upsert needs a WHERE (its parser's ambiguity)
               .group_by(moves.c.sequence_id, moves.c.version, moves.c.key, moves.c.day)
