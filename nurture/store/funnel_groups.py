@@ -13,6 +13,7 @@ Python's json.dumps(ensure_ascii=False) does (tests/test_funnel_groups.py holds 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -22,9 +23,9 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     case,
     cast,
-    exists,
     func,
     literal,
     literal_column,
@@ -36,7 +37,7 @@ from sqlalchemy.sql import ColumnElement, FromClause, Select
 from sqlmodel import select
 
 from nurture.rules import funnel_members as fm
-from nurture.store.models import Delivery, Event
+from nurture.store.models import Delivery, Event, UTCDateTime
 
 
 def _ev(name: str) -> Any:
@@ -69,13 +70,16 @@ def day(moment: ColumnElement, dialect: str) -> ColumnElement:
     return cast(func.julianday(func.substr(moment, 1, 10)) - 2440587.5, Integer)
 
 
-def members_query(pairs: FromClause, dialect: str) -> Select:
+def members_query(pairs: FromClause, dialect: str, contacts: Sequence[int] | None = None) -> Select:
     """contact_id, sequence_id, version, key, latest_at: every group of every pair in `pairs` (a selectable
-    with contact_id and sequence_id), under its version and under ALL_VERSIONS, as funnel_members.members."""
-    deliveries, events = _deliveries(pairs), _events(pairs, dialect)
+    with contact_id and sequence_id), under its version and under ALL_VERSIONS, as funnel_members.members.
+    `contacts`, the pairs' contacts when the caller has them, is written into the SQL as a list: PostgreSQL
+    then knows how few rows it reads. Joined to funnel_dirty alone, under statistics taken while a rebuild's
+    backlog was 40,000 rows, it hashed the whole delivery and event tables (0.9-1.5 s for no dirty row)."""
+    only = _only(contacts)
+    deliveries, events = _deliveries(pairs, only), _events(pairs, dialect, only)
     rows = union_all(*_delivery_groups(deliveries, dialect), *_event_groups(events, dialect),
-                     _linked_groups(pairs, dialect), _clicked(deliveries, events, dialect),
-                     _after_goal(deliveries, events, dialect)).cte("funnel_rows")
+                     _linked_groups(pairs, dialect, only), *_sent_then(deliveries, events, dialect)).cte("funnel_rows")
     scoped = union_all(
         select(rows.c.contact_id, rows.c.sequence_id, rows.c.version, rows.c.key, rows.c.at)
         .where(rows.c.version.is_not(None)),
@@ -87,15 +91,25 @@ def members_query(pairs: FromClause, dialect: str) -> Select:
             .group_by(scoped.c.contact_id, scoped.c.sequence_id, scoped.c.version, scoped.c.key))
 
 
-def _deliveries(pairs: FromClause) -> Any:
+def _only(contacts: Sequence[int] | None) -> Callable[[Any], list[Any]]:
+    """The condition that keeps the listed contacts' rows of a table (none: every row the join finds)."""
+    if contacts is None:
+        return lambda table: []
+    ids = [int(c) for c in contacts]
+    return lambda table: [table.contact_id.in_(bindparam("contacts", ids, expanding=True, literal_execute=True,
+                                                         unique=True))]
+
+
+def _deliveries(pairs: FromClause, only: Callable[[Any], list[Any]]) -> Any:
     return (select(Delivery.contact_id, Delivery.sequence_id, Delivery.sequence_version.label("version"),
                    Delivery.step_id.label("step"), Delivery.channel, Delivery.status, Delivery.provider_status,
                    Delivery.error, Delivery.created_at, Delivery.sent_at)
             .join(pairs, and_(pairs.c.contact_id == Delivery.contact_id, pairs.c.sequence_id == Delivery.sequence_id))
+            .where(*only(Delivery))
             .cte("funnel_deliveries"))
 
 
-def _events(pairs: FromClause, dialect: str) -> Any:
+def _events(pairs: FromClause, dialect: str, only: Callable[[Any], list[Any]]) -> Any:
     """The pairs' events that name the sequence, read as store.funnel reads them (the generated columns, the
     JSON's version and reason); `human` is 0 for a click marked as a bot's."""
     bot = cast(_ev("ev_bot"), Boolean)
@@ -107,7 +121,7 @@ def _events(pairs: FromClause, dialect: str) -> Any:
                    Event.data["reason"].as_string().label("reason"),
                    case((or_(bot.is_(None), bot.is_(False)), 1), else_=0).label("human"), Event.occurred_at)
             .join(pairs, and_(pairs.c.contact_id == Event.contact_id, pairs.c.sequence_id == _ev("ev_sequence")))
-            .where(Event.type.concat("").in_(kinds))
+            .where(Event.type.concat("").in_(kinds), *only(Event))
             .cte("funnel_events"))
 
 
@@ -132,27 +146,35 @@ def _event_groups(e: Any, dialect: str) -> list[Select]:
     ]
 
 
-def _linked_groups(pairs: FromClause, dialect: str) -> Select:
+def _linked_groups(pairs: FromClause, dialect: str, only: Callable[[Any], list[Any]]) -> Select:
     """Unsubscribes and bounces: the pair is the event's contact and its delivery's sequence."""
     group = key(dialect, "l", Delivery.step_id, Delivery.channel, Event.type)
     return (select(Event.contact_id, Delivery.sequence_id, Delivery.sequence_version.label("version"),
                    group.label("key"), Delivery.created_at.label("at"))
             .join(Delivery, Delivery.id == Event.delivery_id)
             .join(pairs, and_(pairs.c.contact_id == Event.contact_id, pairs.c.sequence_id == Delivery.sequence_id))
-            .where(Event.type.concat("").in_(list(fm.LINKED))))
+            .where(Event.type.concat("").in_(list(fm.LINKED)), *only(Event)))
 
 
-def _clicked(d: Any, e: Any, dialect: str) -> Select:
-    """A sent delivery of a step the contact clicked (not a bot)."""
-    click = exists().where(e.c.contact_id == d.c.contact_id, e.c.sequence_id == d.c.sequence_id,
-                           e.c.type == fm.CLICKED, e.c.human == 1, e.c.step == d.c.step)
-    return _row(d, d.c.version, key(dialect, "c", d.c.step), d.c.created_at).where(d.c.status.in_(fm.SENT), click)
-
-
-def _after_goal(d: Any, e: Any, dialect: str) -> Select:
-    """A sent delivery sent no later than the contact's last goal event."""
-    goals = (select(e.c.contact_id, e.c.sequence_id, func.max(e.c.occurred_at).label("last"))
-             .where(e.c.type == fm.GOAL).group_by(e.c.contact_id, e.c.sequence_id).subquery("funnel_goals"))
-    return (_row(d, d.c.version, key(dialect, "g", d.c.step), d.c.created_at)
-            .join(goals, and_(goals.c.contact_id == d.c.contact_id, goals.c.sequence_id == d.c.sequence_id))
-            .where(d.c.status.in_(fm.SENT), d.c.sent_at.is_not(None), d.c.sent_at <= goals.c.last))
+def _sent_then(d: Any, e: Any, dialect: str) -> list[Select]:
+    """Clicked: a sent delivery of a step the contact clicked (not a bot). Goal: a sent delivery sent no
+    later than the contact's last goal event. Window functions over the pairs' sent deliveries, human clicks
+    and goals side by side, not joins: with the CTEs' row estimates of 1 PostgreSQL's planner joined them by
+    a nested loop, 8,000 deliveries times 600 clicks (1.8 s for 2,000 contacts)."""
+    never = cast(null(), UTCDateTime)
+    rows = union_all(
+        select(d.c.contact_id, d.c.sequence_id, d.c.step, d.c.version, d.c.created_at.label("at"), d.c.sent_at,
+               literal(1).label("sent"), literal(0).label("click"), never.label("goal_at"))
+        .where(d.c.status.in_(fm.SENT)),
+        select(e.c.contact_id, e.c.sequence_id, e.c.step, cast(null(), String), never, never, literal(0), literal(1),
+               never).where(e.c.type == fm.CLICKED, e.c.human == 1),
+        select(e.c.contact_id, e.c.sequence_id, cast(null(), String), cast(null(), String), never, never, literal(0),
+               literal(0), e.c.occurred_at).where(e.c.type == fm.GOAL)).subquery("funnel_touches")
+    seen = select(rows, func.max(rows.c.click).over(partition_by=(rows.c.contact_id, rows.c.sequence_id, rows.c.step))
+                  .label("clicked"),
+                  func.max(rows.c.goal_at).over(partition_by=(rows.c.contact_id, rows.c.sequence_id))
+                  .label("last_goal")).subquery("funnel_seen")
+    return [_row(seen, seen.c.version, key(dialect, "c", seen.c.step), seen.c.at)
+            .where(seen.c.sent == 1, seen.c.clicked == 1),
+            _row(seen, seen.c.version, key(dialect, "g", seen.c.step), seen.c.at)
+            .where(seen.c.sent == 1, seen.c.sent_at.is_not(None), seen.c.sent_at <= seen.c.last_goal)]

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     exists,
     func,
@@ -227,19 +228,28 @@ def rolled_counts(session: Session, sequence_id: str, since: datetime, version: 
 def _dirty_change(session: Session, sequence_id: str, since: datetime, chosen: str,
                   in_scope: Any) -> list[tuple[str, int]]:
     """Per group key, the sequence's dirty contacts in the period as they are now, less as the rollup holds
-    them: one statement, the pairs read from funnel_dirty in it."""
+    them, in one statement. The contacts are listed first and written into it (store.funnel_groups says
+    why); one made dirty after the list is counted as the rollup holds it, as it was a moment before."""
+    contacts = _dirty_contacts(session, sequence_id)
+    if not contacts:
+        return []
+    listed = bindparam("dirty", contacts, expanding=True, literal_execute=True)
     pairs = (select(FunnelDirty.contact_id, FunnelDirty.sequence_id).distinct()
-             .where(FunnelDirty.sequence_id == sequence_id).subquery("pairs"))
-    now = fg.members_query(pairs, session.get_bind().dialect.name).subquery("now_in")
+             .where(FunnelDirty.sequence_id == sequence_id, FunnelDirty.contact_id.in_(listed)).subquery("pairs"))
+    now = fg.members_query(pairs, session.get_bind().dialect.name, contacts).subquery("now_in")
     goal_now = and_(now.c.version == fm.ALL_VERSIONS, now.c.key == fm.group("G"))
     came = (select(now.c.key, literal(1).label("n"))
             .where(or_(now.c.version == chosen, goal_now), now.c.latest_at >= since))
     held = (select(FunnelMember.key, literal(-1).label("n"))
-            .join(pairs, and_(pairs.c.contact_id == FunnelMember.contact_id,
-                              pairs.c.sequence_id == FunnelMember.sequence_id))
-            .where(in_scope, FunnelMember.latest_at >= since))
+            .where(FunnelMember.contact_id.in_(listed), FunnelMember.sequence_id == sequence_id, in_scope,
+                   FunnelMember.latest_at >= since))
     both = union_all(came, held).subquery("change")
     return [(key, int(n)) for key, n in session.execute(select(both.c.key, func.sum(both.c.n)).group_by(both.c.key))]
+
+
+def _dirty_contacts(session: Session, sequence_id: str) -> list[int]:
+    return list(session.execute(select(FunnelDirty.contact_id).distinct()
+                                .where(FunnelDirty.sequence_id == sequence_id).limit(DIRTY_LIMIT + 1)).scalars())
 
 
 def too_dirty(session: Session, sequence_id: str) -> bool:
