@@ -3,12 +3,14 @@ by bench/funnel.py (which calls `fold_rate` itself; run alone to measure another
 same rows in one sitting):
 
     .venv/bin/python bench/funnel_fold.py --database-url URL [--pairs 20000] [--rounds 3] [--code /work/main]
+                                          [--everything]
 
 Each round marks `pairs` pairs dirty (contacts spread over the seeded ones, their own sequence) and folds
 them as the worker's job does (`fold` of FOLD_LIMIT rows a transaction) until none is left. The rows do not
 change between rounds, so each pair's groups are worked out and compared and nothing moves: the fold's cost
-bar the writes of rows that changed (those are timed by the rebuild in bench/funnel.py, where every row is
-new). The workers send ~430-600 messages/s on the development machine: a fold under that rate falls behind.
+bar the writes. `--everything` marks as `nurture funnel rebuild` does instead: the rollup forgotten, every
+pair dirty, every member row new (the most writes). The workers send ~430-600 messages/s on the development
+machine: a fold under that rate falls behind.
 """
 
 from __future__ import annotations
@@ -45,14 +47,24 @@ def mark_pairs(engine, pairs: int) -> int:  # noqa: ANN001
             "ORDER BY contact_id LIMIT :pairs"), {"step": step, "pairs": pairs}).rowcount
 
 
-def fold_rate(engine, pairs: int, rounds: int, limit: int = 1000) -> list[float]:  # noqa: ANN001
+def mark_everything(engine) -> int:  # noqa: ANN001
+    """`nurture funnel rebuild`'s start: the rollup forgotten, every pair dirty (every member row new)."""
+    from sqlmodel import Session
+
+    from nurture.store import funnel_rollup
+    with Session(engine) as session:
+        return funnel_rollup.mark_everything(session, NOW)
+
+
+def fold_rate(engine, pairs: int, rounds: int, limit: int = 1000,  # noqa: ANN001
+              everything: bool = False) -> list[float]:
     """Pairs/s of each round."""
     from sqlmodel import Session
 
     from nurture.store import funnel_rollup
     rates = []
     for _ in range(rounds):
-        marked = mark_pairs(engine, pairs)
+        marked = mark_everything(engine) if everything else mark_pairs(engine, pairs)
         began = time.perf_counter()
         folded = 0
         while True:
@@ -73,14 +85,16 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--code", help="a nurture tree to import instead of this one")
+    parser.add_argument("--everything", action="store_true", help="rebuild: every pair, every member row new")
     args = parser.parse_args()
     import nurture
     from nurture.store.db import make_engine
     engine = make_engine(args.database_url)
-    rates = fold_rate(engine, args.pairs, args.rounds)
-    print(f"fold ({Path(nurture.__file__).parent.parent}, {engine.dialect.name}): "
+    rates = fold_rate(engine, args.pairs, args.rounds, everything=args.everything)
+    print(f"fold ({Path(list(nurture.__path__)[0]).parent}, {engine.dialect.name}): "
           f"{' '.join(f'{r:.0f}' for r in rates)} pairs/s, median {statistics.median(rates):.0f} "
-          f"({args.pairs} pairs a round; load {os.getloadavg()[0]:.1f})", flush=True)
+          f"({'everything' if args.everything else args.pairs} pairs a round; load {os.getloadavg()[0]:.1f})",
+          flush=True)
     engine.dispose()
 
 

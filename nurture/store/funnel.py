@@ -64,11 +64,15 @@ class FunnelCounts:
 
 def count_funnel(session: Session, sequence_id: str, since: datetime, version: str | None = None) -> FunnelCounts:
     """From the rollup (store.funnel_rollup) when it can answer, else from the raw rows: the same counts.
-    The rollup's answer already holds the contacts changed since its last fold, worked out from their rows."""
+    The rollup gives everyone but the contacts changed since its last fold; those few are counted from
+    their own rows by the raw queries, narrowed to them, and added."""
     for _ in range(3):  # a fold that commits while the rollup is read: read again
-        groups = funnel_rollup.rolled_counts(session, sequence_id, since, version)
-        if groups is not None:
+        rolled = funnel_rollup.rolled_counts(session, sequence_id, since, version)
+        if rolled is not None:
+            groups, dirty = rolled
             counts = from_groups(groups)
+            if dirty:
+                counts.merge(count_funnel_raw(session, sequence_id, since, version, contacts=dirty))
             _waiting(session, counts, sequence_id, since, version)
             return counts
         if funnel_rollup.too_dirty(session, sequence_id):

@@ -1,10 +1,10 @@
 """Which funnel groups many (contact, sequence) pairs are in, and since when, worked out by the database in
 one statement: the SQL twin of rules.funnel_members.members, which stays the definition.
 
-The fold (store.funnel_rollup) used to read each contact's rows into Python and call `members` per pair:
-185-350 pairs/s under load, below the ~600 messages/s the workers send at their peak, and a reader with
-2,000 contacts still dirty spent 4 s on them. Here the pairs' deliveries and events are read once each (two
-CTEs, from their contact_id indexes) and grouped where they are; no row travels to Python.
+The fold (store.funnel_rollup) used to read each contact's rows into Python and call `members` per pair
+(185-350 pairs/s measured under a load of 13; a rebuild 1,800-2,300 pairs/s at a load of 3-6). Here the
+pairs' deliveries and events are read once each (two CTEs, from their contact_id indexes) and grouped where
+they are; no row travels to Python.
 
 A group's key is the same JSON text `funnel_members.group` makes (compact, `null` for None, characters
 outside ASCII as they are): `to_json(text)` (PostgreSQL) and `json_quote` (SQLite) quote a string exactly as
@@ -13,7 +13,6 @@ Python's json.dumps(ensure_ascii=False) does (tests/test_funnel_groups.py holds 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -23,7 +22,6 @@ from sqlalchemy import (
     String,
     Text,
     and_,
-    bindparam,
     case,
     cast,
     func,
@@ -70,16 +68,12 @@ def day(moment: ColumnElement, dialect: str) -> ColumnElement:
     return cast(func.julianday(func.substr(moment, 1, 10)) - 2440587.5, Integer)
 
 
-def members_query(pairs: FromClause, dialect: str, contacts: Sequence[int] | None = None) -> Select:
+def members_query(pairs: FromClause, dialect: str) -> Select:
     """contact_id, sequence_id, version, key, latest_at: every group of every pair in `pairs` (a selectable
-    with contact_id and sequence_id), under its version and under ALL_VERSIONS, as funnel_members.members.
-    `contacts`, the pairs' contacts when the caller has them, is written into the SQL as a list: PostgreSQL
-    then knows how few rows it reads. Joined to funnel_dirty alone, under statistics taken while a rebuild's
-    backlog was 40,000 rows, it hashed the whole delivery and event tables (0.9-1.5 s for no dirty row)."""
-    only = _only(contacts)
-    deliveries, events = _deliveries(pairs, only), _events(pairs, dialect, only)
+    with contact_id and sequence_id), under its version and under ALL_VERSIONS, as funnel_members.members."""
+    deliveries, events = _deliveries(pairs), _events(pairs, dialect)
     rows = union_all(*_delivery_groups(deliveries, dialect), *_event_groups(events, dialect),
-                     _linked_groups(pairs, dialect, only), *_sent_then(deliveries, events, dialect)).cte("funnel_rows")
+                     _linked_groups(pairs, dialect), *_sent_then(deliveries, events, dialect)).cte("funnel_rows")
     scoped = union_all(
         select(rows.c.contact_id, rows.c.sequence_id, rows.c.version, rows.c.key, rows.c.at)
         .where(rows.c.version.is_not(None)),
@@ -91,25 +85,15 @@ def members_query(pairs: FromClause, dialect: str, contacts: Sequence[int] | Non
             .group_by(scoped.c.contact_id, scoped.c.sequence_id, scoped.c.version, scoped.c.key))
 
 
-def _only(contacts: Sequence[int] | None) -> Callable[[Any], list[Any]]:
-    """The condition that keeps the listed contacts' rows of a table (none: every row the join finds)."""
-    if contacts is None:
-        return lambda table: []
-    ids = [int(c) for c in contacts]
-    return lambda table: [table.contact_id.in_(bindparam("contacts", ids, expanding=True, literal_execute=True,
-                                                         unique=True))]
-
-
-def _deliveries(pairs: FromClause, only: Callable[[Any], list[Any]]) -> Any:
+def _deliveries(pairs: FromClause) -> Any:
     return (select(Delivery.contact_id, Delivery.sequence_id, Delivery.sequence_version.label("version"),
                    Delivery.step_id.label("step"), Delivery.channel, Delivery.status, Delivery.provider_status,
                    Delivery.error, Delivery.created_at, Delivery.sent_at)
             .join(pairs, and_(pairs.c.contact_id == Delivery.contact_id, pairs.c.sequence_id == Delivery.sequence_id))
-            .where(*only(Delivery))
             .cte("funnel_deliveries"))
 
 
-def _events(pairs: FromClause, dialect: str, only: Callable[[Any], list[Any]]) -> Any:
+def _events(pairs: FromClause, dialect: str) -> Any:
     """The pairs' events that name the sequence, read as store.funnel reads them (the generated columns, the
     JSON's version and reason); `human` is 0 for a click marked as a bot's."""
     bot = cast(_ev("ev_bot"), Boolean)
@@ -121,7 +105,7 @@ def _events(pairs: FromClause, dialect: str, only: Callable[[Any], list[Any]]) -
                    Event.data["reason"].as_string().label("reason"),
                    case((or_(bot.is_(None), bot.is_(False)), 1), else_=0).label("human"), Event.occurred_at)
             .join(pairs, and_(pairs.c.contact_id == Event.contact_id, pairs.c.sequence_id == _ev("ev_sequence")))
-            .where(Event.type.concat("").in_(kinds), *only(Event))
+            .where(Event.type.concat("").in_(kinds))
             .cte("funnel_events"))
 
 
@@ -146,14 +130,14 @@ def _event_groups(e: Any, dialect: str) -> list[Select]:
     ]
 
 
-def _linked_groups(pairs: FromClause, dialect: str, only: Callable[[Any], list[Any]]) -> Select:
+def _linked_groups(pairs: FromClause, dialect: str) -> Select:
     """Unsubscribes and bounces: the pair is the event's contact and its delivery's sequence."""
     group = key(dialect, "l", Delivery.step_id, Delivery.channel, Event.type)
     return (select(Event.contact_id, Delivery.sequence_id, Delivery.sequence_version.label("version"),
                    group.label("key"), Delivery.created_at.label("at"))
             .join(Delivery, Delivery.id == Event.delivery_id)
             .join(pairs, and_(pairs.c.contact_id == Event.contact_id, pairs.c.sequence_id == Delivery.sequence_id))
-            .where(Event.type.concat("").in_(list(fm.LINKED)), *only(Event)))
+            .where(Event.type.concat("").in_(list(fm.LINKED))))
 
 
 def _sent_then(d: Any, e: Any, dialect: str) -> list[Select]:

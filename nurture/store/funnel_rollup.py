@@ -15,6 +15,7 @@ worked out now on: exact whether or not the fold has caught up.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,6 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    bindparam,
     delete,
     exists,
     func,
@@ -50,10 +50,16 @@ from nurture.store import funnel_groups as fg
 from nurture.store.models import Delivery, Event, FunnelDay, FunnelDirty, FunnelMember, FunnelRollupState, UTCDateTime
 
 EV_SEQUENCE = literal_column("event.ev_sequence", String)
-# A reader works out the dirty contacts' groups itself (one statement over their rows); past this many it
-# counts the raw rows instead (store.funnel.count_funnel_raw), as after a rebuild or the migration until the
-# fold has caught up.
+# A reader counts the dirty contacts from their own rows (store.funnel.count_funnel_raw narrowed to them);
+# past this many it counts all the raw rows instead, as after a rebuild or the migration until the fold has
+# caught up.
 DIRTY_LIMIT = 5000
+CHUNK = 500  # contacts per IN (...) list
+
+
+def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 # -- the fold --------------------------------------------------------------------------------------------
@@ -198,14 +204,15 @@ def _scope(version: str | None):  # noqa: ANN202
     return chosen, goal
 
 
-def rolled_counts(session: Session, sequence_id: str, since: datetime, version: str | None) -> Counter | None:
-    """Group key -> contacts in the group in the period since `since`: the rollup's counts, and for the
-    contacts still dirty, their stored groups off and their groups worked out now on (store.funnel_groups:
-    one statement over their own rows, ~the fold's work without its writes). None when too many are dirty
+def rolled_counts(session: Session, sequence_id: str, since: datetime,
+                  version: str | None) -> tuple[Counter, list[int]] | None:
+    """Group key -> contacts in the group in the period since `since`, for everyone but the contacts still
+    dirty, and those contacts (the caller counts them from their own rows). None when too many are dirty
     for that to be quicker than counting all the raw rows, or when a fold committed while reading
     (PostgreSQL reads each statement at its own moment: the caller tries again)."""
     turn = _turn(session)
-    if too_dirty(session, sequence_id):
+    dirty = _dirty_contacts(session, sequence_id)
+    if len(dirty) > DIRTY_LIMIT:
         return None
     chosen, goal = _scope(version)
     first_day = fm.day_of(since)
@@ -220,42 +227,25 @@ def rolled_counts(session: Session, sequence_id: str, since: datetime, version: 
                                      FunnelMember.latest_at < fm.start_of_day(first_day + 1))
                               .group_by(FunnelMember.key))
     counts: Counter = Counter()
-    for key, n in [*days, *partial, *_dirty_change(session, sequence_id, since, chosen, in_scope)]:
+    for key, n in [*days, *partial]:
         counts[key] += int(n)
-    return counts if _turn(session) == turn else None
+    for contacts in _chunks(dirty):  # what the rollup holds for them comes off
+        stored = session.execute(select(FunnelMember.key, func.count())
+                                 .where(FunnelMember.contact_id.in_(contacts), FunnelMember.sequence_id == sequence_id,
+                                        in_scope, FunnelMember.latest_at >= since)
+                                 .group_by(FunnelMember.key))
+        for key, n in stored:
+            counts[key] -= int(n)
+    return (counts, dirty) if _turn(session) == turn else None
 
 
-def _dirty_change(session: Session, sequence_id: str, since: datetime, chosen: str,
-                  in_scope: Any) -> list[tuple[str, int]]:
-    """Per group key, the sequence's dirty contacts in the period as they are now, less as the rollup holds
-    them, in one statement. The contacts are listed first and written into it (store.funnel_groups says
-    why); one made dirty after the list is counted as the rollup holds it, as it was a moment before."""
-    contacts = _dirty_contacts(session, sequence_id)
-    if not contacts:
-        return []
-    listed = bindparam("dirty", contacts, expanding=True, literal_execute=True)
-    pairs = (select(FunnelDirty.contact_id, FunnelDirty.sequence_id).distinct()
-             .where(FunnelDirty.sequence_id == sequence_id, FunnelDirty.contact_id.in_(listed)).subquery("pairs"))
-    now = fg.members_query(pairs, session.get_bind().dialect.name, contacts).subquery("now_in")
-    goal_now = and_(now.c.version == fm.ALL_VERSIONS, now.c.key == fm.group("G"))
-    came = (select(now.c.key, literal(1).label("n"))
-            .where(or_(now.c.version == chosen, goal_now), now.c.latest_at >= since))
-    held = (select(FunnelMember.key, literal(-1).label("n"))
-            .where(FunnelMember.contact_id.in_(listed), FunnelMember.sequence_id == sequence_id, in_scope,
-                   FunnelMember.latest_at >= since))
-    both = union_all(came, held).subquery("change")
-    return [(key, int(n)) for key, n in session.execute(select(both.c.key, func.sum(both.c.n)).group_by(both.c.key))]
+def too_dirty(session: Session, sequence_id: str) -> bool:
+    return len(_dirty_contacts(session, sequence_id)) > DIRTY_LIMIT
 
 
 def _dirty_contacts(session: Session, sequence_id: str) -> list[int]:
     return list(session.execute(select(FunnelDirty.contact_id).distinct()
                                 .where(FunnelDirty.sequence_id == sequence_id).limit(DIRTY_LIMIT + 1)).scalars())
-
-
-def too_dirty(session: Session, sequence_id: str) -> bool:
-    some = (select(FunnelDirty.contact_id).distinct().where(FunnelDirty.sequence_id == sequence_id)
-            .limit(DIRTY_LIMIT + 1).subquery())
-    return int(session.execute(select(func.count()).select_from(some)).scalar_one()) > DIRTY_LIMIT
 
 
 def _turn(session: Session) -> int:
