@@ -1,10 +1,11 @@
 """Which funnel groups many (contact, sequence) pairs are in, and since when, worked out by the database in
 one statement: the SQL twin of rules.funnel_members.members, which stays the definition.
 
-The fold (store.funnel_rollup) used to read each contact's rows into Python and call `members` per pair
-(185-350 pairs/s measured under a load of 13; a rebuild 1,800-2,300 pairs/s at a load of 3-6). Here the
-pairs' deliveries and events are read once each (two CTEs, from their contact_id indexes) and grouped where
-they are; no row travels to Python.
+The fold (store.funnel_rollup) used to read each contact's rows into Python and call `members` per pair.
+Here the pairs' deliveries and events are read once each (two CTEs, from their contact_id indexes) and
+grouped where they are; no row travels to Python. A rebuild (every member row new) went from 2,400-2,600 to
+4,100-6,300 pairs/s on PostgreSQL at 1,000,000 deliveries; pairs whose rows did not change fold as fast as
+before (bench/README.md, "The fold, set-based").
 
 A group's key is the same JSON text `funnel_members.group` makes (compact, `null` for None, characters
 outside ASCII as they are): `to_json(text)` (PostgreSQL) and `json_quote` (SQLite) quote a string exactly as

@@ -6,8 +6,8 @@ contact and sequence of every delivery written or changed, and of every event th
 funnel_dirty, in the transaction that makes the change. `fold` (a job the tick queues) takes dirty rows,
 works out those contacts' groups again from their own rows (store.funnel_groups: the definitions of
 rules.funnel_members, in SQL, for the whole batch at once), moves them between days and deletes the dirty
-rows, all in one transaction: a crash loses nothing, Redis holds nothing, and a row
-folded twice changes nothing. A reader (`rolled_counts`) adds the whole days, the period's first partial
+rows, all in one transaction: a crash loses nothing, Redis holds nothing, and a row folded twice changes
+nothing. A reader (`rolled_counts`) adds the whole days, the period's first partial
 day from funnel_member, and for the contacts still dirty takes their stored groups off and their groups
 worked out now on: exact whether or not the fold has caught up.
 """
@@ -90,7 +90,7 @@ def fold(session: Session, now: datetime, limit: int = 1000, wait: bool = True) 
     already running elsewhere (PostgreSQL) makes this one return 0 at once instead of queuing behind it.
 
     Set-based: a handful of statements for the whole batch, whatever its size, and no row read into Python
-    (per contact in Python it was 185-350 pairs/s; bench/README.md has the figures now)."""
+    (a rebuild ~2x the pairs/s of the per-contact Python it replaces: bench/README.md)."""
     if not wait and not _free(session):
         session.rollback()
         return 0
