@@ -51,7 +51,7 @@ def make_engine(url: str, *, idle_ping_seconds: float | None = None, **kwargs: A
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        _begin_immediate(connection.connection.driver_connection)
+        begin_immediate(connection.connection.driver_connection)
 
     return engine
 
@@ -120,7 +120,8 @@ def _use_wal(cursor: Any) -> None:
 BEGIN_DEADLINE = 30.0
 
 
-def _begin_immediate(dbapi_connection: Any) -> None:
+def begin_immediate(dbapi_connection: Any) -> None:
+    """BEGIN IMMEDIATE on a sqlite3 connection, retried every 0.2 ms while another process writes."""
     deadline = time.monotonic() + BEGIN_DEADLINE
     while True:
         try:
