@@ -8,7 +8,8 @@ spent per message:
   jinja      the compiled subject, HTML and text templates rendered with a prepared context: the Jinja
              render alone, the part no design can skip.
   compose    what the send path calls for every email (`nurture.delivery.channels.email.compose_email`):
-             the context and signed links, the render, click tracking, the headers and the MIME bytes.
+             the context and signed links, the render, click tracking, the headers and the MIME bytes,
+             each call with a clock reading of its own, as the send path's.
   mime       the stdlib floor of serialising that message: both rendered parts quoted-printable encoded
              by `binascii.b2a_qp` (C) and joined; the headers and boundaries are left out of it.
   premailer  one premailer call on the rendered (not yet inlined) HTML: what a design that inlines CSS per
@@ -71,11 +72,15 @@ def measure(rt: Runtime, sequence: Sequence, step: Step, rounds: int, calls: int
 
     def jinja() -> None:
         context = next(contexts)
-        subject.render(context), compiled.html.render(context), compiled.text.render(context)
+        # A subject without Jinja syntax is the string itself (TemplateCatalog.subject): nothing to render.
+        subject if isinstance(subject, str) else subject.render(context)
+        compiled.html.render(context), compiled.text.render(context)
 
     def compose() -> None:
         contact = next(composing)
-        compose_email(rt, contact, sequence, step, contact.id, now)
+        # A clock reading per message, as the send path's: the catalog looks at the template's files once a
+        # second of it (the same reading every time would look every time, like a frozen test clock).
+        compose_email(rt, contact, sequence, step, contact.id, datetime.now(UTC))
 
     def mime() -> None:
         b"\r\n".join([binascii.b2a_qp(rendered.text.encode(), istext=True),

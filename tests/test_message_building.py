@@ -7,7 +7,7 @@ from __future__ import annotations
 import binascii
 import random
 
-from nurture.content.qp import encode, static_blocks
+from nurture.content.qp import Runs, encode, static_blocks
 from nurture.delivery.channels.email import compose_email, track
 from nurture.delivery.context import template_context
 from nurture.store.models import Contact
@@ -32,6 +32,29 @@ def test_it_encodes_any_text_exactly_as_encoding_it_whole() -> None:
         blocks = static_blocks(template)
         assert encode(message, blocks) == whole(message), (template, message)
         assert encode(template, blocks) == whole(template)
+
+
+def test_runs_learned_from_messages_encode_any_text_exactly_as_encoding_it_whole() -> None:
+    chance = random.Random(17)
+    for _ in range(500):
+        template = "".join(chance.choice(PIECES) for _ in range(chance.randint(0, 60)))
+        lines = template.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        runs = Runs(static_blocks(template))
+        for _ in range(8):  # three to learn from (some the same), then the learned runs in use
+            message = "\n".join(line if chance.random() < 0.8 else chance.choice(["", line * 2, "Ann = 1 "])
+                                 for line in lines)
+            assert encode(message, runs) == whole(message), (template, message)
+
+
+def test_it_learns_the_lines_every_message_had_and_not_those_that_differ() -> None:
+    layout = "".join(f"<p style='margin:0; padding:0'>the brand's line {i}, the same for all</p>\n" for i in range(3))
+    runs = Runs()
+    for name in ("Ann", "Bo", "Ann", "Chidi"):  # the second Ann is the same message again: not counted
+        message = f"{layout}<h1>Hi {name}</h1>\n{layout}end"
+        assert encode(message, runs) == whole(message)
+    assert not runs.learning
+    assert [run for run, _ in runs.blocks] == [layout.encode(), layout.encode()]
+    assert encode(f"{layout}<h1>Hi Dana</h1>\n{layout}", runs) == whole(f"{layout}<h1>Hi Dana</h1>\n{layout}")
 
 
 def test_it_uses_the_runs_of_unchanging_lines_and_not_those_with_tags_or_links() -> None:
@@ -104,3 +127,52 @@ def test_the_mailto_unsubscribe_subject_is_the_token_quoted() -> None:
         token = signer.unsubscribe_token(delivery_id)
         assert _unsubscribe_mailto("help@x.example", token) == (
             f"mailto:help@x.example?subject={quote('unsubscribe ' + token)}")
+
+
+def test_the_to_header_is_what_formataddr_writes() -> None:
+    """A plain ASCII name skips formataddr (its two regexes); anything it would quote, escape or encode
+    takes it. The same text either way."""
+    from email.utils import formataddr
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from nurture.content.mail import _address, one_line
+
+    @settings(max_examples=1000, deadline=None)
+    @given(name=st.text(alphabet=st.sampled_from(["A", "b", " ", "é", '"', "\\", "(", ")", ".", ",", ":", ";", "<",
+                                                  ">", "@", "[", "]", "\t", "\r", "\n", "-", "'", "ë"]), max_size=12),
+           address=st.sampled_from(["ann@example.com", "o'hara+x@example.org", "a.b@c.d"]))
+    def same(name: str, address: str) -> None:
+        assert _address(name, address) == formataddr((one_line(name), one_line(address)), charset="utf-8")
+
+    same()
+
+
+def test_a_built_message_knows_whether_a_line_starts_with_a_dot() -> None:
+    """OutgoingEmail.dot_free (the SMTP client then skips the dot-stuffing scan) is exactly "no line of
+    the bytes starts with '.'", whatever the text, its runs, learned runs, soft breaks and headers."""
+    from datetime import UTC, datetime
+
+    from nurture.content.mail import Envelope, build_email
+    from nurture.content.rendering import RenderedEmail
+    from nurture.delivery.transports.smtp import dot_stuffed
+
+    chance = random.Random(18)
+    dots = PIECES + [".", ".x", "x" * 75 + ".", "x" * 74 + "=.", "\n.\n", ". ", "\n..\n"]
+    envelope = Envelope(mail_from="Juniper <hello@juniper.test>", to_address="ann@example.com", to_name="Ann",
+                        message_id="<1@juniper.test>", date=datetime(2026, 12, 6, tzinfo=UTC), list_id="x <y.z>")
+    seen = set()
+    for _ in range(400):
+        template = "".join(chance.choice(dots) for _ in range(chance.randint(0, 50)))
+        runs = Runs(static_blocks(template))
+        for _ in range(5):
+            lines = template.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            text = "\n".join(line if chance.random() < 0.8 else chance.choice(["", ".", line * 2]) for line in lines)
+            built = build_email(envelope, RenderedEmail(subject="Hi", html=text, text=text[::-1],
+                                                        html_blocks=runs, text_blocks=()))
+            dotted = built.data.startswith(b".") or b"\n." in built.data
+            assert built.dot_free is not dotted, (template, text)
+            assert dot_stuffed(built.data, built.dot_free) == dot_stuffed(built.data)
+            seen.add(dotted)
+    assert seen == {True, False}

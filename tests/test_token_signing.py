@@ -32,3 +32,26 @@ def test_the_signers_tokens_read_back() -> None:
     assert signer.delivery_id(signer.unsubscribe_token(42)) == 42
     assert signer.clicked(signer.click_token(7, long_url)) == (7, long_url)
     assert signer.click_token(7, long_url).startswith(".")  # the compressed form was taken
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=st.text(min_size=1, max_size=40), number=st.integers(min_value=0, max_value=2**63))
+def test_the_copied_macs_are_the_macs_hmac_new_makes(secret: str, number: int) -> None:
+    """Referral codes, return paths and Message-ID tags come from a keyed HMAC copied per message: the
+    same as hmac.new every time (codes already handed out must keep verifying)."""
+    import hashlib
+    import hmac
+
+    from nurture.rules.tokens import _base36
+
+    signer = LinkSigner(secret)
+    body = _base36(number)
+    referral_key = hashlib.sha256(f"nurture.referral:{secret}".encode()).digest()
+    digest = hmac.new(referral_key, body.encode(), hashlib.sha256).digest()
+    assert signer.referral_code(number) == body + _base36(int.from_bytes(digest[:5], "big")).rjust(6, "0")[-6:]
+    return_key = hashlib.sha256(f"nurture.return-path:{secret}".encode()).digest()
+    digest = hmac.new(return_key, body.encode(), hashlib.sha256).digest()
+    mac = _base36(int.from_bytes(digest[:6], "big")).rjust(8, "0")[-8:]
+    assert signer.return_path(number, "bounces@example.com") == f"bounces+{body}.{mac}@example.com"
+    tag = hmac.new(secret.encode(), str(number).encode(), hashlib.sha256).hexdigest()[:10]
+    assert signer.message_tag(number) == tag

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -228,7 +229,10 @@ def parse_form(source: str, path: str) -> tuple[Form | None, list[Problem]]:
 
 
 def form_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    """The form files directly in `directory` (the registry lists them on every sign-up: one scandir, not
+    pathlib's glob, which cost a few percent of a sign-up's CPU; the same files either way)."""
+    with os.scandir(directory) as entries:
+        return sorted(p for p in (Path(e.path) for e in entries) if p.suffix in (".yaml", ".yml"))
 
 
 def load_forms(directory: Path, display_root: Path | None = None) -> tuple[dict[str, Form], list[Problem]]:

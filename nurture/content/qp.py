@@ -46,19 +46,102 @@ def static_blocks(source: str) -> Blocks:
     return tuple((run.encode(), _span(run.encode())) for run in runs if len(run) >= _SHORTEST)
 
 
-def encode(text: str, blocks: Blocks = ()) -> bytes:
+class Runs:
+    """A compiled template part's runs: first those of its source (static_blocks), then, once it has built
+    a few messages, the runs of whole lines those messages all had, as they came out of rendering and
+    click tracking.
+
+    The source cannot say which tags render the same for everyone: the brand's name, the support address,
+    the postal address, a fixed link with an inline style hundreds of characters long. Three different
+    messages can: a line they all carry is likely in the next one too, and a line that holds a token or a
+    contact's name differs between them. What is learned is only ever used as the source's runs are (found
+    whole at a line start in the message, else skipped), so a wrong guess costs a search, never a byte:
+    for the starter thank-you email the part encoded per message fell from ~2,500 to ~1,000 characters."""
+
+    LEARN_FROM = 3  # distinct messages whose common lines become the runs
+
+    def __init__(self, blocks: Blocks = ()) -> None:
+        self._use(blocks)
+        self._common: set[bytes] | None = None
+        self._last: bytes | None = None
+        self._seen = 0
+
+    def _use(self, blocks: Blocks) -> None:
+        # One assignment (a reader sees the old runs or the new ones), each with whether a line of its
+        # encoded bytes starts with "." (what SMTP's DATA must double: see encode_marked).
+        self.plan = tuple((run, encoded, dot_line(encoded)) for run, encoded in blocks)
+
+    @property
+    def blocks(self) -> Blocks:
+        return tuple((run, encoded) for run, encoded, _ in self.plan)
+
+    def __bool__(self) -> bool:
+        return bool(self.plan)
+
+    @property
+    def learning(self) -> bool:
+        return self._seen < self.LEARN_FROM
+
+    def learn(self, data: bytes) -> None:
+        """Take one message's (normalised UTF-8) text into account; after the last one, swap the runs."""
+        if data == self._last:  # the same message again (a preview, a resend): it says nothing new
+            return
+        lines = data.split(b"\n")[:-1]  # whole lines only: the last piece has no line break
+        self._common = set(lines) if self._common is None else self._common.intersection(lines)
+        self._last, self._seen = data, self._seen + 1
+        if not self.learning:
+            self._use(_runs_of(lines, self._common))
+            self._common = self._last = None
+
+
+def _runs_of(lines: list[bytes], common: set[bytes]) -> Blocks:
+    """The runs of consecutive `lines` that are all in `common`, each with its line breaks, encoded."""
+    runs: list[bytes] = []
+    current: list[bytes] = []
+    for line in lines + [None]:  # type: ignore[list-item]  (None: the end, closing the last run)
+        if line is not None and line in common:
+            current.append(line + b"\n")
+        elif current:
+            runs.append(b"".join(current))
+            current = []
+    return tuple((run, _span(run)) for run in runs if len(run) >= _SHORTEST)
+
+
+def encode(text: str, blocks: Blocks | Runs = ()) -> bytes:
     """`text` quoted-printable with CRLF line ends. Each of `blocks` found at a line start (in order, after
     the previous one found) is taken as encoded already; a block the message does not have is skipped."""
+    return encode_marked(text, blocks)[0]
+
+
+def encode_marked(text: str, blocks: Blocks | Runs = ()) -> tuple[bytes, bool]:
+    """`encode`, and whether a line of the result starts with "." — known for the runs from when they were
+    encoded, looked for only in what this message encoded itself: the SMTP client then need not scan the
+    whole message for the lines DATA must dot-stuff (~12 µs over 13 KB)."""
     data = _normalised(text.encode("utf-8"))
+    if isinstance(blocks, Runs):
+        if blocks.learning:
+            blocks.learn(data)
+        plan = blocks.plan
+    else:
+        plan = tuple((run, encoded, dot_line(encoded)) for run, encoded in blocks)
     encoded: list[bytes] = []
-    cursor = 0
-    for block, block_bytes in blocks:
+    cursor, dotted = 0, False
+    for block, block_bytes, block_dotted in plan:
         at = data.find(block[:_HEAD], cursor)
         if at < 0 or (at > 0 and data[at - 1] != 10) or not data.startswith(block, at):  # 10: "\n"
             continue
-        if at > cursor:
-            encoded.append(_span(data[cursor:at]))
+        if at > cursor:  # every span and every block starts a line: they are cut at line breaks
+            span = _span(data[cursor:at])
+            encoded.append(span)
+            dotted = dotted or dot_line(span)
         encoded.append(block_bytes)
+        dotted = dotted or block_dotted
         cursor = at + len(block)
-    encoded.append(_span(data[cursor:]))
-    return b"".join(encoded)
+    span = _span(data[cursor:])
+    encoded.append(span)
+    return b"".join(encoded), dotted or dot_line(span)
+
+
+def dot_line(encoded: bytes) -> bool:
+    """Whether a line of `encoded` (which starts a line) starts with "."."""
+    return encoded.startswith(b".") or b"\n." in encoded

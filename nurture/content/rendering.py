@@ -16,13 +16,14 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from premailer import Premailer
 
-from nurture.content.qp import Blocks, static_blocks
+from nurture.content.qp import Blocks, Runs, static_blocks
 from nurture.rules import experiments
 from nurture.rules.locales import localized_name
 from nurture.rules.sequence import Sequence, Step
@@ -31,6 +32,7 @@ _EXTENDS = re.compile(r"{%-?\s*extends\s+[\"']([^\"']+)[\"']\s*-?%}")
 _BLOCK = re.compile(r"{%-?\s*block\s+(\w+)\s*-?%}(.*?){%-?\s*endblock(?:\s+\1)?\s*-?%}", re.S)
 _JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
 _PLACEHOLDER = re.compile(r"JINJA(\d{5})TAG")
+FRESH_FOR = timedelta(seconds=1)  # how long the send path trusts a template's files after a look (email())
 
 
 class RenderError(Exception):
@@ -44,8 +46,8 @@ class RenderedEmail:
     text: str
     # The template's unchanging runs of lines, quoted-printable already (nurture.content.qp): building the
     # message encodes only what this one changed.
-    html_blocks: Blocks = field(default=(), repr=False, compare=False)
-    text_blocks: Blocks = field(default=(), repr=False, compare=False)
+    html_blocks: Blocks | Runs = field(default=(), repr=False, compare=False)
+    text_blocks: Blocks | Runs = field(default=(), repr=False, compare=False)
     locale: str | None = None  # whose variant of the template was used; None: the default files
 
 
@@ -55,9 +57,12 @@ class _Compiled:
     version: str
     html: jinja2.Template
     text: jinja2.Template
-    html_blocks: Blocks
-    text_blocks: Blocks
+    html_blocks: Runs
+    text_blocks: Runs
     locale: str | None = None  # the locale whose `<template>.<locale>.html` was found, if any
+    # The environment's globals, flattened once: what Template.render merges under every context (see
+    # _render_in). nurture never adds globals to the catalog's environment after it is made.
+    globals: dict[str, Any] = field(default_factory=dict)
 
 
 def make_environment(templates_dir: Path) -> jinja2.Environment:
@@ -176,6 +181,7 @@ class TemplateCatalog:
         self.env = env
         self.text_env = text_env
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
+        self._checked: dict[tuple[str, tuple[str, ...]], datetime | None] = {}  # when found up to date
         self._subjects: dict[str, jinja2.Template] = {}
         self._lock = threading.Lock()
 
@@ -226,16 +232,26 @@ class TemplateCatalog:
             version=version,
             html=self.env.from_string(html_source),
             text=self.env.from_string("{% autoescape false %}" + text_source + "{% endautoescape %}"),
-            html_blocks=static_blocks(html_source),
-            text_blocks=static_blocks(text_source),
+            html_blocks=Runs(static_blocks(html_source)),
+            text_blocks=Runs(static_blocks(text_source)),
             locale=used.get(f"{template}.html"),
+            globals=dict(self.env.globals),
         )
 
-    def email(self, template: str, chain: tuple[str, ...] = ()) -> _Compiled:
-        """`template` compiled for a contact whose locale lookup chain is `chain` (() for the default)."""
+    def email(self, template: str, chain: tuple[str, ...] = (), now: datetime | None = None) -> _Compiled:
+        """`template` compiled for a contact whose locale lookup chain is `chain` (() for the default).
+
+        `now` (the send path's clock reading for the message) lets the files' up-to-date check, a stat of
+        each (~5 µs a message), be made once a second rather than for every message: a template edited
+        while a worker runs is used from the first message composed a second or more after the catalog
+        last looked. The same reading twice (a frozen test clock, a resend) looks again, and so does a
+        call without `now` (previews, `nurture check`)."""
         key = (template, chain)
         compiled = self._compiled.get(key)
+        if compiled is not None and self._recent(key, now):
+            return compiled
         if compiled is not None and all(check() for check in compiled.uptodate):
+            self._checked[key] = now
             return compiled
         with self._lock:
             try:
@@ -245,7 +261,13 @@ class TemplateCatalog:
             except jinja2.TemplateSyntaxError as exc:
                 raise RenderError(f"{exc.filename or template}:{exc.lineno}: {exc.message}") from exc
             self._compiled[key] = compiled
+            self._checked[key] = now
             return compiled
+
+    def _recent(self, key: tuple[str, tuple[str, ...]], now: datetime | None) -> bool:
+        """Whether `key`'s files were found up to date less than a second before `now`, and not at it."""
+        checked = self._checked.get(key)
+        return now is not None and checked is not None and checked < now < checked + FRESH_FOR
 
     def subject(self, source: str) -> jinja2.Template | str:
         """The compiled subject line; a subject without any Jinja syntax is itself (a render saved)."""
@@ -258,15 +280,19 @@ class TemplateCatalog:
         return compiled
 
     def render_email(self, template: str, subject: str, context: dict[str, Any],
-                     chain: tuple[str, ...] = ()) -> RenderedEmail:
+                     chain: tuple[str, ...] = (), now: datetime | None = None) -> RenderedEmail:
         """Render one email for one contact (in the language its `chain` finds files for; the caller picks
-        the subject of that language). Raises RenderError with a reason a person can act on."""
-        compiled = self.email(template, chain)
+        the subject of that language). Raises RenderError with a reason a person can act on. `now`: see
+        `email`."""
+        compiled = self.email(template, chain, now)
         try:
+            # Template.render would build this dict three times (subject, HTML, text), each time flattening
+            # the globals' ChainMap in Python; the three share one environment, so it is built once.
+            variables = {**compiled.globals, **context}
             return RenderedEmail(
-                subject=" ".join(_render(self.subject(subject), context).split()),
-                html=compiled.html.render(context),
-                text=compiled.text.render(context),
+                subject=" ".join(_render_in(self.subject(subject), variables, compiled.globals).split()),
+                html=_render_in(compiled.html, variables, compiled.globals),
+                text=_render_in(compiled.text, variables, compiled.globals),
                 html_blocks=compiled.html_blocks,
                 text_blocks=compiled.text_blocks,
                 locale=compiled.locale,
@@ -307,3 +333,18 @@ class TemplateCatalog:
 
 def _render(template: jinja2.Template | str, context: dict[str, Any]) -> str:
     return template if isinstance(template, str) else template.render(context)
+
+
+def _render_in(template: jinja2.Template | str, variables: dict[str, Any], globals_: dict[str, Any]) -> str:
+    """`template.render(context)` where `variables` is already the context over the environment's
+    globals (`globals_`, flattened): the same Context Jinja makes, without copying them again. Rendering
+    reads the variables and never writes them (a `{% set %}` goes to the Context's own vars)."""
+    if isinstance(template, str):
+        return template
+    env = template.environment
+    context = env.context_class(env, variables, template.name, template.blocks, globals=globals_)
+    try:
+        return env.concat(template.root_render_func(context))  # type: ignore[attr-defined]
+    except Exception:
+        env.handle_exception()  # as Template.render: the same exception, its traceback in template lines
+        raise  # (not reached: handle_exception raises)

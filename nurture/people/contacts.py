@@ -7,8 +7,10 @@ code. Never aborts an HTTP request itself.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -66,6 +68,14 @@ class ContactInput:
     tags: tuple[str, ...] = ()
     source: str | None = None
     locale: str | None = None  # a language tag (fr, pt-BR); normalised by `validated`
+
+
+# email-validator checks the part after the @ of every address anew (IDNA, label and length rules: half
+# of its cost per sign-up). That check depends on the domain alone, and a few domains (gmail.com, ...) make
+# most sign-ups: it is remembered per process, for the last 1,024 domains. Every address is still checked,
+# its local part and length each time; a domain that fails raises each time (errors are not remembered).
+_VALIDATOR = sys.modules["email_validator.validate_email"]  # the module (the package exports the function)
+_VALIDATOR.validate_email_domain_name = lru_cache(maxsize=1024)(_VALIDATOR.validate_email_domain_name)
 
 
 def normalise_email(raw: str) -> str:

@@ -65,8 +65,10 @@ class LinkedFact:
 
 
 def group(kind: str, *parts: str | None) -> str:
-    """A group's key: JSON, so that None and '' (and any text in an error) stay apart."""
-    return json.dumps([kind, *parts], separators=(",", ":"))
+    """A group's key: JSON, so that None and '' (and any text in an error) stay apart. Characters outside
+    ASCII as they are, as the database's own JSON quoting writes them (store.funnel_groups builds the same
+    key in SQL); a key written before with \\u escapes parses to the same group (store.funnel.from_groups)."""
+    return json.dumps([kind, *parts], separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_group(key: str) -> list:

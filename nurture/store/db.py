@@ -51,7 +51,7 @@ def make_engine(url: str, *, idle_ping_seconds: float | None = None, **kwargs: A
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        _begin_immediate(connection.connection.driver_connection)
+        begin_immediate(connection.connection.driver_connection)
 
     return engine
 
@@ -125,10 +125,11 @@ def begin_write(dbapi_connection: Any, dialect_name: str) -> None:
     transactions, store.prepared.DriverTransactions): on SQLite, BEGIN IMMEDIATE, waiting for the write
     lock as the engine's transactions do; psycopg begins one by itself at the first statement."""
     if dialect_name == "sqlite":
-        _begin_immediate(dbapi_connection)
+        begin_immediate(dbapi_connection)
 
 
-def _begin_immediate(dbapi_connection: Any) -> None:
+def begin_immediate(dbapi_connection: Any) -> None:
+    """BEGIN IMMEDIATE on a sqlite3 connection, retried every 0.2 ms while another process writes."""
     # BEGIN IMMEDIATE is itself subject to the busy timeout: with it on, a BEGIN that met the other
     # worker's transaction slept in SQLite's busy handler (1, 2, 5, 10 ms ...), and the 0.2 ms retry below
     # never ran — py-spy found 14% of a worker's wall time on that line (bench/README.md, P1). So the

@@ -16,7 +16,7 @@ revenue per step) is one more function that adds to `FunnelCounts`, called from 
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -82,13 +82,17 @@ def count_funnel(session: Session, sequence_id: str, since: datetime, version: s
 
 def from_groups(groups: Mapping[str, int]) -> FunnelCounts:
     """The rollup's groups (rules.funnel_members) turned into the funnel's counts as the raw queries would
-    (all but `waiting`, which is counted from the enrollments as they are now)."""
+    (all but `waiting`, which is counted from the enrollments as they are now). Keys are added up by what
+    they parse to first: a key written by an older fold with \\u escapes and today's for the same group
+    are one group (a contact is under one of them, never both)."""
+    merged: Counter = Counter()
+    for key, n in groups.items():
+        merged[tuple(parse_group(key))] += n
     counts = FunnelCounts()
     counts.total.update(entered=0, goal=0)
-    for key, n in groups.items():
+    for (kind, *parts), n in merged.items():
         if n <= 0:
             continue
-        kind, *parts = parse_group(key)
         if kind == "d":
             _count_delivery_group(counts, *parts, n)
         elif kind == "o":

@@ -13,7 +13,10 @@ enrollment and its timeline events:
 - SQLite: in-process, where statements cost no round trip: one transaction, one INSERT per table.
 
 Rows are inserted in the order given (a timeline is read in id order). The statements are built once per
-shape (how many rows of each table) with bound parameters, so a sign-up only binds values.
+shape (how many rows of each table) with bound parameters, so a sign-up only binds values, and run on the
+driver's own connection (psycopg, sqlite3) taken from the pool: SQLAlchemy's execution of them cost more
+CPU than the databases' own work (bench/README.md, P4). When anyone listens for SQLAlchemy's statement
+events they go through SQLAlchemy, so that the events fire.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import CTE, JSON, Integer, Select, Table, bindparam, column, exists, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 
+from nurture.store.db import begin_immediate
 from nurture.store.models import Consent, Contact, Enrollment, ErasedAddress, Event
 
 Row = Mapping[str, object]
@@ -62,11 +68,11 @@ def insert_new_signup(engine: Engine, contact: Row, children: Mapping[str, Seque
 
 def _insert_once(engine: Engine, contact: Row, children: Mapping[str, Sequence[Row]],
                  fields_for: Callable[[int], dict] | None, digest: str) -> int | None:
+    if fields_for is None and not _statements_listened(engine):
+        alone = _insert_alone if engine.dialect.name == "postgresql" else _insert_sqlite_alone
+        return alone(engine, contact, children, digest)
     if engine.dialect.name == "postgresql" and fields_for is None:
-        with engine.connect() as connection:
-            # Autocommit set on psycopg's connection itself (while idle: no round trip), not through
-            # SQLAlchemy's isolation-level option, which set and reset it through its characteristics
-            # machinery on every call (4% of a sign-up's CPU). Back off before the pool has it again.
+        with engine.connect() as connection:  # the same, SQLAlchemy's way: its statement events fire
             driver = connection.connection.driver_connection
             driver.autocommit = True
             try:
@@ -81,6 +87,104 @@ def _insert_once(engine: Engine, contact: Row, children: Mapping[str, Sequence[R
         return contact_id
 
 
+def _statements_listened(engine: Engine) -> bool:
+    """Whether anyone listens for statement events on `engine` (tracing, the tests' statement counts)."""
+    return bool(engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute)
+
+
+def _insert_alone(engine: Engine, contact: Row, children: Mapping[str, Sequence[Row]], digest: str) -> int | None:
+    """The one statement on psycopg's own connection and cursor, committed by itself (autocommit).
+
+    SQLAlchemy's Connection and execution around one statement that returns one id (the Connection made and
+    closed, the execution context, a CursorResult and its metadata built per call) were 14% of a
+    sign-up's CPU in the web worker (bench/README.md, P4). What it did beyond psycopg is kept: the pool's
+    checkout (and its ping after a pause, store.db) and check-in, and an error goes through a Connection's
+    own handling (wrapped in DBAPIError; on a lost server this connection and the pool's older ones
+    invalidated, which the caller's retry relies on)."""
+    sql, bound = _one_statement_bound(engine.dialect, contact, children, digest)
+    pooled: PoolProxiedConnection | None = engine.raw_connection()
+    try:
+        row = _fetch_one(pooled.driver_connection, sql, bound)
+    except engine.dialect.loaded_dbapi.Error as exc:
+        connection, pooled = Connection(engine, pooled), None
+        with connection:  # hands the pooled connection back, or drops it
+            connection._handle_dbapi_exception(exc, sql, bound, None, None)  # raises, having invalidated
+    finally:
+        if pooled is not None:
+            pooled.close()
+    return None if row is None else row[0]
+
+
+def _insert_sqlite_alone(engine: Engine, given: Row, children: Mapping[str, Sequence[Row]], digest: str) -> int | None:
+    """SQLite: the four INSERTs on sqlite3's own connection, in one transaction taken as store.db's begin hook
+    takes it (BEGIN IMMEDIATE, retried while another process writes). SQLAlchemy's execution around each of
+    them (its statement's cache key, execution context and result) was more of a sign-up's CPU than
+    SQLite's own work; the values are bound by the same types' processors."""
+    contact, rows = _rows(given, children)
+    pooled: PoolProxiedConnection | None = engine.raw_connection()
+    sql = ""
+    try:
+        driver = pooled.driver_connection
+        begin_immediate(driver)
+        try:
+            sql, order, processors = _positional_sql(engine.dialect, _sqlite_contact(tuple(contact)))
+            cursor = driver.execute(sql, _positional(order, processors, {**contact, "erased_digest": digest}))
+            contact_id = (cursor.fetchone() or (None,))[0]
+            cursor.close()
+            for name, _table in _CHILDREN if contact_id is not None else ():
+                if rows[name]:
+                    sql, order, processors = _positional_sql(engine.dialect, _SQLITE_INSERTS[name],
+                                                             ("contact_id", *rows[name][0]))
+                    driver.executemany(sql, [_positional(order, processors, {**row, "contact_id": contact_id})
+                                             for row in rows[name]])
+            driver.commit()
+        except BaseException:
+            driver.rollback()
+            raise
+    except engine.dialect.loaded_dbapi.Error as exc:
+        connection, pooled = Connection(engine, pooled), None
+        with connection:  # hands the pooled connection back, or drops it
+            connection._handle_dbapi_exception(exc, sql, None, None, None)  # raises, wrapped as SQLAlchemy does
+    finally:
+        if pooled is not None:
+            pooled.close()
+    return contact_id
+
+
+_Positional = tuple[str, tuple[str, ...], tuple[Callable | None, ...]]
+
+
+@lru_cache(maxsize=32)
+def _positional_sql(dialect: Dialect, statement: object, columns: tuple[str, ...] | None = None) -> _Positional:
+    """`statement` compiled once for `dialect` (for an INSERT, naming `columns`): its SQL with positional
+    parameters, their names in order, and each one's bind processor."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(columns) if columns else None)  # type: ignore[attr-defined]
+    order = tuple(compiled.positiontup)
+    kinds = {name: bind.type for name, bind in compiled.binds.items()}
+    return compiled.string, order, tuple(kinds[name].dialect_impl(dialect).bind_processor(dialect) for name in order)
+
+
+def _positional(order: tuple[str, ...], processors: tuple[Callable | None, ...], values: Mapping[str, object]) -> list:
+    return [values[name] if process is None else process(values[name])
+            for name, process in zip(order, processors, strict=True)]
+
+
+def _fetch_one(driver: Any, sql: str, bound: dict[str, object]) -> tuple | None:
+    """Run `sql` in autocommit on psycopg's connection `driver`: its first row.
+
+    Autocommit is set on psycopg's connection itself (while idle: no round trip), not through SQLAlchemy's
+    isolation-level option, which set and reset it through its characteristics machinery on every call (4%
+    of a sign-up's CPU), and set back before the pool has the connection again."""
+    driver.autocommit = True
+    try:
+        with driver.cursor() as cursor:
+            cursor.execute(sql, bound)
+            return cursor.fetchone()
+    finally:
+        if not driver.closed:  # closed: the server went away; the connection is invalidated, not reused
+            driver.autocommit = False
+
+
 def _defaults(table: Table) -> dict[str, object]:
     """The model's defaults (stage "lead", attempts 0 ...): SQLAlchemy fills them in for a plain INSERT,
     not for one inside a CTE, so every row here names every column."""
@@ -91,18 +195,30 @@ def _defaults(table: Table) -> dict[str, object]:
 _DEFAULTS = {table.name: _defaults(table) for table in (_CONTACTS, *(t for _n, t in _CHILDREN))}
 
 
-def _insert(connection: Connection, given: Row, children: Mapping[str, Sequence[Row]], digest: str) -> int | None:
+def _rows(given: Row, children: Mapping[str, Sequence[Row]]) -> tuple[dict[str, object], dict[str, list]]:
     contact = {**_DEFAULTS[_CONTACTS.name], **given}
     rows = {name: [{k: v for k, v in {**_DEFAULTS[table.name], **row}.items() if k != "contact_id"}
                    for row in children.get(name, ())] for name, table in _CHILDREN}
+    return contact, rows
+
+
+def _one_statement_bound(dialect: Dialect, given: Row, children: Mapping[str, Sequence[Row]],
+                         digest: str) -> tuple[str, dict[str, object]]:
+    """The one statement's SQL (PostgreSQL) and its parameters, bound as its types bind them."""
+    contact, rows = _rows(given, children)
+    shape = tuple((name, tuple(rows[name][0]) if rows[name] else ()) for name, _table in _CHILDREN)
+    params: dict[str, object] = {f"contact_{k}": v for k, v in contact.items()}
+    params["erased_digest"] = digest
+    params.update({name: _as_json(table, rows[name], dialect) for name, table in _CHILDREN})
+    sql, processors = _one_statement_sql(dialect, tuple(contact), shape)
+    return sql, {name: params[name] if process is None else process(params[name]) for name, process in processors}
+
+
+def _insert(connection: Connection, given: Row, children: Mapping[str, Sequence[Row]], digest: str) -> int | None:
     if connection.dialect.name == "postgresql":
-        shape = tuple((name, tuple(rows[name][0]) if rows[name] else ()) for name, _table in _CHILDREN)
-        params: dict[str, object] = {f"contact_{k}": v for k, v in contact.items()}
-        params["erased_digest"] = digest
-        params.update({name: _as_json(table, rows[name], connection.dialect) for name, table in _CHILDREN})
-        sql, processors = _one_statement_sql(connection.dialect, tuple(contact), shape)
-        bound = {name: params[name] if process is None else process(params[name]) for name, process in processors}
+        sql, bound = _one_statement_bound(connection.dialect, given, children, digest)
         return connection.exec_driver_sql(sql, bound).scalar()
+    contact, rows = _rows(given, children)
     contact_id = connection.execute(_sqlite_contact(tuple(contact)), {**contact, "erased_digest": digest}).scalar()
     if contact_id is None:
         return None

@@ -15,6 +15,7 @@ from nurture.runtime import Runtime, build_runtime
 from nurture.store.db import upgrade
 from nurture.store.models import EnrollmentStatus, Subscription
 from nurture.web.inputs import StrictJSONProvider
+from nurture.web.sessions import CookieSessions
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         upgrade(rt.db)
     app = Flask(__name__)
     app.json = StrictJSONProvider(app)  # NaN, 1e999 and runaway nesting are a 400, not a 500 further in
+    app.session_interface = CookieSessions()  # no signing serializer built for a request without a cookie
     app.config.update(SECRET_KEY=rt.settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY, JSON_SORT_KEYS=False)
     app.extensions["nurture"] = rt
     app.before_request(_follow_sequences(rt))

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 from dataclasses import dataclass
 
 from flask import Flask, abort, current_app, request
@@ -25,6 +27,7 @@ from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 from redis import Redis
+from redis.connection import Connection
 from redis.exceptions import NoScriptError
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,7 @@ class SubmitLimit:
         self.redis, self.gate_key, self.storage_prefix = redis, gate_key, storage_prefix
         self.sha = hashlib.sha1(COUNT_AND_ASK.encode()).hexdigest()  # noqa: S324 — Redis names scripts so
         self.windows = [item.get_expiry() for item in self.items]
+        self._own = threading.local()  # each thread's connection to Redis (see _connection)
 
     def allows(self, client: str | None) -> bool:
         """Count one sign-up from `client`; False when it is one too many (under every limit given)."""
@@ -88,14 +92,36 @@ class SubmitLimit:
         return Verdict(all(results), False)
 
     def _run(self, keys: list[str], args: list[int]) -> list[int]:
-        """EVALSHA, loading the script first when Redis does not have it (a restart, a flush). Called
-        directly: redis-py's Script wrapper checked its client against a typing Protocol on every call."""
-        assert self.redis is not None
+        """EVALSHA, loading the script first when Redis does not have it (a restart, a flush), on this thread's
+        own connection. A connection that failed in any way is closed, never reused half-read: the next
+        sign-up connects again."""
+        connection = self._connection()
         try:
-            return self.redis.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            self.redis.script_load(COUNT_AND_ASK)
-            return self.redis.evalsha(self.sha, len(keys), *keys, *args)
+            try:
+                return self._call(connection, "EVALSHA", self.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                self._call(connection, "SCRIPT", "LOAD", COUNT_AND_ASK)
+                return self._call(connection, "EVALSHA", self.sha, len(keys), *keys, *args)
+        except BaseException:
+            connection.disconnect()
+            raise
+
+    @staticmethod
+    def _call(connection: Connection, *command: object) -> list[int]:
+        connection.send_command(*command)
+        return connection.read_response()  # raises the error Redis answered with (NoScriptError ...)
+
+    def _connection(self) -> Connection:
+        """This thread's connection to Redis, made from the client's settings (its short timeouts), kept
+        across sign-ups (connecting again after a failure by itself). Not the client's pool: around one
+        command, its checkout and check-in, its check for unread data and its retry wrapper cost as much
+        CPU as the command itself (bench/README.md, P4), and a thread holds at most one connection anyway."""
+        found = getattr(self._own, "connection", None)
+        if found is None or self._own.pid != os.getpid():  # made before a fork: the parent's socket
+            assert self.redis is not None
+            found = self._own.connection = self.redis.connection_pool.make_connection()
+            self._own.pid = os.getpid()
+        return found
 
 
 def limits_prefix(redis_prefix: str) -> str:

@@ -37,7 +37,8 @@ def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step,
     settings = rt.settings
     chain = locale_chain(rt, contact)
     subject, _ = step.subject_for(chain)
-    content = track(rt, rt.catalog.render_email(step.template, subject, context, chain), delivery_id, token)
+    rendered = rt.catalog.render_email(step.template, subject, context, chain, now)
+    content = replace(rendered, html=tracked_html(rt, rendered.html, delivery_id, token))
     mid = message_id(rt, delivery_id)
     envelope = Envelope(
         mail_from=settings.mail_from,
@@ -51,23 +52,28 @@ def compose_email(rt: Runtime, contact: Contact, sequence: Sequence, step: Step,
         # Postmark's webhooks echo X-PM-Metadata-* back as Metadata, but not our Message-ID: this is how
         # its bounce or delivery report finds the delivery (nurture.people.provider_events).
         extra_headers=(f"X-PM-Metadata-nurture-message-id: {mid}",) if settings.providers.postmark_on else (),
+        # The envelope sender (MAIL FROM, the Return-Path a receiver records) names this delivery, signed:
+        # a bounce or a feedback report that comes back to it says which message failed, and a forged one
+        # cannot unsubscribe anybody (see docs/deliverability.md).
+        envelope_from=rt.signer.return_path(delivery_id, settings.bounce_address),
     )
-    # The envelope sender (MAIL FROM, the Return-Path a receiver records) names this delivery, signed:
-    # a bounce or a feedback report that comes back to it says which message failed, and a forged one
-    # cannot unsubscribe anybody (see docs/deliverability.md).
-    message = replace(build_email(envelope, content), locale=content.locale,
-                      envelope_from=rt.signer.return_path(delivery_id, settings.bounce_address))
+    message = build_email(envelope, content)
     return dkim_sign(message, settings.dkim) if settings.dkim else message
 
 
 def track(rt: Runtime, content: RenderedEmail, delivery_id: int, token: str) -> RenderedEmail:
     """Wrap the message's links for click tracking and add the open pixel, as configured."""
-    base, html = rt.settings.base_url, content.html
+    return replace(content, html=tracked_html(rt, content.html, delivery_id, token))
+
+
+def tracked_html(rt: Runtime, html: str, delivery_id: int, token: str) -> str:
+    """`html` with its links wrapped for click tracking and the open pixel added, as configured."""
+    base = rt.settings.base_url
     if rt.settings.track_clicks:
         html = track_links(html, base, lambda url: f"{base}/c/{rt.signer.click_token(delivery_id, url)}")
     if rt.settings.track_opens:
         html = add_pixel(html, f"{base}/o/{token}.gif")
-    return replace(content, html=html)
+    return html
 
 
 class EmailChannel:
