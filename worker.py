@@ -30,7 +30,7 @@ from rq.job import Job
 from nurture import jobs
 from nurture.config import ConfigError, startup_settings
 from nurture.content.rendering import RenderError, email_templates
-from nurture.delivery import versions
+from nurture.delivery import dispatch, versions
 from nurture.runtime import current_runtime
 from nurture.store.db import upgrade
 
@@ -38,8 +38,8 @@ log = logging.getLogger("nurture.worker")
 
 
 def warm_up() -> None:
-    """Build the runtime and compile every template before RQ forks a work horse per job, so each job
-    inherits them instead of paying premailer again."""
+    """Build the runtime and compile every template (and the send path's statements) before RQ forks a
+    work horse per job, so each job inherits them instead of paying premailer again."""
     rt = current_runtime()
     for sequence in rt.sequences.all():
         for name in email_templates(sequence):  # wait steps and steps with offers have no template of their own
@@ -47,6 +47,7 @@ def warm_up() -> None:
                 rt.catalog.email(name)
             except RenderError as exc:
                 log.error("%s: %s (run `nurture check`)", sequence.id, exc)
+    dispatch.compile_statements(rt)  # the same for the send path's SQL
     rt.db.dispose()  # no connection may cross the fork
 
 

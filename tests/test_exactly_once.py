@@ -317,3 +317,32 @@ def test_a_crash_mid_chunk_marks_only_the_message_in_flight(rq_runtime, smtp_ser
         interrupted = session.exec(select(Event).where(Event.type == "email.interrupted")).all()
     assert len(interrupted) == 1  # the third, which was `sending` when the process died; not the queued two
     assert {d.status for d in deliveries(rq_runtime)} == {"sent"}
+
+
+def test_a_row_marked_sending_with_the_last_record_goes_back_to_queued_when_the_lease_ran_out(
+        rq_runtime, smtp_server, real_now) -> None:
+    # A message's `sending` mark is committed with the record of the message before it, before its own
+    # clock reading. A batch that stalls right there (past its lease) must put the row back: never handed
+    # to the server, it must not be taken for an interrupted send by the worker that takes it over.
+    emails = enroll_many(rq_runtime, 5)
+    first: list[str] = []
+    dispatch.claim_batches(rq_runtime, first.append, max_batches=1)
+    second: list[str] = []
+    stalled: list[bool] = []
+
+    def stall_after_two() -> datetime:
+        if len(smtp_server.received) == 2 and not stalled:
+            stalled.append(True)
+            real_now.advance(seconds=rq_runtime.settings.claim_lease_seconds + 1)
+            dispatch.claim_batches(rq_runtime, second.append, max_batches=1)
+            assert sorted(d.status for d in deliveries(rq_runtime)) == ["queued", "queued", "sending", "sent",
+                                                                        "sent"]
+        return real_now()
+
+    rq_runtime.clock = stall_after_two
+    assert dispatch.run_batch(rq_runtime, first[0]).counts == {"sent": 2, "claim-lost": 3}
+    assert sorted(d.status for d in deliveries(rq_runtime)) == ["queued", "queued", "queued", "sent", "sent"]
+    assert dispatch.run_batch(rq_runtime, second[0]).counts == {"sent": 3}
+    assert recipients(smtp_server.received) == Counter(emails)
+    with Session(rq_runtime.db) as session:
+        assert session.exec(select(Event).where(Event.type == "email.interrupted")).all() == []

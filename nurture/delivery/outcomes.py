@@ -1,24 +1,21 @@
-"""The second half of the send path: a chunk of messages that may go, written as `queued` delivery rows in
-one statement, then sent one by one over the batch's connection, each outcome recorded as it comes.
+"""A batch of the send path and what it records: the batch (its session, claim, lease and transports), the
+message being worked on, and the outcomes written through the session — moving an enrollment on, a
+failure, a retry, a "slow down", a send that also sets the contact's stage.
 
-`nurture.delivery.dispatch` decides what each enrollment of a chunk needs and hands the sends here. Per
-message this costs two short transactions (docs/delivery.md, "What it costs"): one marks the row `sending`
-behind the per-message fence before the transport is called, one records the outcome and moves the
-enrollment on. Both are needed: a row must say `sending` on disk before its send (else a crash could not
-be told from a step never tried), and its outcome must be on disk before the next message's clock reading
-(a batch that stalls there must not hand over a step it has sent as if it had not).
+`nurture.delivery.dispatch` decides what each enrollment of a chunk needs; `nurture.delivery.chunks` sends
+a chunk's messages and writes a plain `sent` on the driver, one transaction a message (docs/delivery.md,
+"What it costs").
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
-from nurture.content.rendering import RenderError
 from nurture.delivery import deliverability
 from nurture.delivery.channels import Channel, Transport, channel_for
 from nurture.delivery.transports import TransportError
@@ -42,6 +39,7 @@ class Batch:
     rt: Runtime
     session: Session
     token: str
+    writes: sending.Writes  # the per-message transactions, on the driver of the session's connection
     transports: dict[str, Transport] = field(default_factory=dict)
     renew_at: datetime | None = None  # when the batch next extends the lease of the rows it holds
     # Marketing send times per contact for the frequency cap, read once for the batch and kept up to date
@@ -130,106 +128,22 @@ def heartbeat(batch: Batch, now: datetime) -> None:
     than its lease keeps its rows instead of racing the worker that would claim them next. Commits."""
     if batch.renew_at is None or now < batch.renew_at:
         return
-    held = store.renew_claims(batch.session, batch.token, now, batch.lease_until(now))
+    lease = now + timedelta(seconds=batch.rt.settings.claim_lease_seconds)
+    held = store.renew_claims(batch.session, batch.token, now, lease)
     batch.session.commit()
+    batch.leased_until = lease  # once on disk: a send's lease check (chunks) trusts it
     batch.renew_at = now + renew_every(batch.rt)
     log.debug("batch %s: lease renewed for %d enrollments", batch.token, held)
 
 
-def send_chunk(batch: Batch, sends: list[Send]) -> list[str]:
-    """Write the chunk's delivery rows, then send each message and record its outcome. One message's
-    failure never stops the others."""
-    if not sends:
-        return []
-    try:
-        outcomes, ready = _open(batch, sends)
-    except Exception:
-        batch.session.rollback()
-        log.exception("batch %s: unexpected error writing a chunk's deliveries; left for the next tick", batch.token)
-        return ["error"] * len(sends)
-    return outcomes + [_send_one(batch, send) for send in ready]
-
-
-def _open(batch: Batch, sends: list[Send]) -> tuple[list[str], list[Send]]:
-    """One INSERT for the chunk's `queued` rows; a step that already has a row is looked at one by one
-    (done before a crash: move on; `retry`, or `sending` left by a dead worker: taken over). Commits."""
-    session = batch.session
-    written = sending.queue_deliveries(session, [send.row(batch.token) for send in sends])
-    outcomes, ready = [], []
-    for send in sends:
-        item, step = send.item, send.step
-        if item.enrollment.id in written:
-            send.delivery = Row(written[item.enrollment.id], send.address, 0)
-            ready.append(send)
-            continue
-        opened = store.open_delivery(session, item.enrollment, step.id, step.channel, step.kind, send.address,
-                                     batch.token, item.now, status=sending.QUEUED, variant=step.variant)
-        if not opened.send:
-            advance(batch, item, step, item.now)  # done earlier (a crash between send and moving on); move on
-            outcomes.append("already-done")
-            continue
-        if opened.interrupted:
-            sending.record_event(session, item.contact.id, f"{step.channel}.interrupted", item.now, item.about(
-                step, reason="an earlier attempt died mid-send; sending again with the same message id"),
-                opened.delivery.id)
-        send.delivery = Row(opened.delivery.id or 0, opened.delivery.recipient, opened.delivery.attempts)
-        ready.append(send)
-    session.commit()
-    return outcomes, ready
-
-
-def _send_one(batch: Batch, send: Send) -> str:
-    """Fence, mark `sending`, commit; compose and send; record the outcome and commit."""
-    rt, session = batch.rt, batch.session
-    item = replace(send.item, now=rt.clock())  # the one clock reading for the records of this message
-    delivery, now = send.delivery, item.now
-    assert delivery is not None and delivery.id is not None
-    try:
-        heartbeat(batch, now)
-        held = deliverability.held_back(batch, send, now)
-        if held is not None:
-            outcome = wait(batch, item, send.step, delivery, *held)
-            session.commit()
-            return outcome
-        if not sending.start_sending(session, delivery.id, item.enrollment.id, batch.token, now):
-            session.rollback()
-            log.warning("enrollment %s: claim %s was taken over; left to its new holder", item.enrollment.id,
-                        batch.token)
-            return "claim-lost"
-        session.commit()  # "sending" is on disk before the transport is called
-        outcome = _deliver(batch, item, send, delivery)
-        session.commit()
-        return outcome
-    except Exception:
-        # A bug, or the database going away. The claim expires and a later tick retries the row.
-        session.rollback()
-        log.exception("enrollment %s: unexpected error; left for the next tick", item.enrollment.id)
-        return "error"
-
-
-def _deliver(batch: Batch, item: Item, send: Send, delivery: Row) -> str:
-    try:
-        message = send.channel.compose(batch.rt, item.contact, item.sequence, send.step, delivery.id, item.now)
-    except RenderError as exc:
-        return fail(batch, item, send.step, delivery.id, str(exc))
-    try:
-        provider_id = batch.transport(send.channel).send(message, batch.time_left(batch.rt.clock()))
-    except TransportError as exc:
-        return _transport_failed(batch, item, send.step, delivery, exc)
-    return _sent(batch, item, send.step, delivery, provider_id, message.message_id, message.locale)
-
-
-def _sent(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str, message_id: str,
-          locale: str | None = None) -> str:
+def sent_through_session(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str,
+                         extra: dict[str, str]) -> str:
+    """A send recorded through the session (a step that also sets the contact's stage). The caller commits."""
     now, session = item.now, batch.session
     recorded = sending.record_sent(session, delivery.id, batch.token, now, provider_id)
-    # `locale`: only when a localized template was used, so `why` can say which language went out.
-    extra = {"message_id": message_id, **({"locale": locale} if locale else {})}
     sending.record_event(session, item.contact.id, f"{step.channel}.sent", now, item.about(step, **extra),
                          delivery.id)
     if not recorded:
-        # This send outlived the lease the fence gave it, and another worker took the step over: its record
-        # stands; ours is only the event above, so that a second copy is on the timeline, not silent.
         log.warning("delivery %s: sent after its claim %s was taken over", delivery.id, batch.token)
         return "sent-late"
     # (The frequency cap already counted this message when the chunk let it through.)
@@ -239,20 +153,28 @@ def _sent(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str,
     return "sent"
 
 
+def moved_on(item: Item, step: Step, done_at: datetime, skipped: bool = False,
+              target: str | None = None) -> tuple[dict[str, Any], bool]:
+    """advance's parameters past `step` (to its goto, the next step, or `target`), timed from `done_at`,
+    and whether that completes the sequence."""
+    tz = engine.contact_zone(item.contact.timezone)
+    due = engine.next_due(item.sequence, step.id, done_at, tz, skipped=skipped, target=target)
+    params = sending.advance_params(item.enrollment.id, step_id=due.step_id if due else None,
+                                    due_at=due.at if due else None,
+                                    status=EnrollmentStatus.ACTIVE if due else EnrollmentStatus.COMPLETED,
+                                    version=item.sequence.version, stop_reason=None if due else "sequence complete")
+    return params, due is None
+
+
 def advance(batch: Batch, item: Item, step: Step, done_at: datetime, skipped: bool = False,
             target: str | None = None) -> None:
     """Move the enrollment past `step` (to its goto, the next step, or `target`), timed from `done_at`."""
-    tz = engine.contact_zone(item.contact.timezone)
-    due = engine.next_due(item.sequence, step.id, done_at, tz, skipped=skipped, target=target)
-    moved = sending.advance(batch.session, item.enrollment.id, batch.token, done_at,
-                            step_id=due.step_id if due else None, due_at=due.at if due else None,
-                            status=EnrollmentStatus.ACTIVE if due else EnrollmentStatus.COMPLETED,
-                            version=item.sequence.version,
-                            stop_reason=None if due else "sequence complete")
+    params, completed = moved_on(item, step, done_at, skipped, target)
+    moved = sending.advance_by(batch.session, batch.token, done_at, params)
     if not moved:
         log.warning("enrollment %s: claim %s lost (or enrollment stopped) before moving on",
                     item.enrollment.id, batch.token)
-    elif due is None:
+    elif completed:
         sending.record_event(batch.session, item.contact.id, "sequence.completed", done_at,
                              {"sequence": item.sequence.id})
 
@@ -271,7 +193,7 @@ def fail(batch: Batch, item: Item, step: Step, delivery_id: int, reason: str, at
     return "failed"
 
 
-def _transport_failed(batch: Batch, item: Item, step: Step, delivery: Row, exc: TransportError) -> str:
+def transport_failed(batch: Batch, item: Item, step: Step, delivery: Row, exc: TransportError) -> str:
     """Temporary -> retried after the backoff; permanent -> failed; a refused recipient is suppressed."""
     session, now = batch.session, item.now
     if exc.throttle:  # the receiving side asked to slow down: not this message's fault, no retry used

@@ -6,20 +6,29 @@ against ~0.01 ms for the same SQL on the driver (bench/README.md, P1). `Prepared
 would do that matters — the SQL as its compiler writes it for the dialect, and each parameter through its
 column type's bind processor (UTC datetimes, status enums, JSON) — and skips the rest.
 
-The transaction is still the session's: `session.connection()` begins it (with BEGIN IMMEDIATE on SQLite,
-see store.db) and `session.commit()` ends it; the statements run inside it on the same DBAPI connection.
+Two ways to run them. `Prepared.execute` runs one inside the session's transaction: `session.connection()`
+begins it (with BEGIN IMMEDIATE on SQLite, see store.db) and `session.commit()` ends it. The send path's
+per-message writes go further (`DriverTransactions`): their parameters are bound first (`Prepared.bind`:
+the bind processors, the event's JSON), and only then is the transaction begun and committed on the DBAPI
+connection itself — SQLAlchemy's Session and Connection transaction machinery (begin, the state machine,
+commit) cost ~0.3 ms of CPU a transaction here, and on SQLite every microsecond spent inside BEGIN
+IMMEDIATE ... COMMIT is a microsecond the other worker waits for the write lock.
 No statement event fires for them (nothing in nurture listens to the send path's statements).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Executable
+from sqlalchemy import Connection, Executable
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
+
+from nurture.store.db import begin_write
 
 
 @dataclass(frozen=True)
@@ -39,21 +48,31 @@ class Prepared:
         self.statement = statement
         self._by_dialect: dict[str, _Compiled] = {}
 
+    def compile_for(self, dialect: Dialect) -> None:
+        self._compiled(dialect)
+
     def _compiled(self, dialect: Dialect) -> _Compiled:
         compiled = self._by_dialect.get(dialect.name)
         if compiled is None:
             compiled = self._by_dialect[dialect.name] = _compile(self.statement, dialect)
         return compiled
 
-    def execute(self, session: Session, params: Mapping[str, Any]) -> Any:
-        """Run in the session's transaction (begun here if need be); returns the DBAPI cursor."""
-        dialect, driver = _driver(session)
+    def bind(self, dialect: Dialect, params: Mapping[str, Any]) -> Bound:
+        """The SQL and its parameters as the driver takes them, each through its column type's bind
+        processor: all the per-statement work that need not happen inside a transaction."""
         compiled = self._compiled(dialect)
         values = [(params[name] if process is None else process(params[name])) if fixed is _GIVEN else fixed
                   for name, process, fixed in compiled.params]
+        if compiled.positional:
+            return Bound(compiled.sql, tuple(values))
+        return Bound(compiled.sql, dict(zip(compiled.names, values, strict=True)))
+
+    def execute(self, session: Session, params: Mapping[str, Any]) -> Any:
+        """Run in the session's transaction (begun here if need be); returns the DBAPI cursor."""
+        dialect, driver = _driver(session)
+        bound = self.bind(dialect, params)
         cursor = driver.cursor()
-        named = dict(zip(compiled.names, values, strict=True)) if not compiled.positional else None
-        cursor.execute(compiled.sql, tuple(values) if named is None else named)
+        cursor.execute(bound.sql, bound.params)
         return cursor
 
     def rowcount(self, session: Session, params: Mapping[str, Any]) -> int:
@@ -61,6 +80,50 @@ class Prepared:
         count = cursor.rowcount
         cursor.close()
         return count
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A statement ready for the driver: its SQL and its processed parameters."""
+
+    sql: str
+    params: tuple[Any, ...] | dict[str, Any]
+
+
+class DriverTransactions:
+    """Short write transactions on the DBAPI connection under a SQLAlchemy `Connection` (a batch's), begun
+    and committed on the driver: BEGIN IMMEDIATE (SQLite) ... COMMIT with nothing of SQLAlchemy between.
+
+    Only between the Connection's own transactions: a session bound to it must have committed (or rolled
+    back) before, and finds the connection idle after; `transaction()` refuses to start inside one.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect
+
+    @contextmanager
+    def transaction(self) -> Iterator[Callable[[Bound], int]]:
+        """Begin; yield a function that runs a bound statement and returns its row count; commit (roll
+        back on any error, and let it through)."""
+        if self.connection.in_transaction():
+            raise RuntimeError("a driver transaction inside the Connection's own transaction")
+        # Asked each time, not kept: after a lost PostgreSQL connection SQLAlchemy puts a new one here.
+        driver = self.connection.connection.driver_connection
+        begin_write(driver, self.dialect.name)
+        try:
+            yield partial(_rowcount, driver)
+        except BaseException:
+            driver.rollback()
+            raise
+        driver.commit()
+
+
+def _rowcount(driver: Any, bound: Bound) -> int:
+    cursor = driver.execute(bound.sql, bound.params)
+    count = cursor.rowcount
+    cursor.close()
+    return count
 
 
 _KEY = "nurture.prepared"

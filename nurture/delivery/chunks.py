@@ -1,0 +1,233 @@
+"""The second half of the send path: a chunk of messages that may go, written as `queued` delivery rows in
+one statement, then sent one by one over the batch's connection, each outcome recorded as it comes.
+
+`nurture.delivery.dispatch` decides what each enrollment of a chunk needs and hands the sends here. A row
+must say `sending` on disk before its send (else a crash could not be told from a step never tried), and
+a message's outcome must be on disk before the next message's clock reading (a batch that stalls there
+must not hand over a step it has sent as if it had not). Both are kept in one transaction a message: a
+sent message's record is committed with the next message's `sending` mark (docs/delivery.md, "One
+message" and "What it costs"), on the DBAPI connection, its parameters bound before the lock is taken.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from nurture.content.rendering import RenderError
+from nurture.delivery import deliverability
+from nurture.delivery.outcomes import (
+    Batch,
+    Item,
+    Row,
+    Send,
+    advance,
+    fail,
+    heartbeat,
+    moved_on,
+    sent_through_session,
+    transport_failed,
+    wait,
+)
+from nurture.delivery.transports import TransportError
+from nurture.rules.sequence import Step
+from nurture.store import claims as store
+from nurture.store import sending
+
+log = logging.getLogger("nurture.delivery.dispatch")
+
+
+def send_chunk(batch: Batch, sends: list[Send]) -> list[str]:
+    """Write the chunk's delivery rows, then send each message and record its outcome. One message's
+    failure never stops the others."""
+    if not sends:
+        return []
+    try:
+        outcomes, ready = _open(batch, sends)
+    except Exception:
+        batch.session.rollback()
+        log.exception("batch %s: unexpected error writing a chunk's deliveries; left for the next tick", batch.token)
+        return ["error"] * len(sends)
+    return outcomes + _send_all(batch, ready)
+
+
+def _open(batch: Batch, sends: list[Send]) -> tuple[list[str], list[Send]]:
+    """One INSERT for the chunk's `queued` rows; a step that already has a row is looked at one by one
+    (done before a crash: move on; `retry`, or `sending` left by a dead worker: taken over). Commits."""
+    session = batch.session
+    written = sending.queue_deliveries(session, [send.row(batch.token) for send in sends])
+    outcomes, ready = [], []
+    for send in sends:
+        item, step = send.item, send.step
+        if item.enrollment.id in written:
+            send.delivery = Row(written[item.enrollment.id], send.address, 0)
+            ready.append(send)
+            continue
+        opened = store.open_delivery(session, item.enrollment, step.id, step.channel, step.kind, send.address,
+                                     batch.token, item.now, status=sending.QUEUED, variant=step.variant)
+        if not opened.send:
+            advance(batch, item, step, item.now)  # done earlier (a crash between send and moving on); move on
+            outcomes.append("already-done")
+            continue
+        if opened.interrupted:
+            sending.record_event(session, item.contact.id, f"{step.channel}.interrupted", item.now, item.about(
+                step, reason="an earlier attempt died mid-send; sending again with the same message id"),
+                opened.delivery.id)
+        send.delivery = Row(opened.delivery.id or 0, opened.delivery.recipient, opened.delivery.attempts)
+        ready.append(send)
+    session.commit()
+    return outcomes, ready
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A message the server accepted, its record bound and not yet written: it is written in the
+    transaction that marks the next message `sending`, or on its own after the chunk's last message."""
+
+    item: Item
+    delivery: Row
+    record: sending.SentRecord
+
+
+def _send_all(batch: Batch, ready: list[Send]) -> list[str]:
+    """Send the chunk's messages in turn. A message's record and the next one's `sending` mark share a
+    transaction (_record_and_send), so a message costs one transaction, not two; the record is still on
+    disk before the next clock reading. Where they cannot share one (the next message is held back; the
+    outcome was not a plain `sent`), each is written alone, as before."""
+    outcomes: list[str] = []
+    accepted: Accepted | None = None
+    for send in ready:
+        if accepted is not None and deliverability.held_back(batch, send, accepted.item.now) is None:
+            previous, result = _record_and_send(batch, accepted, send)
+        else:
+            previous = [] if accepted is None else [_record_alone(batch, accepted)]
+            result = _send_one(batch, send)
+        outcomes += previous
+        accepted = result if isinstance(result, Accepted) else None
+        if isinstance(result, str):
+            outcomes.append(result)
+    if accepted is not None:
+        outcomes.append(_record_alone(batch, accepted))
+    return outcomes
+
+
+def _send_one(batch: Batch, send: Send) -> str | Accepted:
+    """Read the clock; fence and mark `sending` in a transaction of its own; compose and send."""
+    rt, session = batch.rt, batch.session
+    item = replace(send.item, now=rt.clock())  # the one clock reading for the records of this message
+    delivery, now = send.delivery, item.now
+    assert delivery is not None and delivery.id is not None
+    try:
+        heartbeat(batch, now)
+        held = deliverability.held_back(batch, send, now)
+        if held is not None:
+            outcome = wait(batch, item, send.step, delivery, *held)
+            session.commit()
+            return outcome
+        if not batch.writes.start(batch.writes.bind_start(delivery.id, item.enrollment.id, batch.token, now)):
+            return _claim_lost(batch, item)
+        return _deliver(batch, item, send, delivery)  # "sending" is on disk before the transport is called
+    except Exception:
+        # A bug, or the database going away. The claim expires and a later tick retries the row.
+        session.rollback()
+        log.exception("enrollment %s: unexpected error; left for the next tick", item.enrollment.id)
+        return "error"
+
+
+def _record_and_send(batch: Batch, accepted: Accepted, send: Send) -> tuple[list[str], str | Accepted]:
+    """The previous message's record and this message's fence and `sending` mark, in one transaction;
+    then this message's clock reading, and its send.
+
+    The fence runs at the previous message's instant (the clock is read only after the commit, so that a
+    batch stalling there has its record on disk and holds no lock). It proves the claim is still ours; that
+    the lease has not run out by the time this message's clock is read is checked against the lease the
+    batch wrote (`leased_until`): the same condition the fence's `claimed_until >= now` tests. If it has
+    run out, the row goes back to `queued` — never handed to the server, it must not look interrupted."""
+    delivery = send.delivery
+    assert delivery is not None and delivery.id is not None
+    start = batch.writes.bind_start(delivery.id, send.item.enrollment.id, batch.token, accepted.item.now)
+    try:
+        written = batch.writes.record(accepted.record, start)
+    except Exception:
+        batch.session.rollback()
+        log.exception("enrollment %s: unexpected error recording a send; left for the next tick",
+                      accepted.item.enrollment.id)
+        return ["error"], "error"
+    previous = [_recorded(batch, accepted, written)]
+    if not written.started:
+        return previous, _claim_lost(batch, send.item)
+    item = replace(send.item, now=batch.rt.clock())  # the one clock reading for the records of this message
+    try:
+        if batch.leased_until is None or item.now > batch.leased_until:
+            batch.writes.unstart(delivery.id, batch.token, item.now)
+            return previous, _claim_lost(batch, item)
+        heartbeat(batch, item.now)
+        return previous, _deliver(batch, item, send, delivery)
+    except Exception:
+        batch.session.rollback()
+        log.exception("enrollment %s: unexpected error; left for the next tick", item.enrollment.id)
+        return previous, "error"
+
+
+def _claim_lost(batch: Batch, item: Item) -> str:
+    log.warning("enrollment %s: claim %s was taken over; left to its new holder", item.enrollment.id, batch.token)
+    return "claim-lost"
+
+
+def _deliver(batch: Batch, item: Item, send: Send, delivery: Row) -> str | Accepted:
+    """Compose and send. An accepted message comes back with its record bound, to be written with the
+    next message's mark; any other outcome is written (and committed) here."""
+    session = batch.session
+    try:
+        message = send.channel.compose(batch.rt, item.contact, item.sequence, send.step, delivery.id, item.now)
+    except RenderError as exc:
+        outcome = fail(batch, item, send.step, delivery.id, str(exc))
+        session.commit()
+        return outcome
+    try:
+        provider_id = batch.transport(send.channel).send(message, batch.time_left(batch.rt.clock()))
+    except TransportError as exc:
+        outcome = transport_failed(batch, item, send.step, delivery, exc)
+        session.commit()
+        return outcome
+    # `locale`: only when a localized template was used, so `why` can say which language went out.
+    extra = {"message_id": message.message_id, **({"locale": message.locale} if message.locale else {})}
+    if send.step.set_stage:  # the stage change runs through the session (its events, its triggers)
+        outcome = sent_through_session(batch, item, send.step, delivery, provider_id, extra)
+        session.commit()
+        return outcome
+    return Accepted(item, delivery, _sent_record(batch, item, send.step, delivery, provider_id, extra))
+
+
+def _sent_record(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str,
+                 extra: dict[str, str]) -> sending.SentRecord:
+    """Everything a plain `sent` writes, computed and bound now, before its transaction takes the lock:
+    the event's JSON, the next step (engine.next_due), every parameter through its bind processor."""
+    params, completed = moved_on(item, step, item.now)
+    event = sending.event_params(item.contact.id, f"{step.channel}.sent", item.about(step, **extra))
+    done = sending.event_params(item.contact.id, "sequence.completed", {"sequence": item.sequence.id})
+    return batch.writes.sent_record(delivery.id, batch.token, item.now, provider_id, event, params,
+                                    done if completed else None)
+
+
+def _recorded(batch: Batch, accepted: Accepted, written: sending.Written) -> str:
+    if not written.recorded:
+        # This send outlived the lease the fence gave it, and another worker took the step over: its record
+        # stands; ours is only the event, so that a second copy is on the timeline, not silent.
+        log.warning("delivery %s: sent after its claim %s was taken over", accepted.delivery.id, batch.token)
+        return "sent-late"
+    if not written.moved:
+        log.warning("enrollment %s: claim %s lost (or enrollment stopped) before moving on",
+                    accepted.item.enrollment.id, batch.token)
+    return "sent"
+
+
+def _record_alone(batch: Batch, accepted: Accepted) -> str:
+    try:
+        written = batch.writes.record(accepted.record)
+    except Exception:
+        batch.session.rollback()
+        log.exception("enrollment %s: unexpected error recording a send; left for the next tick",
+                      accepted.item.enrollment.id)
+        return "error"
+    return _recorded(batch, accepted, written)
