@@ -128,6 +128,21 @@ def begin_write(dbapi_connection: Any, dialect_name: str) -> None:
         begin_immediate(dbapi_connection)
 
 
+@contextmanager
+def driver_transaction(dbapi_connection: Any, dialect_name: str) -> Iterator[Any]:
+    """A write transaction on a DBAPI connection that has none open, with nothing of SQLAlchemy between
+    BEGIN and COMMIT (the send path's per-message writes, a sign-up's INSERTs on SQLite): begun as
+    `begin_write` begins it, committed at the end, rolled back on any error, which goes on up. Yields the
+    connection."""
+    begin_write(dbapi_connection, dialect_name)
+    try:
+        yield dbapi_connection
+    except BaseException:
+        dbapi_connection.rollback()
+        raise
+    dbapi_connection.commit()
+
+
 def begin_immediate(dbapi_connection: Any) -> None:
     """BEGIN IMMEDIATE on a sqlite3 connection, retried every 0.2 ms while another process writes."""
     # BEGIN IMMEDIATE is itself subject to the busy timeout: with it on, a BEGIN that met the other

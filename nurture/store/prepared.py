@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Executable
 from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
-from nurture.store.db import begin_write
+from nurture.store.db import driver_transaction
 
 
 @dataclass(frozen=True)
@@ -109,14 +109,8 @@ class DriverTransactions:
         if self.connection.in_transaction():
             raise RuntimeError("a driver transaction inside the Connection's own transaction")
         # Asked each time, not kept: after a lost PostgreSQL connection SQLAlchemy puts a new one here.
-        driver = self.connection.connection.driver_connection
-        begin_write(driver, self.dialect.name)
-        try:
+        with driver_transaction(self.connection.connection.driver_connection, self.dialect.name) as driver:
             yield partial(_rowcount, driver)
-        except BaseException:
-            driver.rollback()
-            raise
-        driver.commit()
 
 
 def _rowcount(driver: Any, bound: Bound) -> int:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 
-from nurture.store.db import begin_immediate
+from nurture.store.db import driver_transaction
 from nurture.store.models import Consent, Contact, Enrollment, ErasedAddress, Event
 
 Row = Mapping[str, object]
@@ -116,17 +116,15 @@ def _insert_alone(engine: Engine, contact: Row, children: Mapping[str, Sequence[
 
 
 def _insert_sqlite_alone(engine: Engine, given: Row, children: Mapping[str, Sequence[Row]], digest: str) -> int | None:
-    """SQLite: the four INSERTs on sqlite3's own connection, in one transaction taken as store.db's begin hook
-    takes it (BEGIN IMMEDIATE, retried while another process writes). SQLAlchemy's execution around each of
+    """SQLite: the four INSERTs on sqlite3's own connection, in one store.db.driver_transaction (BEGIN
+    IMMEDIATE, retried while another process writes, as the engine's own transactions begin). SQLAlchemy's execution around each of
     them (its statement's cache key, execution context and result) was more of a sign-up's CPU than
     SQLite's own work; the values are bound by the same types' processors."""
     contact, rows = _rows(given, children)
     pooled: PoolProxiedConnection | None = engine.raw_connection()
     sql = ""
     try:
-        driver = pooled.driver_connection
-        begin_immediate(driver)
-        try:
+        with driver_transaction(pooled.driver_connection, "sqlite") as driver:
             sql, order, processors = _positional_sql(engine.dialect, _sqlite_contact(tuple(contact)))
             cursor = driver.execute(sql, _positional(order, processors, {**contact, "erased_digest": digest}))
             contact_id = (cursor.fetchone() or (None,))[0]
@@ -137,10 +135,6 @@ def _insert_sqlite_alone(engine: Engine, given: Row, children: Mapping[str, Sequ
                                                              ("contact_id", *rows[name][0]))
                     driver.executemany(sql, [_positional(order, processors, {**row, "contact_id": contact_id})
                                              for row in rows[name]])
-            driver.commit()
-        except BaseException:
-            driver.rollback()
-            raise
     except engine.dialect.loaded_dbapi.Error as exc:
         connection, pooled = Connection(engine, pooled), None
         with connection:  # hands the pooled connection back, or drops it
