@@ -43,13 +43,14 @@ def contacts_import(rt: Runtime, file: Path, maps: tuple[str, ...], no_guess: bo
     except (UnreadableFile, import_mapping.BadMapping, importing.ImportRefused) as exc:
         fail(str(exc))
     click.echo("columns: " + ", ".join(f"{csv_file.headers[i]} -> {t}" for i, t in mapping.targets.items()), err=True)
-    with click.progressbar(length=csv_file.lines, label="importing" if not dry_run else "checking",
+    with click.progressbar(length=csv_file.lines - 1, label="importing" if not dry_run else "checking",
                            file=sys.stderr) as bar:
-        reached = [1]
+        reached = [0]
 
-        def progress(line: int) -> None:
-            bar.update(line - reached[0])
-            reached[0] = line
+        def progress(done: int, total: int) -> None:
+            bar.length = total  # the rows counted, not the lines guessed: a quoted cell may span lines
+            bar.update(done - reached[0])
+            reached[0] = done
 
         report = importing.run(rt.db, csv_file, mapping, opts, rt.clock(), write=not dry_run, progress=progress)
     for problem in report.problem_lines():
