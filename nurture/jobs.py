@@ -11,12 +11,15 @@ from rq.job import JobStatus
 
 from nurture.delivery import alerts, bounce_mail, broadcasts, dispatch, versions, webhooks
 from nurture.insight import sequence_stats
-from nurture.people import signup
+from nurture.people import import_runs, signup
 from nurture.runtime import Runtime, current_runtime
 
 log = logging.getLogger(__name__)
 
 BATCH_JOB_TIMEOUT = 3600  # seconds
+IMPORT_JOB_TIMEOUT = 3 * 3600  # 600,000 rows take minutes; only a horse stuck beyond any socket timeout hits it
+IMPORT_STARTS = 3  # runs of one import lost in the middle before it is recorded as failed
+ALIVE = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 
 
 def dispatch_queue(rt: Runtime) -> Queue:
@@ -66,6 +69,7 @@ def tick() -> int:
     queue = dispatch_queue(rt)
     enqueue_bounce_reading(rt, queue)
     enqueue_webhooks(rt, queue)
+    keep_imports_going(rt, queue)
     keep_funnel_up(rt, queue)
     room = rt.settings.max_pending_batches - queue.count  # back-pressure: don't claim what nobody will run soon
     if room <= 0:
@@ -129,3 +133,51 @@ def deliver_webhooks() -> dict[str, int]:
     if any(counts.values()):
         log.info("webhooks: %s", counts)
     return counts
+
+
+def import_job_id(token: str) -> str:
+    return f"import-{token}"
+
+
+def enqueue_import(queue: Queue, token: str) -> None:
+    """Queue the console import of upload `token` (its record, people.import_runs, says what to run)."""
+    queue.enqueue(run_import, token, job_id=import_job_id(token), job_timeout=IMPORT_JOB_TIMEOUT,
+                  result_ttl=600, failure_ttl=7 * 86400)
+
+
+def run_import(token: str) -> str:
+    run = import_runs.execute(current_runtime(), token)
+    log.info("import %s: %s, %d rows", token, run.state, run.done)
+    return str(run.state)
+
+
+def keep_import_going(rt: Runtime, queue: Queue, token: str) -> bool:
+    """Queue again an import that its record says is queued or running but that no job carries: Redis was
+    flushed, or the worker running it died (a horse killed: RQ marks the job failed at once; a whole worker
+    killed: once its heartbeat lapses, when a worker next cleans the started registry). Returns whether it
+    queued it. Running it again is safe: see import_runs.execute. An import lost IMPORT_STARTS times is
+    recorded as failed instead, so a file that kills the worker is not run forever.
+
+    The job is read before the record: a job that finishes in between has written `done` first, and is
+    then seen finished here, not queued again.
+    """
+    job = queue.fetch_job(import_job_id(token))
+    if job is not None and job.get_status() in ALIVE:
+        return False
+    try:
+        run = import_runs.load(rt.settings.var_dir, token)
+    except import_runs.UnknownRun:  # cleared after its day
+        return False
+    if run.finished:
+        return False
+    if run.starts >= IMPORT_STARTS:
+        import_runs.give_up(rt.settings.var_dir, run, rt.clock())
+        return False
+    log.warning("import %s: %s but no job carries it: queued again", token, run.state)
+    enqueue_import(queue, token)
+    return True
+
+
+def keep_imports_going(rt: Runtime, queue: Queue) -> int:
+    """keep_import_going for every unfinished import on disk, so that one finishes with nobody watching."""
+    return sum(keep_import_going(rt, queue, run.token) for run in import_runs.unfinished(rt.settings.var_dir))

@@ -4,40 +4,41 @@ each row will do (checked against the database, nothing written), then the impor
     GET  /import                 the upload form (and the export links)
     POST /import                 keep the file, go to its preview
     GET  /import/<token>         the first rows and the mapping; with ?check=1 what every row will do
-    POST /import/<token>         import it, with the mapping and options the check showed
+    POST /import/<token>         queue its import, with the mapping and options the check showed
+    GET  /import/<token>/status  how far the import got (the page refreshes itself), then its report
 
 Uploading and importing are writes: owners only (auth.guard). The check runs the same code as the import
-(people.importing.run with write=False), so what it shows is what the import then does.
+(people.importing.run with write=False), so what it shows is what the import then does. The check stays in
+the request (it writes nothing, and a closed tab loses nothing); the import runs in the worker (jobs.
+run_import): 600,000 rows take minutes, longer than a reverse proxy waits for a response. Its record
+(people.import_runs, on disk beside the upload) is what the status page reads, not Redis.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flask import abort, redirect, render_template, request, url_for
 from flask_login import current_user
+from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
-from nurture.people import importing
+from nurture import jobs
+from nurture.people import import_runs, importing
+from nurture.people import import_uploads as uploads
 from nurture.people.import_file import CsvFile, UnreadableFile, parse_csv
+from nurture.people.import_runs import Choices
 from nurture.rules import import_mapping
 from nurture.web import runtime
 from nurture.web.console import bp
-from nurture.web.console import import_uploads as uploads
+
+log = logging.getLogger(__name__)
 
 PREVIEW_ROWS = 10
-SHOWN_PROBLEMS = 1000  # skipped rows listed on the page; the counts cover them all
-
-
-@dataclass(frozen=True)
-class Choices:
-    """What the form chose: a target per column (None before the first check: the guess), the options."""
-
-    targets: dict[int, str] | None
-    sequence_id: str
-    consent_text: str
-    legal_basis: str
+SHOWN_PROBLEMS = import_runs.KEPT_SKIPPED  # skipped rows listed on the page; the counts cover them all
+REFRESH_SECONDS = 2  # the status page reloads itself while the import runs: no script needed
 
 
 @bp.get("/import")
@@ -86,25 +87,65 @@ def import_preview(token: str) -> str | tuple[str, int]:
 
 
 @bp.post("/import/<token>")
-def import_run(token: str) -> str | tuple[str, int]:
+def import_run(token: str) -> Response | tuple[str, int]:
     csv_file = _upload(token)
     choices = _choices(request.form, len(csv_file.headers))
     try:
-        mapping = _mapping(csv_file, choices)
-        opts = _options(csv_file, choices)
+        _mapping(csv_file, choices)
+        _options(csv_file, choices)
     except (import_mapping.BadMapping, importing.ImportRefused) as exc:
         return _page(token, csv_file, choices, None, str(exc)), 400
-    var_dir = runtime().settings.var_dir
+    rt = runtime()
     try:
-        uploads.claim(var_dir, token)
+        uploads.claim(rt.settings.var_dir, token)
     except uploads.UnknownUpload:  # a second click while the first runs, or after it
+        return _already_imported(token)
+    import_runs.start(rt.settings.var_dir, token, csv_file.name, choices, rt.clock())
+    _to_worker(token, first=True)
+    return redirect(url_for("console.import_status", token=token), code=303)
+
+
+def _already_imported(token: str) -> Response | tuple[str, int]:
+    try:
+        import_runs.load(runtime().settings.var_dir, token)
+    except import_runs.UnknownRun:  # taken by something else than this page (an import run by hand)
         return render_template("console/message.html", title="Imported already",
                                text="This file is being imported or was imported already: see the contacts, "
                                "or upload it again to import it once more."), 409
-    report = importing.run(runtime().db, csv_file, mapping, opts, runtime().clock(), write=True)
-    uploads.remove(var_dir, token)
-    return render_template("console/import_done.html", report=report, shown=SHOWN_PROBLEMS,
-                           sequence_id=choices.sequence_id)
+    return redirect(url_for("console.import_status", token=token), code=303)
+
+
+def _to_worker(token: str, first: bool) -> None:
+    """Queue the import's job (`first`), or queue it again if no job carries it. Without Redis now the
+    record still says queued, and the worker's tick queues it once Redis is back (jobs.keep_imports_going)."""
+    rt = runtime()
+    if not rt.settings.redis_url:
+        return
+    try:
+        queue = jobs.dispatch_queue(rt)
+        if first:
+            jobs.enqueue_import(queue, token)
+        else:
+            jobs.keep_import_going(rt, queue, token)
+    except RedisError as exc:
+        log.warning("import %s: not queued now (%s): the worker's tick will", token, exc)
+
+
+@bp.get("/import/<token>/status")
+def import_status(token: str) -> str:
+    if not current_user.may_write:  # a report lists addresses: as the preview, owners only
+        abort(403)
+    var_dir = runtime().settings.var_dir
+    try:
+        run = import_runs.load(var_dir, token)
+    except import_runs.UnknownRun:
+        abort(404)
+    if not run.finished:  # lost with Redis or with its worker: queued again (see jobs.keep_import_going)
+        _to_worker(token, first=False)
+        run = import_runs.load(var_dir, token)  # as that left it (given up on: failed)
+    report = import_runs.report_from_json(run.report) if run.report is not None else None
+    return render_template("console/import_status.html", run=run, report=report, shown=SHOWN_PROBLEMS,
+                           sequence_id=run.choices.sequence_id, refresh=REFRESH_SECONDS)
 
 
 def _upload(token: str) -> CsvFile:
@@ -128,18 +169,11 @@ def _choices(values: Mapping[str, str], columns: int) -> Choices:
 
 
 def _mapping(csv_file: CsvFile, choices: Choices) -> import_mapping.ColumnMapping:
-    if choices.targets is None:
-        return import_mapping.by_index(csv_file.headers, import_mapping.guess(csv_file.headers))
-    return import_mapping.by_index(csv_file.headers, choices.targets)
+    return import_runs.mapping_for(csv_file, choices)
 
 
 def _options(csv_file: CsvFile, choices: Choices) -> importing.ImportOptions:
-    rt = runtime()
-    sequence = rt.sequences.get(choices.sequence_id) if choices.sequence_id else None
-    if choices.sequence_id and sequence is None:
-        raise importing.ImportRefused(f"there is no sequence {choices.sequence_id!r}")
-    return importing.options(csv_file.name, sequence, choices.consent_text, choices.legal_basis,
-                             rt.sequences.lifecycle.stages)
+    return import_runs.options_for(csv_file, choices, runtime().sequences)
 
 
 def _page(token: str, csv_file: CsvFile, choices: Choices, report: importing.Report | None, error: str | None) -> str:
