@@ -410,6 +410,8 @@ def test_no_mapping_or_option_chosen_for_an_import_gets_a_5xx(fuzzed: Fuzzed, ow
     else:
         response = owner.get(preview, query_string=query)
     check(response, query)
+    if response.status_code == 303:  # queued (no Redis here: the record waits for the worker's tick)
+        check(owner.get(response.headers["Location"], query_string=query), query)
 
 
 @SMALL
@@ -417,6 +419,12 @@ def test_no_mapping_or_option_chosen_for_an_import_gets_a_5xx(fuzzed: Fuzzed, ow
 def test_no_export_or_upload_name_gets_a_5xx(fuzzed: Fuzzed, owner: FlaskClient, name: str, prefix: str) -> None:
     suffix = ".csv" if prefix == "/export/" else ""
     check(owner.get(prefix + quote(name or "x", safe="") + suffix), name)
+
+
+@SMALL
+@given(name=wire_text)
+def test_no_import_status_name_gets_a_5xx(fuzzed: Fuzzed, owner: FlaskClient, name: str) -> None:
+    check(owner.get("/import/" + quote(name or "x", safe="") + "/status"), name)
 
 
 
