@@ -213,6 +213,7 @@ BASE = ('<html lang="{% block lang %}{% endblock %}"><head><style>.footer a { co
         "{% block unsubscribe %}{% endblock %}</a></p>{{ postal_address }}</body></html>")
 WORDS = '{# Only the words. #}\n{% extends "_base.html" %}\n{% block lang %}LANG{% endblock %}\n' \
         "{% block unsubscribe %}WORD{% endblock %}\n"
+ENGLISH = WORDS.replace("LANG", "en").replace("WORD", "Unsubscribe")
 
 
 def test_a_language_layout_of_only_words_renders_the_shared_look_as_a_full_copy_of_it_would(tmp_path: Path) -> None:
@@ -221,9 +222,10 @@ def test_a_language_layout_of_only_words_renders_the_shared_look_as_a_full_copy_
              "a.fr.txt": "Bonjour", "b.html": page.replace("BODY", "Only English"), "b.txt": "Only English"}
     words, copies = tmp_path / "words", tmp_path / "copies"
     _templates(words, {**pages, "_base.html": BASE,
-                       "_layout.html": WORDS.replace("LANG", "en").replace("WORD", "Unsubscribe"),
+                       "_layout.html": ENGLISH,
                        "_layout.fr.html": WORDS.replace("LANG", "fr").replace("WORD", "Se désabonner")})
-    look = BASE.replace("{% block lang %}{% endblock %}", "LANG").replace("{% block unsubscribe %}{% endblock %}", "WORD")
+    look = BASE.replace("{% block lang %}{% endblock %}", "LANG").replace("{% block unsubscribe %}{% endblock %}",
+                                                                          "WORD")
     _templates(copies, {**pages, "_layout.html": look.replace("LANG", "en").replace("WORD", "Unsubscribe"),
                         "_layout.fr.html": look.replace("LANG", "fr").replace("WORD", "Se désabonner")})
     context = {"unsubscribe_url": "https://x/u/1", "postal_address": "1 Road"}
@@ -238,7 +240,7 @@ def test_a_language_layout_of_only_words_renders_the_shared_look_as_a_full_copy_
 
 
 def test_a_template_may_replace_a_word_its_layout_gives_and_the_most_derived_file_wins(tmp_path: Path) -> None:
-    _templates(tmp_path, {"_base.html": BASE, "_layout.html": WORDS.replace("LANG", "en").replace("WORD", "Unsubscribe"),
+    _templates(tmp_path, {"_base.html": BASE, "_layout.html": ENGLISH,
                           "a.html": '{% extends "_layout.html" %}{% block content %}Hi{% endblock %}'
                                     "{% block unsubscribe %}Stop these{% endblock %}", "a.txt": "Hi"})
     html = TemplateCatalog(make_environment(tmp_path)).render_email(
@@ -248,7 +250,7 @@ def test_a_template_may_replace_a_word_its_layout_gives_and_the_most_derived_fil
 
 def test_a_language_layout_that_extends_the_default_name_is_a_render_error_not_a_recursion(tmp_path: Path) -> None:
     """`_layout.fr.html` saying `{% extends "_layout.html" %}` would be read as itself for a French contact."""
-    _templates(tmp_path, {"_base.html": BASE, "_layout.html": WORDS.replace("LANG", "en").replace("WORD", "Unsubscribe"),
+    _templates(tmp_path, {"_base.html": BASE, "_layout.html": ENGLISH,
                           "_layout.fr.html": WORDS.replace("_base.html", "_layout.html"),
                           "a.html": '{% extends "_layout.html" %}{% block content %}Hi{% endblock %}', "a.txt": "Hi"})
     catalog = TemplateCatalog(make_environment(tmp_path))
