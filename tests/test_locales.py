@@ -248,6 +248,18 @@ def test_a_template_may_replace_a_word_its_layout_gives_and_the_most_derived_fil
     assert '<html lang="en">' in html and ">Stop these</a>" in html and "Unsubscribe" not in html
 
 
+def test_a_word_a_language_layout_leaves_out_is_the_bases_own_not_an_empty_link(tmp_path: Path) -> None:
+    # The starter base gives its English words as the blocks' own: a German layout that translates
+    # only `lang` still shows the unsubscribe link with words on it, never an empty, invisible link.
+    base = BASE.replace("{% block unsubscribe %}{% endblock %}", "{% block unsubscribe %}Unsubscribe{% endblock %}")
+    _templates(tmp_path, {"_base.html": base, "_layout.html": ENGLISH,
+                          "_layout.de.html": '{% extends "_base.html" %}{% block lang %}de{% endblock %}',
+                          "a.html": '{% extends "_layout.html" %}{% block content %}Hallo{% endblock %}', "a.txt": "Hallo"})
+    html = TemplateCatalog(make_environment(tmp_path)).render_email(
+        "a", "S", {"unsubscribe_url": "https://x/u/1", "postal_address": "p"}, ("de",)).html
+    assert '<html lang="de">' in html and 'style="color:#7d7268">Unsubscribe</a>' in html
+
+
 def test_a_language_layout_that_extends_the_default_name_is_a_render_error_not_a_recursion(tmp_path: Path) -> None:
     """`_layout.fr.html` saying `{% extends "_layout.html" %}` would be read as itself for a French contact."""
     _templates(tmp_path, {"_base.html": BASE, "_layout.html": ENGLISH,
