@@ -316,6 +316,73 @@ def test_a_template_that_extends_a_missing_layout_is_reported(tmp_path: Path) ->
     assert any(line.startswith("email_templates/custom/orphan.html:") and "_missing.html" in line for line in lines)
 
 
+def words_only_layouts(root: Path, base_html: str) -> None:
+    """The look in `_base.html` / `_base.txt`, each language's `_layout` file only its words (as the starter
+    content ships them), and a one-step sequence whose email is in English and French."""
+    templates = root / "email_templates"
+    write(templates / "_base.html", base_html)
+    write(templates / "_base.txt", "{% block content %}{% endblock %}\n{{ postal_address }}\n"
+                                   "{% block unsubscribe %}{% endblock %} {{ unsubscribe_url }}\n")
+    for name, word in (("_layout", "Unsubscribe"), ("_layout.fr", "Se désabonner")):
+        for suffix in (".html", ".txt"):
+            write(templates / f"{name}{suffix}", f'{{# The words only; the look is _base{suffix}. #}}\n'
+                                                 f'{{% extends "_base{suffix}" %}}\n'
+                                                 f"{{% block unsubscribe %}}{word}{{% endblock %}}\n")
+    for name in ("custom/hello", "custom/hello.fr"):
+        write(templates / f"{name}.html", EXTENDS_HTML)
+        write(templates / f"{name}.txt", EXTENDS_TXT)
+    write(root / "sequences" / "one.yaml", """
+        id: one
+        name: One
+        stage: capture-leads
+        steps:
+          - id: hello
+            kind: educate
+            channel: email
+            template: custom/hello
+            subject: {en: Hello, fr: Bonjour}
+    """)
+
+
+BASE_HTML = """
+    <html><body>{% block content %}{% endblock %}
+    <a href="{{ unsubscribe_url }}">{% block unsubscribe %}{% endblock %}</a> {{ postal_address }}
+    </body></html>
+"""
+
+
+def test_layouts_of_only_words_over_one_base_pass(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    words_only_layouts(root, BASE_HTML)
+    result = run_check(root)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_base_without_the_unsubscribe_link_is_reported_for_every_language_whose_words_extend_it(
+        tmp_path: Path) -> None:
+    root = project(tmp_path)
+    words_only_layouts(root, BASE_HTML.replace('<a href="{{ unsubscribe_url }}">', "<a>"))
+    result = run_check(root)
+    assert result.exit_code != 0
+    assert problem_lines(result) == [
+        f"email_templates/custom/{name}.html:1: email template has no unsubscribe link ({{{{ unsubscribe_url }}}}); "
+        "every marketing email needs one" for name in ("hello.fr", "hello")]
+
+
+def test_a_language_layout_that_extends_the_default_name_is_reported_not_a_crash(tmp_path: Path) -> None:
+    """For a French contact `_layout.html` is `_layout.fr.html`: extending it from there would be a loop."""
+    root = project(tmp_path)
+    words_only_layouts(root, BASE_HTML)
+    french = root / "email_templates" / "_layout.fr.html"
+    french.write_text(french.read_text().replace("_base.html", "_layout.html"))
+    result = run_check(root)
+    assert result.exit_code != 0
+    assert problem_lines(result)[0] == (
+        "email_templates/custom/hello.fr.html:1: custom/hello.html extends _layout.html extends _layout.html: a "
+        "template cannot extend itself (for 'fr' contacts _layout.html is _layout.fr.html, which must extend "
+        "another file, such as _base.html, the look every language shares)")
+
+
 def test_a_project_without_a_sequences_folder_is_a_problem(tmp_path: Path) -> None:
     root = project(tmp_path)
     (root / "sequences").rmdir()

@@ -17,7 +17,7 @@ from nurture.cli import main
 from nurture.config import ConfigError, load_settings
 from nurture.content.app_words import TRANSLATIONS_DIR, translate
 from nurture.content.loader import parse_sequence
-from nurture.content.rendering import TemplateCatalog, make_environment, make_text_environment
+from nurture.content.rendering import RenderError, TemplateCatalog, make_environment, make_text_environment
 from nurture.insight import why
 from nurture.rules.locales import InvalidLocale, lookup_chain, negotiate, normalise_locale
 from nurture.rules.sms import keyword, keyword_locale
@@ -205,6 +205,72 @@ def test_each_file_is_looked_for_in_the_language_first_then_the_default(tmp_path
     assert "Olá" in brazilian.html and brazilian.locale == "pt"  # pt_BR falls back to pt, then the default
     (tmp_path / "b.fr.html").write_text(page.replace("BODY", "Enfin en français"), encoding="utf-8")
     assert catalog.render_email("b", "S", context, ("fr",)).locale == "fr"  # added later: noticed at once
+
+
+# The look in one file, each language's layout only its words (as the starter content ships them).
+BASE = ('<html lang="{% block lang %}{% endblock %}"><head><style>.footer a { color: #7d7268; }</style></head>'
+        '<body>{% block content %}{% endblock %}<p class="footer"><a href="{{ unsubscribe_url }}">'
+        "{% block unsubscribe %}{% endblock %}</a></p>{{ postal_address }}</body></html>")
+WORDS = '{# Only the words. #}\n{% extends "_base.html" %}\n{% block lang %}LANG{% endblock %}\n' \
+        "{% block unsubscribe %}WORD{% endblock %}\n"
+ENGLISH = WORDS.replace("LANG", "en").replace("WORD", "Unsubscribe")
+
+
+def test_a_language_layout_of_only_words_renders_the_shared_look_as_a_full_copy_of_it_would(tmp_path: Path) -> None:
+    page = '{% extends "_layout.html" %}{% block content %}<p>BODY</p>{% endblock %}'
+    pages = {"a.html": page.replace("BODY", "Hello"), "a.txt": "Hello", "a.fr.html": page.replace("BODY", "Bonjour"),
+             "a.fr.txt": "Bonjour", "b.html": page.replace("BODY", "Only English"), "b.txt": "Only English"}
+    words, copies = tmp_path / "words", tmp_path / "copies"
+    _templates(words, {**pages, "_base.html": BASE,
+                       "_layout.html": ENGLISH,
+                       "_layout.fr.html": WORDS.replace("LANG", "fr").replace("WORD", "Se désabonner")})
+    look = BASE.replace("{% block lang %}{% endblock %}", "LANG").replace("{% block unsubscribe %}{% endblock %}",
+                                                                          "WORD")
+    _templates(copies, {**pages, "_layout.html": look.replace("LANG", "en").replace("WORD", "Unsubscribe"),
+                        "_layout.fr.html": look.replace("LANG", "fr").replace("WORD", "Se désabonner")})
+    context = {"unsubscribe_url": "https://x/u/1", "postal_address": "1 Road"}
+    by_words, by_copies = TemplateCatalog(make_environment(words)), TemplateCatalog(make_environment(copies))
+    for template, chain in [("a", ()), ("a", ("fr",)), ("b", ("fr",)), ("a", ("fr_CA", "fr")), ("a", ("de",))]:
+        rendered = by_words.render_email(template, "S", context, chain)
+        assert rendered == by_copies.render_email(template, "S", context, chain), (template, chain)
+        assert "{%" not in rendered.html and 'style="color:#7d7268"' in rendered.html  # the base's look, inlined
+    french = by_words.render_email("b", "S", context, ("fr",))
+    assert '<html lang="fr">' in french.html and ">Se désabonner</a>" in french.html and "Only English" in french.html
+    assert '<html lang="en">' in by_words.render_email("a", "S", context, ("de",)).html  # no German layout
+
+
+def test_a_template_may_replace_a_word_its_layout_gives_and_the_most_derived_file_wins(tmp_path: Path) -> None:
+    _templates(tmp_path, {"_base.html": BASE, "_layout.html": ENGLISH,
+                          "a.html": '{% extends "_layout.html" %}{% block content %}Hi{% endblock %}'
+                                    "{% block unsubscribe %}Stop these{% endblock %}", "a.txt": "Hi"})
+    html = TemplateCatalog(make_environment(tmp_path)).render_email(
+        "a", "S", {"unsubscribe_url": "u", "postal_address": "p"}).html
+    assert '<html lang="en">' in html and ">Stop these</a>" in html and "Unsubscribe" not in html
+
+
+def test_a_word_a_language_layout_leaves_out_is_the_bases_own_not_an_empty_link(tmp_path: Path) -> None:
+    # The starter base gives its English words as the blocks' own: a German layout that translates
+    # only `lang` still shows the unsubscribe link with words on it, never an empty, invisible link.
+    base = BASE.replace("{% block unsubscribe %}{% endblock %}", "{% block unsubscribe %}Unsubscribe{% endblock %}")
+    _templates(tmp_path, {"_base.html": base, "_layout.html": ENGLISH,
+                          "_layout.de.html": '{% extends "_base.html" %}{% block lang %}de{% endblock %}',
+                          "a.html": '{% extends "_layout.html" %}{% block content %}Hallo{% endblock %}', "a.txt": "Hallo"})
+    html = TemplateCatalog(make_environment(tmp_path)).render_email(
+        "a", "S", {"unsubscribe_url": "https://x/u/1", "postal_address": "p"}, ("de",)).html
+    assert '<html lang="de">' in html and 'style="color:#7d7268">Unsubscribe</a>' in html
+
+
+def test_a_language_layout_that_extends_the_default_name_is_a_render_error_not_a_recursion(tmp_path: Path) -> None:
+    """`_layout.fr.html` saying `{% extends "_layout.html" %}` would be read as itself for a French contact."""
+    _templates(tmp_path, {"_base.html": BASE, "_layout.html": ENGLISH,
+                          "_layout.fr.html": WORDS.replace("_base.html", "_layout.html"),
+                          "a.html": '{% extends "_layout.html" %}{% block content %}Hi{% endblock %}', "a.txt": "Hi"})
+    catalog = TemplateCatalog(make_environment(tmp_path))
+    context = {"unsubscribe_url": "u", "postal_address": "p"}
+    assert "Unsubscribe" in catalog.render_email("a", "S", context, ()).html
+    with pytest.raises(RenderError, match="a.html extends _layout.html extends _layout.html: a template cannot "
+                                          "extend itself"):
+        catalog.render_email("a", "S", context, ("fr",))
 
 
 def test_a_text_is_looked_for_in_the_language_first_then_the_default(tmp_path: Path) -> None:

@@ -4,14 +4,20 @@ consent, the first-text notice, Twilio's error codes, quiet hours and the sender
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, select
 
+from nurture.config.sms import TwilioSettings
 from nurture.delivery.channels.sms import MemorySendRate, RedisSendRate
+from nurture.delivery.transports import TransportError
+from nurture.delivery.transports import twilio as twilio_transport
+from nurture.delivery.transports.twilio import TwilioTransport
 from nurture.people.preferences import Origin, set_sms
+from nurture.rules.sms import OutgoingSms
 from nurture.runtime import Runtime
 from nurture.store.models import Consent, Contact, Event, Suppression
 from tests.conftest import CONTENT, FakeClock, write_sequence
@@ -157,6 +163,53 @@ def test_a_rate_limit_or_server_error_is_retried_after_the_backoff(make_runtime,
     assert send_due(rt) == {"sent": 1}
     [delivery] = deliveries(rt)
     assert (delivery.status, delivery.attempts, len(fake_twilio.texts)) == ("sent", 2, 1)
+
+
+def test_a_text_twilio_took_without_answering_in_time_is_sent_again_and_on_the_record(
+        make_runtime, sqlite_url, sms_project, fake_twilio, clock, monkeypatch) -> None:
+    # Twilio queues the text and answers after the client stopped waiting: it may have it, and its API
+    # takes no idempotency key. The text is tried again after the backoff (nothing due is dropped); the
+    # person may get two, and the first attempt's `sms.interrupted` says so on their record.
+    monkeypatch.setattr(twilio_transport, "TIMEOUT_SECONDS", 0.2)
+    fake_twilio.stall(ANN, 2.0)
+    rt = twilio_runtime(make_runtime, sqlite_url, fake_twilio, RETRY_BACKOFF="60,300")
+    add_texter(rt, "ann@example.com", ANN)
+
+    assert send_due(rt) == {"retry": 1}
+    [interrupted] = events(rt, "sms.interrupted")
+    assert "no answer from the Twilio API after the request was sent" in interrupted.data["reason"]
+    clock.advance(seconds=60)
+    assert send_due(rt) == {"sent": 1}
+    assert len(fake_twilio.to(ANN)) == 2
+    [delivery] = deliveries(rt)
+    assert (delivery.status, delivery.attempts, interrupted.delivery_id) == ("sent", 2, delivery.id)
+
+
+def test_the_twilio_request_is_cut_off_at_the_batchs_deadline(fake_twilio) -> None:
+    transport = TwilioTransport(TwilioSettings(fake_twilio.account_sid, fake_twilio.auth_token, FROM_NUMBER,
+                                               api_base=fake_twilio.base_url))
+    text = OutgoingSms(ANN, "Hi", "m-1")
+    with pytest.raises(TransportError) as spent:  # no time left: not even asked
+        transport.send(text, time_left=0)
+    assert fake_twilio.requests == 0 and not spent.value.handed_over and not spent.value.permanent
+    fake_twilio.stall(ANN, 2.0)
+    with pytest.raises(TransportError) as cut:  # 0.2 s left of the lease, Twilio answers after 2 s
+        transport.send(text, time_left=0.2)
+    assert cut.value.handed_over and not cut.value.permanent and "ReadTimeout" in str(cut.value)
+    assert transport.send(text, time_left=5).startswith("SM")  # the same client goes on
+    transport.close()
+
+
+def test_a_twilio_api_that_cannot_be_reached_is_a_plain_retry() -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # a port nobody listens on
+    transport = TwilioTransport(TwilioSettings("AC0", "token", FROM_NUMBER,
+                                               api_base=f"http://127.0.0.1:{closed.getsockname()[1]}"))
+    with pytest.raises(TransportError) as refused:
+        transport.send(OutgoingSms(ANN, "Hi", "m-1"), time_left=5)
+    closed.close()
+    assert not refused.value.handed_over and not refused.value.permanent
+    assert "Twilio API unreachable" in str(refused.value)
 
 
 def test_a_text_due_at_23_local_goes_out_at_08_the_next_morning(make_runtime, database_url, sms_project,

@@ -71,8 +71,8 @@ def test_the_starter_footer_names_the_brand_once(tmp_path: Path) -> None:
     brand again reads "Juniper Pottery Studio / Juniper Pottery Studio, 12 Kiln Lane" in every email."""
     settings = load_settings({"VAR_DIR": str(tmp_path / "var"), "SECRET_KEY": "x" * 32, "API_KEY": "k" * 32},
                              root=ROOT)
-    layout = (ROOT / "email_templates" / "_layout.txt").read_text()
-    assert "{{ brand.name }}\n{{ postal_address }}" in layout
+    look = (ROOT / "email_templates" / "_base.txt").read_text()  # the footer every language's words extend
+    assert "{{ brand.name }}\n{{ postal_address }}" in look
     assert settings.brand_name not in settings.postal_address
 
 
@@ -136,3 +136,4 @@ def test_the_french_starter_emails_cover_the_confirmation_and_lead_nurture_and_r
             rendered = catalog.render_email(step.template, subject, context, ("fr",))
             assert (locale, rendered.locale) == ("fr", "fr"), step.id
             assert "Se désabonner" in rendered.text and "L'équipe de Juniper" in rendered.text, step.id
+            assert '<html lang="fr">' in rendered.html and ">Se désabonner</a>" in rendered.html, step.id

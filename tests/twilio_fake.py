@@ -8,6 +8,7 @@ them, and Twilio's JSON back: the message resource (sid "SM...", status "queued"
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,12 +49,18 @@ class FakeTwilio:
     base_url: str = ""
     texts: list[SentText] = field(default_factory=list)
     failures: dict[str, Failure] = field(default_factory=dict)
+    stalls: dict[str, float] = field(default_factory=dict)  # number -> seconds to wait before answering, once
     requests: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, to: str, status: int, code: int, message: str, times: int | None = None) -> None:
         """Answer sends to `to` with Twilio's error `code` (HTTP `status`), `times` times or always."""
         self.failures[to] = Failure(status, code, message, times)
+
+    def stall(self, to: str, seconds: float) -> None:
+        """Take the next text to `to` (it counts as sent) but answer only after `seconds`: a client that
+        stops waiting sooner cannot know that Twilio has it."""
+        self.stalls[to] = seconds
 
     def to(self, number: str) -> list[SentText]:
         return [t for t in self.texts if t.to == number]
@@ -100,6 +107,8 @@ def create_app(fake: FakeTwilio) -> Flask:
                         form.get("MessagingServiceSid"), form.get("StatusCallback"))
         with fake.lock:
             fake.texts.append(text)
+            stall = fake.stalls.pop(form["To"], 0.0)
+        time.sleep(stall)  # (a real delay in the fake server's own thread; the test's clock is not involved)
         return jsonify(_resource(fake, text)), 201
 
     return app

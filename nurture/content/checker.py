@@ -20,6 +20,7 @@ from nurture.content.rendering import (
     _BLOCK,
     _EXTENDS,
     _JINJA_TAG,
+    ExtendsLoop,
     email_templates,
     flatten,
     make_environment,
@@ -268,6 +269,13 @@ class _Checker:
             tree = self.env.parse(source)
         except jinja2.TemplateNotFound as exc:
             self.add(path, 1, f"template {exc.name!r} not found (extended by {name})")
+            return
+        except ExtendsLoop as exc:
+            read = localized_name(exc.name, locale) if locale else exc.name
+            where = (f" (for {locale!r} contacts {exc.name} is {read}, which must extend another file, such as "
+                     f"_base{Path(exc.name).suffix}, the look every language shares)"
+                     if read != exc.name and (self.templates_dir / read).is_file() else "")
+            self.add(path, 1, f"{exc}{where}")
             return
         except (jinja2.TemplateError, OSError):
             return  # a syntax error, already reported by check_source

@@ -88,19 +88,40 @@ def make_text_environment(templates_dir: Path) -> jinja2.Environment:
     )
 
 
+class ExtendsLoop(jinja2.TemplateError):
+    """A template that extends itself, directly or through others: most often a language's layout that
+    extends the default name (`_layout.fr.html` saying `{% extends "_layout.html" %}`, which for a French
+    contact is `_layout.fr.html` again)."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name  # the name asked for a second time
+
+
 def flatten(name: str, load: Callable[[str], str]) -> str:
     """`name`'s source with `{% extends %}` resolved textually: the child's blocks replace the parent's.
 
-    Only what nurture's layouts use: one parent per template and blocks that do not nest. `nurture check`
-    reports templates that need more (nested blocks, `super()`).
+    Only what nurture's layouts use: one parent per template and blocks that do not nest. A parent may
+    extend another (a language's layout holds the footer's words and extends the file with the look): the
+    most derived file's block wins, as in Jinja. `nurture check` reports templates that need more (nested
+    blocks, `super()`).
     """
+    source, extends = _spliced(name, load, ())
+    return _BLOCK.sub(lambda m: m[2], source) if extends else source  # the blocks' tags gone, their text kept
+
+
+def _spliced(name: str, load: Callable[[str], str], extending: tuple[str, ...]) -> tuple[str, bool]:
+    """`name`'s source with its parents' resolved, every block still between its tags (a child further down
+    may replace it), and whether it extends one."""
+    if name in extending:
+        raise ExtendsLoop(f"{' extends '.join((*extending, name))}: a template cannot extend itself", name)
     source = load(name)
     match = _EXTENDS.search(source)
     if not match:
-        return source
-    parent = flatten(match[1], load)
-    blocks = {block_name: body for block_name, body in _BLOCK.findall(source)}
-    return _BLOCK.sub(lambda m: blocks.get(m[1], m[2]), parent)
+        return source, False
+    parent, _ = _spliced(match[1], load, (*extending, name))
+    blocks = {m[1]: m[0] for m in _BLOCK.finditer(source)}
+    return _BLOCK.sub(lambda m: blocks.get(m[1], m[0]), parent), True
 
 
 def inline_css(html_source: str) -> str:
@@ -260,6 +281,8 @@ class TemplateCatalog:
                 raise RenderError(f"template {exc.name!r} not found") from exc
             except jinja2.TemplateSyntaxError as exc:
                 raise RenderError(f"{exc.filename or template}:{exc.lineno}: {exc.message}") from exc
+            except ExtendsLoop as exc:
+                raise RenderError(str(exc)) from exc
             self._compiled[key] = compiled
             self._checked[key] = now
             return compiled

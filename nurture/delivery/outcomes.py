@@ -199,6 +199,9 @@ def transport_failed(batch: Batch, item: Item, step: Step, delivery: Row, exc: T
     if exc.throttle:  # the receiving side asked to slow down: not this message's fault, no retry used
         return wait(batch, item, step, delivery, *deliverability.throttled(batch, delivery.recipient, now))
     attempts = delivery.attempts + 1
+    if exc.handed_over:  # the provider may have it: the next attempt may be a second copy, so it is on record
+        sending.record_event(session, item.contact.id, f"{step.channel}.interrupted", now, item.about(
+            step, reason=f"{exc}; if it arrived, the next attempt repeats it"), delivery.id)
     if exc.recipient_rejected:
         store.suppress(session, delivery.recipient, step.channel, f"rejected: {exc}", now)
         sending.record_event(session, item.contact.id, f"{step.channel}.bounced", now,

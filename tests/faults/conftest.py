@@ -111,8 +111,8 @@ class FaultySmtp:
     reply is an `await`, so one slow session never holds up the others.
 
     `delay`: seconds before answering each DATA. `script`: per recipient, the replies to give on its next
-    attempts, in order ("550 ..." at RCPT, "451 ..."/"421 ..." at DATA, or "drop" to close the connection
-    without a word). `on_accept`: called with (recipient, session) just before the 250 goes back.
+    attempts, in order ("550 ..." at RCPT, "451 ..."/"421 ..." at DATA, "drop" to close the connection
+    without a word, or "accept-drop" to keep the message, as received, and then close without the 250). `on_accept`: called with (recipient, session) just before the 250 goes back.
     """
 
     delay: float = 0.0
@@ -143,13 +143,16 @@ class FaultySmtp:
         if reply == "drop":
             server.transport.close()
             return "421 4.4.2 connection dropped"  # never reaches the client: the connection is gone
-        if reply:
+        if reply and reply != "accept-drop":
             return reply
         data = envelope.original_content or envelope.content
         message_id = next((line.split(b":", 1)[1].strip().decode() for line in data.splitlines()
                            if line.lower().startswith(b"message-id:")), "")
         with self.lock:
             self.received.append((recipient, message_id))
+        if reply == "accept-drop":  # the server has it; the client never hears so
+            server.transport.close()
+            return "250 never sent"
         if self.on_accept is not None:
             self.on_accept(recipient, session)
         return "250 Message accepted for delivery"

@@ -36,3 +36,23 @@ def test_refusals_deferrals_and_dropped_connections_end_sent_or_failed_with_a_re
     assert all("550" in outcome.failed[email] for email in refused)
     assert all(outcome.failed[email].startswith("gave up after 4 attempts") for email in hopeless)
     assert outcome.sent == 30
+
+
+def test_a_message_the_server_kept_without_answering_is_sent_again_and_on_the_record(
+        make_runtime, sqlite_url, faulty_smtp, restartable_redis, workers, clock) -> None:
+    # The server takes the whole message and drops the connection before its 250: it may have delivered
+    # it, and the sender cannot know. The message is tried again (nothing due is dropped), so the person
+    # gets it twice, and each such second copy is on the record as `email.interrupted`, with the same
+    # Message-ID: the one window exactly-once cannot close, seen here from a live worker.
+    smtp, smtp_url = faulty_smtp
+    rt = make_runtime(sqlite_url)
+    emails = enroll(rt, clock, 12)
+    kept = emails[:4]
+    for email in kept:
+        smtp.script[email] = ["accept-drop"]
+    group = workers(sqlite_url, SMTP_URL=smtp_url, REDIS_URL=restartable_redis.url, RETRY_BACKOFF="1,1,1")
+    group.start(1, tick=True)
+    outcome = judge(rt, smtp, "SMTP kept the message, dropped the connection before its 250", drain(rt, 120))
+    assert_exactly_once(rt, smtp, outcome)  # every second copy is marked, with one Message-ID
+    assert outcome.duplicates == dict.fromkeys(kept, 1)
+    assert len(outcome.interrupted) == 4 and outcome.sent == 12

@@ -113,6 +113,9 @@ class _DotStuffedData:
     # Set by SmtpTransport.send for the message it is about to send: no line of it starts with "." (the
     # builder knows that without scanning it: OutgoingEmail.dot_free). Taken, and cleared, by data().
     next_dot_free = False
+    # Set once the whole message, its final "." too, is in the socket: from then on a timeout or a drop
+    # leaves the server perhaps holding it (RFC 5321 6.1). Cleared by SmtpTransport.send before each send.
+    handed_over = False
 
     def data(self, msg: bytes | str) -> tuple[int, bytes]:
         dot_free, self.next_dot_free = self.next_dot_free, False
@@ -125,6 +128,7 @@ class _DotStuffedData:
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
         self.send(dot_stuffed(msg, dot_free))  # type: ignore[attr-defined]
+        self.handed_over = True
         code, reply = self.getreply()  # type: ignore[attr-defined]
         if self.debuglevel > 0:  # type: ignore[attr-defined]
             self._print_debug("data:", (code, reply))  # type: ignore[attr-defined]
@@ -220,6 +224,7 @@ class SmtpTransport:
                 self._connection = self._connect(deadline)
             self._connection.deadline = deadline
             self._connection.next_dot_free = message.dot_free
+            self._connection.handed_over = False
             self._connection.sendmail(message.envelope_from, [message.recipient], message.data)
         except smtplib.SMTPSenderRefused as exc:
             # The envelope sender is the VERP return path (docs/deliverability.md). A relay that lets an
@@ -238,7 +243,11 @@ class SmtpTransport:
             raise _reply_error(type(exc).__name__, exc.smtp_code, exc.smtp_error, recipient=False,
                                throttle=isinstance(exc, smtplib.SMTPDataError)) from exc
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            handed_over = self._connection is not None and self._connection.handed_over
             self._reset_if(True)
+            if handed_over:
+                raise TransportError(f"no answer from the SMTP server after the message was sent ({exc}): "
+                                     "it may have been accepted", handed_over=True) from exc
             raise TransportError(f"SMTP connection problem: {exc}") from exc
         return message.message_id
 

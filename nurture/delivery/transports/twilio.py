@@ -13,6 +13,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
 from nurture.config import TwilioSettings
 from nurture.config.sms import TWILIO_TIMEOUT_SECONDS
@@ -64,7 +65,13 @@ class TwilioTransport:
         except TwilioRestException as exc:
             raise translate(exc) from exc
         except (requests.RequestException, TwilioException, OSError) as exc:
-            raise TransportError(f"Twilio API unreachable: {type(exc).__name__}: {exc}") from exc
+            if never_connected(exc):
+                raise TransportError(f"Twilio API unreachable: {type(exc).__name__}: {exc}") from exc
+            # The request went out and no answer came back (a read timeout — the batch's deadline cuts it
+            # too — or the connection dropped): Twilio may have queued the text. The API takes no
+            # idempotency key, so the retry may text the person again; the send path marks it.
+            raise TransportError(f"no answer from the Twilio API after the request was sent: "
+                                 f"{type(exc).__name__}: {exc}", handed_over=True) from exc
         if not sent.sid:
             raise TransportError("Twilio accepted the message without a sid")
         return sent.sid
@@ -73,6 +80,15 @@ class TwilioTransport:
         session = getattr(self.client.http_client, "session", None)
         if session is not None:
             session.close()
+
+
+def never_connected(exc: Exception) -> bool:
+    """Whether the request failed before it could reach the API: no connection was made (refused, no such
+    host, the connect timed out), so Twilio cannot have the message."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if isinstance(exc, requests.ConnectionError) and exc.args else None
+    return isinstance(reason, NewConnectionError)  # (as requests wraps a refused or unresolvable connect)
 
 
 def translate(exc: TwilioRestException) -> TransportError:
