@@ -9,6 +9,8 @@ from sqlmodel import Session, select
 
 from nurture.content.mail import Envelope, build_email
 from nurture.content.rendering import RenderedEmail
+from nurture.delivery.channels.email import EmailChannel
+from nurture.delivery.transports.smtp import SmtpTransport
 from nurture.store.models import Contact, Event, Suppression
 from tests.conftest import FakeClock, SmtpServer, write_sequence
 from tests.helpers import add_contact, deliveries, enrollment, send_due
@@ -253,3 +255,44 @@ def test_every_send_lands_on_the_contacts_timeline(make_runtime, sqlite_url, smt
     with Session(rt.db) as session:
         types = session.exec(select(Event.type).where(Event.contact_id == contact_id).order_by(Event.id)).all()
     assert types == ["contact.created", "sequence.enrolled", "email.sent"]
+
+
+def test_the_next_email_is_composed_while_the_server_takes_this_one_in_and_marked_before_it_goes(
+        make_runtime, sqlite_url, smtp_server, clock, monkeypatch) -> None:
+    # The send path hands a message over (SmtpTransport.start), composes the chunk's next one while the
+    # server takes it in, then reads the answer (finish): the worker works instead of waiting. The next
+    # message still goes out only after its `sending` mark, and each message is composed once.
+    rt = smtp_runtime(make_runtime, sqlite_url, smtp_server)
+    emails = [f"p{n}@example.com" for n in range(4)]
+    for email in emails:
+        add_contact(rt, email, "lead-nurture")
+    composed: list[str] = []
+    seen: list[tuple] = []
+    real_compose, real_start, real_finish = EmailChannel.compose, SmtpTransport.start, SmtpTransport.finish
+
+    def compose(self, rt_, contact, sequence, step, delivery_id, now):  # noqa: ANN001, ANN202
+        composed.append(contact.email)
+        return real_compose(self, rt_, contact, sequence, step, delivery_id, now)
+
+    def start(self, message, time_left=None):  # noqa: ANN001, ANN202
+        statuses = {d.recipient: d.status for d in deliveries(rt)}
+        seen.append(("start", message.recipient, statuses[message.recipient],
+                     sorted(r for r, s in statuses.items() if s == "sent")))
+        real_start(self, message, time_left)
+
+    def finish(self):  # noqa: ANN001, ANN202
+        seen.append(("finish", len(composed)))
+        return real_finish(self)
+
+    monkeypatch.setattr(EmailChannel, "compose", compose)
+    monkeypatch.setattr(SmtpTransport, "start", start)
+    monkeypatch.setattr(SmtpTransport, "finish", finish)
+    assert send_due(rt) == {"sent": 4}
+
+    assert sorted(composed) == emails  # each composed once: the one composed ahead is the one sent
+    starts = [s for s in seen if s[0] == "start"]
+    assert [s[2] for s in starts] == ["sending"] * 4  # marked before it is handed over
+    assert [len(s[3]) for s in starts] == [0, 1, 2, 3]  # the one before it is recorded `sent` by then
+    finishes = [s[1] for s in seen if s[0] == "finish"]
+    assert finishes == [2, 3, 4, 4]  # the next message was composed before this one's answer was read
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == emails

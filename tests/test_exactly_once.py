@@ -296,18 +296,18 @@ def test_a_crash_mid_chunk_marks_only_the_message_in_flight(rq_runtime, smtp_ser
     emails = enroll_many(rq_runtime, 5)
     first: list[str] = []
     dispatch.claim_batches(rq_runtime, first.append, max_batches=1)
-    real_send = SmtpTransport.send
+    real_start = SmtpTransport.start  # every send begins there (`send` is start + finish)
 
-    def dies_at_the_third(self: SmtpTransport, message: object, time_left: float | None = None) -> str:
+    def dies_at_the_third(self: SmtpTransport, message: object, time_left: float | None = None) -> None:
         if len(smtp_server.received) == 2:
             raise Crash
-        return real_send(self, message, time_left)
+        real_start(self, message, time_left)
 
-    monkeypatch.setattr(SmtpTransport, "send", dies_at_the_third)
+    monkeypatch.setattr(SmtpTransport, "start", dies_at_the_third)
     with pytest.raises(Crash):
         dispatch.run_batch(rq_runtime, first[0])
     assert sorted(d.status for d in deliveries(rq_runtime)) == ["queued", "queued", "sending", "sent", "sent"]
-    monkeypatch.setattr(SmtpTransport, "send", real_send)
+    monkeypatch.setattr(SmtpTransport, "start", real_start)
     real_now.advance(seconds=rq_runtime.settings.claim_lease_seconds + 1)
     second: list[str] = []
     dispatch.claim_batches(rq_runtime, second.append, max_batches=1)

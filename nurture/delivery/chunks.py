@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 from nurture.content.rendering import RenderError
 from nurture.delivery import deliverability
@@ -87,6 +89,26 @@ class Accepted:
     item: Item
     delivery: Row
     record: sending.SentRecord
+    ahead: Ahead | None = None  # the next message, composed while the server took this one in
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """A message composed before its turn, for the delivery `delivery_id` (see _compose_ahead)."""
+
+    delivery_id: int
+    message: Any
+
+
+@runtime_checkable
+class Overlapping(Protocol):
+    """A transport whose send comes in two parts (SMTP): `start` hands the message over, `finish` waits for
+    the answer. Between them the send path composes the next message, instead of idling while the server
+    takes this one in."""
+
+    def start(self, message: Any, time_left: float | None = None) -> None: ...
+
+    def finish(self) -> str: ...
 
 
 def _send_all(batch: Batch, ready: list[Send]) -> list[str]:
@@ -96,12 +118,13 @@ def _send_all(batch: Batch, ready: list[Send]) -> list[str]:
     outcome was not a plain `sent`), each is written alone, as before."""
     outcomes: list[str] = []
     accepted: Accepted | None = None
-    for send in ready:
+    for place, send in enumerate(ready):
+        upcoming = ready[place + 1] if place + 1 < len(ready) else None
         if accepted is not None and deliverability.held_back(batch, send, accepted.item.now) is None:
-            previous, result = _record_and_send(batch, accepted, send)
+            previous, result = _record_and_send(batch, accepted, send, upcoming)
         else:
             previous = [] if accepted is None else [_record_alone(batch, accepted)]
-            result = _send_one(batch, send)
+            result = _send_one(batch, send, upcoming)
         outcomes += previous
         accepted = result if isinstance(result, Accepted) else None
         if isinstance(result, str):
@@ -111,7 +134,7 @@ def _send_all(batch: Batch, ready: list[Send]) -> list[str]:
     return outcomes
 
 
-def _send_one(batch: Batch, send: Send) -> str | Accepted:
+def _send_one(batch: Batch, send: Send, upcoming: Send | None = None) -> str | Accepted:
     """Read the clock; fence and mark `sending` in a transaction of its own; compose and send."""
     rt, session = batch.rt, batch.session
     item = replace(send.item, now=rt.clock())  # the one clock reading for the records of this message
@@ -126,7 +149,7 @@ def _send_one(batch: Batch, send: Send) -> str | Accepted:
             return outcome
         if not batch.writes.start(batch.writes.bind_start(delivery.id, item.enrollment.id, batch.token, now)):
             return _claim_lost(batch, item)
-        return _deliver(batch, item, send, delivery)  # "sending" is on disk before the transport is called
+        return _deliver(batch, item, send, delivery, upcoming)  # "sending" is on disk before the transport is called
     except Exception:
         # A bug, or the database going away. The claim expires and a later tick retries the row.
         session.rollback()
@@ -134,7 +157,8 @@ def _send_one(batch: Batch, send: Send) -> str | Accepted:
         return "error"
 
 
-def _record_and_send(batch: Batch, accepted: Accepted, send: Send) -> tuple[list[str], str | Accepted]:
+def _record_and_send(batch: Batch, accepted: Accepted, send: Send,
+                     upcoming: Send | None = None) -> tuple[list[str], str | Accepted]:
     """The previous message's record and this message's fence and `sending` mark, in one transaction;
     then this message's clock reading, and its send.
 
@@ -162,7 +186,9 @@ def _record_and_send(batch: Batch, accepted: Accepted, send: Send) -> tuple[list
             batch.writes.unstart(delivery.id, batch.token, item.now)
             return previous, _claim_lost(batch, item)
         heartbeat(batch, item.now)
-        return previous, _deliver(batch, item, send, delivery)
+        ahead = accepted.ahead
+        composed = ahead.message if ahead is not None and ahead.delivery_id == delivery.id else None
+        return previous, _deliver(batch, item, send, delivery, upcoming, composed)
     except Exception:
         batch.session.rollback()
         log.exception("enrollment %s: unexpected error; left for the next tick", item.enrollment.id)
@@ -174,18 +200,28 @@ def _claim_lost(batch: Batch, item: Item) -> str:
     return "claim-lost"
 
 
-def _deliver(batch: Batch, item: Item, send: Send, delivery: Row) -> str | Accepted:
-    """Compose and send. An accepted message comes back with its record bound, to be written with the
-    next message's mark; any other outcome is written (and committed) here."""
+def _deliver(batch: Batch, item: Item, send: Send, delivery: Row, upcoming: Send | None = None,
+             composed: Any = None) -> str | Accepted:
+    """Compose (unless `composed` already) and send. An accepted message comes back with its record bound,
+    to be written with the next message's mark, and with `upcoming` composed while the server took this
+    one in; any other outcome is written (and committed) here."""
     session = batch.session
     try:
-        message = send.channel.compose(batch.rt, item.contact, item.sequence, send.step, delivery.id, item.now)
+        message = composed if composed is not None else \
+            send.channel.compose(batch.rt, item.contact, item.sequence, send.step, delivery.id, item.now)
     except RenderError as exc:
         outcome = fail(batch, item, send.step, delivery.id, str(exc))
         session.commit()
         return outcome
+    transport = batch.transport(send.channel)
+    ahead = None
     try:
-        provider_id = batch.transport(send.channel).send(message, batch.time_left(batch.rt.clock()))
+        if isinstance(transport, Overlapping) and upcoming is not None and upcoming.channel is send.channel:
+            transport.start(message, batch.time_left(batch.rt.clock()))
+            ahead = _compose_ahead(batch, upcoming, item.now)
+            provider_id = transport.finish()
+        else:
+            provider_id = transport.send(message, batch.time_left(batch.rt.clock()))
     except TransportError as exc:
         outcome = transport_failed(batch, item, send.step, delivery, exc)
         session.commit()
@@ -196,7 +232,25 @@ def _deliver(batch: Batch, item: Item, send: Send, delivery: Row) -> str | Accep
         outcome = sent_through_session(batch, item, send.step, delivery, provider_id, extra)
         session.commit()
         return outcome
-    return Accepted(item, delivery, _sent_record(batch, item, send.step, delivery, provider_id, extra))
+    return Accepted(item, delivery, _sent_record(batch, item, send.step, delivery, provider_id, extra), ahead)
+
+
+def _compose_ahead(batch: Batch, upcoming: Send, now: datetime) -> Ahead | None:
+    """The next message of the chunk, composed while the server takes this one in (the worker would only
+    wait; bench/README.md, P1). Composing reads and writes nothing: it is the same message it would be in
+    its turn, but for its Date header, which says `now`, this message's instant, a few milliseconds before
+    its own clock reading (its records keep their own). Its `sending` mark and fence still come first: if
+    the lease has run out by then, or it is held back, this is thrown away. Any error is left for its turn,
+    where it is recorded as it always is."""
+    if upcoming.delivery is None or upcoming.delivery.id is None:
+        return None
+    item = upcoming.item
+    try:
+        message = upcoming.channel.compose(batch.rt, item.contact, item.sequence, upcoming.step,
+                                           upcoming.delivery.id, now)
+    except Exception:  # noqa: BLE001 (composed again in its turn, which records what is wrong)
+        return None
+    return Ahead(upcoming.delivery.id, message)
 
 
 def _sent_record(batch: Batch, item: Item, step: Step, delivery: Row, provider_id: str,

@@ -12,7 +12,8 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from nurture.config import SmtpSettings
 from nurture.content.mail import OutgoingEmail
@@ -116,9 +117,13 @@ class _DotStuffedData:
     # Set once the whole message, its final "." too, is in the socket: from then on a timeout or a drop
     # leaves the server perhaps holding it (RFC 5321 6.1). Cleared by SmtpTransport.send before each send.
     handed_over = False
+    # Set by SmtpTransport.start: data() returns once the message is in the socket, as if the server had
+    # said 250, and final_reply() reads what it did say (SmtpTransport.finish). Taken, and cleared, by data().
+    defer_final_reply = False
 
     def data(self, msg: bytes | str) -> tuple[int, bytes]:
         dot_free, self.next_dot_free = self.next_dot_free, False
+        defer, self.defer_final_reply = self.defer_final_reply, False
         if not isinstance(msg, bytes):
             return super().data(msg)  # type: ignore[misc]
         self.putcmd("data")  # type: ignore[attr-defined]
@@ -129,10 +134,23 @@ class _DotStuffedData:
             raise smtplib.SMTPDataError(code, reply)
         self.send(dot_stuffed(msg, dot_free))  # type: ignore[attr-defined]
         self.handed_over = True
+        if defer:
+            return 250, b"deferred: read by final_reply()"
         code, reply = self.getreply()  # type: ignore[attr-defined]
         if self.debuglevel > 0:  # type: ignore[attr-defined]
             self._print_debug("data:", (code, reply))  # type: ignore[attr-defined]
         return code, reply
+
+    def final_reply(self) -> None:
+        """The server's answer to a message data() handed over without waiting: what smtplib.sendmail does
+        with it (421: the connection is closed; another refusal: RSET), raised as smtplib does."""
+        code, reply = self.getreply()  # type: ignore[attr-defined]
+        if code != 250:
+            if code == 421:
+                self.close()  # type: ignore[attr-defined]
+            else:
+                self._rset()  # type: ignore[attr-defined]
+            raise smtplib.SMTPDataError(code, reply)
 
 
 def dot_stuffed(message: bytes, dot_free: bool = False) -> bytes:
@@ -198,6 +216,7 @@ class SmtpTransport:
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
         self._connection: _Smtp | _SmtpSsl | None = None
+        self._started: str | None = None  # the Message-ID `start` handed over, until `finish`
 
     def _connect(self, deadline: float | None) -> _Smtp | _SmtpSsl:
         s = self.settings
@@ -218,14 +237,44 @@ class SmtpTransport:
         """Send over the batch's connection. `time_left` (seconds): the send must be over by then, or it is
         given up as a temporary failure — the batch passes what is left of its claim's lease, so a send
         never outlives it (another worker would take the step over and send it again)."""
+        self.start(message, time_left)
+        return self.finish()
+
+    def start(self, message: OutgoingEmail, time_left: float | None = None) -> None:
+        """The first part of `send`: everything up to the message handed over with its final ".", without
+        waiting for the server's answer to it. The caller may work meanwhile (the send path composes the
+        next message while the server takes this one in) and must then call `finish`, which waits under the
+        same deadline. Raises TransportError as `send` does."""
         deadline = None if time_left is None else time.monotonic() + time_left
-        try:
+        if self._started is not None:  # a message started and never finished: its answer is still unread
+            self._started = None
+            self._reset_if(True)
+        with self._errors():
             if self._connection is None:
                 self._connection = self._connect(deadline)
             self._connection.deadline = deadline
             self._connection.next_dot_free = message.dot_free
             self._connection.handed_over = False
+            self._connection.defer_final_reply = True
             self._connection.sendmail(message.envelope_from, [message.recipient], message.data)
+        self._started = message.message_id
+
+    def finish(self) -> str:
+        """The server's answer to the message `start` handed over: its id once accepted. Raises
+        TransportError as `send` does."""
+        message_id, self._started = self._started, None
+        assert message_id is not None, "finish() without start()"
+        with self._errors():
+            if self._connection is None:  # (closed under it: as a dropped connection)
+                raise smtplib.SMTPServerDisconnected("the connection was closed before the answer")
+            self._connection.final_reply()
+        return message_id
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """smtplib's errors as TransportError: what the send path does about each."""
+        try:
+            yield
         except smtplib.SMTPSenderRefused as exc:
             # The envelope sender is the VERP return path (docs/deliverability.md). A relay that lets an
             # account send only from its own address refuses it for every message: a setting to fix, not
@@ -249,7 +298,6 @@ class SmtpTransport:
                 raise TransportError(f"no answer from the SMTP server after the message was sent ({exc}): "
                                      "it may have been accepted", handed_over=True) from exc
             raise TransportError(f"SMTP connection problem: {exc}") from exc
-        return message.message_id
 
     def _reset_if(self, condition: bool) -> None:
         if condition and self._connection is not None:
