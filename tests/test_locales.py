@@ -254,7 +254,8 @@ def test_a_word_a_language_layout_leaves_out_is_the_bases_own_not_an_empty_link(
     base = BASE.replace("{% block unsubscribe %}{% endblock %}", "{% block unsubscribe %}Unsubscribe{% endblock %}")
     _templates(tmp_path, {"_base.html": base, "_layout.html": ENGLISH,
                           "_layout.de.html": '{% extends "_base.html" %}{% block lang %}de{% endblock %}',
-                          "a.html": '{% extends "_layout.html" %}{% block content %}Hallo{% endblock %}', "a.txt": "Hallo"})
+                          "a.html": '{% extends "_layout.html" %}{% block content %}Hallo{% endblock %}',
+                          "a.txt": "Hallo"})
     html = TemplateCatalog(make_environment(tmp_path)).render_email(
         "a", "S", {"unsubscribe_url": "https://x/u/1", "postal_address": "p"}, ("de",)).html
     assert '<html lang="de">' in html and 'style="color:#7d7268">Unsubscribe</a>' in html

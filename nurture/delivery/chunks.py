@@ -213,15 +213,15 @@ def _deliver(batch: Batch, item: Item, send: Send, delivery: Row, upcoming: Send
         outcome = fail(batch, item, send.step, delivery.id, str(exc))
         session.commit()
         return outcome
-    transport = batch.transport(send.channel)
-    ahead = None
+    transport, ahead = batch.transport(send.channel), None
+    time_left = batch.time_left(batch.rt.clock())
     try:
-        if isinstance(transport, Overlapping) and upcoming is not None and upcoming.channel is send.channel:
-            transport.start(message, batch.time_left(batch.rt.clock()))
+        if upcoming is not None and upcoming.channel is send.channel and isinstance(transport, Overlapping):
+            transport.start(message, time_left)
             ahead = _compose_ahead(batch, upcoming, item.now)
             provider_id = transport.finish()
         else:
-            provider_id = transport.send(message, batch.time_left(batch.rt.clock()))
+            provider_id = transport.send(message, time_left)
     except TransportError as exc:
         outcome = transport_failed(batch, item, send.step, delivery, exc)
         session.commit()

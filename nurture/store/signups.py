@@ -117,9 +117,10 @@ def _insert_alone(engine: Engine, contact: Row, children: Mapping[str, Sequence[
 
 def _insert_sqlite_alone(engine: Engine, given: Row, children: Mapping[str, Sequence[Row]], digest: str) -> int | None:
     """SQLite: the four INSERTs on sqlite3's own connection, in one store.db.driver_transaction (BEGIN
-    IMMEDIATE, retried while another process writes, as the engine's own transactions begin). SQLAlchemy's execution around each of
-    them (its statement's cache key, execution context and result) was more of a sign-up's CPU than
-    SQLite's own work; the values are bound by the same types' processors."""
+    IMMEDIATE, retried while another process writes, as the engine's own transactions begin).
+    SQLAlchemy's execution around each of them (its statement's cache key, execution context and result)
+    was more of a sign-up's CPU than SQLite's own work; the values are bound by the same types'
+    processors."""
     contact, rows = _rows(given, children)
     pooled: PoolProxiedConnection | None = engine.raw_connection()
     sql = ""

@@ -112,7 +112,8 @@ class FaultySmtp:
 
     `delay`: seconds before answering each DATA. `script`: per recipient, the replies to give on its next
     attempts, in order ("550 ..." at RCPT, "451 ..."/"421 ..." at DATA, "drop" to close the connection
-    without a word, or "accept-drop" to keep the message, as received, and then close without the 250). `on_accept`: called with (recipient, session) just before the 250 goes back.
+    without a word, or "accept-drop" to keep the message, as received, and then close without the 250).
+    `on_accept`: called with (recipient, session) just before the 250 goes back.
     """
 
     delay: float = 0.0
