@@ -377,10 +377,62 @@ def test_a_language_layout_that_extends_the_default_name_is_reported_not_a_crash
     french.write_text(french.read_text().replace("_base.html", "_layout.html"))
     result = run_check(root)
     assert result.exit_code != 0
-    assert problem_lines(result)[0] == (
-        "email_templates/custom/hello.fr.html:1: custom/hello.html extends _layout.html extends _layout.html: a "
-        "template cannot extend itself (for 'fr' contacts _layout.html is _layout.fr.html, which must extend "
-        "another file, such as _base.html, the look every language shares)")
+    why = ("a template cannot extend itself (for 'fr' contacts _layout.html is _layout.fr.html, which must extend "
+           "another file, such as _base.html, the look every language shares)")
+    assert problem_lines(result) == [  # at the layout at fault, and at the French template it breaks
+        f"email_templates/_layout.fr.html:2: _layout.html extends _layout.html: {why}",
+        f"email_templates/custom/hello.fr.html:1: custom/hello.html extends _layout.html extends _layout.html: {why}"]
+
+
+def test_a_language_layout_that_loops_is_reported_though_no_template_is_in_that_language(tmp_path: Path) -> None:
+    """Every German contact's email reads `_layout.de.html` for `_layout.html`: with no German template at
+    all, the loop would still fail each of their sends."""
+    root = project(tmp_path)
+    words_only_layouts(root, BASE_HTML)
+    write(root / "email_templates" / "_layout.de.html",
+          '{% extends "_layout.html" %}\n{% block unsubscribe %}Abmelden{% endblock %}\n')
+    result = run_check(root)
+    assert result.exit_code != 0
+    assert problem_lines(result) == [
+        "email_templates/_layout.de.html:1: _layout.html extends _layout.html: a template cannot extend itself "
+        "(for 'de' contacts _layout.html is _layout.de.html, which must extend another file, such as _base.html, "
+        "the look every language shares)"]
+
+
+def test_a_language_layout_without_the_postal_address_is_reported_though_no_template_is_in_that_language(
+        tmp_path: Path) -> None:
+    root = project(tmp_path)
+    words_only_layouts(root, BASE_HTML)
+    write(root / "email_templates" / "_layout.de.html",
+          '<html><body>{% block content %}{% endblock %}\n<a href="{{ unsubscribe_url }}">Abmelden</a></body></html>\n')
+    result = run_check(root)
+    assert result.exit_code != 0
+    assert problem_lines(result) == [
+        "email_templates/_layout.de.html:1: email template has no postal address ({{ postal_address }}); CAN-SPAM "
+        "requires one in every email"]
+
+
+def test_a_word_block_a_language_layout_leaves_empty_is_an_error_in_a_link_and_a_warning_elsewhere(
+        tmp_path: Path) -> None:
+    """Left out, a block gets the base's words; empty, it gets nothing: an unsubscribe link no one can see."""
+    root = project(tmp_path)
+    words_only_layouts(root, BASE_HTML.replace("{% block unsubscribe %}{% endblock %}",
+                                               "{% block unsubscribe %}Unsubscribe{% endblock %}\n"
+                                               "<p>{% block reason %}You signed up with us.{% endblock %}</p>"))
+    write(root / "email_templates" / "_layout.de.html", """
+        {% extends "_base.html" %}
+        {% block unsubscribe %}{% endblock %}
+        {% block reason %} {# to translate #} {% endblock %}
+    """)
+    result = run_check(root)
+    assert result.exit_code != 0
+    assert problem_lines(result) == [
+        "email_templates/_layout.de.html:2: block 'unsubscribe' is empty: emails to 'de' contacts get a link with "
+        "no text, which no one can see or click (_base.html has 'Unsubscribe'); write the words, or leave the "
+        "block out to get _base.html's",
+        "email_templates/_layout.de.html:3: warning: block 'reason' is empty: emails to 'de' contacts get no "
+        "words there (_base.html has 'You signed up with us.'); write the words, or leave the block out to get "
+        "_base.html's"]
 
 
 def test_a_project_without_a_sequences_folder_is_a_problem(tmp_path: Path) -> None:

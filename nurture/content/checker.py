@@ -14,6 +14,7 @@ from jinja2 import nodes
 
 from nurture.config import Settings
 from nurture.content.forms import cross_check, load_forms
+from nurture.content.layout_check import Read, chain_failure, chain_of, layout_findings, loader, loop_message, resolved
 from nurture.content.lifecycle_file import LIFECYCLE_FILE, parse_lifecycle
 from nurture.content.loader import Problem, load_sequences, parse_sequence
 from nurture.content.rendering import (
@@ -236,10 +237,8 @@ class _Checker:
             self.check_subject(sequence_file, step.line_of("subject"), step.id, subject)
         if not missing:
             for suffix in TEMPLATE_SUFFIXES:
-                self.check_compliance(f"{step.template}{suffix}")
-                for locale in self.locales:
-                    if (self.templates_dir / localized_name(f"{step.template}{suffix}", locale)).is_file():
-                        self.check_compliance(f"{step.template}{suffix}", locale)
+                for locale in [None, *self.locales]:  # the layout alone may be a language's
+                    self.check_compliance(f"{step.template}{suffix}", locale)
 
     def check_subject(self, path: Path, line: int, step_id: str, subject: str) -> None:
         try:
@@ -255,34 +254,51 @@ class _Checker:
 
     def check_compliance(self, name: str, locale: str | None = None) -> None:
         """The flattened template (layout included) must show the unsubscribe link and postal address; for
-        a `locale`, flattened as a contact in that language gets it (its localized layout, if there is one)."""
-        path = self.templates_dir / (localized_name(name, locale) if locale else name)
-
-        def load(n: str) -> str:
-            assert self.env.loader is not None
-            if locale and (self.templates_dir / localized_name(n, locale)).is_file():
-                n = localized_name(n, locale)
-            return self.env.loader.get_source(self.env, n)[0]
-
+        a `locale`, flattened as a contact in that language gets it: its localized files, the template's
+        or only the layout's. A problem is shown at the language's own file of the template if it has one,
+        else at the language's file along the way (its layout): the default template is not at fault."""
+        chain = chain_of(locale)
+        own = resolved(self.templates_dir, name, chain)
+        read: Read = []
         try:
-            source = flatten(name, load)
-            tree = self.env.parse(source)
-        except jinja2.TemplateNotFound as exc:
-            self.add(path, 1, f"template {exc.name!r} not found (extended by {name})")
+            tree = self.env.parse(flatten(name, loader(self.env, self.templates_dir, chain, read)))
+        except jinja2.TemplateError as exc:
+            self._chain_failed(exc, name, own, chain, read)
             return
-        except ExtendsLoop as exc:
-            read = localized_name(exc.name, locale) if locale else exc.name
-            where = (f" (for {locale!r} contacts {exc.name} is {read}, which must extend another file, such as "
-                     f"_base{Path(exc.name).suffix}, the look every language shares)"
-                     if read != exc.name and (self.templates_dir / read).is_file() else "")
-            self.add(path, 1, f"{exc}{where}")
+        except OSError:
             return
-        except (jinja2.TemplateError, OSError):
-            return  # a syntax error, already reported by check_source
+        localized_files = [found for asked, found in read if asked != found]
+        if locale and not localized_files:
+            return  # nothing of this language in it: what the default check says
+        path = self.templates_dir / (own if own != name or not locale else localized_files[0])
         used = {name for name, _ in _names_used(tree)}
         for variable, message in REQUIRED_IN_EMAIL.items():
             if variable not in used:
                 self.add(path, 1, f"email template {message}")
+
+    def _chain_failed(self, exc: jinja2.TemplateError, name: str, own: str, chain: tuple[str, ...],
+                      read: Read) -> None:
+        """A template that cannot be flattened: at its own file (its language's, if it has one), else at
+        the language's layout file that breaks the chain. A syntax error is reported by check_source."""
+        if chain and own == name:
+            failure = chain_failure(exc, self.env, self.templates_dir, chain, read)
+            if failure:
+                self.add(self.templates_dir / failure.name, failure.line, failure.message)
+            return
+        path = self.templates_dir / own
+        if isinstance(exc, jinja2.TemplateNotFound):
+            self.add(path, 1, f"template {exc.name!r} not found (extended by {name})")
+        elif isinstance(exc, ExtendsLoop):
+            self.add(path, 1, loop_message(exc, self.templates_dir, chain))
+
+    def check_layouts(self) -> None:
+        """Every layout for every language (see nurture.content.layout_check), problems and warnings."""
+        for finding in layout_findings(self.env, self.templates_dir, self.locales):
+            path = self.templates_dir / finding.name
+            if finding.error:
+                self.add(path, finding.line, finding.message)
+            else:
+                self.warn(path, finding.line, finding.message)
 
 
 def check_forms(forms_dir: Path, sequences: dict[str, Sequence], templates_dir: Path,
@@ -338,6 +354,8 @@ def check_tree(sequences_dir: Path, templates_dir: Path, root: Path, forms_dir: 
     if not sequences_dir.is_dir():
         checker.add(sequences_dir, 1, "sequences directory not found")
     templates = checker.check_template_files() if templates_dir.is_dir() else 0
+    if templates_dir.is_dir():
+        checker.check_layouts()
     templates += _check_sms_files(checker, sms)
     rules = _check_lifecycle(checker, sequences_dir, sequences)
     for sequence in sequences.values():

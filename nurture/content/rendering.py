@@ -93,9 +93,10 @@ class ExtendsLoop(jinja2.TemplateError):
     extends the default name (`_layout.fr.html` saying `{% extends "_layout.html" %}`, which for a French
     contact is `_layout.fr.html` again)."""
 
-    def __init__(self, message: str, name: str) -> None:
+    def __init__(self, message: str, name: str, chain: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.name = name  # the name asked for a second time
+        self.chain = chain  # the names extended on the way to it, the first one flattened first
 
 
 def flatten(name: str, load: Callable[[str], str]) -> str:
@@ -114,7 +115,8 @@ def _spliced(name: str, load: Callable[[str], str], extending: tuple[str, ...]) 
     """`name`'s source with its parents' resolved, every block still between its tags (a child further down
     may replace it), and whether it extends one."""
     if name in extending:
-        raise ExtendsLoop(f"{' extends '.join((*extending, name))}: a template cannot extend itself", name)
+        raise ExtendsLoop(f"{' extends '.join((*extending, name))}: a template cannot extend itself", name,
+                          extending)
     source = load(name)
     match = _EXTENDS.search(source)
     if not match:
