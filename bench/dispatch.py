@@ -59,7 +59,7 @@ from nurture.delivery import dispatch  # noqa: E402
 from nurture.rules import engine  # noqa: E402
 from nurture.runtime import Runtime, build_runtime, use_runtime  # noqa: E402
 from nurture.store.db import upgrade  # noqa: E402
-from nurture.store.models import Contact, Delivery, Enrollment, Event  # noqa: E402
+from nurture.store.models import Contact, Delivery, Enrollment, EnrollmentStatus, Event  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from smtp_sink import Sink, free_port, start_sink  # noqa: E402
@@ -238,7 +238,8 @@ def enroll_bulk(rt: Runtime, n: int) -> str:
     contact = _row(Contact, email="x@example.com", fields={"class_name": "Wheel throwing for beginners"},
                    tags=["bench"], source="bench", created_at=now, updated_at=now)
     enrollment = _row(Enrollment, contact_id=0, sequence_id=sequence.id, sequence_version=sequence.version,
-                      step_id=due.step_id, due_at=due.at, status="active", created_at=now, updated_at=now)
+                      step_id=due.step_id, due_at=due.at, status=EnrollmentStatus.ACTIVE, created_at=now,
+                      updated_at=now)
     created = _row(Event, contact_id=0, type="contact.created", data={"source": "bench"}, occurred_at=now,
                    created_at=now)
     enrolled = _row(Event, contact_id=0, type="sequence.enrolled", occurred_at=now, created_at=now,
