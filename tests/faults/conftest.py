@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 from sqlmodel import Session, select
 
 from nurture.store.models import Contact, Delivery, Enrollment, Event
-from tests.conftest import ROOT, FakeClock, _postgres_database, free_port, worker_env
+from tests.conftest import ROOT, FakeClock, _postgres_database, ehlo_lines, free_port, worker_env
 from tests.helpers import add_contact
 
 FIRST_STEP = "thank-you"  # the customer sequence's first step: due at enrollment
@@ -121,6 +121,9 @@ class FaultySmtp:
     on_accept: Callable[[str, object], None] | None = None
     received: list[tuple[str, str]] = field(default_factory=list)  # (recipient, Message-ID)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: ANN001, ANN201
+        return ehlo_lines(session, hostname, responses, pipelining=True)  # the path a real relay takes
 
     def _next(self, address: str, stage: str) -> str | None:
         with self.lock:
