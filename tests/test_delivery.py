@@ -11,6 +11,7 @@ from nurture.content.mail import Envelope, build_email
 from nurture.content.rendering import RenderedEmail
 from nurture.delivery.channels.email import EmailChannel
 from nurture.delivery.transports.smtp import SmtpTransport
+from nurture.store import sending
 from nurture.store.models import Contact, Event, Suppression
 from tests.conftest import FakeClock, SmtpServer, write_sequence
 from tests.helpers import add_contact, deliveries, enrollment, send_due
@@ -296,3 +297,35 @@ def test_the_next_email_is_composed_while_the_server_takes_this_one_in_and_marke
     finishes = [s[1] for s in seen if s[0] == "finish"]
     assert finishes == [2, 3, 4, 4]  # the next message was composed before this one's answer was read
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == emails
+
+
+def test_the_next_envelope_is_announced_before_its_mark_and_a_message_whose_mark_fails_never_goes(
+        make_runtime, sqlite_url, smtp_server, monkeypatch) -> None:
+    # SmtpTransport.announce writes the next message's MAIL/RCPT/DATA while its `sending` mark is written;
+    # its data goes only in its own start, after the mark. Here the mark of the second message fails (as
+    # when the claim was taken over): it is never delivered, and the batch goes on without it.
+    rt = smtp_runtime(make_runtime, sqlite_url, smtp_server)
+    emails = [f"p{n}@example.com" for n in range(3)]
+    for email in emails:
+        add_contact(rt, email, "lead-nurture")
+    announced: list[tuple[str, str]] = []
+    real_announce, real_record = SmtpTransport.announce, sending.Writes.record
+
+    def announce(self, message, time_left=None):  # noqa: ANN001, ANN202
+        announced.append((message.recipient, {d.recipient: d.status for d in deliveries(rt)}[message.recipient]))
+        real_announce(self, message, time_left)
+
+    def record(self, record, start=None):  # noqa: ANN001, ANN202
+        if start is not None and not announced[1:]:  # the second message's mark: as if the claim were gone
+            written = real_record(self, record)
+            return sending.Written(written.recorded, written.moved, started=False)
+        return real_record(self, record, start)
+
+    monkeypatch.setattr(SmtpTransport, "announce", announce)
+    monkeypatch.setattr(sending.Writes, "record", record)
+    outcome = send_due(rt)
+
+    assert outcome == {"sent": 2, "claim-lost": 1}
+    assert announced[0] == ("p1@example.com", "queued")  # announced before its mark
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == ["p0@example.com", "p2@example.com"]
+    assert {d.recipient: d.status for d in deliveries(rt)}["p1@example.com"] == "queued"  # never handed over

@@ -156,7 +156,7 @@ def test_a_built_message_knows_whether_a_line_starts_with_a_dot() -> None:
 
     from nurture.content.mail import Envelope, build_email
     from nurture.content.rendering import RenderedEmail
-    from nurture.delivery.transports.smtp import dot_stuffed
+    from nurture.delivery.transports.smtp_client import dot_stuffed
 
     chance = random.Random(18)
     dots = PIECES + [".", ".x", "x" * 75 + ".", "x" * 74 + "=.", "\n.\n", ". ", "\n..\n"]

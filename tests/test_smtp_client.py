@@ -1,5 +1,5 @@
 """The SMTP transport's client writes MAIL FROM and RCPT TO exactly as smtplib would, without parsing plain
-addresses (nurture/delivery/transports/smtp.py: parseaddr cost more than the rest of the client's work)."""
+addresses (nurture/delivery/transports/smtp_client.py: parseaddr cost more than the rest of the client's work)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import smtplib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nurture.delivery.transports.smtp import _Smtp as _Client
+from nurture.delivery.transports.smtp_client import SmtpClient as _Client
 
 
 def commands(client: smtplib.SMTP, sender: str, recipient: str, options: list[str]) -> list[str]:
@@ -84,7 +84,7 @@ def test_a_refused_data_command_raises_as_in_smtplib() -> None:
 def test_the_reply_reader_cuts_lines_as_a_buffered_socket_file_does(data: bytes, sizes: list[int]) -> None:
     import socket
 
-    from nurture.delivery.transports.smtp import _ArmedReader
+    from nurture.delivery.transports.smtp_client import ArmedReader
 
     def lines(make_reader) -> list[bytes]:  # noqa: ANN001
         ours, theirs = socket.socketpair()
@@ -95,7 +95,7 @@ def test_the_reply_reader_cuts_lines_as_a_buffered_socket_file_does(data: bytes,
         ours.close()
         return got
 
-    assert lines(lambda sock: _ArmedReader(sock, lambda: None)) == lines(lambda sock: sock.makefile("rb"))
+    assert lines(lambda sock: ArmedReader(sock, lambda: None)) == lines(lambda sock: sock.makefile("rb"))
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,6 +1,6 @@
 """PIPELINING (RFC 2920): where the server offers it, MAIL, RCPT and DATA go out in one write and their
 replies are read together; the bytes are smtplib's own, a refusal raises what smtplib raises, and nothing
-of the message is sent unless all three were accepted (nurture/delivery/transports/smtp.py, _Pipelining)."""
+of the message is sent unless all three were accepted (nurture/delivery/transports/smtp_client.py, _Pipelining)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from nurture.config.values import SmtpSettings
 from nurture.content.mail import OutgoingEmail
 from nurture.delivery.transports import TransportError
 from nurture.delivery.transports.smtp import SmtpTransport
-from nurture.delivery.transports.smtp import _Smtp as _Client
+from nurture.delivery.transports.smtp_client import SmtpClient as _Client
 from tests.conftest import FakeClock, SmtpServer
 from tests.helpers import add_contact, deliveries, send_due
 
@@ -172,3 +172,58 @@ def test_a_drop_before_the_data_is_a_plain_retry_and_one_after_it_may_have_been_
     assert failed.value.handed_over == (drop == "data")
     assert (b"hello" in server.got) == (drop == "data")
     assert server.got.count(b"mail FROM:") == 1
+
+
+def _message(n: int) -> OutgoingEmail:
+    return OutgoingEmail(envelope_from="bounces@juniper.test", recipient=f"p{n}@example.com",
+                         message_id=f"<{n}@juniper.test>", data=f"Subject: {n}\r\n\r\nmessage {n}\r\n".encode())
+
+
+def _spied(monkeypatch) -> list[bytes]:  # noqa: ANN001
+    writes: list[bytes] = []
+    send = _Client.send
+    monkeypatch.setattr(_Client, "send", lambda self, s: (writes.append(s if isinstance(s, bytes) else s.encode()),
+                                                          send(self, s))[1])
+    return writes
+
+
+def test_an_announced_envelope_is_read_by_its_message_s_start_and_not_written_again(smtp_server: SmtpServer,
+                                                                                     monkeypatch) -> None:
+    writes = _spied(monkeypatch)
+    smtp = SmtpTransport(SmtpSettings(smtp_server.host, smtp_server.port, None, None, "plain", timeout=5))
+    first, second = _message(1), _message(2)
+    smtp.send(first, time_left=10)
+    smtp.announce(second, time_left=10)
+    announced = writes[-1]
+    assert announced.startswith(b"mail FROM:<bounces@juniper.test>") and b"rcpt TO:<p2@example.com>" in announced
+    smtp.start(second, time_left=10)
+    assert writes[-1].startswith(b"Subject: 2") and writes.count(announced) == 1  # only the data went now
+    assert smtp.finish() == second.message_id
+    smtp.close()
+    assert [r.rcpt_tos for r in smtp_server.received] == [["p1@example.com"], ["p2@example.com"]]
+
+
+@pytest.mark.parametrize("then", ["another message", "close"])
+def test_an_announced_message_that_is_not_started_is_never_delivered(smtp_server: SmtpServer, then: str) -> None:
+    """Its mark failed, or the batch stopped: the envelope open on the server ends with the connection."""
+    smtp = SmtpTransport(SmtpSettings(smtp_server.host, smtp_server.port, None, None, "plain", timeout=5))
+    smtp.send(_message(1), time_left=10)
+    smtp.announce(_message(2), time_left=10)
+    if then == "another message":
+        assert smtp.send(_message(3), time_left=10) == _message(3).message_id  # on a new connection
+    smtp.close()
+    expected = ["p1@example.com", "p3@example.com"] if then == "another message" else ["p1@example.com"]
+    assert [r.rcpt_tos[0] for r in smtp_server.received] == expected
+
+
+def test_a_refusal_of_an_announced_envelope_is_raised_by_its_start(smtp_server: SmtpServer) -> None:
+    smtp_server.handler.replies["p2@example.com"] = "550 5.1.1 No such user"
+    smtp = SmtpTransport(SmtpSettings(smtp_server.host, smtp_server.port, None, None, "plain", timeout=5))
+    smtp.send(_message(1), time_left=10)
+    smtp.announce(_message(2), time_left=10)
+    with pytest.raises(TransportError) as refused:
+        smtp.start(_message(2), time_left=10)
+    assert refused.value.permanent and refused.value.recipient_rejected and not refused.value.handed_over
+    assert smtp.send(_message(3), time_left=10) == _message(3).message_id  # the same connection goes on
+    smtp.close()
+    assert [r.rcpt_tos[0] for r in smtp_server.received] == ["p1@example.com", "p3@example.com"]

@@ -104,11 +104,15 @@ class Ahead:
 class Overlapping(Protocol):
     """A transport whose send comes in two parts (SMTP): `start` hands the message over, `finish` waits for
     the answer. Between them the send path composes the next message, instead of idling while the server
-    takes this one in."""
+    takes this one in. Once the answer is in, `announce` gives the server the next message's envelope to
+    read while the send path writes this one's record and the next one's `sending` mark; the message
+    itself still goes only in its own `start`, after its mark (docs/delivery.md, step 5)."""
 
     def start(self, message: Any, time_left: float | None = None) -> None: ...
 
     def finish(self) -> str: ...
+
+    def announce(self, message: Any, time_left: float | None = None) -> None: ...
 
 
 def _send_all(batch: Batch, ready: list[Send]) -> list[str]:
@@ -220,6 +224,8 @@ def _deliver(batch: Batch, item: Item, send: Send, delivery: Row, upcoming: Send
             transport.start(message, time_left)
             ahead = _compose_ahead(batch, upcoming, item.now)
             provider_id = transport.finish()
+            if ahead is not None:
+                transport.announce(ahead.message, time_left)
         else:
             provider_id = transport.send(message, time_left)
     except TransportError as exc:
