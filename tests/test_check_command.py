@@ -384,16 +384,21 @@ def test_a_language_layout_that_extends_the_default_name_is_reported_not_a_crash
         f"email_templates/custom/hello.fr.html:1: custom/hello.html extends _layout.html extends _layout.html: {why}"]
 
 
+def german_layout_problems(tmp_path: Path, layout: str) -> list[str]:
+    """`nurture check`'s problems with `layout` as `_layout.de.html`, no template being in German; it fails."""
+    root = project(tmp_path)
+    words_only_layouts(root, BASE_HTML)
+    write(root / "email_templates" / "_layout.de.html", layout)
+    result = run_check(root)
+    assert result.exit_code != 0
+    return problem_lines(result)
+
+
 def test_a_language_layout_that_loops_is_reported_though_no_template_is_in_that_language(tmp_path: Path) -> None:
     """Every German contact's email reads `_layout.de.html` for `_layout.html`: with no German template at
     all, the loop would still fail each of their sends."""
-    root = project(tmp_path)
-    words_only_layouts(root, BASE_HTML)
-    write(root / "email_templates" / "_layout.de.html",
-          '{% extends "_layout.html" %}\n{% block unsubscribe %}Abmelden{% endblock %}\n')
-    result = run_check(root)
-    assert result.exit_code != 0
-    assert problem_lines(result) == [
+    layout = '{% extends "_layout.html" %}\n{% block unsubscribe %}Abmelden{% endblock %}\n'
+    assert german_layout_problems(tmp_path, layout) == [
         "email_templates/_layout.de.html:1: _layout.html extends _layout.html: a template cannot extend itself "
         "(for 'de' contacts _layout.html is _layout.de.html, which must extend another file, such as _base.html, "
         "the look every language shares)"]
@@ -401,13 +406,9 @@ def test_a_language_layout_that_loops_is_reported_though_no_template_is_in_that_
 
 def test_a_language_layout_without_the_postal_address_is_reported_though_no_template_is_in_that_language(
         tmp_path: Path) -> None:
-    root = project(tmp_path)
-    words_only_layouts(root, BASE_HTML)
-    write(root / "email_templates" / "_layout.de.html",
-          '<html><body>{% block content %}{% endblock %}\n<a href="{{ unsubscribe_url }}">Abmelden</a></body></html>\n')
-    result = run_check(root)
-    assert result.exit_code != 0
-    assert problem_lines(result) == [
+    layout = ('<html><body>{% block content %}{% endblock %}\n'
+              '<a href="{{ unsubscribe_url }}">Abmelden</a></body></html>\n')
+    assert german_layout_problems(tmp_path, layout) == [
         "email_templates/_layout.de.html:1: email template has no postal address ({{ postal_address }}); CAN-SPAM "
         "requires one in every email"]
 
