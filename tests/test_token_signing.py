@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from itsdangerous import URLSafeSerializer
+from itsdangerous import BadData, URLSafeSerializer
 
-from nurture.rules.tokens import LinkSigner, _Dumps
+from nurture.rules.tokens import BadToken, LinkSigner, _Dumps, _Loads
 
 payloads = st.one_of(
     st.integers(min_value=0, max_value=2**63),
@@ -24,6 +24,41 @@ payloads = st.one_of(
 def test_it_makes_the_tokens_itsdangerous_makes(secret: str, salt: str, payload: object) -> None:
     serializer = URLSafeSerializer(secret, salt=salt)
     assert _Dumps(serializer)(payload) == serializer.dumps(payload)
+
+
+def _itsdangerous_reads(serializer: URLSafeSerializer, token: str) -> tuple[bool, object]:
+    try:
+        return True, serializer.loads(token)
+    except (BadData, UnicodeError):
+        return False, None
+
+
+def _we_read(loads: _Loads, token: str) -> tuple[bool, object]:
+    try:
+        return True, loads(token)
+    except BadToken:
+        return False, None
+
+
+@settings(max_examples=400, deadline=None)
+@given(secret=st.text(min_size=1, max_size=40), payload=payloads, cut=st.integers(min_value=0, max_value=200),
+       junk=st.text(max_size=3))
+def test_it_reads_what_itsdangerous_reads_and_refuses_what_it_refuses(secret: str, payload: object, cut: int,
+                                                                     junk: str) -> None:
+    """`_Loads` (the form's start-time token, read on every sign-up) against `URLSafeSerializer.loads`: a
+    token as made, one cut short, one with junk put in, and one signed with another key."""
+    serializer = URLSafeSerializer(secret, salt="nurture.form-started")
+    loads, token = _Loads(serializer), serializer.dumps(payload)
+    assert _we_read(loads, token) == (True, payload)
+    for altered in (token[:cut], token[:cut] + junk + token[cut:],
+                    URLSafeSerializer(secret + "x", salt="nurture.form-started").dumps(payload)):
+        assert _we_read(loads, altered) == _itsdangerous_reads(serializer, altered)
+
+
+@given(token=st.text(max_size=80))
+def test_any_text_is_refused_alike(token: str) -> None:
+    serializer = URLSafeSerializer("a secret", salt="nurture.form-started")
+    assert _we_read(_Loads(serializer), token) == _itsdangerous_reads(serializer, token)
 
 
 def test_the_signers_tokens_read_back() -> None:

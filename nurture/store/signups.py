@@ -21,6 +21,7 @@ events they go through SQLAlchemy, so that the events fire.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -199,14 +200,16 @@ def _rows(given: Row, children: Mapping[str, Sequence[Row]]) -> tuple[dict[str, 
 
 def _one_statement_bound(dialect: Dialect, given: Row, children: Mapping[str, Sequence[Row]],
                          digest: str) -> tuple[str, dict[str, object]]:
-    """The one statement's SQL (PostgreSQL) and its parameters, bound as its types bind them."""
+    """The one statement's SQL (PostgreSQL) and its parameters, bound as its types bind them; every JSON
+    parameter as its text (see _json_text)."""
     contact, rows = _rows(given, children)
     shape = tuple((name, tuple(rows[name][0]) if rows[name] else ()) for name, _table in _CHILDREN)
     params: dict[str, object] = {f"contact_{k}": v for k, v in contact.items()}
     params["erased_digest"] = digest
-    params.update({name: _as_json(table, rows[name], dialect) for name, table in _CHILDREN})
     sql, processors = _one_statement_sql(dialect, tuple(contact), shape)
-    return sql, {name: params[name] if process is None else process(params[name]) for name, process in processors}
+    bound = {name: params[name] if process is None else process(params[name]) for name, process in processors}
+    bound.update({name: _json_text(table, rows[name], dialect) for name, table in _CHILDREN if rows[name]})
+    return sql, bound
 
 
 def _insert(connection: Connection, given: Row, children: Mapping[str, Sequence[Row]], digest: str) -> int | None:
@@ -271,13 +274,16 @@ _Processors = tuple[tuple[str, Callable | None], ...]
 @lru_cache(maxsize=32)
 def _one_statement_sql(dialect: Dialect, contact_columns: tuple[str, ...],
                        shape: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, _Processors]:
-    """`_one_statement` compiled once for `dialect`: its SQL, and each parameter's name with its type's bind
-    processor (JSON, UTC datetimes, statuses). Executed as driver SQL, a sign-up skips what SQLAlchemy does
-    again for every execution of a statement object (its cache key, the compiled cache's lookup, the
-    processors found per call): a fifth of a sign-up's CPU in the web worker (bench/README.md, P4)."""
+    """`_one_statement` compiled once for `dialect`: its SQL, and each contact parameter's name with its
+    type's bind processor (UTC datetimes, statuses; a JSON column's value as its text). Executed as driver
+    SQL, a sign-up skips what SQLAlchemy does again for every execution of a statement object (its cache
+    key, the compiled cache's lookup, the processors found per call): a fifth of a sign-up's CPU in the web
+    worker (bench/README.md, P4). The children's rows are bound by _one_statement_bound."""
     compiled = _one_statement(contact_columns, shape).compile(dialect=dialect)
-    processors = tuple((name, bind.type.dialect_impl(dialect).bind_processor(dialect))
-                       for name, bind in compiled.binds.items())
+    children = {name for name, _table in _CHILDREN}
+    processors = tuple((name, _JSON_TEXT if isinstance(bind.type, JSON)
+                        else bind.type.dialect_impl(dialect).bind_processor(dialect))
+                       for name, bind in compiled.binds.items() if name not in children)
     return compiled.string, processors
 
 
@@ -292,20 +298,48 @@ _CONVERTING = {table.name: {c.name: c.type for c in table.c if _converts(c.type)
                for table in (_CONTACTS, *(t for _n, t in _CHILDREN))}
 
 
-def _as_json(table: Table, rows: Sequence[Row], dialect: Dialect) -> list[dict[str, object]]:
-    """`rows` as json_to_recordset reads them: each value as its column stores it (UTC datetimes naive,
-    statuses plain strings), datetimes in ISO form."""
+def _json_text(table: Table, rows: Sequence[Row], dialect: Dialect) -> str:
+    """`rows` as json_to_recordset reads them, as JSON text: each value as its column stores it (UTC
+    datetimes naive, statuses plain strings), datetimes in ISO form, each row's place in `_ORDER`.
+
+    Text, made by one encode (the C encoder), not a JSON object for the driver to serialise: asking each
+    value's column type, then psycopg's JSON dumper per parameter, were a tenth of a sign-up's CPU in the
+    web worker (bench/README.md, P4). Only the columns whose type converts are looked at, and a value is
+    converted once: a sign-up's rows all carry the same time."""
     converting = _CONVERTING[table.name]
+    stored: dict[tuple[str, object], object] = {}
     found = []
     for number, row in enumerate(rows):
-        plain: dict[str, object] = {_ORDER: number}
-        for key, value in row.items():
-            kind = converting.get(key)
-            if kind is not None:
-                value = kind.process_bind_param(value, dialect)  # type: ignore[attr-defined]
-            plain[key] = value.isoformat() if isinstance(value, datetime) else value
+        plain = {**row, _ORDER: number}
+        for key, kind in converting.items():
+            if key in plain:
+                value = plain[key]
+                try:
+                    plain[key] = stored[key, value]
+                except KeyError:
+                    value = stored[key, value] = _stored(kind, value, dialect)
+                    plain[key] = value
         found.append(plain)
-    return found
+    return _ENCODER.encode(found)
+
+
+def _stored(kind: TypeDecorator, value: object, dialect: Dialect) -> object:
+    value = kind.process_bind_param(value, dialect)
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_ENCODER = json.JSONEncoder(default=_iso)  # made once: json.dumps with an argument makes one every call
+
+
+def _JSON_TEXT(value: object) -> str | None:
+    """A JSON column's value as the text PostgreSQL casts (the statement says ::JSON); None stays NULL."""
+    return None if value is None else json.dumps(value)
 
 
 def event_row(type_: str, at: object, data: Mapping[str, object], delivery_id: int | None = None) -> dict[str, object]:
