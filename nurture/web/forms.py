@@ -225,7 +225,20 @@ def _visitor() -> signup.Visitor:
 
 @bp.post("/forms/<form_id>", provide_automatic_options=False)
 def submit(form_id: str) -> Any:
-    tick_waiting = submit_limit.enforce()  # 429 past FORM_RATE_LIMIT from this address
+    """A sign-up. It is counted against FORM_RATE_LIMIT first, and Redis answers while the form is read and
+    checked; the answer is read before anything is written or answered: past the limit, the answer is the
+    429, whatever else was wrong with the request."""
+    counting = submit_limit.start()
+    try:
+        response = _submit(form_id, counting)
+    except Exception:
+        submit_limit.enforce(counting)
+        raise
+    submit_limit.enforce(counting)
+    return response
+
+
+def _submit(form_id: str, counting: submit_limit.Counting) -> Any:
     rt, form = runtime(), _form(form_id)
     if not _origin_allowed(form):
         return _message(403, Words("Not from this site"), WRONG_SITE, form)
@@ -239,6 +252,7 @@ def submit(form_id: str) -> Any:
         if submission is None:
             log.info("form %s: a bot's submission from %s ignored", form.id, request.remote_addr)
         else:
+            tick_waiting = submit_limit.enforce(counting)  # 429 past FORM_RATE_LIMIT from this address
             signup.submit(rt, form, submission, _visitor())
             if not tick_waiting:  # else the tick that was waiting when the limit was counted claims it
                 _nudge_worker(rt)
