@@ -23,6 +23,7 @@ from nurture.people import signup
 from nurture.runtime import Runtime, use_runtime
 from nurture.store.models import Consent, Contact, Enrollment, Event
 from nurture.web import create_app
+from nurture.web.submit_limit import SubmitLimit
 from tests.conftest import CONTENT, FakeClock, SmtpServer, free_port, worker_env
 from tests.helpers import add_contact, deliveries, send_due
 
@@ -351,6 +352,29 @@ def test_the_rate_limit_holds_per_ip_in_redis_and_only_on_submissions(make_runti
     another = fresh_client.post(f"/forms/{FORM}", headers=JSON, environ_base={"REMOTE_ADDR": "10.0.0.7"},
                                 data={"email": "p8@example.com", "_started": started(rt, clock)})
     assert another.status_code == 200  # per IP
+
+
+def test_past_the_limit_the_answer_is_the_429_whatever_else_is_wrong(make_runtime, database_url,
+                                                                    project_with_forms, redis_url, clock) -> None:
+    """The count is sent as the request starts and read before anything is written or answered
+    (web/submit_limit.py): a bad address, a missing form or a bot's post over the limit is still a 429."""
+    rt = make_runtime(database_url, REDIS_URL=redis_url, FORM_RATE_LIMIT="1 per minute")
+    client = create_app(rt).test_client()
+    assert post(client, rt, clock, headers=JSON, email="p0@example.com").status_code == 200
+    assert post(client, rt, clock, headers=JSON, email="not an address").status_code == 429
+    assert client.post("/forms/no-such-form", headers=JSON, data={"email": "p1@example.com"}).status_code == 429
+    assert post(client, rt, clock, headers=JSON, email="p2@example.com", website="http://spam").status_code == 429
+    assert [c.email for c in contacts(rt)] == ["p0@example.com"]
+
+
+def test_a_count_never_read_is_read_before_the_next_goes_out(redis_url) -> None:
+    """A request that failed between sending its count and reading it leaves the answer on the thread's
+    connection: the next count must not take it for its own."""
+    limit = SubmitLimit("2 per minute", Redis.from_url(redis_url), "gate")
+    limit.start("10.0.0.1")  # never read
+    assert limit.start("10.0.0.2").verdict().allowed
+    assert limit.check("10.0.0.1").allowed and not limit.check("10.0.0.1").allowed  # its third
+    assert limit.check("10.0.0.2").allowed
 
 
 def test_a_sign_up_never_fails_because_redis_is_down(make_runtime, database_url, project_with_forms,
