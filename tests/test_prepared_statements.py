@@ -4,13 +4,14 @@ PostgreSQL (UTC datetimes, status enums, JSON, NULLs)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from nurture.store import sending
-from nurture.store.models import EnrollmentStatus
+from nurture.store import prepared, sending
+from nurture.store.models import EnrollmentStatus, UTCDateTime
 from tests.helpers import add_contact, enrollment
 
 MOMENT = datetime(2026, 3, 29, 1, 30, 0, 123456, tzinfo=UTC)  # microseconds, a DST night in Europe
@@ -67,3 +68,24 @@ def test_it_moves_an_enrollment_on_exactly_as_sqlalchemy_does(make_runtime, data
                                  "attempts, claim_token, claimed_until, updated_at, step_entered_at", ids)
     assert first == second
     assert first[6] is None and first[7] is None  # the claim released
+
+
+def test_an_instant_bound_again_is_processed_once_and_its_zone_is_kept_apart() -> None:
+    """prepared._processed keeps the last instants' processed values (a message's statements carry one
+    instant many times): the processor runs once per instant and zone, and an equal instant in another
+    zone is not taken for it (a processor may keep the wall-clock time)."""
+    calls: list[datetime] = []
+
+    def wall_clock(value: datetime) -> str:
+        calls.append(value)
+        return value.strftime("%H:%M")
+
+    paris = MOMENT.astimezone(timezone(timedelta(hours=2)))
+    assert paris == MOMENT
+    assert [prepared._processed(wall_clock, v) for v in (MOMENT, MOMENT, paris, paris)] == \
+        ["01:30", "01:30", "03:30", "03:30"]
+    assert calls == [MOMENT, paris]
+    naive = UTCDateTime().process_bind_param
+    with pytest.raises(ValueError, match="naive"):
+        prepared._processed(lambda v: naive(v, None), MOMENT.replace(tzinfo=None))
+    assert prepared._processed(str, 7) == "7"  # not a datetime: processed every time, nothing kept

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -61,8 +62,8 @@ class Prepared:
         """The SQL and its parameters as the driver takes them, each through its column type's bind
         processor: all the per-statement work that need not happen inside a transaction."""
         compiled = self._compiled(dialect)
-        values = [(params[name] if process is None else process(params[name])) if fixed is _GIVEN else fixed
-                  for name, process, fixed in compiled.params]
+        values = [(params[name] if process is None else _processed(process, params[name])) if fixed is _GIVEN
+                  else fixed for name, process, fixed in compiled.params]
         if compiled.positional:
             return Bound(compiled.sql, tuple(values))
         return Bound(compiled.sql, dict(zip(compiled.names, values, strict=True)))
@@ -138,6 +139,26 @@ def _driver(session: Session) -> tuple[Dialect, Any]:
 
 
 _GIVEN = object()  # a `bindparam("x")` without a value: given at each call
+
+# A message's statements carry its one instant five to eight times (the delivery's sent_at, the event's,
+# the enrollment's updated_at and due_at, the next mark's), and each went through UTCDateTime and then
+# SQLite's DATETIME formatting: ~5% of a worker's CPU (bench/README.md, P1). The last few instants' processed
+# values are kept, per processor; the tzinfo is in the key, as equal instants in two zones are equal
+# datetimes and a processor may keep the wall-clock time.
+_TIMES: dict[tuple[Callable[[Any], Any], datetime, Any], Any] = {}
+_TIMES_KEPT = 64
+
+
+def _processed(process: Callable[[Any], Any], value: Any) -> Any:
+    if type(value) is not datetime:
+        return process(value)
+    key = (process, value, value.tzinfo)
+    found = _TIMES.get(key, _GIVEN)
+    if found is _GIVEN:
+        if len(_TIMES) >= _TIMES_KEPT:
+            _TIMES.clear()
+        found = _TIMES[key] = process(value)
+    return found
 
 
 def _compile(statement: Executable, dialect: Dialect) -> _Compiled:
