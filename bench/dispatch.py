@@ -60,6 +60,7 @@ from sqlmodel import Session  # noqa: E402
 from nurture import jobs  # noqa: E402
 from nurture.config import load_settings  # noqa: E402
 from nurture.delivery import dispatch  # noqa: E402
+from nurture.insight import sequence_stats  # noqa: E402
 from nurture.rules import engine  # noqa: E402
 from nurture.runtime import Runtime, build_runtime, use_runtime  # noqa: E402
 from nurture.store.db import upgrade  # noqa: E402
@@ -230,7 +231,12 @@ def _row(model: type, **values: object) -> dict:
 
 def enroll_bulk(rt: Runtime, n: int) -> str:
     """N contacts enrolled in the customer sequence, as nurture.people.contacts would leave them (contact row,
-    enrollment at the first step, the two events), written with three bulk INSERTs. Returns the step id."""
+    enrollment at the first step, the two events), written with three bulk INSERTs. Returns the step id.
+
+    The enrollment events mark N (contact, sequence) pairs for the funnel's rollup; they are folded here,
+    before anything is timed, as they would have been over the days those contacts signed up: left to the
+    worker's fold job, the setup's own backlog was folded inside the measured window and counted as a cost
+    of sending (small: ~0.5 s of CPU at N=20,000)."""
     sequence = rt.sequences.get(SEQUENCE)
     if sequence is None:
         raise SetupError(f"sequence {SEQUENCE!r} is not loaded from {rt.settings.sequences_dir}")
@@ -264,6 +270,9 @@ def enroll_bulk(rt: Runtime, n: int) -> str:
         ).scalar_one()
     if due_now != n:
         raise SetupError(f"expected {n} due enrollments after setup, found {due_now}")
+    sequence_stats.catch_up(rt, rounds=n // sequence_stats.FOLD_LIMIT + 2)
+    if (left := sequence_stats.rollup_backlog(rt)) != 0:
+        raise SetupError(f"the funnel's rollup still has {left} pairs to fold after setup")
     return due.step_id
 
 
