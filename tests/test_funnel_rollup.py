@@ -5,17 +5,20 @@ tests/test_funnel_exact.py's."""
 from __future__ import annotations
 
 import re
+import sqlite3
 
 from click.testing import CliRunner
 from redis import Redis
 from rq import Queue, SimpleWorker
+from sqlmodel import Session
 
 from nurture import jobs
 from nurture.cli import main
 from nurture.insight.sequence_stats import FOLD_IN_TICK
 from nurture.runtime import use_runtime
+from nurture.store import funnel_rollup
 from tests.conftest import worker_env
-from tests.funnel_support import backlog
+from tests.funnel_support import backlog, fold_all, fold_some
 from tests.helpers import add_contact, send_due
 from tests.test_funnel_exact import World, assert_same, from_rollup
 
@@ -71,3 +74,56 @@ def test_nurture_funnel_status_catch_up_and_rebuild(sqlite_url, project, monkeyp
     assert "rebuilt: 2 contacts' places in their sequences' funnels; 0 dirty left" in rebuilt.output
     stats = runner.invoke(main, ["stats", "lead-nurture", "--since", "7d"])
     assert "whole sequence: 2 entered, 2 sent" in stats.output
+
+
+# --- SQLite: the fold works its groups out in a read, and writes under the lock only what it must -------------
+
+def test_senders_can_write_while_a_fold_works_its_groups_out_and_their_changes_are_folded_later(
+        make_runtime, sqlite_url, monkeypatch) -> None:  # noqa: ANN001
+    """The read half takes no write lock (store.db.READ_SNAPSHOT): another process's BEGIN IMMEDIATE gets the
+    lock at once, without waiting, and what it writes then is left dirty and folded by the next fold."""
+    rt = make_runtime(sqlite_url)
+    world = World(rt, 5)
+    world.grow(40)
+    fresh, writes = funnel_rollup._fresh, []
+
+    def a_sender_writes_meanwhile(session, dialect: str) -> None:  # noqa: ANN001
+        fresh(session, dialect)
+        other = sqlite3.connect(sqlite_url.split("///", 1)[1], timeout=0, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # raises "database is locked" if the fold held the write lock
+        other.execute("ROLLBACK")
+        other.close()
+        if not writes:
+            writes.append(True)
+            world.grow(3)  # new contacts, their deliveries and events, and their dirty rows
+
+    monkeypatch.setattr(funnel_rollup, "_fresh", a_sender_writes_meanwhile)
+    fold_all(rt)
+    assert writes and backlog(rt) == 0
+    assert_same(world, from_rollup)
+
+
+def test_a_fold_that_commits_between_another_folds_read_and_write_makes_it_start_again(
+        make_runtime, sqlite_url, monkeypatch) -> None:  # noqa: ANN001
+    """Two folds of the same pairs: the one that read first must not write its older groups over the newer
+    ones of the one that wrote first."""
+    rt = make_runtime(sqlite_url)
+    world = World(rt, 6)
+    world.grow(30)
+    fresh, reads = funnel_rollup._fresh, []
+
+    def another_fold_commits_meanwhile(session, dialect: str) -> None:  # noqa: ANN001
+        fresh(session, dialect)
+        reads.append(True)
+        if len(reads) == 1:
+            world.grow(2)
+            with monkeypatch.context() as inner:
+                inner.setattr(funnel_rollup, "_fresh", fresh)
+                fold_some(rt, 10_000)  # it reads after the growth, and commits first
+
+    monkeypatch.setattr(funnel_rollup, "_fresh", another_fold_commits_meanwhile)
+    with Session(rt.db) as session:
+        # Its read is thrown away, not written (it would say how many it folded): read again, nothing is left.
+        assert funnel_rollup.fold(session, rt.clock(), limit=10_000) == 0
+    assert len(reads) == 1 and backlog(rt) == 0
+    assert_same(world, from_rollup)

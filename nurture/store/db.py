@@ -51,7 +51,10 @@ def make_engine(url: str, *, idle_ping_seconds: float | None = None, **kwargs: A
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        begin_immediate(connection.connection.driver_connection)
+        if connection.get_execution_options().get(READ_SNAPSHOT):
+            connection.connection.driver_connection.execute("BEGIN")  # a reader: no write lock (WAL)
+        else:
+            begin_immediate(connection.connection.driver_connection)
 
     return engine
 
@@ -99,6 +102,11 @@ def ping_when_idle(engine: Engine, idle_seconds: float = IDLE_PING_SECONDS) -> N
 # and no longer. Statements inside a transaction never wait (the lock is already ours), so the busy
 # timeout below is only a safety net for anything outside one.
 BUSY_TIMEOUT = 0.05
+# An execution option for a Connection whose next transaction only reads the database (it may write its
+# own TEMPORARY tables): on SQLite a plain BEGIN, a snapshot that in WAL mode neither waits for the writers
+# nor makes them wait, instead of BEGIN IMMEDIATE. A write in it would fail (SQLITE_BUSY) while another
+# process writes. PostgreSQL ignores it.
+READ_SNAPSHOT = "nurture_read_snapshot"
 WAL_SWITCH_SECONDS = 10
 
 
