@@ -23,7 +23,7 @@ from nurture.people import signup
 from nurture.runtime import Runtime, use_runtime
 from nurture.store.models import Consent, Contact, Enrollment, Event
 from nurture.web import create_app
-from nurture.web.submit_limit import SubmitLimit
+from nurture.web.submit_limit import SubmitLimit, Verdict
 from tests.conftest import CONTENT, FakeClock, SmtpServer, free_port, worker_env
 from tests.helpers import add_contact, deliveries, send_due
 
@@ -375,6 +375,19 @@ def test_a_count_never_read_is_read_before_the_next_goes_out(redis_url) -> None:
     assert limit.start("10.0.0.2").verdict().allowed
     assert limit.check("10.0.0.1").allowed and not limit.check("10.0.0.1").allowed  # its third
     assert limit.check("10.0.0.2").allowed
+
+
+def test_a_count_whose_answer_is_lost_is_counted_in_memory_and_the_next_connects_again(redis_url) -> None:
+    """Redis went away between the count and its answer: that sign-up is counted in this process instead
+    (never failed), and the next one reaches Redis on a new connection."""
+    limit = SubmitLimit("1 per minute", Redis.from_url(redis_url), "gate")
+    counting = limit.start("10.0.0.3")
+    assert counting.connection is not None
+    counting.connection.disconnect()  # the answer can no longer be read
+    assert limit.check("10.0.0.9").allowed  # (before the lost count is settled, the next one goes out)
+    assert counting.verdict() == Verdict(allowed=True, tick_waiting=False)
+    assert not limit.check("10.0.0.3").allowed  # Redis had the first count (it went out): one too many
+    assert Redis.from_url(redis_url).keys("*10.0.0.3*")
 
 
 def test_a_sign_up_never_fails_because_redis_is_down(make_runtime, database_url, project_with_forms,
