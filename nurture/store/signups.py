@@ -281,7 +281,7 @@ def _one_statement_sql(dialect: Dialect, contact_columns: tuple[str, ...],
     worker (bench/README.md, P4). The children's rows are bound by _one_statement_bound."""
     compiled = _one_statement(contact_columns, shape).compile(dialect=dialect)
     children = {name for name, _table in _CHILDREN}
-    processors = tuple((name, _JSON_TEXT if isinstance(bind.type, JSON)
+    processors = tuple((name, _json_column_text(bind.type) if isinstance(bind.type, JSON)
                         else bind.type.dialect_impl(dialect).bind_processor(dialect))
                        for name, bind in compiled.binds.items() if name not in children)
     return compiled.string, processors
@@ -337,9 +337,13 @@ def _iso(value: object) -> str:
 _ENCODER = json.JSONEncoder(default=_iso)  # made once: json.dumps with an argument makes one every call
 
 
-def _JSON_TEXT(value: object) -> str | None:
-    """A JSON column's value as the text PostgreSQL casts (the statement says ::JSON); None stays NULL."""
-    return None if value is None else json.dumps(value)
+def _json_column_text(kind: JSON) -> Callable[[object], str | None]:
+    """A JSON column's value as the text PostgreSQL casts (the statement says ::JSON), None as SQLAlchemy's
+    JSON type binds it: the JSON `null`, or SQL NULL where the column says none_as_null."""
+    def text(value: object) -> str | None:
+        return None if value is None and kind.none_as_null else json.dumps(value)
+
+    return text
 
 
 def event_row(type_: str, at: object, data: Mapping[str, object], delivery_id: int | None = None) -> dict[str, object]:
