@@ -78,13 +78,17 @@ def test_nurture_funnel_status_catch_up_and_rebuild(sqlite_url, project, monkeyp
 
 # --- SQLite: the fold works its groups out in a read, and writes under the lock only what it must -------------
 
+def grown(rt, seed: int, contacts: int) -> tuple:  # noqa: ANN001
+    world = World(rt, seed)
+    world.grow(contacts)
+    return rt, world
+
+
 def test_senders_can_write_while_a_fold_works_its_groups_out_and_their_changes_are_folded_later(
         make_runtime, sqlite_url, monkeypatch) -> None:  # noqa: ANN001
     """The read half takes no write lock (store.db.READ_SNAPSHOT): another process's BEGIN IMMEDIATE gets the
     lock at once, without waiting, and what it writes then is left dirty and folded by the next fold."""
-    rt = make_runtime(sqlite_url)
-    world = World(rt, 5)
-    world.grow(40)
+    rt, world = grown(make_runtime(sqlite_url), seed=5, contacts=40)
     fresh, writes = funnel_rollup._fresh, []
 
     def a_sender_writes_meanwhile(session, dialect: str) -> None:  # noqa: ANN001
@@ -107,9 +111,7 @@ def test_a_fold_that_commits_between_another_folds_read_and_write_makes_it_start
         make_runtime, sqlite_url, monkeypatch) -> None:  # noqa: ANN001
     """Two folds of the same pairs: the one that read first must not write its older groups over the newer
     ones of the one that wrote first."""
-    rt = make_runtime(sqlite_url)
-    world = World(rt, 6)
-    world.grow(30)
+    rt, world = grown(make_runtime(sqlite_url), seed=6, contacts=30)
     fresh, reads = funnel_rollup._fresh, []
 
     def another_fold_commits_meanwhile(session, dialect: str) -> None:  # noqa: ANN001

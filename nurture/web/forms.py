@@ -230,12 +230,9 @@ def submit(form_id: str) -> Any:
     429, whatever else was wrong with the request."""
     counting = submit_limit.start()
     try:
-        response = _submit(form_id, counting)
-    except Exception:
-        submit_limit.enforce(counting)
-        raise
-    submit_limit.enforce(counting)
-    return response
+        return _submit(form_id, counting)
+    finally:
+        submit_limit.enforce(counting)  # the 429 in place of any other answer or error
 
 
 def _submit(form_id: str, counting: submit_limit.Counting) -> Any:
