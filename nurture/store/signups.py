@@ -27,22 +27,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import (
-    CTE,
-    JSON,
-    Integer,
-    Select,
-    Table,
-    bindparam,
-    column,
-    exists,
-    func,
-    insert,
-    literal_column,
-    select,
-    true,
-    update,
-)
+from sqlalchemy import CTE, JSON, Integer, Select, Table, bindparam, column, exists, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
@@ -214,15 +199,18 @@ def _rows(given: Row, children: Mapping[str, Sequence[Row]]) -> tuple[dict[str, 
 
 
 def _one_statement_bound(dialect: Dialect, given: Row, children: Mapping[str, Sequence[Row]],
-                         digest: str) -> tuple[str, dict[str, str]]:
-    """The one statement's SQL (PostgreSQL) and its parameters: the contact, then each table's rows, as
-    JSON text (see _JsonText), and the erased list's digest."""
+                         digest: str) -> tuple[str, dict[str, object]]:
+    """The one statement's SQL (PostgreSQL) and its parameters, bound as its types bind them; every JSON
+    parameter as its text (see _json_text)."""
     contact, rows = _rows(given, children)
     shape = tuple((name, tuple(rows[name][0]) if rows[name] else ()) for name, _table in _CHILDREN)
-    text = _JsonText(dialect)
-    bound = {"contact": text.row(_CONTACTS, contact), "erased_digest": digest}
-    bound.update({name: text.rows(table, rows[name]) for name, table in _CHILDREN if rows[name]})
-    return _one_statement_sql(dialect, tuple(contact), shape), bound
+    params: dict[str, object] = {f"contact_{k}": v for k, v in contact.items()}
+    params["erased_digest"] = digest
+    sql, processors = _one_statement_sql(dialect, tuple(contact), shape)
+    bound = {name: params[name] if process is None else process(params[name]) for name, process in processors}
+    converted: _Converted = {}
+    bound.update({name: _json_text(table, rows[name], dialect, converted) for name, table in _CHILDREN if rows[name]})
+    return sql, bound
 
 
 def _insert(connection: Connection, given: Row, children: Mapping[str, Sequence[Row]], digest: str) -> int | None:
@@ -245,70 +233,59 @@ def _not_erased() -> object:
     return ~exists().where(ErasedAddress.digest == bindparam("erased_digest"))
 
 
+def _contact_insert(dialect: object, columns: tuple[str, ...], prefix: str) -> object:
+    values = select(*[bindparam(f"{prefix}{c}", type_=_CONTACTS.c[c].type) for c in columns]).where(_not_erased())
+    return (dialect.insert(_CONTACTS).from_select(list(columns), values)  # type: ignore[attr-defined]
+            .on_conflict_do_nothing(index_elements=[_CONTACTS.c.email]).returning(_CONTACTS.c.id))
 _SQLITE_INSERTS = {name: insert(table) for name, table in _CHILDREN}
 
 
 @lru_cache(maxsize=8)
 def _sqlite_contact(columns: tuple[str, ...]) -> object:
-    values = select(*[bindparam(c, type_=_CONTACTS.c[c].type) for c in columns]).where(_not_erased())
-    return (sqlite.insert(_CONTACTS).from_select(list(columns), values)
-            .on_conflict_do_nothing(index_elements=[_CONTACTS.c.email]).returning(_CONTACTS.c.id))
-
-
-def _records(name: str, table: Table, columns: tuple[str, ...], many: bool) -> Any:
-    """The rows of parameter `name`, a JSON array (`many`, each row's place in `_ORDER`) or one object, as a
-    derived table whose columns have `table`'s types: json_to_recordset(:name) AS r(email VARCHAR(320), ...)."""
-    read = func.json_to_recordset if many else func.json_to_record
-    typed = [column(c, table.c[c].type) for c in columns] + ([column(_ORDER, Integer)] if many else [])
-    return read(bindparam(name, type_=JSON)).table_valued(*typed).render_derived(with_types=True)
-
-
-def _stored_column(records: Any, table: Table, name: str) -> Any:
-    """A column of `records` as `table` stores it: a JSON column's JSON `null` comes out of json_to_record
-    as SQL NULL, put back as SQLAlchemy's JSON type binds None (unless the column says none_as_null)."""
-    kind = table.c[name].type
-    if isinstance(kind, JSON) and not kind.none_as_null:
-        return func.coalesce(records.c[name], literal_column("'null'::json", JSON))
-    return records.c[name]
+    return _contact_insert(sqlite, columns, "")
 
 
 @lru_cache(maxsize=32)
 def _one_statement(contact_columns: tuple[str, ...], shape: tuple[tuple[str, tuple[str, ...]], ...]) -> Select:
-    """WITH new_contact AS (INSERT INTO contact (...) SELECT r.* FROM json_to_record(:contact) AS r(email
-    VARCHAR(320), ...) WHERE NOT EXISTS (erased) ON CONFLICT (email) DO NOTHING RETURNING id), new_consent AS
-    (INSERT INTO consent (contact_id, ...) SELECT new_contact.id, r.* FROM new_contact, json_to_recordset(
-    :consent) AS r(channel VARCHAR(8), ...)), new_enrollment AS (...), new_event AS (...)
+    """WITH new_contact AS (INSERT INTO contact ... ON CONFLICT (email) DO NOTHING RETURNING id),
+    new_consent AS (INSERT INTO consent (contact_id, ...) SELECT new_contact.id, r.* FROM new_contact,
+    json_to_recordset(:consent) AS r(channel VARCHAR(8), ...)), new_enrollment AS (...), new_event AS (...)
     SELECT id FROM new_contact.
 
-    The contact is ONE parameter, a JSON object, and each table's rows ONE parameter, a JSON array, not a
-    parameter per value: psycopg converts a query with more than 50 parameters (or longer than 4 KB) anew
-    on every call, and that parse cost more than the rest of the statement did; and the contact's twenty
-    values, each through its type's bind processor and psycopg's dumper, cost more than one encode
-    (bench/README.md, P4)."""
-    given = _records("contact", _CONTACTS, contact_columns, many=False)
-    values = select(*[_stored_column(given, _CONTACTS, c) for c in contact_columns]).where(_not_erased())
-    new = (postgresql.insert(_CONTACTS).from_select(list(contact_columns), values)
-           .on_conflict_do_nothing(index_elements=[_CONTACTS.c.email]).returning(_CONTACTS.c.id)
-           .cte("new_contact"))
+    Each table's rows are ONE parameter, a JSON array, not a parameter per value: psycopg converts a query
+    with more than 50 parameters (or longer than 4 KB) anew on every call, and that parse cost more than
+    the rest of the statement did."""
+    new = _contact_insert(postgresql, contact_columns, "contact_").cte("new_contact")  # type: ignore[attr-defined]
     ctes: list[CTE] = []
     for (name, columns), (_name, table) in zip(shape, _CHILDREN, strict=True):
         if columns:
-            rows = _records(name, table, columns, many=True)
-            chosen = (select(new.c.id, *[_stored_column(rows, table, c) for c in columns]).select_from(new)
-                      .join(rows, true())
+            rows = (func.json_to_recordset(bindparam(name, type_=JSON))
+                    .table_valued(*[column(c, table.c[c].type) for c in columns], column(_ORDER, Integer))
+                    .render_derived(with_types=True))
+            chosen = (select(new.c.id, *[rows.c[c] for c in columns]).select_from(new).join(rows, true())
                       .order_by(rows.c[_ORDER]))  # ids in the order given: a timeline is read in id order
             ctes.append(insert(table).from_select(["contact_id", *columns], chosen, include_defaults=False)
                         .cte(f"new_{name}"))
     return select(new.c.id).add_cte(*ctes)
 
 
+_Processors = tuple[tuple[str, Callable | None], ...]
+
+
 @lru_cache(maxsize=32)
 def _one_statement_sql(dialect: Dialect, contact_columns: tuple[str, ...],
-                       shape: tuple[tuple[str, tuple[str, ...]], ...]) -> str:
-    """`_one_statement` compiled once for `dialect`. Executed as driver SQL, a sign-up skips what SQLAlchemy
-    does again for every execution of a statement object (its cache key, the compiled cache's lookup, the
-    processors found per call): a fifth of a sign-up's CPU in the web worker (bench/README.md, P4)."""
-    return _one_statement(contact_columns, shape).compile(dialect=dialect).string
+                       shape: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[str, _Processors]:
+    """`_one_statement` compiled once for `dialect`: its SQL, and each contact parameter's name with its
+    type's bind processor (UTC datetimes, statuses; a JSON column's value as its text). Executed as driver
+    SQL, a sign-up skips what SQLAlchemy does again for every execution of a statement object (its cache
+    key, the compiled cache's lookup, the processors found per call): a fifth of a sign-up's CPU in the web
+    worker (bench/README.md, P4). The children's rows are bound by _one_statement_bound."""
+    compiled = _one_statement(contact_columns, shape).compile(dialect=dialect)
+    children = {name for name, _table in _CHILDREN}
+    processors = tuple((name, _json_column_text(bind.type) if isinstance(bind.type, JSON)
+                        else bind.type.dialect_impl(dialect).bind_processor(dialect))
+                       for name, bind in compiled.binds.items() if name not in children)
+    return compiled.string, processors
 
 
 def _converts(kind: object) -> bool:
@@ -319,46 +296,39 @@ def _converts(kind: object) -> bool:
 def _converting(tables: Sequence[Table]) -> dict[str, dict[str, TypeDecorator]]:
     """Per table, the columns whose type converts a value before it is stored (UTCDateTime, StatusColumn),
     found once: asking each value's column type on every sign-up was 7% of its CPU (bench/README.md, P4).
-    Types that convert alike (every UTCDateTime; a StatusColumn of the same enum) are one object, so that
-    a value is converted once for all of them (_JsonText)."""
+    Types that convert alike (every UTCDateTime; a StatusColumn of the same enum) are one object here, so
+    that a value is converted once for all of them (see _json_text)."""
     alike: dict[object, TypeDecorator] = {}
     return {table.name: {c.name: alike.setdefault(c.type._static_cache_key, c.type)
                          for c in table.c if _converts(c.type)} for table in tables}
 
 
 _CONVERTING = _converting([_CONTACTS, *(t for _n, t in _CHILDREN)])
+_Converted = dict[tuple[int, object], object]
 
 
-class _JsonText:
-    """Rows as json_to_record(set) reads them, as JSON text: each value as its column stores it (UTC
-    datetimes naive, statuses plain strings), datetimes in ISO form.
+def _json_text(table: Table, rows: Sequence[Row], dialect: Dialect, converted: _Converted) -> str:
+    """`rows` as json_to_recordset reads them, as JSON text: each value as its column stores it (UTC
+    datetimes naive, statuses plain strings), datetimes in ISO form, each row's place in `_ORDER`.
 
     Text, made by one encode (the C encoder), not a JSON object for the driver to serialise: asking each
     value's column type, then psycopg's JSON dumper per parameter, were a tenth of a sign-up's CPU in the
     web worker (bench/README.md, P4). Only the columns whose type converts are looked at, and a value is
-    converted once for all the rows of one sign-up: they all carry the same time."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self._stored: dict[tuple[int, object], object] = {}
-
-    def row(self, table: Table, row: Row) -> str:
-        return _ENCODER.encode(self._plain(_CONVERTING[table.name], row))
-
-    def rows(self, table: Table, rows: Sequence[Row]) -> str:
-        converting = _CONVERTING[table.name]
-        return _ENCODER.encode([{**self._plain(converting, row), _ORDER: number} for number, row in enumerate(rows)])
-
-    def _plain(self, converting: Mapping[str, TypeDecorator], row: Row) -> dict[str, object]:
-        plain = dict(row)
+    converted once for all of a sign-up's tables (`converted`, shared by the caller): its rows all carry
+    the same time."""
+    converting = _CONVERTING[table.name]
+    found = []
+    for number, row in enumerate(rows):
+        plain = {**row, _ORDER: number}
         for key, kind in converting.items():
             if key in plain:
                 value = plain[key]
                 try:
-                    plain[key] = self._stored[id(kind), value]
+                    plain[key] = converted[id(kind), value]
                 except KeyError:
-                    plain[key] = self._stored[id(kind), value] = _stored(kind, value, self.dialect)
-        return plain
+                    plain[key] = converted[id(kind), value] = _stored(kind, value, dialect)
+        found.append(plain)
+    return _ENCODER.encode(found)
 
 
 def _stored(kind: TypeDecorator, value: object, dialect: Dialect) -> object:
@@ -373,6 +343,15 @@ def _iso(value: object) -> str:
 
 
 _ENCODER = json.JSONEncoder(default=_iso)  # made once: json.dumps with an argument makes one every call
+
+
+def _json_column_text(kind: JSON) -> Callable[[object], str | None]:
+    """A JSON column's value as the text PostgreSQL casts (the statement says ::JSON), None as SQLAlchemy's
+    JSON type binds it: the JSON `null`, or SQL NULL where the column says none_as_null."""
+    def text(value: object) -> str | None:
+        return None if value is None and kind.none_as_null else json.dumps(value)
+
+    return text
 
 
 def event_row(type_: str, at: object, data: Mapping[str, object], delivery_id: int | None = None) -> dict[str, object]:
