@@ -172,6 +172,24 @@ def test_a_form_file_with_errors_never_replaces_the_running_version(tmp_path: Pa
     assert registry.get("guide") is None and registry.all() == []
 
 
+def test_the_registry_follows_a_folder_made_filled_and_emptied_while_it_runs(tmp_path: Path) -> None:
+    folder = tmp_path / "forms"
+    registry = FormRegistry(folder)
+    assert registry.get("guide") is None and registry.all() == []  # no folder yet: no forms, no error
+    folder.mkdir()
+    (folder / "guide.yaml").write_text(VALID)
+    (folder / "notes.txt").write_text("id: not-a-form\n")  # not a form file
+    assert registry.get("guide").consent_text == "Yes, email me."
+    (folder / "other.yml").write_text(VALID.replace("id: guide", "id: other"))
+    assert [f.id for f in registry.all()] == ["guide", "other"]
+    (folder / "guide.yaml").unlink()
+    assert registry.get("guide") is None and [f.id for f in registry.all()] == ["other"]
+    for file in folder.iterdir():
+        file.unlink()
+    folder.rmdir()
+    assert registry.all() == []
+
+
 # --- what people type -----------------------------------------------------------------------------------------
 
 FORM, _ = parse_form(VALID + "  - name: phone\n  - name: size\n    type: number\n", "f.yaml")
