@@ -164,11 +164,18 @@ class SubmitLimit:
         command, its checkout and check-in, its check for unread data and its retry wrapper cost as much
         CPU as the command itself (bench/README.md, P4), and a thread holds at most one connection anyway."""
         found = getattr(self._own, "connection", None)
-        if found is None or self._own.pid != os.getpid():  # made before a fork: the parent's socket
+        if found is None or self._own.forks != _forks[0]:  # made before a fork: the parent's socket
             assert self.redis is not None
             found = self._own.connection = self.redis.connection_pool.make_connection()
-            self._own.pid = os.getpid()
+            self._own.forks = _forks[0]
         return found
+
+
+# How many forks this process is from the one that imported this module: a thread's connection made before
+# a fork belongs to the parent. Counted at the fork, not asked with os.getpid() at every sign-up (a system
+# call, and a moment the thread gives up the GIL to the web worker's others).
+_forks = [0]
+os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
 
 
 def limits_prefix(redis_prefix: str) -> str:
