@@ -3,8 +3,10 @@ cleaning of what people type."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from nurture.cli import main
+from nurture.content import forms as forms_module
 from nurture.content.forms import FORM_KEYS, FieldSpec, FormRegistry, load_forms, parse_form
 from nurture.people.contacts import InvalidContact
 from nurture.people.submission import InvalidSignup, clean_attribution, clean_value, read_submission
@@ -188,6 +191,43 @@ def test_the_registry_follows_a_folder_made_filled_and_emptied_while_it_runs(tmp
         file.unlink()
     folder.rmdir()
     assert registry.all() == []
+
+
+def test_a_settled_folder_is_not_listed_again_and_every_change_in_it_is_still_seen(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sign-up asks the registry: a folder unchanged since a listing made once it had settled is not
+    listed again (its files are stat'ed), and an edit in place or a new file is live at once all the same."""
+    listings: list[Path] = []
+    listing = forms_module._stamped_form_files
+    monkeypatch.setattr(forms_module, "_stamped_form_files", lambda folder: listings.append(folder) or listing(folder))
+    folder = tmp_path / "forms"
+    folder.mkdir()
+    guide = folder / "guide.yaml"
+    guide.write_text(VALID)
+    a_minute_ago = time.time() - 60
+    os.utime(folder, (a_minute_ago, a_minute_ago))
+    registry = FormRegistry(folder)
+    for _ in range(3):
+        assert registry.get("guide").consent_text == "Yes, email me."
+    assert len(listings) == 1
+    guide.write_text(VALID.replace("Yes, email me.", "Changed in place."))  # the folder's time stays
+    assert registry.get("guide").consent_text == "Changed in place." and len(listings) == 1
+    (folder / "other.yaml").write_text(VALID.replace("id: guide", "id: other"))  # the folder's time moves
+    assert [f.id for f in registry.all()] == ["guide", "other"] and len(listings) == 2
+
+
+def test_a_folder_changed_just_before_its_listing_is_listed_again_until_it_settles(tmp_path: Path) -> None:
+    """A file added within the clock's grain of the listing leaves the folder's time as it was: a folder
+    that had just changed when it was listed is never trusted to show the next change by its time."""
+    folder = tmp_path / "forms"
+    folder.mkdir()
+    (folder / "guide.yaml").write_text(VALID)
+    registry = FormRegistry(folder)
+    assert [f.id for f in registry.all()] == ["guide"]  # listed at once: the folder changed a moment ago
+    before = os.stat(folder)
+    (folder / "other.yaml").write_text(VALID.replace("id: guide", "id: other"))
+    os.utime(folder, ns=(before.st_atime_ns, before.st_mtime_ns))  # as if in the same tick of the clock
+    assert [f.id for f in registry.all()] == ["guide", "other"]
 
 
 # --- what people type -----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -247,11 +248,15 @@ def _stamped_form_files(directory: Path) -> dict[str, tuple[int, int]]:
     stamps = {}
     for path in found:
         try:
-            stat = os.stat(path)
+            stamps[path] = _stamp(path)
         except FileNotFoundError:  # removed since the scandir
             continue
-        stamps[path] = (stat.st_mtime_ns, stat.st_size)
     return stamps
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_mtime_ns, stat.st_size
 
 
 def load_forms(directory: Path, display_root: Path | None = None) -> tuple[dict[str, Form], list[Problem]]:
@@ -315,15 +320,26 @@ def _first_email_shows_magnet(sequence: Sequence, templates_dir: Path) -> bool:
     return all(p.is_file() and "lead_magnet" in p.read_text(encoding="utf-8") for p in sources)
 
 
+# A folder whose modification time was this old when it was listed: any file added, removed or renamed in
+# it since then shows as a newer time (the kernel stamps a change with a clock of a few milliseconds' grain;
+# FAT's is two seconds). A folder changed more recently than this is listed again at every lookup.
+SETTLED_NS = 5_000_000_000
+
+
 class FormRegistry:
-    """The forms a running process serves, re-read when their files change. Every lookup re-checks the
-    folder (one scandir and a stat a file, microseconds), so an edit is live at once."""
+    """The forms a running process serves, re-read when their files change. Every lookup re-checks, so an
+    edit is live at once: a stat of the folder and of each form file, and a new listing of the folder when
+    its modification time moved (a file came, went or was renamed; editors often save by renaming).
+
+    Every sign-up asks, in a web worker whose threads give each other the GIL at each system call: listing
+    the folder every time was six system calls a sign-up, this is two for one form file."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._by_file: dict[str, Form] = {}
         self._stamps: dict[str, tuple[int, int]] = {}
         self._by_id: dict[str, Form] = {}
+        self._listed: tuple[int, int] | None = None  # the folder's (inode, mtime) when listed, if settled then
         # One refresh at a time: a web worker's threads share the registry, and a thread that found a file
         # stamped while another was still parsing it answered 404 for a form that exists.
         self._lock = threading.Lock()
@@ -331,10 +347,29 @@ class FormRegistry:
     def refresh(self) -> list[Problem]:
         """Re-read changed files. Returns the problems of files whose new version was refused."""
         with self._lock:
-            stamps = _stamped_form_files(self.directory)
-            if stamps == self._stamps:  # nothing changed: every sign-up asks, so this is kept lean
+            stamps = self._stamps_now()
+            if stamps == self._stamps:  # nothing changed: the common case
                 return []
             return self._refresh(stamps)
+
+    def _stamps_now(self) -> dict[str, tuple[int, int]]:
+        """Each form file's (mtime, size) now: the files known, when the folder has not changed since it was
+        listed at a moment it had settled (see SETTLED_NS); else from a new listing."""
+        try:
+            stat = os.stat(self.directory)
+        except (FileNotFoundError, NotADirectoryError):
+            self._listed = None
+            return {}
+        folder = (stat.st_ino, stat.st_mtime_ns)
+        if folder == self._listed:
+            try:
+                return {path: _stamp(path) for path in self._stamps}
+            except FileNotFoundError:  # removed since the folder's stat: list it again
+                pass
+        settled = time.time_ns() - stat.st_mtime_ns > SETTLED_NS  # read before listing: see SETTLED_NS
+        stamps = _stamped_form_files(self.directory)
+        self._listed = folder if settled else None
+        return stamps
 
     def _refresh(self, stamps: dict[str, tuple[int, int]]) -> list[Problem]:
         problems: list[Problem] = []
