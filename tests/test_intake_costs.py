@@ -3,6 +3,7 @@
 - the pool pings a connection only after a pause (store.db.ping_when_idle), not at every checkout: a
   database restart is still survived, by the ping after a pause and, in steady use, by the sign-up's one
   retry on a new connection;
+- the pool hands out the connection given back last (LIFO): a steady load reuses the few it needs;
 - the rate limit's increment and the question "is a tick waiting?" are one Redis round trip; the nudge is
   made only when none is;
 - the console's login Limiter hooks only the console's requests.
@@ -43,6 +44,20 @@ def test_a_connection_back_from_a_pause_is_pinged_and_replaced_when_the_server_r
                     assert connection.execute(text("SELECT 1")).scalar() == 1
         finally:
             engine.dispose()
+
+
+def test_the_pool_hands_out_the_connection_given_back_last(pg_url) -> None:
+    engine = make_engine(pg_url)
+    try:
+        first, second = engine.raw_connection(), engine.raw_connection()
+        kept = {id(c.driver_connection): name for c, name in ((first, "first"), (second, "second"))}
+        first.close()
+        second.close()  # given back last
+        again = engine.raw_connection()
+        assert kept[id(again.driver_connection)] == "second"  # FIFO would hand out the first again
+        again.close()
+    finally:
+        engine.dispose()
 
 
 def test_a_sign_up_in_steady_use_survives_a_database_restart(make_runtime, project, pg_url, clock) -> None:

@@ -30,8 +30,13 @@ def make_engine(url: str, *, idle_ping_seconds: float | None = None, **kwargs: A
     if not url.startswith("sqlite"):
         # More kept connections than a web worker has threads (the Procfile: 8): past SQLAlchemy's default
         # 5, every busy moment opened and closed a connection a request, a PostgreSQL backend started
-        # each time (bench/README.md, P4).
-        kwargs = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, "pool_recycle": RECYCLE_SECONDS, **kwargs}
+        # each time (bench/README.md, P4). Last in, first out: the connection just given back is the next
+        # one taken, so a steady load keeps reusing the few it needs, warm in the caches on both sides,
+        # instead of turning through every one the pool holds (FIFO, SQLAlchemy's default, spread the
+        # sign-ups evenly over 8 backends for ~2 at a time: 8% fewer sign-ups a second, measured in turns);
+        # the rest stay idle, and are pinged when taken again (ping_when_idle).
+        kwargs = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW, "pool_recycle": RECYCLE_SECONDS,
+                  "pool_use_lifo": True, **kwargs}
         engine = create_engine(url, **kwargs)
         ping_when_idle(engine, IDLE_PING_SECONDS if idle_ping_seconds is None else idle_ping_seconds)
         return engine
