@@ -230,19 +230,22 @@ def parse_form(source: str, path: str) -> tuple[Form | None, list[Problem]]:
 
 
 def form_files(directory: Path) -> list[Path]:
-    """The form files directly in `directory` (the registry lists them on every sign-up: one scandir, not
-    pathlib's glob, which cost a few percent of a sign-up's CPU; the same files either way)."""
+    """The form files directly in `directory`, in name order."""
     with os.scandir(directory) as entries:
-        return sorted(p for p in (Path(e.path) for e in entries) if p.suffix in (".yaml", ".yml"))
+        return sorted(Path(e.path) for e in entries if _is_form_file(e.name))
+
+
+def _is_form_file(name: str) -> bool:
+    return os.path.splitext(name)[1] in (".yaml", ".yml")  # as pathlib's suffix: ".yaml" alone is not one
 
 
 def _stamped_form_files(directory: Path) -> dict[str, tuple[int, int]]:
-    """Each form file directly in `directory` (none when it is missing) with its (mtime, size). os-level
-    calls, not pathlib's: every sign-up asks, and pathlib's objects and its own is_dir() stat were 1.6% of
-    a sign-up's CPU in the web worker (bench/README.md, P4)."""
+    """Each form file directly in `directory` (none when it is missing) with its (mtime, size), for the
+    registry. os-level calls, not pathlib's: the registry is asked at every sign-up, and pathlib's objects
+    and its own is_dir() stat were 1.6% of a sign-up's CPU in the web worker (bench/README.md, P4)."""
     try:
         with os.scandir(directory) as entries:
-            found = [entry.path for entry in entries if entry.name.endswith((".yaml", ".yml"))]
+            found = [entry.path for entry in entries if _is_form_file(entry.name)]
     except (FileNotFoundError, NotADirectoryError):
         return {}
     stamps = {}
