@@ -12,9 +12,11 @@ import pytest
 from sqlmodel import Session, select
 
 from nurture.config.sms import TwilioSettings
+from nurture.delivery import chunks
 from nurture.delivery.channels.sms import MemorySendRate, RedisSendRate
 from nurture.delivery.transports import TransportError
 from nurture.delivery.transports import twilio as twilio_transport
+from nurture.delivery.transports.sms_outbox import SmsOutboxTransport
 from nurture.delivery.transports.twilio import TwilioTransport
 from nurture.people.preferences import Origin, set_sms
 from nurture.rules.sms import OutgoingSms
@@ -165,14 +167,16 @@ def test_a_rate_limit_or_server_error_is_retried_after_the_backoff(make_runtime,
     assert (delivery.status, delivery.attempts, len(fake_twilio.texts)) == ("sent", 2, 1)
 
 
-def test_a_text_twilio_took_without_answering_in_time_is_sent_again_and_on_the_record(
-        make_runtime, sqlite_url, sms_project, fake_twilio, clock, monkeypatch) -> None:
+def test_a_text_twilio_took_without_answering_in_time_is_found_there_and_not_sent_again(
+        make_runtime, database_url, sms_project, fake_twilio, clock, monkeypatch) -> None:
     # Twilio queues the text and answers after the client stopped waiting: it may have it, and its API
-    # takes no idempotency key. The text is tried again after the backoff (nothing due is dropped); the
-    # person may get two, and the first attempt's `sms.interrupted` says so on their record.
+    # takes no idempotency key. The first attempt's `sms.interrupted` says so on the record; after the
+    # backoff, Twilio is asked for the newest texts to the number, finds this one, and it is recorded as
+    # sent with Twilio's sid: the person gets one text.
     monkeypatch.setattr(twilio_transport, "TIMEOUT_SECONDS", 0.2)
+    fake_twilio.clock = clock
     fake_twilio.stall(ANN, 2.0)
-    rt = twilio_runtime(make_runtime, sqlite_url, fake_twilio, RETRY_BACKOFF="60,300")
+    rt = twilio_runtime(make_runtime, database_url, fake_twilio, RETRY_BACKOFF="60,300")
     add_texter(rt, "ann@example.com", ANN)
 
     assert send_due(rt) == {"retry": 1}
@@ -180,9 +184,105 @@ def test_a_text_twilio_took_without_answering_in_time_is_sent_again_and_on_the_r
     assert "no answer from the Twilio API after the request was sent" in interrupted.data["reason"]
     clock.advance(seconds=60)
     assert send_due(rt) == {"sent": 1}
-    assert len(fake_twilio.to(ANN)) == 2
+    [text] = fake_twilio.to(ANN)
+    assert (fake_twilio.requests, fake_twilio.lists) == (1, 1)
     [delivery] = deliveries(rt)
-    assert (delivery.status, delivery.attempts, interrupted.delivery_id) == ("sent", 2, delivery.id)
+    assert (delivery.status, delivery.attempts, delivery.provider_id) == ("sent", 2, text.sid)
+    [sent] = events(rt, "sms.sent")
+    assert sent.delivery_id == delivery.id and "not sent again" in sent.data["found"]
+
+    clock.advance(days=4)  # the next step: a first attempt, Twilio is asked nothing
+    assert send_due(rt) == {"sent": 1}
+    assert (len(fake_twilio.to(ANN)), fake_twilio.lists) == (2, 1)
+
+
+def test_a_text_lost_before_twilio_kept_it_is_sent_again_after_asking(make_runtime, sqlite_url, sms_project,
+                                                                      fake_twilio, clock) -> None:
+    fake_twilio.clock = clock
+    fake_twilio.drop(ANN)  # the request read whole, the connection closed, nothing kept
+    rt = twilio_runtime(make_runtime, sqlite_url, fake_twilio, RETRY_BACKOFF="60,300")
+    add_texter(rt, "ann@example.com", ANN)
+
+    assert send_due(rt) == {"retry": 1}
+    assert len(events(rt, "sms.interrupted")) == 1 and fake_twilio.texts == []
+    clock.advance(seconds=60)
+    assert send_due(rt) == {"sent": 1}
+    [text] = fake_twilio.to(ANN)
+    assert (fake_twilio.requests, fake_twilio.lists) == (2, 1)
+    [delivery] = deliveries(rt)
+    assert (delivery.status, delivery.attempts, delivery.provider_id) == ("sent", 2, text.sid)
+    assert "found" not in events(rt, "sms.sent")[0].data
+
+
+def test_when_twilio_cannot_say_whether_it_has_the_text_it_is_sent_again_and_on_the_record(
+        make_runtime, sqlite_url, sms_project, fake_twilio, clock, monkeypatch) -> None:
+    # Nothing due is dropped for a question Twilio did not answer: the person may get two texts, and the
+    # first attempt's `sms.interrupted` says so.
+    monkeypatch.setattr(twilio_transport, "TIMEOUT_SECONDS", 0.2)
+    fake_twilio.clock = clock
+    fake_twilio.stall(ANN, 2.0)
+    fake_twilio.fail_lists(500, 20500, "Internal Server Error")
+    rt = twilio_runtime(make_runtime, sqlite_url, fake_twilio, RETRY_BACKOFF="60,300")
+    add_texter(rt, "ann@example.com", ANN)
+
+    assert send_due(rt) == {"retry": 1}
+    clock.advance(seconds=60)
+    assert send_due(rt) == {"sent": 1}
+    first, second = fake_twilio.to(ANN)
+    assert first.body == second.body and fake_twilio.lists == 1
+    [delivery] = deliveries(rt)
+    assert (delivery.status, delivery.attempts, delivery.provider_id) == ("sent", 2, second.sid)
+    assert [e.delivery_id for e in events(rt, "sms.interrupted")] == [delivery.id]
+
+
+def test_a_text_sent_by_a_worker_that_died_before_recording_it_is_found_at_twilio(
+        make_runtime, database_url, sms_project, fake_twilio, clock, monkeypatch) -> None:
+    # Twilio took the text and the worker died before its record (here: an error right after the send, so
+    # the row stays `sending`, as after a kill). Once the claim's lease is over, the next worker finds the
+    # row `sending`, asks Twilio, and records the text Twilio has instead of sending it again.
+    fake_twilio.clock = clock
+    rt = twilio_runtime(make_runtime, database_url, fake_twilio)
+    add_texter(rt, "ann@example.com", ANN)
+    real = chunks._sent_record
+
+    def dies(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("the worker died here")
+
+    monkeypatch.setattr(chunks, "_sent_record", dies)
+    assert send_due(rt) == {"error": 1}
+    [text] = fake_twilio.to(ANN)
+    assert [d.status for d in deliveries(rt)] == ["sending"]
+
+    monkeypatch.setattr(chunks, "_sent_record", real)
+    clock.advance(seconds=rt.settings.claim_lease_seconds + 1)
+    assert send_due(rt) == {"sent": 1}
+    assert (len(fake_twilio.to(ANN)), fake_twilio.lists) == (1, 1)
+    [delivery] = deliveries(rt)
+    assert (delivery.status, delivery.provider_id) == ("sent", text.sid)
+    assert len(events(rt, "sms.interrupted")) == 1
+
+
+def test_looking_for_an_earlier_text_matches_number_words_sender_and_time(fake_twilio, clock) -> None:
+    fake_twilio.clock = clock
+    settings = TwilioSettings(fake_twilio.account_sid, fake_twilio.auth_token, FROM_NUMBER,
+                              api_base=fake_twilio.base_url)
+    transport = TwilioTransport(settings)
+    text = OutgoingSms(ANN, "Class is at 6", "m-1")
+    since = clock()
+    assert transport.find_sent(text, since) is None  # nothing sent yet
+    sid = transport.send(text)
+    transport.send(OutgoingSms(BEN, "Class is at 6", "m-2"))
+    transport.send(OutgoingSms(ANN, "Class is at 7", "m-3"))
+    assert transport.find_sent(text, since) == sid
+    assert transport.find_sent(OutgoingSms(ANN, "Class is at 8", "m-4"), since) is None  # other words
+    assert transport.find_sent(text, since + timedelta(hours=1)) is None  # taken before the attempt began
+    other_sender = TwilioTransport(TwilioSettings(fake_twilio.account_sid, fake_twilio.auth_token, "+15005550009",
+                                                  api_base=fake_twilio.base_url))
+    assert other_sender.find_sent(text, since) is None
+    with pytest.raises(TransportError, match="could not ask Twilio"):
+        fake_twilio.fail_lists(503, 20503, "Service unavailable", times=1)
+        transport.find_sent(text, since)
+    transport.close()
 
 
 def test_the_twilio_request_is_cut_off_at_the_batchs_deadline(fake_twilio) -> None:
@@ -243,6 +343,16 @@ def test_the_outbox_backend_writes_each_text_to_var_outbox_sms(make_runtime, sql
     assert f"To: {ANN}" in headers and "Segments: 1 segment (GSM-7, " in headers
     assert "Status-Callback: https://nurture.test/twilio/status" in headers
     assert body.startswith("Hi Ann, you're booked") and body.endswith("Reply STOP to opt out.\n")
+
+
+def test_the_outbox_finds_a_text_an_earlier_attempt_wrote(tmp_path) -> None:
+    outbox = SmsOutboxTransport(tmp_path / "sms")
+    text = OutgoingSms(ANN, "Class is at 6", "nurture-sms-7")
+    since = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    assert outbox.find_sent(text, since) is None
+    assert outbox.send(text) == "nurture-sms-7"
+    assert outbox.find_sent(text, since) == "nurture-sms-7"
+    assert outbox.find_sent(OutgoingSms(ANN, "Class is at 7", "nurture-sms-7"), since) is None  # other words
 
 
 # --- the sender's pace ---------------------------------------------------------------------------------------

@@ -3,14 +3,17 @@
 POST /2010-04-01/Accounts/{AccountSid}/Messages.json with HTTP basic auth, form fields as the SDK sends
 them, and Twilio's JSON back: the message resource (sid "SM...", status "queued") or Twilio's error body
 ({"code", "message", "more_info", "status"}). Tests tell it to fail for a number with `fail(...)`.
+GET on the same path lists the texts taken, newest first, filtered by To and From, one page of PageSize,
+as Twilio's Messages list does; `fail_lists(...)` makes it answer an error instead.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +35,7 @@ class SentText:
     from_: str | None
     messaging_service_sid: str | None
     status_callback: str | None
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -50,7 +54,11 @@ class FakeTwilio:
     texts: list[SentText] = field(default_factory=list)
     failures: dict[str, Failure] = field(default_factory=dict)
     stalls: dict[str, float] = field(default_factory=dict)  # number -> seconds to wait before answering, once
+    drops: set[str] = field(default_factory=set)  # numbers whose next text is dropped with no answer, once
     requests: int = 0
+    lists: int = 0  # GET requests for the Messages list
+    list_failure: Failure | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # each text's date_created (tests: their clock)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, to: str, status: int, code: int, message: str, times: int | None = None) -> None:
@@ -61,6 +69,14 @@ class FakeTwilio:
         """Take the next text to `to` (it counts as sent) but answer only after `seconds`: a client that
         stops waiting sooner cannot know that Twilio has it."""
         self.stalls[to] = seconds
+
+    def drop(self, to: str) -> None:
+        """Read the next text to `to` whole, then close the connection with no answer and keep nothing: the
+        client cannot tell this from a text taken and its answer lost."""
+        self.drops.add(to)
+
+    def fail_lists(self, status: int, code: int, message: str, times: int | None = None) -> None:
+        self.list_failure = Failure(status, code, message, times)
 
     def to(self, number: str) -> list[SentText]:
         return [t for t in self.texts if t.to == number]
@@ -101,21 +117,59 @@ def create_app(fake: FakeTwilio) -> Flask:
             return _error(400, 21602, "Message body is required.")
         with fake.lock:
             failure = fake._failure(form["To"])
+            dropped = form["To"] in fake.drops
+            fake.drops.discard(form["To"])
         if failure is not None:
             return _error(failure.status, failure.code, failure.message)
+        if dropped:
+            _drop_connection()
         text = SentText("SM" + uuid.uuid4().hex, form["To"], form["Body"], form.get("From"),
-                        form.get("MessagingServiceSid"), form.get("StatusCallback"))
+                        form.get("MessagingServiceSid"), form.get("StatusCallback"), fake.clock())
         with fake.lock:
             fake.texts.append(text)
             stall = fake.stalls.pop(form["To"], 0.0)
         time.sleep(stall)  # (a real delay in the fake server's own thread; the test's clock is not involved)
         return jsonify(_resource(fake, text)), 201
 
+    @app.get("/2010-04-01/Accounts/<account_sid>/Messages.json")
+    def list_messages(account_sid: str) -> tuple[Response, int]:
+        auth = request.authorization
+        if auth is None or (auth.username, auth.password) != (fake.account_sid, fake.auth_token) \
+                or account_sid != fake.account_sid:
+            return _error(401, 20003, "Authenticate")
+        with fake.lock:
+            fake.lists += 1
+            failure = fake.list_failure
+            if failure is not None and failure.times is not None:
+                failure.times -= 1
+                if failure.times <= 0:
+                    fake.list_failure = None
+            texts = list(reversed(fake.texts))
+        if failure is not None:
+            return _error(failure.status, failure.code, failure.message)
+        to, from_ = request.args.get("To"), request.args.get("From")
+        size = int(request.args.get("PageSize", 50))
+        found = [t for t in texts if (not to or t.to == to) and (not from_ or t.from_ == from_)][:size]
+        uri = f"/2010-04-01/Accounts/{fake.account_sid}/Messages.json?PageSize={size}"
+        return jsonify(messages=[_resource(fake, t) for t in found], uri=uri, first_page_uri=uri + "&Page=0",
+                       next_page_uri=None, previous_page_uri=None, page=0, page_size=size, start=0,
+                       end=max(0, len(found) - 1)), 200
+
     return app
 
 
+def _drop_connection() -> None:
+    """Close the client's connection without answering (werkzeug's dev server hands its socket in the
+    environ), as a connection that breaks after the request went out."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+    raise ConnectionAbortedError("dropped on purpose")
+
+
 def _resource(fake: FakeTwilio, text: SentText) -> dict:
-    now = format_datetime(datetime.now(UTC))
+    now = format_datetime(text.created)
     return {
         "account_sid": fake.account_sid, "api_version": "2010-04-01", "body": text.body,
         "date_created": now, "date_sent": None, "date_updated": now, "direction": "outbound-api",

@@ -17,6 +17,8 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Protocol, runtime_checkable
 
+from sqlmodel import Session
+
 from nurture.content.rendering import RenderError
 from nurture.delivery import deliverability
 from nurture.delivery.outcomes import (
@@ -76,6 +78,8 @@ def _open(batch: Batch, sends: list[Send]) -> tuple[list[str], list[Send]]:
             sending.record_event(session, item.contact.id, f"{step.channel}.interrupted", item.now, item.about(
                 step, reason="an earlier attempt died mid-send; sending again with the same message id"),
                 opened.delivery.id)
+        if opened.interrupted or (opened.delivery.attempts and store.handed_over_before(session, opened.delivery)):
+            send.maybe_sent_since = opened.delivery.created_at
         send.delivery = Row(opened.delivery.id or 0, opened.delivery.recipient, opened.delivery.attempts)
         ready.append(send)
     session.commit()
@@ -227,8 +231,13 @@ def _deliver(batch: Batch, item: Item, send: Send, delivery: Row, upcoming: Send
         return outcome
     transport, ahead = batch.transport(send.channel), None
     time_left = batch.time_left(batch.rt.clock())
+    found = _found_at_provider(batch, send, delivery, transport, message, time_left)
+    if send.maybe_sent_since is not None:
+        time_left = batch.time_left(batch.rt.clock())  # what the question to the provider left
     try:
-        if upcoming is not None and upcoming.channel is send.channel and _overlaps(type(transport)):
+        if found is not None:  # the earlier attempt's message arrived: it is recorded, not sent again
+            provider_id = found
+        elif upcoming is not None and upcoming.channel is send.channel and _overlaps(type(transport)):
             transport.start(message, time_left)
             ahead = _compose_ahead(batch, upcoming, item.now)
             provider_id = transport.finish()
@@ -241,12 +250,37 @@ def _deliver(batch: Batch, item: Item, send: Send, delivery: Row, upcoming: Send
         session.commit()
         return outcome
     # `locale`: only when a localized template was used, so `why` can say which language went out.
-    extra = {"message_id": message.message_id, **({"locale": message.locale} if message.locale else {})}
+    extra: dict[str, Any] = {"message_id": message.message_id, **({"locale": message.locale} if message.locale else {})}
+    if found is not None:
+        extra["found"] = "the provider had the earlier attempt's message: recorded, not sent again"
     if send.step.set_stage:  # the stage change runs through the session (its events, its triggers)
         outcome = sent_through_session(batch, item, send.step, delivery, provider_id, extra)
         session.commit()
         return outcome
     return Accepted(item, delivery, _sent_record(batch, item, send.step, delivery, provider_id, extra), ahead)
+
+
+def _found_at_provider(batch: Batch, send: Send, delivery: Row, transport: Any, message: Any,
+                       time_left: float | None) -> str | None:
+    """For a message an earlier attempt may have delivered (Send.maybe_sent_since): the provider's id of
+    that message, when the transport can look it up (SmsTransport.find_sent; email has no such lookup,
+    its repeat carries the same Message-ID) and finds one no other delivery has on record. None sends it
+    again, as when the lookup fails: nothing due is dropped for a question the provider did not answer."""
+    find = getattr(transport, "find_sent", None)
+    if send.maybe_sent_since is None or find is None:
+        return None
+    try:
+        found = find(message, send.maybe_sent_since, time_left)
+    except TransportError as exc:
+        log.warning("delivery %s: %s; sending it again", delivery.id, exc)
+        return None
+    if found is None:
+        return None
+    with Session(batch.rt.db) as session:  # a read of its own: the batch's session holds no transaction here
+        if store.provider_id_taken(session, send.step.channel, found, delivery.id):
+            return None
+    log.info("delivery %s: the earlier attempt's message arrived (%s); recorded, not sent again", delivery.id, found)
+    return found
 
 
 def _compose_ahead(batch: Batch, upcoming: Send, now: datetime) -> Ahead | None:

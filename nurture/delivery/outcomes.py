@@ -109,6 +109,9 @@ class Send:
     channel: Channel
     address: str
     delivery: Row | None = None
+    # Set when an earlier attempt may have reached the provider (it died mid-send, or was handed over with
+    # no answer back): the moment the row was first written, from which the provider is asked (chunks).
+    maybe_sent_since: datetime | None = None
 
     def row(self, token: str) -> dict[str, Any]:
         enrollment, now = self.item.enrollment, self.item.now

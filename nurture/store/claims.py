@@ -188,6 +188,23 @@ def open_delivery(session: Session, enrollment: Enrollment, step_id: str, channe
     return Opened(delivery, send=bool(taken), interrupted=bool(taken) and previous == DeliveryStatus.SENDING)
 
 
+def handed_over_before(session: Session, delivery: Delivery) -> bool:
+    """Whether an earlier attempt at `delivery` was handed to the provider whole and broke off with no answer
+    (TransportError.handed_over: its `<channel>.interrupted` event is on the contact's record)."""
+    return session.execute(
+        select(Event.id).where(Event.contact_id == delivery.contact_id, Event.delivery_id == delivery.id,
+                               Event.type == f"{delivery.channel}.interrupted").limit(1)
+    ).first() is not None
+
+
+def provider_id_taken(session: Session, channel: str, provider_id: str, delivery_id: int) -> bool:
+    """Whether another delivery has `provider_id` on record: a provider's message that is not this one's."""
+    return session.execute(
+        select(Delivery.id).where(Delivery.channel == channel, Delivery.provider_id == provider_id,
+                                  Delivery.id != delivery_id).limit(1)
+    ).first() is not None
+
+
 def finish_delivery(session: Session, delivery_id: int, token: str, now: datetime, *, status: DeliveryStatus,
                     provider_id: str | None = None, error: str | None = None, attempts: int | None = None) -> bool:
     """Record a delivery's outcome, only while claim `token` still owns the row (open_delivery wrote it).

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from nurture.content.mail import OutgoingEmail
@@ -43,5 +44,10 @@ class EmailTransport(Protocol):
 
 class SmsTransport(Protocol):
     def send(self, message: OutgoingSms, time_left: float | None = None) -> str: ...
+
+    def find_sent(self, message: OutgoingSms, since: datetime, time_left: float | None = None) -> str | None:
+        """The provider's id for a text like `message` (same number, same words) that it took on or after
+        `since`, or None. Asked before an attempt that follows one handed over with no answer back (see
+        TransportError), so that the text is not sent twice. Raises TransportError when it cannot tell."""
 
     def close(self) -> None: ...

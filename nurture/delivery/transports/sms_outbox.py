@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 
 from nurture.delivery.transports import TransportError
@@ -16,9 +17,7 @@ class SmsOutboxTransport:
         self.sender = sender
 
     def send(self, message: OutgoingSms, time_left: float | None = None) -> str:  # a file write: no wait
-        safe_to = re.sub(r"[^0-9+]", "_", message.to)
-        safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", message.message_id)
-        path = self.directory / f"{safe_to}--{safe_id}.txt"
+        path = self._path(message)
         temporary = path.with_suffix(".tmp")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -27,6 +26,21 @@ class SmsOutboxTransport:
         except OSError as exc:
             raise TransportError(f"cannot write {path}: {exc}") from exc
         return message.message_id
+
+    def find_sent(self, message: OutgoingSms, since: datetime, time_left: float | None = None) -> str | None:
+        """The text's file, if an earlier attempt wrote it: a retry writes the same file, so the outbox never
+        holds two copies; saying so keeps the record the same as with Twilio."""
+        path = self._path(message)
+        try:
+            written = path.read_text(encoding="utf-8")
+        except OSError:
+            return None
+        return message.message_id if written == self._render(message) else None
+
+    def _path(self, message: OutgoingSms) -> Path:
+        safe_to = re.sub(r"[^0-9+]", "_", message.to)
+        safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", message.message_id)
+        return self.directory / f"{safe_to}--{safe_id}.txt"
 
     def _render(self, message: OutgoingSms) -> str:
         headers = {

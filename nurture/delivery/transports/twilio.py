@@ -8,6 +8,8 @@ and 5xx, is temporary and follows the retry policy.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -24,6 +26,9 @@ TWILIO_API = "https://api.twilio.com"
 OPTED_OUT = 21610
 INVALID_NUMBERS = (21211, 21614)  # "To" not a valid phone number / not a mobile number
 TIMEOUT_SECONDS = TWILIO_TIMEOUT_SECONDS
+LOOKBACK = 20  # the newest texts to a number looked through for one an interrupted attempt may have sent
+CLOCK_SLACK = timedelta(minutes=5)  # Twilio's clock against ours
+NOT_SENT = ("failed", "undelivered", "canceled")  # a text Twilio took but did not (or will not) deliver
 
 
 class ApiBaseHttpClient(TwilioHttpClient):
@@ -75,6 +80,34 @@ class TwilioTransport:
         if not sent.sid:
             raise TransportError("Twilio accepted the message without a sid")
         return sent.sid
+
+    def find_sent(self, message: OutgoingSms, since: datetime, time_left: float | None = None) -> str | None:
+        """The sid of a text Twilio took for `message.to` from our sender with `message.body`, created on or
+        after `since` (less CLOCK_SLACK) and not failed, among the LOOKBACK newest to that number.
+
+        Twilio's Messages API takes no idempotency key and no reference of ours, so a text that went out with
+        no answer back can only be found again by what it says, to whom, and when. Words Twilio changed
+        (a trial account's prefix, Smart Encoding) are not found: the text is then sent again, marked
+        interrupted, as before."""
+        if time_left is not None and time_left <= 0:
+            raise TransportError("no time left to ask Twilio (its claim's lease ends)")
+        self.client.http_client.timeout = TIMEOUT_SECONDS if time_left is None else min(TIMEOUT_SECONDS, time_left)
+        sender = self.settings.messaging_service_sid
+        filters = {} if sender else {"from_": self.settings.from_number}
+        try:
+            taken = self.client.messages.list(to=message.to, limit=LOOKBACK, page_size=LOOKBACK, **filters)
+        except TwilioRestException as exc:
+            raise TransportError(f"could not ask Twilio for the earlier text: {exc.status} {exc.msg}") from exc
+        except (requests.RequestException, TwilioException, OSError) as exc:
+            raise TransportError(f"could not ask Twilio for the earlier text: {type(exc).__name__}: {exc}") from exc
+        earliest = (since if since.tzinfo else since.replace(tzinfo=UTC)) - CLOCK_SLACK
+        for found in taken:
+            if (found.body == message.body and found.sid and str(found.direction).startswith("outbound")
+                    and str(found.status) not in NOT_SENT
+                    and (not sender or found.messaging_service_sid == sender)
+                    and (found.date_created is None or found.date_created >= earliest)):
+                return found.sid
+        return None
 
     def close(self) -> None:
         session = getattr(self.client.http_client, "session", None)
