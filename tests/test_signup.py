@@ -453,6 +453,17 @@ def test_cors_answers_only_the_forms_allowed_origins(rt, client, clock) -> None:
     assert [c.email for c in contacts(rt)] == ["ann@example.com", "bob@example.com"]
 
 
+def test_the_hosted_page_posts_back_to_the_address_it_was_opened_at(rt, client, clock) -> None:
+    # BASE_URL is https://nurture.test; the page is opened at http://127.0.0.1:8000 (the same server by
+    # another name): the browser posts to the page's own origin, which is this request's own.
+    page = client.get(f"/forms/{FORM}", base_url="http://127.0.0.1:8000")
+    assert f'action="/forms/{FORM}"' in page.get_data(as_text=True)
+    data = {"_started": started(rt, clock), "website": "", "email": "ann@example.com"}
+    posted = client.post(f"/forms/{FORM}", data=data, base_url="http://127.0.0.1:8000",
+                         headers={"User-Agent": UA, "Origin": "http://127.0.0.1:8000"})
+    assert posted.status_code == 303 and [c.email for c in contacts(rt)] == ["ann@example.com"]
+
+
 # --- attribution ----------------------------------------------------------------------------------------------
 
 def test_attribution_from_the_query_and_hidden_fields_is_kept_on_the_contact_and_its_first_event(

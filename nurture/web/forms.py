@@ -21,7 +21,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, redirect, render_template, request, send_file
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_babel import gettext
 from jinja2.utils import htmlsafe_json_dumps
 from redis import Redis
@@ -168,7 +180,10 @@ def _form_page(form: Form, status: int = 200, values: dict | None = None, errors
     hidden = dict(hidden or {})
     if g.get("nurture_locale") and "locale" not in hidden and not any(f.name == "locale" for f in form.fields):
         hidden["locale"] = g.nurture_locale  # the page's language goes on with the sign-up
-    return _page("form_page.html", status, form=form, action=f"{rt.settings.base_url}/forms/{form.id}",
+    # The hosted page posts back to where it was opened (a path, not BASE_URL): opened at another address
+    # of the same server (127.0.0.1 for localhost, a second domain), a BASE_URL action made the browser
+    # post cross-origin, and the origin check answered "Not from this site".
+    return _page("form_page.html", status, form=form, action=url_for("forms.submit", form_id=form.id),
                  values=values or {}, errors=errors or {}, honeypot=HONEYPOT, hidden=hidden,
                  started=started or rt.signer.form_token(form.id, rt.clock()))
 
