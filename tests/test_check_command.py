@@ -436,6 +436,23 @@ def test_a_word_block_a_language_layout_leaves_empty_is_an_error_in_a_link_and_a
         "_base.html's"]
 
 
+def test_a_link_text_no_file_writes_is_an_error_at_the_base(tmp_path: Path) -> None:
+    """The base leaves the unsubscribe link's words to the layouts (as the starter's does); a layout that
+    leaves the block out too gives every email through it a link with no text."""
+    root = project(tmp_path)
+    words_only_layouts(root, BASE_HTML)
+    write(root / "email_templates" / "_layout.fr.html", """
+        {% extends "_base.html" %}
+        {% block lang %}fr{% endblock %}
+    """)
+    result = run_check(root)
+    assert result.exit_code != 0
+    assert problem_lines(result) == [
+        "email_templates/_base.html:2: block 'unsubscribe' is the whole text of a link and nothing writes it: "
+        "emails to 'fr' contacts through _layout.fr.html get a link no one can see or click; write its words "
+        "here or in _layout.fr.html"]
+
+
 def test_a_project_without_a_sequences_folder_is_a_problem(tmp_path: Path) -> None:
     root = project(tmp_path)
     (root / "sequences").rmdir()

@@ -103,26 +103,42 @@ def chain_failure(exc: jinja2.TemplateError, env: jinja2.Environment, templates_
 
 def extended_names(templates_dir: Path) -> list[str]:
     """Every file some email template extends (as named in its `{% extends %}`): the layouts."""
-    names = set()
+    return sorted(_extended_by(templates_dir))
+
+
+def _extended_by(templates_dir: Path) -> dict[str, set[str]]:
+    """Each file some email template extends, with the files (relative names) that extend it."""
+    extenders: dict[str, set[str]] = {}
     for path in templates_dir.rglob("*"):
         if path.suffix in (".html", ".txt") and path.is_file():
             match = _EXTENDS.search(path.read_text(encoding="utf-8"))
             if match:
-                names.add(match[1])
-    return sorted(names)
+                extenders.setdefault(match[1], set()).add(path.relative_to(templates_dir).as_posix())
+    return extenders
 
 
 def layout_findings(env: jinja2.Environment, templates_dir: Path, locales: Iterable[str]) -> list[Finding]:
     """Each layout as the contacts of every language get it (and as the default ones do): a loop or a missing
-    parent among a language's files, and a word block that a file along the way leaves empty."""
+    parent among a language's files, a word block that a file along the way leaves empty, and, for a layout
+    that emails extend, a link whose text no file along the way writes."""
     found: list[Finding] = []
-    for name in extended_names(templates_dir):
+    extenders = _extended_by(templates_dir)
+    for name in sorted(extenders):
+        # A layout that only other layouts extend (the starter `_base` files) may leave words to them.
+        used_by_emails = any(localized_base(extender) not in extenders for extender in extenders[name])
         for locale in [None, *locales]:
-            found += _findings(env, templates_dir, name, locale)
+            found += _findings(env, templates_dir, name, locale, used_by_emails)
     return list(dict.fromkeys(found))
 
 
-def _findings(env: jinja2.Environment, templates_dir: Path, name: str, locale: str | None) -> list[Finding]:
+def localized_base(name: str) -> str:
+    """`_layout.fr.html` -> `_layout.html`: the name other files extend a language's variant by."""
+    parts = name.rsplit(".", 2)
+    return f"{parts[0]}.{parts[2]}" if len(parts) == 3 and parts[1] and "/" not in parts[1] else name
+
+
+def _findings(env: jinja2.Environment, templates_dir: Path, name: str, locale: str | None,
+              used_by_emails: bool = True) -> list[Finding]:
     chain = chain_of(locale)
     if not (templates_dir / resolved(templates_dir, name, chain)).is_file():
         return []  # a missing layout: reported at each template that extends it
@@ -132,7 +148,30 @@ def _findings(env: jinja2.Environment, templates_dir: Path, name: str, locale: s
     except (jinja2.TemplateError, OSError) as exc:
         failure = chain_failure(exc, env, templates_dir, chain, read) if isinstance(exc, jinja2.TemplateError) else None
         return [failure] if failure else []
-    return emptied_blocks(env, templates_dir, read, locale)
+    found = emptied_blocks(env, templates_dir, read, locale)
+    return found + (wordless_links(env, read, locale) if used_by_emails else [])
+
+
+def wordless_links(env: jinja2.Environment, read: Read, locale: str | None) -> list[Finding]:
+    """Blocks that are a link's whole text (the unsubscribe link's), empty in the file at the top of `read`
+    (the one that extends nothing) and written by no file below it: every email through this layout gets a
+    link no one can see or click. (A file that empties words its parent has is `emptied_blocks`' finding.)"""
+    source_of = {found: env.loader.get_source(env, found)[0] for _, found in read}  # type: ignore[union-attr]
+    top = read[-1][1]
+    written = {block[1] for _, found in read[:-1] for block in _BLOCK.finditer(source_of[found])
+               if _words(block[2])}
+    found: list[Finding] = []
+    for block in _BLOCK.finditer(source_of[top]):
+        before = source_of[top][: block.start()]
+        if _words(block[2]) or block[1] in written or not _LINK_OPENING.search(before.rstrip()):
+            continue
+        who = f"{locale!r} contacts" if locale else "contacts"
+        through = f" through {read[0][1]}" if len(read) > 1 else ""
+        found.append(Finding(top, before.count("\n") + 1,
+                             f"block {block[1]!r} is the whole text of a link and nothing writes it: emails to "
+                             f"{who}{through} get a link no one can see or click; write its words here or in "
+                             f"{read[0][1]}"))
+    return found
 
 
 def emptied_blocks(env: jinja2.Environment, templates_dir: Path, read: Read, locale: str | None) -> list[Finding]:
