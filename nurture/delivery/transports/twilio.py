@@ -88,7 +88,8 @@ class TwilioTransport:
         Twilio's Messages API takes no idempotency key and no reference of ours, so a text that went out with
         no answer back can only be found again by what it says, to whom, and when. Words Twilio changed
         (a trial account's prefix, Smart Encoding) are not found: the text is then sent again, marked
-        interrupted, as before."""
+        interrupted, as before. A text is taken for this one only on all of those, its time included: a wrong
+        match would leave a due text unsent, where no match only risks a second copy, on the record."""
         if time_left is not None and time_left <= 0:
             raise TransportError("no time left to ask Twilio (its claim's lease ends)")
         self.client.http_client.timeout = TIMEOUT_SECONDS if time_left is None else min(TIMEOUT_SECONDS, time_left)
@@ -105,7 +106,7 @@ class TwilioTransport:
             if (found.body == message.body and found.sid and str(found.direction).startswith("outbound")
                     and str(found.status) not in NOT_SENT
                     and (not sender or found.messaging_service_sid == sender)
-                    and (found.date_created is None or found.date_created >= earliest)):
+                    and found.date_created is not None and found.date_created >= earliest):
                 return found.sid
         return None
 
