@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, Worker
 from rq.cron import CronScheduler
-from rq.exceptions import StopRequested
+from rq.exceptions import SchedulerNotFound, StopRequested
 from rq.job import Job
 
 from nurture import jobs
@@ -100,7 +100,9 @@ def run_cron(redis_url: str, queue_name: str, interval: int) -> None:
             # Ctrl-C reaches the whole process group and the worker then terminates this process too: the
             # second stop lands while the scheduler unregisters itself. Still a stop, not a crash.
             return
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, SchedulerNotFound) as exc:
+            # SchedulerNotFound: the scheduler, stopping on a lost connection, unregisters itself from a
+            # Redis that came back empty (restarted, flushed). The tick process died of it, and no tick ran.
             log.warning("tick: lost Redis (%s); reconnecting", exc)
 
 
@@ -156,7 +158,15 @@ def run_worker(redis_url: str, queue_name: str, burst: bool) -> None:
         connection = wait_for_redis(redis_url, "worker")
         worker = NurtureWorker([Queue(queue_name, connection=connection)], connection=connection)
         # RQ logs every job at INFO (four lines a tick); nurture's own loggers say what matters.
-        worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
+        try:
+            worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # RQ's own teardown (register_death) writes to Redis: with Redis gone mid-job, that raised out
+            # of work() and the worker process exited (tests/faults/test_redis_restart.py, seen 1 in 3).
+            if worker.stop_asked:
+                return
+            log.warning("worker: lost Redis (%s); starting again", exc)
+            continue
         if worker.stop_asked or (burst and _answers(connection)):
             return
         log.warning("worker: the work loop ended without a stop request (Redis lost?); starting again")
