@@ -230,10 +230,8 @@ def _deliver(batch: Batch, item: Item, send: Send, delivery: Row, upcoming: Send
         session.commit()
         return outcome
     transport, ahead = batch.transport(send.channel), None
-    time_left = batch.time_left(batch.rt.clock())
-    found = _found_at_provider(batch, send, delivery, transport, message, time_left)
-    if send.maybe_sent_since is not None:
-        time_left = batch.time_left(batch.rt.clock())  # what the question to the provider left
+    found = _found_at_provider(batch, send, delivery, transport, message)
+    time_left = batch.time_left(batch.rt.clock())  # (after the question to the provider, if one was asked)
     try:
         if found is not None:  # the earlier attempt's message arrived: it is recorded, not sent again
             provider_id = found
@@ -260,8 +258,7 @@ def _deliver(batch: Batch, item: Item, send: Send, delivery: Row, upcoming: Send
     return Accepted(item, delivery, _sent_record(batch, item, send.step, delivery, provider_id, extra), ahead)
 
 
-def _found_at_provider(batch: Batch, send: Send, delivery: Row, transport: Any, message: Any,
-                       time_left: float | None) -> str | None:
+def _found_at_provider(batch: Batch, send: Send, delivery: Row, transport: Any, message: Any) -> str | None:
     """For a message an earlier attempt may have delivered (Send.maybe_sent_since): the provider's id of
     that message, when the transport can look it up (SmsTransport.find_sent; email has no such lookup,
     its repeat carries the same Message-ID) and finds one no other delivery has on record. None sends it
@@ -270,7 +267,7 @@ def _found_at_provider(batch: Batch, send: Send, delivery: Row, transport: Any, 
     if send.maybe_sent_since is None or find is None:
         return None
     try:
-        found = find(message, send.maybe_sent_since, time_left)
+        found = find(message, send.maybe_sent_since, batch.time_left(batch.rt.clock()))
     except TransportError as exc:
         log.warning("delivery %s: %s; sending it again", delivery.id, exc)
         return None
